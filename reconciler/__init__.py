@@ -1,0 +1,7 @@
+"""reconciler: a declarative GitOps reconciler for Microsoft Entra Cloud Sync configurations."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

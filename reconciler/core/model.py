@@ -1,0 +1,296 @@
+"""The desired-state and observed-state model: frozen values, no I/O.
+
+A Cloud Sync *configuration* is, on the service, a service principal made from the AD2AAD provisioning
+template with its synchronization job(s), secrets and schema. Here it is one ``Desired`` value (what git
+says) or one ``Observed`` value (what a target holds). Both share ``Settings``, ``Scope`` and ``Mapping`` so
+that the planner can compare them field by field.
+
+Mappings are keyed by ``(object, target)``: the object type (``user``, ``inetOrgPerson``, ``group``,
+``contact``) and the target attribute name. The *effective* set on a target is the template defaults plus
+overrides minus removals; password hash sync adds ``CredentialData <- [PasswordHash]`` to the user and
+inetOrgPerson object mappings.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping as AbcMapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CREDENTIAL_DATA",
+    "DEFAULT_DELETE_THRESHOLD",
+    "OBJECT_TYPES",
+    "PHS_OBJECTS",
+    "ApplyMode",
+    "Desired",
+    "DesiredState",
+    "JobStatus",
+    "Mapping",
+    "MappingKind",
+    "MappingOverride",
+    "Observed",
+    "Origin",
+    "Scope",
+    "ScopeKind",
+    "Settings",
+    "effective_mappings",
+    "mapping_key",
+    "password_hash_mapping",
+]
+
+OBJECT_TYPES: tuple[str, ...] = ("user", "inetOrgPerson", "group", "contact")
+# The service docs add the password-hash mapping to these two object mappings only.
+PHS_OBJECTS: tuple[str, ...] = ("user", "inetOrgPerson")
+CREDENTIAL_DATA = "CredentialData"
+DEFAULT_DELETE_THRESHOLD = 500
+
+
+class MappingKind(enum.StrEnum):
+    """The portal's mapping types; on the service Direct = Attribute, Expression = Function."""
+
+    DIRECT = "direct"
+    CONSTANT = "constant"
+    EXPRESSION = "expression"
+
+
+class ApplyMode(enum.StrEnum):
+    """'Apply this mapping': always, or only during object creation (service flowType ObjectAddOnly)."""
+
+    ALWAYS = "always"
+    ON_CREATE = "onCreate"
+
+
+class ScopeKind(enum.StrEnum):
+    ALL = "all"
+    GROUPS = "groups"
+    ORGANIZATIONAL_UNITS = "organizationalUnits"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a value was written in the desired state: file and 1-based line/column."""
+
+    file: str
+    line: int
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """One effective attribute mapping: ``target`` is filled from ``value`` as ``kind`` says."""
+
+    object: str
+    target: str
+    kind: MappingKind
+    value: str  # source attribute name, constant text, or expression text
+    default: str | None = None
+    apply: ApplyMode = ApplyMode.ALWAYS
+    matching_priority: int = 0  # >0: a matching (joining) attribute; kept as the template has it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.object, self.target)
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"kind": self.kind.value, "value": self.value}
+        if self.default is not None:
+            data["default"] = self.default
+        if self.apply is not ApplyMode.ALWAYS:
+            data["apply"] = self.apply.value
+        if self.matching_priority:
+            data["matchingPriority"] = self.matching_priority
+        return data
+
+    def describe(self) -> str:
+        """Short human form: ``[department]``, ``"FTE"``, ``Join(" ", [a], [b])``."""
+        if self.kind is MappingKind.DIRECT:
+            text = f"[{self.value}]"
+        elif self.kind is MappingKind.CONSTANT:
+            text = '"' + self.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        else:
+            text = self.value
+        if self.default is not None:
+            text += f" (default {self.default!r})"
+        if self.apply is ApplyMode.ON_CREATE:
+            text += " (on create only)"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class MappingOverride:
+    """A mapping as written in the desired state: set (``mapping``) or remove a template default."""
+
+    object: str
+    target: str
+    mapping: Mapping | None  # None: remove the template default for (object, target)
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.object, self.target)
+
+    @property
+    def remove(self) -> bool:
+        return self.mapping is None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which on-premises objects are in scope: all, selected security groups, or selected OUs (DNs)."""
+
+    kind: ScopeKind = ScopeKind.ALL
+    entries: tuple[str, ...] = ()
+
+    @staticmethod
+    def all() -> Scope:
+        return Scope(ScopeKind.ALL, ())
+
+    def normalized(self) -> Scope:
+        # DNs compare case-insensitively in AD; keep the written form but order and dedupe by casefold.
+        seen: dict[str, str] = {}
+        for entry in self.entries:
+            seen.setdefault(entry.casefold(), entry)
+        return Scope(self.kind, tuple(seen[k] for k in sorted(seen)))
+
+    def as_dict(self) -> dict[str, object]:
+        if self.kind is ScopeKind.ALL:
+            return {"all": True}
+        return {self.kind.value: list(self.entries)}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The configuration's basics, as the portal shows them."""
+
+    domain: str
+    notification_email: str
+    enabled: bool = True
+    password_hash_sync: bool = True
+    accidental_deletes_enabled: bool = True
+    accidental_deletes_threshold: int = DEFAULT_DELETE_THRESHOLD
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "domain": self.domain,
+            "enabled": self.enabled,
+            "passwordHashSync": self.password_hash_sync,
+            "notificationEmail": self.notification_email,
+            "accidentalDeletes": {
+                "enabled": self.accidental_deletes_enabled,
+                "threshold": self.accidental_deletes_threshold,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """One configuration as the repository describes it, with scope and overrides already gathered."""
+
+    name: str
+    settings: Settings
+    scope: Scope = field(default_factory=Scope.all)
+    overrides: tuple[MappingOverride, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    deletion_protection: bool = False
+    restart_token: str | None = None
+    origin: Origin | None = field(default=None, compare=False)
+    # Files that contributed to this configuration (its own, shared Scope/AttributeMappings files).
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """Everything loaded from the given paths: configurations by name, plus warnings."""
+
+    configurations: tuple[Desired, ...] = ()
+    paths: tuple[str, ...] = ()
+
+    def by_name(self) -> dict[str, Desired]:
+        return {c.name: c for c in self.configurations}
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """The provisioning job's health as the service reports it (``synchronizationStatus``)."""
+
+    code: str = "NotRun"  # NotConfigured | NotRun | Active | Paused | Quarantine
+    quarantine_reason: str | None = None
+    quarantine_since: str | None = None
+    last_run_state: str | None = None  # Succeeded | Failed | EntryLevelErrors
+    last_run_end: str | None = None
+    last_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.code != "Quarantine" and self.last_run_state in (None, "Succeeded")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "quarantineReason": self.quarantine_reason,
+            "quarantineSince": self.quarantine_since,
+            "lastRunState": self.last_run_state,
+            "lastRunEnd": self.last_run_end,
+            "lastError": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One configuration as a target holds it.
+
+    ``mappings`` is the full effective set found in the job schema, *without* the CredentialData
+    mapping: that one is reported through ``settings.password_hash_sync`` and
+    ``credential_data_count`` (which must be exactly 1 per PHS object when on, 0 when off).
+    """
+
+    id: str
+    name: str | None  # the managed name (from the target's tag); None when unmanaged
+    managed: bool
+    settings: Settings
+    scope: Scope
+    mappings: tuple[Mapping, ...]
+    status: JobStatus = field(default_factory=JobStatus)
+    deletion_protection: bool = False
+    restart_token: str | None = None
+    credential_data_count: dict[str, int] = field(default_factory=dict, compare=False)
+    # False when a create was interrupted part-way: the planner plans a resumed create.
+    complete: bool = True
+
+    @property
+    def display(self) -> str:
+        return self.name or f"{self.settings.domain} ({self.id})"
+
+
+def mapping_key(m: Mapping | MappingOverride) -> tuple[str, str]:
+    return (m.object, m.target)
+
+
+def password_hash_mapping(obj: str) -> Mapping:
+    return Mapping(obj, CREDENTIAL_DATA, MappingKind.DIRECT, "PasswordHash")
+
+
+def effective_mappings(
+    defaults: Iterable[Mapping],
+    overrides: Iterable[MappingOverride],
+) -> dict[tuple[str, str], Mapping]:
+    """Template defaults, then overrides (set or replace), minus removals. CredentialData excluded."""
+    result: dict[tuple[str, str], Mapping] = {m.key: m for m in defaults if m.target != CREDENTIAL_DATA}
+    for o in overrides:
+        if o.mapping is None:
+            result.pop(o.key, None)
+        else:
+            result[o.key] = o.mapping
+    return result
+
+
+def freeze_labels(labels: AbcMapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((labels or {}).items()))

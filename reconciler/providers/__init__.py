@@ -1,0 +1,1 @@
+"""Targets: the registry of providers, chosen by a target string (``--target``, ``RECONCILER_TARGET``)."""

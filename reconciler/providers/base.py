@@ -1,0 +1,92 @@
+"""The Provider protocol: what the planner and apply need from a target, and nothing more.
+
+A provider reads every Cloud Sync configuration the target holds (managed by us or not) and carries out
+the few writes a plan is made of. Implementations: ``memory`` (in-process fake for unit tests),
+``local`` (the embedded SQLite tenant, the default) and ``graph`` (Microsoft Graph, or the emulator).
+All of them pass ``tests/providers/test_contract.py``.
+
+Rules every implementation keeps:
+- ``create`` is idempotent by name: when a create was interrupted, calling it again finishes that
+  configuration instead of making a second one.
+- Writes touch only what we manage; anything else the target holds (other secret keys, other rules,
+  unmanaged configurations) is written back untouched.
+- A configuration whose tag says it is ours is ``managed``; every other one is read-only to us.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from reconciler.core.model import Mapping, Observed, Scope, Settings
+
+__all__ = ["Provider", "RESET_FULL", "RESET_FORCE_DELETES"]
+
+# synchronizationJobRestartScope flags (Graph v1.0). Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
+RESET_FULL = "Full"
+# Releases deletes held back by the accidental-delete threshold; only ever on a person's approval.
+RESET_FORCE_DELETES = "ForceDeletes"
+
+
+@runtime_checkable
+class Provider(Protocol):
+    #: canonical target string, recorded in plans so that a plan is applied only where it was made
+    target: str
+
+    def read_all(self) -> tuple[Observed, ...]:
+        """Every configuration on the target, managed or not, sorted by id."""
+        ...
+
+    def template_defaults(self) -> tuple[Mapping, ...]:
+        """The provisioning template's default mappings (without CredentialData)."""
+        ...
+
+    def create(
+        self,
+        name: str,
+        settings: Settings,
+        scope: Scope,
+        mappings: Sequence[Mapping],
+        *,
+        deletion_protection: bool = False,
+        restart_token: str | None = None,
+    ) -> str:
+        """Create (or finish creating) managed configuration ``name``, left paused; return its id."""
+        ...
+
+    def update_settings(
+        self,
+        id: str,
+        settings: Settings,
+        *,
+        deletion_protection: bool,
+        restart_token: str | None,
+    ) -> None:
+        """Domain, notification e-mail, delete threshold, password hash sync and our own metadata."""
+        ...
+
+    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
+        """Set the scope and the full effective mapping set (CredentialData follows the PHS setting)."""
+        ...
+
+    def start(self, id: str) -> None: ...
+
+    def pause(self, id: str) -> None: ...
+
+    def restart(self, id: str, reset_scope: str = RESET_FULL) -> None:
+        """Restart the provisioning job with the given ``resetScope`` flags."""
+        ...
+
+    def delete(self, id: str) -> None:
+        """Remove the configuration; safe to call again after an interrupted delete."""
+        ...
+
+    def adopt(self, id: str, name: str) -> None:
+        """Mark an existing configuration as managed under ``name``."""
+        ...
+
+    def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
+        """Provision one object now; returns the service's response (``key``/``value`` JSON strings)."""
+        ...
+
+    def close(self) -> None: ...
