@@ -14,8 +14,10 @@ inetOrgPerson object mappings.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping as AbcMapping
+from collections.abc import Iterable
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "CREDENTIAL_DATA",
@@ -95,8 +97,8 @@ class Mapping:
     def key(self) -> tuple[str, str]:
         return (self.object, self.target)
 
-    def as_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"kind": self.kind.value, "value": self.value}
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind.value, "value": self.value}
         if self.default is not None:
             data["default"] = self.default
         if self.apply is not ApplyMode.ALWAYS:

@@ -1,0 +1,130 @@
+"""``reconciler apply``: carry out a saved plan, or plan and apply in one step.
+
+``apply PLANFILE`` applies exactly that plan (refused when stale or made for another target).
+``apply [PATH]...`` makes a plan, shows it and asks on a terminal (``--auto-approve`` skips the question;
+with no terminal and no ``--auto-approve`` it refuses).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from reconciler.cli.options import lock_options, paths_argument, target_option
+from reconciler.cli.output import echo_warnings, render_plan
+from reconciler.cli.plan_cmd import delete_options, plan_options_from
+from reconciler.engine.apply import FAILED, OK, Outcome
+from reconciler.engine.operations import (
+    AppliedRun,
+    apply_saved_plan,
+    load_desired,
+    make_plan,
+    provenance_for,
+    read_plan_file,
+)
+from reconciler.errors import ApplyError, UserAbort
+from reconciler.providers import open_target
+
+__all__ = ["apply", "report_run"]
+
+
+def _is_plan_file(paths: tuple[str, ...]) -> bool:
+    if len(paths) != 1 or not os.path.isfile(paths[0]):
+        return False
+    if paths[0].endswith((".yaml", ".yml")):
+        return False
+    with open(paths[0], "rb") as fh:
+        return fh.read(64).lstrip().startswith(b"{")
+
+
+def _progress(outcome: Outcome, done: int, total: int) -> None:
+    mark = {"ok": "✓", "failed": "✗", "skipped": "·"}[outcome.status]
+    line = f"[{done}/{total}] {mark} {outcome.change.action.value} {outcome.change.name}"
+    if outcome.status == OK:
+        line += f" ({outcome.seconds:.1f}s)"
+    elif outcome.error:
+        line += f": {outcome.error}"
+    click.echo(line, err=outcome.status != OK)
+
+
+def report_run(run: AppliedRun) -> None:
+    result = run.result
+    if run.recovered_lock:
+        click.echo(
+            f"note: the previous run on this target (pid {run.recovered_lock.get('pid')}) ended without "
+            "releasing its lock; it was recovered. `reconciler history` shows that run as interrupted.",
+            err=True,
+        )
+    if run.plan.provenance.dirty:
+        click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
+    ok, failed, skipped = result.count(OK), result.count(FAILED), result.count("skipped")
+    if not result.outcomes:
+        click.echo("Nothing to apply: the target already matches the desired state.")
+    else:
+        click.echo(f"Apply complete: {ok} succeeded, {failed} failed, {skipped} skipped. (run {run.run_id})")
+    if run.plan.held:
+        click.echo(f"{len(run.plan.held)} change(s) were held back; see the plan for why.")
+    if failed or skipped:
+        raise ApplyError(
+            f"{failed} change(s) failed and {skipped} were skipped; run `reconciler plan` to see what is left"
+        )
+
+
+@click.command()
+@paths_argument
+@target_option
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (plan-and-apply mode).")
+@lock_options
+@delete_options
+def apply(
+    paths: tuple[str, ...],
+    target: str | None,
+    auto_approve: bool,
+    lock_timeout: float,
+    parallelism: int,
+    allow_delete: bool,
+    allow_mass_delete: bool,
+    max_deletes: int,
+) -> None:
+    """Apply a saved plan (PLANFILE), or plan PATH... and apply after approval."""
+    provider = open_target(target)
+    try:
+        progress = _progress if sys.stderr.isatty() or os.environ.get("RECONCILER_PROGRESS") else None
+        if _is_plan_file(paths):
+            saved = read_plan_file(paths[0])
+            if saved.provenance.dirty:
+                click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
+            run = apply_saved_plan(
+                saved, provider, lock_timeout=lock_timeout, parallelism=parallelism, progress=progress
+            )
+            report_run(run)
+            return
+        roots = list(paths) or ["."]
+        loaded = load_desired(roots)
+        echo_warnings(loaded.warnings)
+        options = plan_options_from(allow_delete, allow_mass_delete, max_deletes)
+        plan = make_plan(loaded.state, provider, options, provenance_for(roots))
+        click.echo(render_plan(plan, "text", sys.stdout), nl=False)
+        if not plan.has_changes:
+            return
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise UserAbort(
+                    "no terminal to ask for approval; save a plan with `reconciler plan --out FILE` and "
+                    "apply that file, or pass --auto-approve"
+                )
+            if not click.confirm("\nApply these changes?", default=False):
+                raise UserAbort("apply cancelled; nothing was changed")
+        run = apply_saved_plan(
+            plan,
+            provider,
+            lock_timeout=lock_timeout,
+            parallelism=parallelism,
+            progress=progress,
+            check_desired=False,
+        )
+        report_run(run)
+    finally:
+        provider.close()

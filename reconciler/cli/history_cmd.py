@@ -1,0 +1,44 @@
+"""``reconciler history``: the apply journal, newest first."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from reconciler.cli.options import format_option
+from reconciler.engine.journal import read_runs
+
+__all__ = ["history"]
+
+
+@click.command()
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs."
+)
+@click.option("--target", "-t", default=None, metavar="TARGET", help="Only runs against this target.")
+@format_option("text", "json")
+def history(limit: int, target: str | None, fmt: str) -> None:
+    """List past applies, restarts and reconcile passes with their outcomes."""
+    runs = [r for r in read_runs() if target is None or r.target.endswith(target)]
+    runs = list(reversed(runs))[:limit]
+    if fmt == "json":
+        click.echo(json.dumps([r.__dict__ for r in runs], indent=2, default=str))
+        return
+    if not runs:
+        click.echo("No runs recorded yet.")
+        return
+    for r in runs:
+        changes = r.changes
+        failed = sum(1 for c in changes if c["outcome"] == "failed")
+        interrupted = [c for c in changes if c["outcome"] == "interrupted"]
+        commit = (r.commit or "")[:10] or "-"
+        click.echo(
+            f"{r.started}  {r.run}  {r.kind:<9} {r.result:<11} {len(changes)} change(s)"
+            f"{f', {failed} failed' if failed else ''}  user {r.user or '-'}  commit {commit}  {r.target}"
+        )
+        for c in interrupted:
+            click.echo(f"    interrupted during {c['action']} {c['name']}")
+        for c in changes:
+            if c.get("error"):
+                click.echo(f"    {c['action']} {c['name']} failed: {c['error']}")

@@ -1,0 +1,61 @@
+"""Flags shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+__all__ = ["format_option", "lock_options", "paths_argument", "target_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_option(f: F) -> F:
+    return click.option(
+        "--target",
+        "-t",
+        envvar="RECONCILER_TARGET",
+        default=None,
+        metavar="TARGET",
+        help="Where configurations live: local:PATH (default local:.reconciler/tenant.db), graph, "
+        "or graph+http://HOST:PORT (emulator). Env: RECONCILER_TARGET.",
+    )(f)
+
+
+def paths_argument(f: F) -> F:
+    return click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")(f)
+
+
+def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(choices)),
+            default=default,
+            show_default=True,
+            help="Output format.",
+        )(f)
+
+    return deco
+
+
+def lock_options(f: F) -> F:
+    f = click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for another run's apply lock on the target.",
+    )(f)
+    f = click.option(
+        "--parallelism",
+        type=click.IntRange(min=1, max=100),
+        default=10,
+        show_default=True,
+        help="How many configurations are changed at once.",
+    )(f)
+    return f

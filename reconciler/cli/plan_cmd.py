@@ -1,0 +1,84 @@
+"""``reconciler plan``: compare the desired state with the target and show (or save) the plan."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from reconciler.cli.errors import EXIT_CHANGES, ExitCode
+from reconciler.cli.options import format_option, paths_argument, target_option
+from reconciler.cli.output import echo_warnings, render_plan
+from reconciler.core.plan import Plan, PlanOptions
+from reconciler.engine.operations import run_plan, write_plan_file
+from reconciler.providers import open_target
+
+__all__ = ["delete_options", "plan", "plan_options_from"]
+
+
+def delete_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--max-deletes",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="More deletes than this in one plan also need --allow-mass-delete.",
+    )(f)
+    f = click.option("--allow-mass-delete", is_flag=True, help="Allow more than --max-deletes deletes.")(f)
+    f = click.option(
+        "--allow-delete",
+        is_flag=True,
+        help="Allow deleting managed configurations that are no longer in the desired state.",
+    )(f)
+    return f
+
+
+def plan_options_from(allow_delete: bool, allow_mass_delete: bool, max_deletes: int) -> PlanOptions:
+    return PlanOptions(
+        allow_delete=allow_delete, allow_mass_delete=allow_mass_delete, max_deletes=max_deletes
+    )
+
+
+def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode: bool) -> None:
+    if out:
+        write_plan_file(plan, out)
+    click.echo(render_plan(plan, fmt, sys.stdout), nl=False)
+    if out and fmt == "text":
+        click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
+    if detailed_exitcode and plan.has_changes:
+        raise ExitCode(EXIT_CHANGES)
+
+
+@click.command()
+@paths_argument
+@target_option
+@format_option("text", "markdown", "json")
+@click.option(
+    "--out", "-o", type=click.Path(dir_okay=False), help="Save the plan to FILE for `reconciler apply FILE`."
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are changes, 1 on error.",
+)
+@delete_options
+def plan(
+    paths: tuple[str, ...],
+    target: str | None,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    allow_delete: bool,
+    allow_mass_delete: bool,
+    max_deletes: int,
+) -> None:
+    """Show what apply would change on the target to match PATH... (default: the current folder)."""
+    provider = open_target(target)
+    try:
+        result, loaded = run_plan(
+            list(paths) or ["."], provider, plan_options_from(allow_delete, allow_mass_delete, max_deletes)
+        )
+    finally:
+        provider.close()
+    echo_warnings(loaded.warnings)
+    finish_plan_output(result, fmt, out, detailed_exitcode)

@@ -1,0 +1,529 @@
+"""The planner: a pure function from (desired, observed, options) to an immutable ``Plan``.
+
+Per configuration the plan holds zero or more changes: ``create``, ``update`` (field-level),
+``start``/``pause`` (from ``enabled``), ``restart`` (with reasons) and ``delete``. Deletes are the hardest
+thing to get: a managed configuration missing from the desired state is deleted only with
+``allow_delete``, never while the target records deletion protection for it, and more than
+``max_deletes`` in one plan also needs ``allow_mass_delete``. Whatever is held back is in ``Plan.held``
+with the reason, so the reviewer sees it.
+
+``apply`` executes a plan exactly as it is; it never calls back into this module.
+No I/O here: provenance (time, commit) is attached by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.core.diff import FieldChange, essence, field_changes, flatten
+from reconciler.core.model import (
+    Desired,
+    DesiredState,
+    JobStatus,
+    Mapping,
+    Observed,
+    Scope,
+    ScopeKind,
+    Settings,
+    effective_mappings,
+)
+
+__all__ = [
+    "ACTION_ORDER",
+    "FORMAT_VERSION",
+    "TITLES",
+    "Action",
+    "Change",
+    "Held",
+    "Plan",
+    "PlanOptions",
+    "Provenance",
+    "Spec",
+    "compute_plan",
+    "desired_digest",
+    "fingerprint",
+    "fingerprints",
+]
+
+FORMAT_VERSION = 1
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    START = "start"
+    PAUSE = "pause"
+    RESTART = "restart"
+    DELETE = "delete"
+
+
+# Apply runs the actions in this order, one phase after the other; deletes always last.
+ACTION_ORDER: dict[Action, int] = {
+    Action.CREATE: 0,
+    Action.UPDATE: 1,
+    Action.START: 2,
+    Action.PAUSE: 2,
+    Action.RESTART: 3,
+    Action.DELETE: 4,
+}
+
+TITLES: dict[Action, str] = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.START: "will be started (enabled)",
+    Action.PAUSE: "will be paused (disabled)",
+    Action.RESTART: "will be restarted",
+    Action.DELETE: "will be deleted",
+}
+
+# Restart flags (synchronizationJobRestartScope). Scope and mapping changes need every object
+# re-evaluated, which is what the portal's "Restart sync" and the docs' "Full" do.
+RESET_FOR_CHANGES = "Full"
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """The full desired values of one configuration: what apply writes."""
+
+    settings: Settings
+    scope: Scope
+    mappings: tuple[Mapping, ...]
+    deletion_protection: bool = False
+    restart_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    name: str
+    action: Action
+    target_id: str | None = None  # None: a configuration that does not exist yet
+    reasons: tuple[str, ...] = ()
+    fields: tuple[FieldChange, ...] = ()
+    spec: Spec | None = None  # create / update: the values to write
+    write_settings: bool = False  # update: settings or our metadata changed
+    write_schema: bool = False  # update: scope or mappings changed
+    reset_scope: str | None = None  # restart: resetScope flags
+
+    @property
+    def address(self) -> str:
+        return f"configuration.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A change the plan would make but holds back, and why."""
+
+    name: str
+    action: Action
+    target_id: str | None
+    reasons: tuple[str, ...]
+    override: str | None = None  # the flag that releases it, when one does
+
+    @property
+    def address(self) -> str:
+        return f"configuration.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    allow_delete: bool = False
+    allow_mass_delete: bool = False
+    max_deletes: int = 1
+    # Only these configuration names are planned (``--changed-since``); None plans everything.
+    only: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    created_at: str = ""
+    commit: str | None = None
+    dirty: bool = False
+    paths: tuple[str, ...] = ()
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    target: str
+    changes: tuple[Change, ...] = ()
+    held: tuple[Held, ...] = ()
+    warnings: tuple[str, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    statuses: tuple[tuple[str, JobStatus], ...] = ()  # (name, status) of configurations not healthy
+    fingerprints: tuple[tuple[str, str], ...] = ()  # (target id, fingerprint) of everything observed
+    desired_digest: str = ""
+    options: PlanOptions = field(default_factory=PlanOptions)
+    provenance: Provenance = field(default_factory=Provenance)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = Counter(c.action.value for c in self.changes)
+        out = {a.value: counts.get(a.value, 0) for a in Action}
+        out["held"] = len(self.held)
+        return out
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted({c.name for c in self.changes} | {h.name for h in self.held}))
+
+
+# --------------------------------------------------------------------------------------------------
+# fingerprints and digests
+
+
+def _observed_essence(o: Observed) -> dict[str, Any]:
+    data = essence(
+        o.settings,
+        o.scope,
+        o.mappings,
+        deletion_protection=o.deletion_protection,
+        restart_token=o.restart_token,
+    )
+    data["id"] = o.id
+    data["name"] = o.name
+    data["managed"] = o.managed
+    data["complete"] = o.complete
+    data["credentialData"] = sorted(o.credential_data_count.items())
+    return data
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def fingerprint(o: Observed) -> str:
+    """What the planner saw of one configuration (status excluded: it changes on its own)."""
+    return _digest(_observed_essence(o))
+
+
+def fingerprints(observed: Iterable[Observed]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((o.id, fingerprint(o)) for o in observed))
+
+
+def _spec_for(d: Desired, defaults: Sequence[Mapping]) -> Spec:
+    eff = effective_mappings(defaults, d.overrides)
+    return Spec(
+        settings=d.settings,
+        scope=d.scope.normalized(),
+        mappings=tuple(eff[k] for k in sorted(eff)),
+        deletion_protection=d.deletion_protection,
+        restart_token=d.restart_token,
+    )
+
+
+def _spec_essence(name: str, spec: Spec) -> dict[str, Any]:
+    data = essence(
+        spec.settings,
+        spec.scope,
+        spec.mappings,
+        deletion_protection=spec.deletion_protection,
+        restart_token=spec.restart_token,
+    )
+    data["name"] = name
+    return data
+
+
+def desired_digest(state: DesiredState, defaults: Sequence[Mapping]) -> str:
+    """A digest of the desired state's meaning: formatting, comments and file layout do not change it."""
+    return _digest(
+        [_spec_essence(d.name, _spec_for(d, defaults)) for d in sorted(state.configurations, key=_name)]
+    )
+
+
+def _name(d: Desired) -> str:
+    return d.name
+
+
+# --------------------------------------------------------------------------------------------------
+# the planner
+
+
+def _scope_shrinks(before: Scope, after: Scope) -> bool:
+    """True when some objects in scope before are out of scope after (as far as the DNs tell)."""
+    if before == after:
+        return False
+    if after.kind is ScopeKind.ALL:
+        return False
+    if before.kind is ScopeKind.ALL or before.kind is not after.kind:
+        return True
+    return bool({e.casefold() for e in before.entries} - {e.casefold() for e in after.entries})
+
+
+def _observed_spec(o: Observed) -> Spec:
+    return Spec(
+        settings=o.settings,
+        scope=o.scope.normalized(),
+        mappings=tuple(sorted(o.mappings, key=lambda m: m.key)),
+        deletion_protection=o.deletion_protection,
+        restart_token=o.restart_token,
+    )
+
+
+def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> list[Change]:
+    current = _observed_spec(o)
+    # Enabled/disabled is carried out by start/pause, not by an update.
+    cur_settings = current.settings
+    want_settings = spec.settings
+    want_enabled = want_settings.enabled
+    phs_drift = (
+        any(n != (1 if want_settings.password_hash_sync else 0) for n in o.credential_data_count.values())
+        if o.credential_data_count
+        else False
+    )
+    same_settings = (
+        want_settings == cur_settings
+        and spec.deletion_protection == current.deletion_protection
+        and spec.restart_token == current.restart_token
+        and not phs_drift
+    )
+    same_schema = spec.scope == current.scope and spec.mappings == current.mappings
+    if same_settings and same_schema:
+        return []
+
+    changes: list[Change] = []
+    # Compare with 'enabled' aligned so that it never shows as an update field.
+    before = _spec_essence(d.name, current)
+    after = _spec_essence(d.name, spec)
+    before["settings"]["enabled"] = after["settings"]["enabled"]
+    rows = field_changes(before, after)
+    if phs_drift:
+        rows += (
+            FieldChange(
+                "settings.passwordHashSync(CredentialData mappings)",
+                dict(sorted(o.credential_data_count.items())),
+                "exactly one per user and inetOrgPerson mapping"
+                if want_settings.password_hash_sync
+                else "none",
+            ),
+        )
+    settings_changed = (
+        dict(before["settings"]) != dict(after["settings"])
+        or spec.deletion_protection != current.deletion_protection
+        or spec.restart_token != current.restart_token
+        or phs_drift
+    )
+    schema_changed = not same_schema
+    if rows:
+        changes.append(
+            Change(
+                name=d.name,
+                action=Action.UPDATE,
+                target_id=o.id,
+                fields=rows,
+                spec=spec,
+                write_settings=settings_changed,
+                write_schema=schema_changed,
+            )
+        )
+
+    reasons: list[str] = []
+    if spec.scope != current.scope:
+        reasons.append("scope changed (the service picks up a new scope only on restart)")
+        if _scope_shrinks(current.scope, spec.scope):
+            warnings.append(
+                f"{d.name}: the scope shrinks; objects that leave scope are deleted in Entra ID, and more "
+                f"than {want_settings.accidental_deletes_threshold} deletes stop the job (accidental-delete "
+                "threshold) until someone approves them"
+            )
+    if spec.mappings != current.mappings:
+        reasons.append("attribute mappings changed")
+    if want_settings.password_hash_sync != cur_settings.password_hash_sync or phs_drift:
+        reasons.append("password hash sync changed")
+    if spec.restart_token != current.restart_token and spec.restart_token is not None:
+        reasons.append(f"restartToken changed to {spec.restart_token!r}")
+    if reasons:
+        if want_enabled:
+            changes.append(
+                Change(
+                    name=d.name,
+                    action=Action.RESTART,
+                    target_id=o.id,
+                    reasons=tuple(reasons),
+                    reset_scope=RESET_FOR_CHANGES,
+                )
+            )
+        else:
+            warnings.append(
+                f"{d.name}: restart not planned because the configuration is disabled; "
+                "after enabling it, restart it (bump restartToken) so the change is picked up"
+            )
+    return changes
+
+
+def compute_plan(
+    desired: DesiredState,
+    observed: Sequence[Observed],
+    defaults: Sequence[Mapping],
+    options: PlanOptions = PlanOptions(),
+    *,
+    target: str = "",
+) -> Plan:
+    """Compare the desired state with what the target holds. Pure and deterministic."""
+    only = options.only
+    changes: list[Change] = []
+    held: list[Held] = []
+    warnings: list[str] = []
+
+    managed: dict[str, Observed] = {}
+    unmanaged: list[Observed] = []
+    for o in observed:
+        if o.managed and o.name is not None:
+            if o.name in managed:
+                warnings.append(
+                    f"{o.name}: the target holds two configurations tagged with this name "
+                    f"({managed[o.name].id}, {o.id}); only {managed[o.name].id} is managed by this plan"
+                )
+                continue
+            managed[o.name] = o
+        else:
+            unmanaged.append(o)
+    unmanaged_domains = {u.settings.domain.casefold(): u for u in unmanaged}
+
+    for d in sorted(desired.configurations, key=_name):
+        if only is not None and d.name not in only:
+            continue
+        spec = _spec_for(d, defaults)
+        found = managed.get(d.name)
+        if found is None or not found.complete:
+            clash = unmanaged_domains.get(d.settings.domain.casefold())
+            if found is None and clash is not None:
+                held.append(
+                    Held(
+                        d.name,
+                        Action.CREATE,
+                        None,
+                        (
+                            f"domain {d.settings.domain} already has a configuration that this tool does not "
+                            f"manage ({clash.id}); adopt it with `reconciler import --adopt` instead of "
+                            "creating a second one",
+                        ),
+                    )
+                )
+                continue
+            changes.append(
+                Change(
+                    name=d.name,
+                    action=Action.CREATE,
+                    target_id=found.id if found is not None else None,
+                    reasons=("resume an interrupted create",) if found is not None else (),
+                    fields=flatten(_spec_essence(d.name, spec)),
+                    spec=spec,
+                )
+            )
+            if d.settings.enabled:
+                changes.append(
+                    Change(name=d.name, action=Action.START, target_id=found.id if found else None)
+                )
+            continue
+
+        o = found
+        existing = _plan_existing(d, spec, o, warnings)
+        changes.extend(existing)
+        # A restart of a paused job is preceded by a start: apply runs starts before restarts.
+        if d.settings.enabled and not o.settings.enabled:
+            changes.append(Change(name=d.name, action=Action.START, target_id=o.id))
+        elif not d.settings.enabled and o.settings.enabled:
+            changes.append(Change(name=d.name, action=Action.PAUSE, target_id=o.id))
+        if o.status.code == "Quarantine":
+            warnings.append(
+                f"{d.name}: the provisioning job is in quarantine"
+                + (f" ({o.status.quarantine_reason})" if o.status.quarantine_reason else "")
+                + (f" since {o.status.quarantine_since}" if o.status.quarantine_since else "")
+            )
+
+    # Deletes: managed configurations that the desired state no longer lists.
+    wanted = {d.name for d in desired.configurations}
+    candidates = [
+        o for name, o in sorted(managed.items()) if name not in wanted and (only is None or name in only)
+    ]
+    releasable: list[Observed] = []
+    for o in candidates:
+        name = o.name or o.id
+        if o.deletion_protection:
+            held.append(
+                Held(
+                    name,
+                    Action.DELETE,
+                    o.id,
+                    (
+                        "deletion protection is on for this configuration on the target; to delete it, first "
+                        "apply a change that sets deletionProtection: false, then remove it",
+                    ),
+                )
+            )
+        elif not options.allow_delete:
+            held.append(
+                Held(
+                    name,
+                    Action.DELETE,
+                    o.id,
+                    ("it is no longer in the desired state; deletes need --allow-delete",),
+                    override="--allow-delete",
+                )
+            )
+        else:
+            releasable.append(o)
+    if len(releasable) > options.max_deletes and not options.allow_mass_delete:
+        for o in releasable:
+            held.append(
+                Held(
+                    o.name or o.id,
+                    Action.DELETE,
+                    o.id,
+                    (
+                        f"{len(releasable)} deletes in one plan is more than the limit of "
+                        f"{options.max_deletes}; "
+                        "deleting that many needs --allow-mass-delete as well",
+                    ),
+                    override="--allow-mass-delete",
+                )
+            )
+    else:
+        for o in releasable:
+            changes.append(
+                Change(
+                    name=o.name or o.id,
+                    action=Action.DELETE,
+                    target_id=o.id,
+                    reasons=("no longer in the desired state",),
+                    fields=flatten(
+                        essence(
+                            o.settings,
+                            o.scope,
+                            o.mappings,
+                            deletion_protection=o.deletion_protection,
+                            restart_token=o.restart_token,
+                        ),
+                        removed=True,
+                    ),
+                )
+            )
+
+    statuses = tuple(
+        (o.name or o.display, o.status)
+        for o in sorted(observed, key=lambda x: x.display)
+        if (only is None or o.name in only) and not o.status.healthy
+    )
+    changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.name))
+    held.sort(key=lambda h: (ACTION_ORDER[h.action], h.name))
+    return Plan(
+        target=target,
+        changes=tuple(changes),
+        held=tuple(held),
+        warnings=tuple(warnings),
+        unmanaged=tuple(sorted(u.display for u in unmanaged)),
+        statuses=statuses,
+        fingerprints=fingerprints(observed),
+        desired_digest=desired_digest(desired, defaults),
+        options=options,
+    )

@@ -1,0 +1,171 @@
+"""Carry out a plan exactly as it is, against the target it was made for.
+
+``apply_plan`` never recomputes the plan. Before touching anything it checks, under the target's lock,
+that the plan was made for this target and that every configuration still looks as it did when the plan
+was made (the fingerprints in the plan); a saved plan is refused otherwise.
+
+Phases run one after the other in ``ACTION_ORDER`` (creates, updates, starts/pauses, restarts, deletes);
+inside a phase, configurations run in parallel (``parallelism`` threads). A failing configuration does
+not stop the others; its later changes are skipped; the result lists every outcome. Each write to the
+target is bracketed by journal entries, so an interrupted run can be seen and the next plan converges.
+
+I/O: the provider (the target) and the journal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from reconciler.core.model import Observed
+from reconciler.core.plan import ACTION_ORDER, Action, Change, Plan, fingerprints
+from reconciler.engine.journal import Journal
+from reconciler.errors import ReconcilerError, StalePlanError
+from reconciler.providers.base import Provider
+
+__all__ = ["ApplyResult", "Outcome", "apply_plan", "check_plan_fresh"]
+
+OK = "ok"
+FAILED = "failed"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    change: Change
+    status: str  # ok | failed | skipped
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == OK for o in self.outcomes)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+Progress = Callable[[Outcome, int, int], None]
+
+
+def check_plan_fresh(plan: Plan, provider: Provider, observed: Sequence[Observed]) -> None:
+    """Refuse a plan made for another target, or one the target has moved on from."""
+    if plan.target != provider.target:
+        raise StalePlanError(
+            f"this plan was made for target {plan.target}, not {provider.target}; make a plan for this target"
+        )
+    now = dict(fingerprints(observed))
+    then = dict(plan.fingerprints)
+    if now == then:
+        return
+    names = {o.id: o.display for o in observed}
+    reasons = []
+    for cid in sorted(set(now) | set(then)):
+        if cid not in then:
+            reasons.append(f"{names.get(cid, cid)}: appeared on the target")
+        elif cid not in now:
+            reasons.append(f"{cid}: no longer on the target")
+        elif now[cid] != then[cid]:
+            reasons.append(f"{names.get(cid, cid)}: changed on the target")
+    raise StalePlanError("the saved plan is stale: the target changed since it was made", reasons)
+
+
+def _execute(change: Change, provider: Provider, ids: dict[str, str]) -> None:
+    target_id = change.target_id or ids.get(change.name)
+    if change.action is Action.CREATE:
+        assert change.spec is not None
+        spec = change.spec
+        ids[change.name] = provider.create(
+            change.name,
+            spec.settings,
+            spec.scope,
+            spec.mappings,
+            deletion_protection=spec.deletion_protection,
+            restart_token=spec.restart_token,
+        )
+        return
+    if target_id is None:
+        raise ReconcilerError(f"{change.name}: no configuration id to {change.action.value}")
+    if change.action is Action.UPDATE:
+        assert change.spec is not None
+        spec = change.spec
+        if change.write_settings:
+            provider.update_settings(
+                target_id,
+                spec.settings,
+                deletion_protection=spec.deletion_protection,
+                restart_token=spec.restart_token,
+            )
+        if change.write_schema:
+            provider.replace_scope_and_mappings(target_id, spec.scope, spec.mappings)
+    elif change.action is Action.START:
+        provider.start(target_id)
+    elif change.action is Action.PAUSE:
+        provider.pause(target_id)
+    elif change.action is Action.RESTART:
+        provider.restart(target_id, change.reset_scope or "Full")
+    elif change.action is Action.DELETE:
+        provider.delete(target_id)
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, ReconcilerError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def apply_plan(
+    plan: Plan,
+    provider: Provider,
+    *,
+    journal: Journal,
+    parallelism: int = 10,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Run every change of ``plan``; the caller holds the lock and has checked freshness."""
+    phases: dict[int, list[Change]] = {}
+    for change in plan.changes:
+        phases.setdefault(ACTION_ORDER[change.action], []).append(change)
+    ids: dict[str, str] = {c.name: c.target_id for c in plan.changes if c.target_id}
+    failed_names: set[str] = set()
+    outcomes: list[Outcome] = []
+    total = len(plan.changes)
+
+    def run(change: Change) -> Outcome:
+        if change.name in failed_names:
+            outcome = Outcome(change, SKIPPED, "an earlier change of this configuration failed")
+        else:
+            journal.write("change-start", name=change.name, action=change.action.value, id=change.target_id)
+            began = time.monotonic()
+            try:
+                _execute(change, provider, ids)
+            except Exception as exc:
+                outcome = Outcome(change, FAILED, _describe_error(exc), time.monotonic() - began)
+            else:
+                outcome = Outcome(change, OK, None, time.monotonic() - began)
+            journal.write(
+                "change-end",
+                name=change.name,
+                action=change.action.value,
+                id=ids.get(change.name),
+                outcome=outcome.status,
+                error=outcome.error,
+            )
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for order in sorted(phases):
+            for outcome in pool.map(run, phases[order]):
+                outcomes.append(outcome)
+                if outcome.status != OK:
+                    failed_names.add(outcome.change.name)
+                if progress is not None:
+                    progress(outcome, len(outcomes), total)
+    return ApplyResult(tuple(outcomes))

@@ -1,0 +1,115 @@
+"""The apply journal: every apply, restart and reconcile pass, append-only, one JSON object a line.
+
+Each run writes ``run-start``, then ``change-start``/``change-end`` around every write to the target, then
+``run-end``. A run killed part-way leaves a start without an end, which ``history`` shows as interrupted.
+Entries hold names, actions, outcomes and error messages, never credentials.
+
+I/O: ``journal.jsonl`` in the state folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.state import state_dir
+
+__all__ = ["Journal", "RunRecord", "read_runs"]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+class Journal:
+    """Appends the entries of one run. Thread-safe; each entry is flushed as it is written."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or state_dir() / "journal.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = uuid.uuid4().hex[:12]
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **data: Any) -> None:
+        entry = {"time": _now(), "run": self.run_id, "event": event, **data}
+        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno()) if event in ("run-start", "run-end") else None
+
+
+@dataclass
+class RunRecord:
+    run: str
+    started: str
+    kind: str
+    target: str
+    user: str | None
+    commit: str | None
+    ended: str | None = None
+    result: str = "interrupted"
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _entries(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            if isinstance(entry, dict):
+                yield entry
+
+
+def read_runs(path: Path | None = None) -> list[RunRecord]:
+    """Every run in the journal, oldest first; runs with no ``run-end`` keep result ``interrupted``."""
+    runs: dict[str, RunRecord] = {}
+    open_changes: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in _entries(path or state_dir() / "journal.jsonl"):
+        run = str(e.get("run"))
+        event = e.get("event")
+        if event == "run-start":
+            runs[run] = RunRecord(
+                run=run,
+                started=str(e.get("time")),
+                kind=str(e.get("kind", "apply")),
+                target=str(e.get("target", "")),
+                user=e.get("user"),
+                commit=e.get("commit"),
+                extra={k: v for k, v in e.items() if k not in {"time", "run", "event", "kind", "target"}},
+            )
+            continue
+        rec = runs.get(run)
+        if rec is None:
+            continue
+        if event == "change-start":
+            change = {
+                "name": e.get("name"),
+                "action": e.get("action"),
+                "outcome": "interrupted",
+                "started": e.get("time"),
+            }
+            rec.changes.append(change)
+            open_changes[(run, str(e.get("name")), str(e.get("action")))] = change
+        elif event == "change-end":
+            change = open_changes.pop((run, str(e.get("name")), str(e.get("action"))), None)
+            if change is not None:
+                change["outcome"] = e.get("outcome")
+                if e.get("error"):
+                    change["error"] = e.get("error")
+        elif event == "run-end":
+            rec.ended = str(e.get("time"))
+            rec.result = str(e.get("result", "ok"))
+    return list(runs.values())

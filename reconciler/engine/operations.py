@@ -1,0 +1,240 @@
+"""The operations behind ``plan`` and ``apply``: load, read the target, plan, lock, check, apply, journal.
+
+Each function is one use case the CLI (and the reconcile loop) calls; they return values and raise
+errors from the project's tree, and print nothing.
+
+I/O: the desired files, the target (through its provider), git (for provenance), the plan file, the lock
+and the journal.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reconciler import __version__
+from reconciler.config.load import LoadResult, load_paths
+from reconciler.core.model import DesiredState
+from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
+from reconciler.core.serialize import from_document, to_document
+from reconciler.engine.apply import ApplyResult, Progress, apply_plan, check_plan_fresh
+from reconciler.engine.journal import Journal
+from reconciler.engine.lock import target_lock
+from reconciler.errors import NotFoundError, PlanFileError, StalePlanError
+from reconciler.gitrepo import describe_worktree
+from reconciler.providers.base import Provider
+
+__all__ = [
+    "AppliedRun",
+    "apply_saved_plan",
+    "load_desired",
+    "make_plan",
+    "plan_and_apply",
+    "provenance_for",
+    "read_plan_file",
+    "restart_configuration",
+    "run_plan",
+    "write_plan_file",
+]
+
+MAX_PLAN_FILE_BYTES = 256 * 1024 * 1024
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return None
+
+
+def load_desired(paths: Sequence[str]) -> LoadResult:
+    return load_paths(list(paths))
+
+
+def provenance_for(paths: Sequence[str]) -> Provenance:
+    info = describe_worktree(paths[0] if paths else ".")
+    return Provenance(
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        commit=info.commit if info else None,
+        dirty=info.dirty if info else False,
+        paths=tuple(paths),
+        user=_user(),
+    )
+
+
+def make_plan(
+    state: DesiredState,
+    provider: Provider,
+    options: PlanOptions,
+    provenance: Provenance,
+) -> Plan:
+    observed = provider.read_all()
+    defaults = provider.template_defaults()
+    plan = compute_plan(state, observed, defaults, options, target=provider.target)
+    return replace(plan, provenance=provenance)
+
+
+def run_plan(paths: Sequence[str], provider: Provider, options: PlanOptions) -> tuple[Plan, LoadResult]:
+    loaded = load_desired(paths)
+    return make_plan(loaded.state, provider, options, provenance_for(paths)), loaded
+
+
+def write_plan_file(plan: Plan, path: str) -> None:
+    doc = to_document(plan, tool_version=__version__)
+    tmp = Path(path + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_plan_file(path: str) -> Plan:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_PLAN_FILE_BYTES:
+            raise PlanFileError(f"{path}: the plan file is too large ({size} bytes)")
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot read the plan file ({exc.strerror})") from exc
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PlanFileError(f"{path}: not a plan file (it is not valid JSON: {exc})") from exc
+    return from_document(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRun:
+    plan: Plan
+    result: ApplyResult
+    run_id: str
+    recovered_lock: dict[str, object] | None
+
+
+def _execute_locked(
+    plan: Plan,
+    provider: Provider,
+    *,
+    kind: str,
+    parallelism: int,
+    progress: Progress | None,
+    recovered: dict[str, object] | None,
+) -> AppliedRun:
+    journal = Journal()
+    journal.write(
+        "run-start",
+        kind=kind,
+        target=provider.target,
+        user=_user(),
+        commit=plan.provenance.commit,
+        dirty=plan.provenance.dirty,
+        changes=len(plan.changes),
+        recovered_lock=recovered,
+    )
+    try:
+        result = apply_plan(plan, provider, journal=journal, parallelism=parallelism, progress=progress)
+    except BaseException:
+        journal.write("run-end", result="error")
+        raise
+    journal.write(
+        "run-end",
+        result="ok" if result.ok else "failed",
+        ok=result.count("ok"),
+        failed=result.count("failed"),
+        skipped=result.count("skipped"),
+    )
+    return AppliedRun(plan, result, journal.run_id, recovered)
+
+
+def apply_saved_plan(
+    plan: Plan,
+    provider: Provider,
+    *,
+    lock_timeout: float = 0.0,
+    parallelism: int = 10,
+    progress: Progress | None = None,
+    check_desired: bool = True,
+) -> AppliedRun:
+    """Apply a plan read from a file: refused if the desired files or the target moved on."""
+    if check_desired and plan.provenance.paths:
+        missing = [p for p in plan.provenance.paths if not os.path.exists(p)]
+        if missing:
+            raise StalePlanError(
+                "the desired files this plan was made from are not here: " + ", ".join(missing)
+            )
+        loaded = load_desired(plan.provenance.paths)
+        if desired_digest(loaded.state, provider.template_defaults()) != plan.desired_digest:
+            raise StalePlanError(
+                "the saved plan is stale: the desired files changed since it was made; make a new plan"
+            )
+    with target_lock(provider.target, timeout=lock_timeout, command="reconciler apply") as info:
+        check_plan_fresh(plan, provider, provider.read_all())
+        return _execute_locked(
+            plan,
+            provider,
+            kind="apply",
+            parallelism=parallelism,
+            progress=progress,
+            recovered=info.recovered_from,
+        )
+
+
+def plan_and_apply(
+    state: DesiredState,
+    provider: Provider,
+    options: PlanOptions,
+    provenance: Provenance,
+    *,
+    lock_timeout: float = 0.0,
+    parallelism: int = 10,
+    progress: Progress | None = None,
+    kind: str = "apply",
+) -> AppliedRun:
+    """Plan and apply in one step under one lock (``apply --auto-approve PATH...``, the reconcile loop)."""
+    with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
+        plan = make_plan(state, provider, options, provenance)
+        return _execute_locked(
+            plan,
+            provider,
+            kind=kind,
+            parallelism=parallelism,
+            progress=progress,
+            recovered=info.recovered_from,
+        )
+
+
+def restart_configuration(
+    provider: Provider, name: str, reset_scope: str, *, lock_timeout: float = 0.0
+) -> str:
+    """Restart one managed or unmanaged configuration by name or id, journaled; returns the run id."""
+    journal = Journal()
+    with target_lock(provider.target, timeout=lock_timeout, command="reconciler restart") as info:
+        found = [o for o in provider.read_all() if name in (o.name, o.id)]
+        if not found:
+            raise NotFoundError(f"no configuration named {name} on {provider.target}")
+        config = found[0]
+        journal.write(
+            "run-start",
+            kind="restart",
+            target=provider.target,
+            user=_user(),
+            commit=None,
+            reset_scope=reset_scope,
+            recovered_lock=info.recovered_from,
+        )
+        journal.write("change-start", name=config.display, action="restart", id=config.id)
+        try:
+            provider.restart(config.id, reset_scope)
+        except Exception as exc:
+            journal.write(
+                "change-end", name=config.display, action="restart", outcome="failed", error=str(exc)
+            )
+            journal.write("run-end", result="failed")
+            raise
+        journal.write("change-end", name=config.display, action="restart", outcome="ok")
+        journal.write("run-end", result="ok")
+    return journal.run_id
