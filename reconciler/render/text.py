@@ -1,0 +1,110 @@
+"""The plan as terminal text, in the manner of ``terraform plan``. Pure, except ``use_color``.
+
+``render`` only formats the plan it is given. Whether to colour is the caller's decision, and
+``use_color`` is the one place that decides it: it reads the ``NO_COLOR`` environment variable and asks
+the output stream whether it is a terminal. Nothing here writes anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+from reconciler.core.plan import TITLES, Action, Plan
+from reconciler.render._format import (
+    SYMBOLS,
+    by_configuration,
+    describe_status,
+    printable,
+    rows,
+    summary_line,
+)
+
+__all__ = ["render", "use_color"]
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_GREEN = "\x1b[32m"
+_YELLOW = "\x1b[33m"
+_RED = "\x1b[31m"
+_CYAN = "\x1b[36m"
+
+_ACTION_COLORS: dict[Action, str] = {
+    Action.CREATE: _GREEN,
+    Action.START: _GREEN,
+    Action.UPDATE: _YELLOW,
+    Action.PAUSE: _YELLOW,
+    Action.RESTART: _CYAN,
+    Action.DELETE: _RED,
+}
+_SIGN_COLORS = {"+": _GREEN, "~": _YELLOW, "-": _RED}
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only for a terminal, and never when ``NO_COLOR`` is set (to any value, even empty)."""
+    if "NO_COLOR" in os.environ:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+def render(plan: Plan, *, color: bool) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    out: list[str] = []
+    p = plan.provenance
+    origin = [f"Target: {printable(plan.target)}"] if plan.target else []
+    if p.commit:
+        origin.append(f"commit {printable(p.commit[:12])}" + (" with uncommitted changes" if p.dirty else ""))
+    elif p.dirty:
+        origin.append("uncommitted files")
+    if origin:
+        out += [", ".join(origin), ""]
+
+    if plan.changes:
+        out += ["The following changes will be made:", ""]
+        for changes in by_configuration(plan):
+            address = printable(changes[0].address)
+            for c in changes:
+                symbol = paint(SYMBOLS[c.action], _ACTION_COLORS[c.action])
+                out.append(f"  {symbol} {paint(address, _BOLD)} {TITLES[c.action]}")
+                for r in rows(c):
+                    sign = paint(r.sign, _SIGN_COLORS[r.sign])
+                    if r.before is None or r.after is None:
+                        value = r.after if r.before is None else r.before
+                    else:
+                        value = f"{r.before} -> {r.after}"
+                    out.append(f"      {sign} {r.path}: {value}")
+                out += [f"      reason: {printable(reason)}" for reason in c.reasons]
+                if c.reset_scope:
+                    out.append(f"      reset scope: {printable(c.reset_scope)}")
+            out.append("")
+
+    if plan.held:
+        out += [paint("Held back (not part of this plan):", _BOLD), ""]
+        for h in plan.held:
+            symbol = paint(SYMBOLS[h.action], _ACTION_COLORS[h.action])
+            out.append(f"  {symbol} {paint(printable(h.address), _BOLD)}: {h.action.value} held back")
+            out += [f"      {printable(reason)}" for reason in h.reasons]
+            if h.override:
+                out.append(f"      include it with {printable(h.override)}")
+        out.append("")
+
+    if plan.warnings:
+        out += [paint("Warnings:", _BOLD), ""]
+        out += [f"  {paint('!', _YELLOW)} {printable(w)}" for w in plan.warnings]
+        out.append("")
+
+    if plan.statuses:
+        out += [paint("Provisioning jobs that are not healthy:", _BOLD), ""]
+        out += [f"  {paint('!', _RED)} {describe_status(n, s)}" for n, s in plan.statuses]
+        out.append("")
+
+    if plan.unmanaged:
+        out += [paint("Not managed by reconciler; never changed:", _BOLD), ""]
+        out += [f"  {printable(u)}" for u in plan.unmanaged]
+        out.append("")
+
+    out.append(paint(summary_line(plan), _BOLD))
+    return "\n".join(out) + "\n"
