@@ -1,0 +1,584 @@
+"""Conversions between the domain model and the synchronization service's JSON shapes. Pure: no I/O.
+
+The local provider, the Graph provider and the Graph emulator all hold a configuration the way the
+service does (``graph-sync-api.md``): a service principal made from the AD2AAD template, its jobs, its
+secrets and the provisioning job's schema. This module is the one place that knows how those shapes
+map onto ``Settings``, ``Scope``, ``Mapping`` and ``JobStatus``.
+
+Writes are read-modify-write: every function that produces a service document takes the current one
+and changes only what the model manages, so fields, keys, rules and tags we do not know survive.
+Nothing here mutates its arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.model import (
+    CREDENTIAL_DATA,
+    DEFAULT_DELETE_THRESHOLD,
+    OBJECT_TYPES,
+    PHS_OBJECTS,
+    ApplyMode,
+    JobStatus,
+    Mapping,
+    MappingKind,
+    Scope,
+    ScopeKind,
+    Settings,
+)
+from reconciler.errors import ProviderError
+
+__all__ = [
+    "APP_KEY",
+    "DOMAIN",
+    "JSON",
+    "MANAGED_SECRET_KEYS",
+    "MANAGED_TAG",
+    "PASSWORD_HASH_TEMPLATE",
+    "PROVISIONING_RULE_ID",
+    "PROVISIONING_TEMPLATE",
+    "SYNC_NOTIFICATION_SETTINGS",
+    "TEMPLATE_APP_ID",
+    "OwnTags",
+    "attribute_mapping_to_model",
+    "find_job",
+    "find_provisioning_rule",
+    "job_enabled",
+    "job_status",
+    "model_to_attribute_mapping",
+    "parse_tags",
+    "password_hash_attribute_mapping",
+    "read_schema",
+    "secrets_to_settings",
+    "set_password_hash_mappings",
+    "settings_to_secrets",
+    "tags_for",
+    "write_schema",
+]
+
+JSON = dict[str, Any]
+
+# The application template every Cloud Sync configuration is instantiated from.
+TEMPLATE_APP_ID = "1a4721b3-e57f-4451-ae87-ef078703ec94"
+PROVISIONING_TEMPLATE = "AD2AADProvisioning"
+PASSWORD_HASH_TEMPLATE = "AD2AADPasswordHash"
+# The AD -> Entra rule's id is the same in every tenant (official provisionOnDemand example, 2020 dumps).
+PROVISIONING_RULE_ID = "6c409270-f78a-4bc6-af23-7cf3ab6482fe"
+
+DOMAIN = "Domain"
+APP_KEY = "AppKey"
+SYNC_NOTIFICATION_SETTINGS = "SyncNotificationSettings"
+MANAGED_SECRET_KEYS: tuple[str, ...] = (DOMAIN, APP_KEY, SYNC_NOTIFICATION_SETTINGS)
+
+MANAGED_TAG = "reconciler:managed"
+_NAME_PREFIX = "reconciler:name="
+_DELETION_PROTECTION_TAG = "reconciler:deletionProtection"
+_RESTART_PREFIX = "reconciler:restartToken="
+
+# flowType values the model can express; others (MultiValueAddOnly, ...) read as "always" and are kept
+# verbatim on write as long as the mapping is not changed.
+_FLOW_ALWAYS = "Always"
+_FLOW_ON_CREATE = "ObjectAddOnly"
+
+
+# --------------------------------------------------------------------------------------------------
+# attribute mappings
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _unquote(text: str) -> str:
+    inner = text.strip()
+    if len(inner) >= 2 and inner[0] == inner[-1] == '"':
+        inner = inner[1:-1]
+    out: list[str] = []
+    escaped = False
+    for ch in inner:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        else:
+            out.append(ch)
+    if escaped:
+        out.append("\\")
+    return "".join(out)
+
+
+def _source_to_kind_value(source: AbcMapping[str, Any]) -> tuple[MappingKind, str]:
+    kind = source.get("type") or "Attribute"
+    expression = source.get("expression")
+    name = source.get("name")
+    if kind == "Attribute":
+        if name:
+            return MappingKind.DIRECT, str(name)
+        text = str(expression or "").strip()
+        return MappingKind.DIRECT, text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if kind == "Constant":
+        # Special constants such as %DomainFQDN% come with a name and a null expression.
+        if name is not None:
+            return MappingKind.CONSTANT, str(name)
+        return MappingKind.CONSTANT, _unquote(str(expression or ""))
+    # The service echoes the expression text it was given; the tree is only the fallback.
+    if isinstance(expression, str) and expression.strip():
+        return MappingKind.EXPRESSION, expression
+    from reconciler.expressions import from_service_tree
+
+    return MappingKind.EXPRESSION, from_service_tree(dict(source))
+
+
+def attribute_mapping_to_model(object_type: str, data: AbcMapping[str, Any]) -> Mapping:
+    """One service ``attributeMapping`` as a model ``Mapping`` of ``object_type``.
+
+    A mapping without a source (the portal's "None" type, filled from ``defaultValue`` only) has no
+    model kind of its own; it reads as an empty constant with that default.
+    """
+    source = data.get("source")
+    if source is None:
+        kind, value = MappingKind.CONSTANT, ""
+    else:
+        kind, value = _source_to_kind_value(source)
+    default = data.get("defaultValue")
+    return Mapping(
+        object=object_type,
+        target=str(data.get("targetAttributeName") or ""),
+        kind=kind,
+        value=value,
+        default=None if default is None else str(default),
+        apply=ApplyMode.ON_CREATE if data.get("flowType") == _FLOW_ON_CREATE else ApplyMode.ALWAYS,
+        matching_priority=int(data.get("matchingPriority") or 0),
+    )
+
+
+def _model_source(mapping: Mapping) -> JSON:
+    if mapping.kind is MappingKind.DIRECT:
+        return {
+            "expression": f"[{mapping.value}]",
+            "name": mapping.value,
+            "type": "Attribute",
+            "parameters": [],
+        }
+    if mapping.kind is MappingKind.CONSTANT:
+        return {
+            "expression": _quote(mapping.value),
+            "name": mapping.value,
+            "type": "Constant",
+            "parameters": [],
+        }
+    from reconciler.expressions import to_service_tree
+
+    tree = dict(to_service_tree(mapping.value))
+    # Keep the text as written so that reading it back gives the same value.
+    tree["expression"] = mapping.value
+    return tree
+
+
+def model_to_attribute_mapping(mapping: Mapping) -> JSON:
+    """A model ``Mapping`` as a full service ``attributeMapping``."""
+    return {
+        "defaultValue": mapping.default,
+        "exportMissingReferences": False,
+        "flowBehavior": "FlowWhenChanged",
+        "flowType": _FLOW_ON_CREATE if mapping.apply is ApplyMode.ON_CREATE else _FLOW_ALWAYS,
+        "matchingPriority": mapping.matching_priority,
+        "targetAttributeName": mapping.target,
+        "source": _model_source(mapping),
+    }
+
+
+def _update_attribute_mapping(existing: AbcMapping[str, Any], current: Mapping, wanted: Mapping) -> JSON:
+    """``existing`` changed to say ``wanted``; fields the model does not cover are kept."""
+    new = model_to_attribute_mapping(wanted)
+    result = copy.deepcopy(dict(existing))
+    result["source"] = new["source"]
+    result["defaultValue"] = new["defaultValue"]
+    result["matchingPriority"] = new["matchingPriority"]
+    result["targetAttributeName"] = new["targetAttributeName"]
+    if current.apply is not wanted.apply or "flowType" not in result:
+        result["flowType"] = new["flowType"]
+    result.setdefault("flowBehavior", new["flowBehavior"])
+    result.setdefault("exportMissingReferences", False)
+    return result
+
+
+def password_hash_attribute_mapping() -> JSON:
+    """``CredentialData <- [PasswordHash]`` exactly as the cloud-sync docs give it."""
+    return {
+        "defaultValue": None,
+        "exportMissingReferences": False,
+        "flowBehavior": "FlowWhenChanged",
+        "flowType": "Always",
+        "matchingPriority": 0,
+        "targetAttributeName": CREDENTIAL_DATA,
+        "source": {
+            "expression": "[PasswordHash]",
+            "name": "PasswordHash",
+            "type": "Attribute",
+            "parameters": [],
+        },
+    }
+
+
+def _is_password_hash(am: AbcMapping[str, Any]) -> bool:
+    source = am.get("source") or {}
+    return source.get("type", "Attribute") == "Attribute" and source.get("name") == "PasswordHash"
+
+
+# --------------------------------------------------------------------------------------------------
+# secrets
+
+
+def _secret_object(value: str | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _dump(data: AbcMapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _merged_secret(existing: str | None, ours: AbcMapping[str, Any]) -> str:
+    """Our fields set into the existing JSON object; the original text is kept when nothing changes."""
+    current = _secret_object(existing)
+    merged = dict(current or {})
+    merged.update(ours)
+    if current is not None and merged == current and existing is not None:
+        return existing
+    return _dump(merged)
+
+
+def settings_to_secrets(settings: Settings, existing: Sequence[AbcMapping[str, Any]]) -> list[JSON]:
+    """The full secret set to PUT: ``existing`` with our three keys set; every other key kept in order."""
+    ours: dict[str, dict[str, Any]] = {
+        DOMAIN: {"domain": settings.domain},
+        APP_KEY: {
+            "appKeyScenario": PASSWORD_HASH_TEMPLATE if settings.password_hash_sync else PROVISIONING_TEMPLATE
+        },
+        SYNC_NOTIFICATION_SETTINGS: {
+            "Enabled": bool(settings.notification_email),
+            "Recipients": settings.notification_email,
+            "DeleteThresholdEnabled": settings.accidental_deletes_enabled,
+            "DeleteThresholdValue": settings.accidental_deletes_threshold,
+        },
+    }
+    result: list[JSON] = []
+    written: set[str] = set()
+    for item in existing:
+        key = item.get("key")
+        if key in ours and key not in written:
+            assert isinstance(key, str)
+            new = dict(item)
+            new["value"] = _merged_secret(item.get("value"), ours[key])
+            result.append(new)
+            written.add(key)
+        elif key in ours:
+            continue  # a duplicate of a key we manage: the first copy is the one that counts
+        else:
+            result.append(copy.deepcopy(dict(item)))
+    for key in MANAGED_SECRET_KEYS:
+        if key not in written:
+            result.append({"key": key, "value": _dump(ours[key])})
+    return result
+
+
+def secrets_to_settings(
+    secrets: Iterable[AbcMapping[str, Any]],
+    *,
+    enabled: bool,
+    password_hash_job: bool = False,
+) -> Settings:
+    """``Settings`` from the secret set. ``enabled`` comes from the job schedule, not from secrets.
+
+    Password hash sync is what ``AppKey`` says; without an ``AppKey`` it is whether the configuration
+    has an ``AD2AADPasswordHash`` job (``password_hash_job``).
+    """
+    values: dict[str, str | None] = {}
+    for item in secrets:
+        key = item.get("key")
+        if isinstance(key, str) and key not in values:
+            values[key] = item.get("value")
+    domain = _secret_object(values.get(DOMAIN)) or {}
+    app_key = _secret_object(values.get(APP_KEY))
+    notify = _secret_object(values.get(SYNC_NOTIFICATION_SETTINGS)) or {}
+    phs = password_hash_job if app_key is None else app_key.get("appKeyScenario") == PASSWORD_HASH_TEMPLATE
+    threshold = notify.get("DeleteThresholdValue", DEFAULT_DELETE_THRESHOLD)
+    try:
+        threshold_value = int(threshold)
+    except (TypeError, ValueError):
+        threshold_value = DEFAULT_DELETE_THRESHOLD
+    return Settings(
+        domain=str(domain.get("domain") or ""),
+        notification_email=str(notify.get("Recipients") or ""),
+        enabled=enabled,
+        password_hash_sync=bool(phs),
+        accidental_deletes_enabled=bool(notify.get("DeleteThresholdEnabled", True)),
+        accidental_deletes_threshold=threshold_value,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# schema
+
+
+def find_provisioning_rule(schema: AbcMapping[str, Any]) -> dict[str, Any] | None:
+    """The AD2AAD provisioning rule: by its well-known id, else by name, else the first rule."""
+    rules: list[dict[str, Any]] = [r for r in schema.get("synchronizationRules") or [] if isinstance(r, dict)]
+    for rule in rules:
+        if rule.get("id") == PROVISIONING_RULE_ID:
+            return rule
+    for rule in rules:
+        if rule.get("name") == PROVISIONING_TEMPLATE:
+            return rule
+    return rules[0] if rules else None
+
+
+_OBJECT_BY_FOLDED = {o.casefold(): o for o in OBJECT_TYPES}
+
+
+def _object_type(object_mapping: AbcMapping[str, Any]) -> str | None:
+    # Matched on the source object name: display names of object mappings differ between tenants.
+    name = object_mapping.get("sourceObjectName")
+    return _OBJECT_BY_FOLDED.get(name.casefold()) if isinstance(name, str) else None
+
+
+def _managed_object_mappings(rule: AbcMapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The first object mapping of each object type we manage, by object type."""
+    found: dict[str, dict[str, Any]] = {}
+    for om in rule.get("objectMappings") or []:
+        obj = _object_type(om)
+        if obj is not None and obj not in found:
+            found[obj] = om
+    return found
+
+
+def _read_scope(rule: AbcMapping[str, Any]) -> Scope:
+    containers = list((rule.get("containerFilter") or {}).get("includedContainers") or [])
+    groups = list((rule.get("groupFilter") or {}).get("includedGroups") or [])
+    # The service treats the two as mutually exclusive; should both be set, groups are reported and
+    # the next write settles it.
+    if groups:
+        return Scope(ScopeKind.GROUPS, tuple(str(g) for g in groups))
+    if containers:
+        return Scope(ScopeKind.ORGANIZATIONAL_UNITS, tuple(str(c) for c in containers))
+    return Scope.all()
+
+
+def read_schema(schema: AbcMapping[str, Any]) -> tuple[Scope, tuple[Mapping, ...], dict[str, int]]:
+    """Scope, effective mappings (without CredentialData) and CredentialData count per PHS object.
+
+    The count is given for every PHS object type and for any other object type that has one.
+    """
+    rule = find_provisioning_rule(schema)
+    if rule is None:
+        return Scope.all(), (), dict.fromkeys(PHS_OBJECTS, 0)
+    mappings: list[Mapping] = []
+    counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
+    for obj, om in _managed_object_mappings(rule).items():
+        for am in om.get("attributeMappings") or []:
+            if am.get("targetAttributeName") == CREDENTIAL_DATA:
+                counts[obj] = counts.get(obj, 0) + 1
+            else:
+                mappings.append(attribute_mapping_to_model(obj, am))
+    return _read_scope(rule), tuple(mappings), counts
+
+
+def _with_password_hash(obj: str, attribute_mappings: list[dict[str, Any]], on: bool) -> list[dict[str, Any]]:
+    # The service does not de-duplicate: a second CredentialData row makes the job fail, so keep one.
+    want = on and obj in PHS_OBJECTS
+    result: list[dict[str, Any]] = []
+    have = False
+    for am in attribute_mappings:
+        if am.get("targetAttributeName") != CREDENTIAL_DATA:
+            result.append(am)
+        elif want and not have:
+            result.append(am if _is_password_hash(am) else password_hash_attribute_mapping())
+            have = True
+    if want and not have:
+        result.append(password_hash_attribute_mapping())
+    return result
+
+
+def set_password_hash_mappings(schema: AbcMapping[str, Any], on: bool) -> JSON:
+    """A copy of ``schema`` with exactly one CredentialData row per PHS object mapping (none when off)."""
+    new = copy.deepcopy(dict(schema))
+    rule = find_provisioning_rule(new)
+    if rule is None:
+        raise ProviderError("the job schema has no AD2AADProvisioning rule")
+    for obj, om in _managed_object_mappings(rule).items():
+        om["attributeMappings"] = _with_password_hash(obj, list(om.get("attributeMappings") or []), on)
+    return new
+
+
+def _set_scope(rule: dict[str, Any], scope: Scope) -> None:
+    containers = list(scope.entries) if scope.kind is ScopeKind.ORGANIZATIONAL_UNITS else []
+    groups = list(scope.entries) if scope.kind is ScopeKind.GROUPS else []
+    container_filter = dict(rule.get("containerFilter") or {})
+    container_filter["includedContainers"] = containers
+    group_filter = dict(rule.get("groupFilter") or {})
+    group_filter["includedGroups"] = groups
+    rule["containerFilter"] = container_filter
+    rule["groupFilter"] = group_filter
+
+
+def _replace_attribute_mappings(
+    obj: str, existing: Sequence[dict[str, Any]], wanted: Sequence[Mapping]
+) -> list[dict[str, Any]]:
+    wanted_by_target = {m.target: m for m in wanted}
+    result: list[dict[str, Any]] = []
+    emitted: set[str] = set()
+    for am in existing:
+        target = am.get("targetAttributeName")
+        if target == CREDENTIAL_DATA:
+            result.append(am)  # settled by _with_password_hash
+            continue
+        if not isinstance(target, str) or target not in wanted_by_target or target in emitted:
+            continue  # removed, or a duplicate row for a target already written
+        want = wanted_by_target[target]
+        current = attribute_mapping_to_model(obj, am)
+        result.append(am if current == want else _update_attribute_mapping(am, current, want))
+        emitted.add(target)
+    for m in wanted:
+        if m.target not in emitted:
+            result.append(model_to_attribute_mapping(wanted_by_target[m.target]))
+            emitted.add(m.target)
+    return result
+
+
+def write_schema(
+    schema: AbcMapping[str, Any],
+    scope: Scope,
+    mappings: Iterable[Mapping],
+    password_hash_sync: bool,
+) -> JSON:
+    """A new schema: scope and the full mapping set written into a copy of ``schema``.
+
+    The attribute mappings of each object mapping we manage become exactly ``mappings`` of that object
+    type (plus CredentialData when ``password_hash_sync``). An existing row whose model value is unchanged
+    is kept as it is, so fields we do not model survive. Everything else is left alone.
+    """
+    new = copy.deepcopy(dict(schema))
+    rule = find_provisioning_rule(new)
+    if rule is None:
+        raise ProviderError("the job schema has no AD2AADProvisioning rule")
+    by_object: dict[str, list[Mapping]] = {}
+    for m in mappings:
+        if m.target == CREDENTIAL_DATA:
+            continue  # follows password_hash_sync, never the mapping list
+        by_object.setdefault(m.object, []).append(m)
+    object_mappings = _managed_object_mappings(rule)
+    missing = sorted(set(by_object) - set(object_mappings))
+    if missing:
+        raise ProviderError(f"the job schema has no object mapping for {', '.join(missing)}")
+    _set_scope(rule, scope)
+    for obj, om in object_mappings.items():
+        rows = _replace_attribute_mappings(
+            obj, list(om.get("attributeMappings") or []), by_object.get(obj, [])
+        )
+        om["attributeMappings"] = _with_password_hash(obj, rows, password_hash_sync)
+    return new
+
+
+# --------------------------------------------------------------------------------------------------
+# tags
+
+
+@dataclass(frozen=True, slots=True)
+class OwnTags:
+    """What our own service-principal tags say."""
+
+    managed: bool = False
+    name: str | None = None
+    deletion_protection: bool = False
+    restart_token: str | None = None
+
+
+def _is_own_tag(tag: str) -> bool:
+    return (
+        tag in (MANAGED_TAG, _DELETION_PROTECTION_TAG)
+        or tag.startswith(_NAME_PREFIX)
+        or tag.startswith(_RESTART_PREFIX)
+    )
+
+
+def parse_tags(tags: Iterable[str]) -> OwnTags:
+    managed = deletion_protection = False
+    name: str | None = None
+    restart_token: str | None = None
+    for tag in tags:
+        if tag == MANAGED_TAG:
+            managed = True
+        elif tag == _DELETION_PROTECTION_TAG:
+            deletion_protection = True
+        elif tag.startswith(_NAME_PREFIX) and name is None:
+            name = tag[len(_NAME_PREFIX) :]
+        elif tag.startswith(_RESTART_PREFIX) and restart_token is None:
+            restart_token = tag[len(_RESTART_PREFIX) :]
+    return OwnTags(managed, name, deletion_protection, restart_token)
+
+
+def tags_for(
+    existing: Iterable[str],
+    *,
+    name: str,
+    deletion_protection: bool = False,
+    restart_token: str | None = None,
+) -> list[str]:
+    """``existing`` tags with ours replaced: managed under ``name``. Tags we do not own keep their order."""
+    result = [t for t in existing if not _is_own_tag(t)]
+    result.append(MANAGED_TAG)
+    result.append(_NAME_PREFIX + name)
+    if deletion_protection:
+        result.append(_DELETION_PROTECTION_TAG)
+    if restart_token is not None:
+        result.append(_RESTART_PREFIX + restart_token)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# jobs
+
+
+def find_job(jobs: Iterable[AbcMapping[str, Any]], template_id: str) -> dict[str, Any] | None:
+    for job in jobs:
+        if job.get("templateId") == template_id:
+            return dict(job)
+    return None
+
+
+def job_enabled(job: AbcMapping[str, Any]) -> bool:
+    """Enabled means the schedule is active (start sets it, pause clears it)."""
+    return bool((job.get("schedule") or {}).get("state") == "Active")
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def job_status(job: AbcMapping[str, Any]) -> JobStatus:
+    """The job's ``synchronizationStatus`` as a ``JobStatus``."""
+    status = job.get("status") or {}
+    quarantine = status.get("quarantine") or {}
+    last = status.get("lastExecution") or {}
+    error = (last.get("error") or {}) or (quarantine.get("error") or {})
+    return JobStatus(
+        code=str(status.get("code") or "NotRun"),
+        quarantine_reason=_opt_str(quarantine.get("reason")),
+        quarantine_since=_opt_str(quarantine.get("seriesBegan") or quarantine.get("currentBegan")),
+        last_run_state=_opt_str(last.get("state")),
+        last_run_end=_opt_str(last.get("timeEnded")),
+        last_error=_opt_str(error.get("message") or error.get("code")),
+    )

@@ -1,0 +1,378 @@
+"""Conversions between the model and the service's JSON shapes: round trips, and what must survive."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from reconciler.core.model import (
+    CREDENTIAL_DATA,
+    ApplyMode,
+    JobStatus,
+    Mapping,
+    MappingKind,
+    Scope,
+    ScopeKind,
+    Settings,
+)
+from reconciler.errors import ProviderError
+from reconciler.graphshape import (
+    PROVISIONING_RULE_ID,
+    attribute_mapping_to_model,
+    find_provisioning_rule,
+    job_enabled,
+    job_status,
+    model_to_attribute_mapping,
+    parse_tags,
+    password_hash_attribute_mapping,
+    read_schema,
+    secrets_to_settings,
+    set_password_hash_mappings,
+    settings_to_secrets,
+    tags_for,
+    write_schema,
+)
+from reconciler.tenant.template import template_defaults, template_schema
+
+SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com", enabled=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# attribute mappings
+
+ROUND_TRIPS = [
+    Mapping("user", "department", MappingKind.DIRECT, "department"),
+    Mapping("user", "onPremisesObjectIdentifier", MappingKind.DIRECT, "objectGUID", matching_priority=1),
+    Mapping("user", "companyName", MappingKind.CONSTANT, 'Contoso "Ltd" \\ Co'),
+    Mapping("user", "usageLocation", MappingKind.CONSTANT, "FR", apply=ApplyMode.ON_CREATE),
+    Mapping(
+        "user", "jobTitle", MappingKind.EXPRESSION, 'Join(" ", Trim([title]), [department])', default="n/a"
+    ),
+    Mapping(
+        "user",
+        "AccountEnabled",
+        MappingKind.EXPRESSION,
+        'IIF(IsPresent([userAccountControl]), IIF(BitAnd([userAccountControl], 2)="0", "True", "False"), '
+        "Not([accountDisabled]))",
+    ),
+]
+
+
+@pytest.mark.parametrize("mapping", ROUND_TRIPS, ids=lambda m: m.target)
+def test_attribute_mapping_round_trip(mapping: Mapping) -> None:
+    data = model_to_attribute_mapping(mapping)
+    assert set(data) == {
+        "defaultValue",
+        "exportMissingReferences",
+        "flowBehavior",
+        "flowType",
+        "matchingPriority",
+        "targetAttributeName",
+        "source",
+    }
+    assert data["exportMissingReferences"] is False and data["flowBehavior"] == "FlowWhenChanged"
+    assert attribute_mapping_to_model(mapping.object, json.loads(json.dumps(data))) == mapping
+
+
+def test_service_shapes_of_each_kind() -> None:
+    direct = model_to_attribute_mapping(ROUND_TRIPS[0])
+    assert direct["source"] == {
+        "expression": "[department]",
+        "name": "department",
+        "type": "Attribute",
+        "parameters": [],
+    }
+    assert direct["flowType"] == "Always" and direct["defaultValue"] is None
+    constant = model_to_attribute_mapping(ROUND_TRIPS[3])
+    assert constant["source"] == {"expression": '"FR"', "name": "FR", "type": "Constant", "parameters": []}
+    assert constant["flowType"] == "ObjectAddOnly"
+    function = model_to_attribute_mapping(ROUND_TRIPS[4])
+    assert function["source"]["type"] == "Function" and function["source"]["name"] == "Join"
+    assert function["source"]["expression"] == ROUND_TRIPS[4].value
+    assert function["source"]["parameters"], "a function source carries its parameter tree"
+    assert function["defaultValue"] == "n/a"
+
+
+def test_reading_prefers_the_expression_text_the_service_returns() -> None:
+    data = model_to_attribute_mapping(ROUND_TRIPS[4])
+    data["source"]["expression"] = "Trim([title])"  # the tree says Join, the text wins
+    assert attribute_mapping_to_model("user", data).value == "Trim([title])"
+
+
+def test_reading_a_function_without_its_text_uses_the_tree() -> None:
+    data = model_to_attribute_mapping(
+        Mapping("user", "givenName", MappingKind.EXPRESSION, "Trim([givenName])")
+    )
+    data["source"]["expression"] = None
+    m = attribute_mapping_to_model("user", data)
+    assert m.kind is MappingKind.EXPRESSION and m.value == "Trim([givenName])"
+
+
+def test_reading_special_constants_and_sourceless_rows() -> None:
+    special = {
+        "targetAttributeName": "dnsDomainName",
+        "source": {"expression": None, "name": "%DomainFQDN%", "type": "Constant", "parameters": []},
+    }
+    assert attribute_mapping_to_model("user", special) == Mapping(
+        "user", "dnsDomainName", MappingKind.CONSTANT, "%DomainFQDN%"
+    )
+    sourceless = {"targetAttributeName": "x", "source": None, "defaultValue": "d", "flowType": "Always"}
+    assert attribute_mapping_to_model("user", sourceless) == Mapping(
+        "user", "x", MappingKind.CONSTANT, "", "d"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# secrets
+
+
+def _value(secrets: list[dict[str, Any]], key: str) -> Any:
+    (item,) = [s for s in secrets if s["key"] == key]
+    return json.loads(item["value"])
+
+
+def test_settings_to_secrets_from_nothing() -> None:
+    secrets = settings_to_secrets(SETTINGS, [])
+    assert [s["key"] for s in secrets] == ["Domain", "AppKey", "SyncNotificationSettings"]
+    assert all(isinstance(s["value"], str) for s in secrets)
+    assert _value(secrets, "Domain") == {"domain": "contoso.com"}
+    assert _value(secrets, "AppKey") == {"appKeyScenario": "AD2AADPasswordHash"}
+    assert _value(secrets, "SyncNotificationSettings") == {
+        "Enabled": True,
+        "Recipients": "ops@contoso.com",
+        "DeleteThresholdEnabled": True,
+        "DeleteThresholdValue": 500,
+    }
+    off = settings_to_secrets(Settings("c.com", "a@c.com", password_hash_sync=False), [])
+    assert _value(off, "AppKey") == {"appKeyScenario": "AD2AADProvisioning"}
+
+
+def test_settings_to_secrets_keeps_other_keys_and_fields() -> None:
+    existing = [
+        {"key": "SkipOutOfScopeDeletions", "value": "true"},
+        {"key": "SyncNotificationSettings", "value": '{"Enabled":false,"Recipients":"old@x.com","Extra":1}'},
+        {"key": "SyncAll", "value": "false"},
+        {"key": "Domain", "value": '{"domain":"contoso.com"}'},
+    ]
+    before = copy.deepcopy(existing)
+    secrets = settings_to_secrets(SETTINGS, existing)
+    assert existing == before, "the input is not changed"
+    assert [s["key"] for s in secrets] == [
+        "SkipOutOfScopeDeletions",
+        "SyncNotificationSettings",
+        "SyncAll",
+        "Domain",
+        "AppKey",
+    ]
+    assert secrets[0] == existing[0] and secrets[2] == existing[2]
+    assert secrets[3]["value"] == '{"domain":"contoso.com"}'  # unchanged text kept verbatim
+    notify = _value(secrets, "SyncNotificationSettings")
+    assert notify["Extra"] == 1 and notify["Recipients"] == "ops@contoso.com" and notify["Enabled"] is True
+
+
+def test_secrets_round_trip() -> None:
+    settings = Settings(
+        "f.com",
+        "a@f.com",
+        password_hash_sync=False,
+        accidental_deletes_enabled=False,
+        accidental_deletes_threshold=9,
+    )
+    assert secrets_to_settings(settings_to_secrets(settings, []), enabled=True) == settings
+    assert secrets_to_settings(settings_to_secrets(SETTINGS, []), enabled=False) == SETTINGS
+
+
+def test_secrets_to_settings_without_an_app_key_uses_the_jobs() -> None:
+    secrets = [{"key": "Domain", "value": '{"domain":"c.com"}'}]
+    assert secrets_to_settings(secrets, enabled=False, password_hash_job=True).password_hash_sync
+    assert not secrets_to_settings(secrets, enabled=False, password_hash_job=False).password_hash_sync
+    empty = secrets_to_settings([], enabled=False)
+    assert empty.domain == "" and empty.accidental_deletes_threshold == 500
+
+
+# --------------------------------------------------------------------------------------------------
+# schema
+
+
+def _rule(schema: dict[str, Any]) -> dict[str, Any]:
+    rule = find_provisioning_rule(schema)
+    assert rule is not None
+    return rule
+
+
+def _rows(schema: dict[str, Any], source_object: str) -> list[dict[str, Any]]:
+    (om,) = [o for o in _rule(schema)["objectMappings"] if o["sourceObjectName"] == source_object]
+    return list(om["attributeMappings"])
+
+
+def _credential_rows(schema: dict[str, Any], source_object: str) -> int:
+    return sum(1 for am in _rows(schema, source_object) if am["targetAttributeName"] == CREDENTIAL_DATA)
+
+
+def test_template_reads_as_the_defaults() -> None:
+    schema = template_schema()
+    scope, mappings, counts = read_schema(schema)
+    assert scope == Scope.all()
+    assert mappings == template_defaults() and mappings
+    assert counts == {"user": 0, "inetOrgPerson": 0}
+    assert _rule(schema)["id"] == PROVISIONING_RULE_ID
+
+
+def test_write_then_read_round_trip() -> None:
+    schema = template_schema()
+    mappings = [*template_defaults(), *ROUND_TRIPS[2:]]
+    mappings = [m for m in mappings if m.key != ("group", "description")]
+    scope = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=A,DC=c,DC=com",))
+    written = write_schema(schema, scope, mappings, password_hash_sync=True)
+    assert schema == template_schema(), "the input is not changed"
+    read_scope, read_mappings, counts = read_schema(written)
+    assert read_scope == scope
+    assert {m.key: m for m in read_mappings} == {m.key: m for m in mappings}
+    assert counts == {"user": 1, "inetOrgPerson": 1}
+    rule = _rule(written)
+    assert rule["containerFilter"] == {"includedContainers": ["OU=A,DC=c,DC=com"]}
+    assert rule["groupFilter"] == {"includedGroups": []}
+    groups = write_schema(written, Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), mappings, True)
+    assert _rule(groups)["containerFilter"] == {"includedContainers": []}
+    assert read_schema(groups)[0] == Scope(ScopeKind.GROUPS, ("CN=G,DC=c",))
+
+
+def test_write_keeps_everything_it_does_not_manage() -> None:
+    schema = template_schema()
+    schema["x-unknown"] = {"kept": True}
+    other_rule = {"id": "other", "name": "Other", "objectMappings": [{"sourceObjectName": "user", "x": 1}]}
+    schema["synchronizationRules"].append(other_rule)
+    rule = _rule(schema)
+    rule["metadata"].append({"key": "defaultSourceObjectMappings", "value": "kept"})
+    rule["containerFilter"]["x-extra"] = "kept"
+    user_rows = rule["objectMappings"][0]["attributeMappings"]
+    user_rows[1]["x-unknown"] = "kept"
+    user_rows[1]["flowType"] = "MultiValueAddOnly"  # a flow type the model cannot say
+    untouched_target = user_rows[1]["targetAttributeName"]
+
+    defaults = template_defaults()
+    new = write_schema(schema, Scope.all(), defaults, password_hash_sync=False)
+    assert new["x-unknown"] == {"kept": True}
+    assert new["synchronizationRules"][1] == other_rule
+    assert new["version"] == schema["version"] and new["directories"] == schema["directories"]
+    new_rule = _rule(new)
+    assert {"key": "defaultSourceObjectMappings", "value": "kept"} in new_rule["metadata"]
+    assert new_rule["containerFilter"]["x-extra"] == "kept"
+    assert new_rule["objectMappings"][0]["scope"] == rule["objectMappings"][0]["scope"]
+    assert new_rule["objectMappings"][0]["name"] == "Provision Active Directory users"
+    (row,) = [r for r in _rows(new, "user") if r["targetAttributeName"] == untouched_target]
+    assert row["x-unknown"] == "kept" and row["flowType"] == "MultiValueAddOnly"
+    assert new == write_schema(new, Scope.all(), defaults, password_hash_sync=False), (
+        "a rewrite changes nothing"
+    )
+
+
+def test_a_changed_row_keeps_its_unknown_fields() -> None:
+    schema = template_schema()
+    user_rows = _rule(schema)["objectMappings"][0]["attributeMappings"]
+    (row,) = [r for r in user_rows if r["targetAttributeName"] == "displayName"]
+    row["x-unknown"] = "kept"
+    changed = [
+        Mapping("user", "displayName", MappingKind.EXPRESSION, "Trim([displayName])")
+        if m.key == ("user", "displayName")
+        else m
+        for m in template_defaults()
+    ]
+    new = write_schema(schema, Scope.all(), changed, False)
+    (row,) = [r for r in _rows(new, "user") if r["targetAttributeName"] == "displayName"]
+    assert row["x-unknown"] == "kept" and row["source"]["type"] == "Function"
+
+
+def test_credential_data_exactly_once() -> None:
+    schema = template_schema()
+    rule = _rule(schema)
+    for om in rule["objectMappings"][:2]:
+        om["attributeMappings"] += [password_hash_attribute_mapping(), password_hash_attribute_mapping()]
+    rule["objectMappings"][2]["attributeMappings"].append(password_hash_attribute_mapping())  # group: never
+    assert read_schema(schema)[2] == {"user": 2, "inetOrgPerson": 2, "group": 1}
+
+    on = write_schema(schema, Scope.all(), template_defaults(), password_hash_sync=True)
+    assert [_credential_rows(on, o) for o in ("user", "inetOrgPerson", "group", "contact")] == [1, 1, 0, 0]
+    assert write_schema(on, Scope.all(), template_defaults(), True) == on
+    off = write_schema(on, Scope.all(), template_defaults(), password_hash_sync=False)
+    assert [_credential_rows(off, o) for o in ("user", "inetOrgPerson", "group", "contact")] == [0, 0, 0, 0]
+
+    # other object types are counted only when they have a copy, and writes remove those
+    assert read_schema(set_password_hash_mappings(schema, True))[2] == {"user": 1, "inetOrgPerson": 1}
+    assert read_schema(set_password_hash_mappings(schema, False))[2] == {"user": 0, "inetOrgPerson": 0}
+    assert set_password_hash_mappings(off, False) == off
+    (row,) = [r for r in _rows(on, "user") if r["targetAttributeName"] == CREDENTIAL_DATA]
+    assert row == password_hash_attribute_mapping()
+
+
+def test_write_refuses_what_the_schema_cannot_hold() -> None:
+    with pytest.raises(ProviderError, match="no AD2AADProvisioning rule"):
+        write_schema({"synchronizationRules": []}, Scope.all(), [], False)
+    schema = template_schema()
+    _rule(schema)["objectMappings"] = _rule(schema)["objectMappings"][:1]
+    with pytest.raises(ProviderError, match="no object mapping for group"):
+        write_schema(schema, Scope.all(), [Mapping("group", "x", MappingKind.DIRECT, "y")], False)
+
+
+def test_object_mappings_are_matched_by_source_object_name() -> None:
+    schema = template_schema()
+    om = _rule(schema)["objectMappings"][0]
+    om["name"] = "Synchronize Active Directory users to Azure Active Directory"
+    keys = {m.key for m in read_schema(schema)[1]}
+    assert ("user", "userPrincipalName") in keys
+
+
+def test_rule_found_by_id_then_name_then_position() -> None:
+    a, b = {"id": "a", "name": "AD2AADProvisioning"}, {"id": PROVISIONING_RULE_ID, "name": "x"}
+    assert find_provisioning_rule({"synchronizationRules": [a, b]}) is b
+    assert find_provisioning_rule({"synchronizationRules": [{"id": "c"}, a]}) is a
+    assert find_provisioning_rule({"synchronizationRules": [{"id": "c"}]}) == {"id": "c"}
+    assert find_provisioning_rule({}) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# tags
+
+
+def test_tags_round_trip_and_keep_foreign_tags() -> None:
+    existing = ["WindowsAzureActiveDirectoryIntegratedApp", "reconciler:name=old", "reconciler:future", "x"]
+    tags = tags_for(existing, name="prod", deletion_protection=True, restart_token="t:1")
+    assert tags[:3] == ["WindowsAzureActiveDirectoryIntegratedApp", "reconciler:future", "x"]
+    own = parse_tags(tags)
+    assert (own.managed, own.name, own.deletion_protection, own.restart_token) == (True, "prod", True, "t:1")
+    plain = parse_tags(tags_for(tags, name="prod"))
+    assert (plain.managed, plain.deletion_protection, plain.restart_token) == (True, False, None)
+    assert not parse_tags(["x"]).managed and parse_tags([]).name is None
+
+
+# --------------------------------------------------------------------------------------------------
+# jobs
+
+
+def test_job_status() -> None:
+    job = {
+        "schedule": {"state": "Active"},
+        "status": {
+            "code": "Quarantine",
+            "lastExecution": {"state": "Failed", "timeEnded": "2024-01-01T00:00:00Z", "error": None},
+            "quarantine": {
+                "reason": "TooManyDeletes",
+                "seriesBegan": "2024-01-01T00:00:00Z",
+                "error": {"code": "C", "message": "too many deletes"},
+            },
+        },
+    }
+    assert job_status(job) == JobStatus(
+        code="Quarantine",
+        quarantine_reason="TooManyDeletes",
+        quarantine_since="2024-01-01T00:00:00Z",
+        last_run_state="Failed",
+        last_run_end="2024-01-01T00:00:00Z",
+        last_error="too many deletes",
+    )
+    assert job_enabled(job)
+    assert job_status({}) == JobStatus(code="NotRun")
+    assert not job_enabled({"schedule": {"state": "Disabled"}})
