@@ -1,1 +1,67 @@
-"""Targets: the registry of providers, chosen by a target string (``--target``, ``RECONCILER_TARGET``)."""
+"""Targets: the registry of providers, chosen by a target string (``--target``, ``RECONCILER_TARGET``).
+
+A target string is ``<scheme>:<rest>``: ``local:<path of the tenant database>``, ``memory:<name>``.
+No I/O happens here beyond what the chosen provider does when it is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from reconciler.errors import ConfigError
+from reconciler.providers.base import Provider
+
+__all__ = ["DEFAULT_TARGET", "PROVIDERS", "TARGET_ENV", "Provider", "open_target", "reset_memory_targets"]
+
+DEFAULT_TARGET = "local:.reconciler/tenant.db"
+TARGET_ENV = "RECONCILER_TARGET"
+
+_memory_lock = threading.Lock()
+_memory_targets: dict[str, Provider] = {}
+
+
+def _open_local(rest: str) -> Provider:
+    from reconciler.providers.local import LocalProvider
+
+    if not rest:
+        raise ConfigError("a local target needs a path: local:<file>")
+    return LocalProvider(rest)
+
+
+def _open_memory(rest: str) -> Provider:
+    from reconciler.providers.memory import MemoryProvider
+
+    # One instance per name in a process, so that a test and the code under test see the same target.
+    name = rest or "default"
+    with _memory_lock:
+        provider = _memory_targets.get(name)
+        if provider is None:
+            provider = _memory_targets[name] = MemoryProvider(name)
+        return provider
+
+
+PROVIDERS: dict[str, Callable[[str], Provider]] = {
+    "local": _open_local,
+    "memory": _open_memory,
+}
+
+
+def open_target(target: str | None = None) -> Provider:
+    """Open the provider for ``target``; None means ``$RECONCILER_TARGET``, else ``DEFAULT_TARGET``."""
+    text = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    scheme, sep, rest = text.partition(":")
+    factory = PROVIDERS.get(scheme) if sep else None
+    if factory is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(
+            f"unknown target {text!r}: the scheme must be one of {known} (e.g. {DEFAULT_TARGET})"
+        )
+    return factory(rest)
+
+
+def reset_memory_targets() -> None:
+    """Forget every ``memory:`` target of this process (between tests)."""
+    with _memory_lock:
+        _memory_targets.clear()

@@ -1,0 +1,288 @@
+"""The local provider: Cloud Sync configurations in the embedded SQLite tenant (the default target).
+
+I/O: the tenant database file only, through ``reconciler.tenant.TenantStore``. Every operation runs in
+one store transaction, so a configuration is never left half-written by this provider; several processes
+may work on the same file at once.
+
+The tenant holds configurations the way the service does, and this provider reads and writes them the
+way the Graph provider does, through ``reconciler.graphshape``: a configuration is a service principal
+made from the AD2AAD template that has an ``AD2AADProvisioning`` job (or, while a create is unfinished,
+only our managed tag). Our tags on the service principal say whether it is ours and under which name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.core.model import JobStatus, Mapping, Observed, Scope, Settings
+from reconciler.errors import ConflictError, NotFoundError, ProviderError
+from reconciler.graphshape import (
+    DOMAIN,
+    JSON,
+    PASSWORD_HASH_TEMPLATE,
+    PROVISIONING_TEMPLATE,
+    TEMPLATE_APP_ID,
+    find_job,
+    job_enabled,
+    job_status,
+    parse_tags,
+    read_schema,
+    secrets_to_settings,
+    set_password_hash_mappings,
+    settings_to_secrets,
+    tags_for,
+    write_schema,
+)
+from reconciler.providers.base import RESET_FULL
+from reconciler.tenant.store import TenantStore
+from reconciler.tenant.template import template_defaults
+
+__all__ = ["LocalProvider"]
+
+
+def _from_template(sp: JSON) -> bool:
+    return sp.get("applicationTemplateId") == TEMPLATE_APP_ID or TEMPLATE_APP_ID in (
+        sp.get("servicePrincipalNames") or []
+    )
+
+
+class LocalProvider:
+    """``Provider`` on a ``TenantStore`` file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.store = TenantStore(path)
+        self.target = "local:" + self.store.path
+
+    # ----------------------------------------------------------------------------------------------
+    # reading
+
+    def _observe(self, sp: JSON) -> Observed | None:
+        """The configuration held by ``sp``, or None when ``sp`` is not one."""
+        if not _from_template(sp):
+            return None
+        tags = parse_tags(sp.get("tags") or [])
+        jobs = self.store.list_jobs(sp["id"])
+        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        if provisioning is None and not tags.managed:
+            return None
+        secrets = self.store.get_secrets(sp["id"])
+        settings = secrets_to_settings(
+            secrets,
+            enabled=provisioning is not None and job_enabled(provisioning),
+            password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+        )
+        scope: Scope
+        mappings: tuple[Mapping, ...]
+        counts: dict[str, int]
+        if provisioning is None:
+            scope, mappings, counts = Scope.all(), (), {}
+            status = JobStatus(code="NotConfigured")
+        else:
+            scope, mappings, counts = read_schema(self.store.get_schema(sp["id"], provisioning["id"]))
+            status = job_status(provisioning)
+        # create writes the Domain secret last: without it the create did not finish.
+        complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
+        return Observed(
+            id=sp["id"],
+            name=tags.name if tags.managed else None,
+            managed=tags.managed,
+            settings=settings,
+            scope=scope,
+            mappings=mappings,
+            status=status,
+            deletion_protection=tags.managed and tags.deletion_protection,
+            restart_token=tags.restart_token if tags.managed else None,
+            credential_data_count=counts,
+            complete=complete or not tags.managed,
+        )
+
+    def read_all(self) -> tuple[Observed, ...]:
+        with self.store.transaction(write=False):
+            found = [self._observe(sp) for sp in self.store.list_service_principals()]
+        return tuple(sorted((o for o in found if o is not None), key=lambda o: o.id))
+
+    def template_defaults(self) -> tuple[Mapping, ...]:
+        return template_defaults()
+
+    # ----------------------------------------------------------------------------------------------
+    # writing
+
+    def _managed_sp(self, id: str) -> JSON:
+        sp = self.store.get_service_principal(id)
+        if not _from_template(sp):
+            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+        if not parse_tags(sp.get("tags") or []).managed:
+            raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
+        return sp
+
+    def _provisioning_job(self, id: str) -> JSON:
+        job = find_job(self.store.list_jobs(id), PROVISIONING_TEMPLATE)
+        if job is None:
+            raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
+        return job
+
+    def _set_tags(self, sp: JSON, name: str, deletion_protection: bool, restart_token: str | None) -> None:
+        current = list(sp.get("tags") or [])
+        tags = tags_for(
+            current, name=name, deletion_protection=deletion_protection, restart_token=restart_token
+        )
+        if tags != current:
+            self.store.patch_service_principal(sp["id"], {"tags": tags})
+
+    def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
+        # An unchanged schema is not written back: the service would stamp a new version for nothing.
+        if schema != current:
+            self.store.put_schema(id, job_id, schema)
+
+    def _sync_password_hash_job(self, id: str, on: bool) -> None:
+        jobs = self.store.list_jobs(id)
+        phs_job = find_job(jobs, PASSWORD_HASH_TEMPLATE)
+        if on and phs_job is None:
+            created = self.store.create_job(id, PASSWORD_HASH_TEMPLATE)
+            provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+            # A running configuration runs all of its jobs.
+            if provisioning is not None and job_enabled(provisioning):
+                self.store.start_job(id, created["id"])
+        elif not on and phs_job is not None:
+            self.store.delete_job(id, phs_job["id"])
+
+    def create(
+        self,
+        name: str,
+        settings: Settings,
+        scope: Scope,
+        mappings: Sequence[Mapping],
+        *,
+        deletion_protection: bool = False,
+        restart_token: str | None = None,
+    ) -> str:
+        with self.store.transaction():
+            ours = [
+                sp
+                for sp in self.store.list_service_principals()
+                if _from_template(sp) and (t := parse_tags(sp.get("tags") or [])).managed and t.name == name
+            ]
+            if len(ours) > 1:
+                ids = ", ".join(sp["id"] for sp in ours)
+                raise ConflictError(f"more than one configuration is managed as {name!r}: {ids}")
+            if ours:
+                sp = ours[0]
+                observed = self._observe(sp)
+                if observed is not None and observed.complete:
+                    return str(sp["id"])
+            else:
+                # The portal names the application after the AD domain; our name goes into a tag.
+                sp = self.store.instantiate(settings.domain or name)["servicePrincipal"]
+            id = str(sp["id"])
+            self._set_tags(sp, name, deletion_protection, restart_token)
+            job = find_job(self.store.list_jobs(id), PROVISIONING_TEMPLATE) or self.store.create_job(
+                id, PROVISIONING_TEMPLATE
+            )
+            current = self.store.get_schema(id, job["id"])
+            self._put_schema(
+                id, job["id"], write_schema(current, scope, mappings, settings.password_hash_sync), current
+            )
+            self._sync_password_hash_job(id, settings.password_hash_sync)
+            # Secrets last: the Domain secret marks the create as finished.
+            self.store.put_secrets(id, settings_to_secrets(settings, self.store.get_secrets(id)))
+            return id
+
+    def update_settings(
+        self,
+        id: str,
+        settings: Settings,
+        *,
+        deletion_protection: bool,
+        restart_token: str | None,
+    ) -> None:
+        with self.store.transaction():
+            sp = self._managed_sp(id)
+            tags = parse_tags(sp.get("tags") or [])
+            self.store.put_secrets(id, settings_to_secrets(settings, self.store.get_secrets(id)))
+            job = find_job(self.store.list_jobs(id), PROVISIONING_TEMPLATE)
+            if job is not None:
+                current = self.store.get_schema(id, job["id"])
+                self._put_schema(
+                    id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
+                )
+            self._sync_password_hash_job(id, settings.password_hash_sync)
+            self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
+
+    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
+        with self.store.transaction():
+            self._managed_sp(id)
+            job = self._provisioning_job(id)
+            jobs = self.store.list_jobs(id)
+            phs = secrets_to_settings(
+                self.store.get_secrets(id),
+                enabled=job_enabled(job),
+                password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+            ).password_hash_sync
+            current = self.store.get_schema(id, job["id"])
+            self._put_schema(id, job["id"], write_schema(current, scope, mappings, phs), current)
+
+    def start(self, id: str) -> None:
+        with self.store.transaction():
+            self._managed_sp(id)
+            self._provisioning_job(id)
+            for job in self.store.list_jobs(id):
+                self.store.start_job(id, job["id"])
+
+    def pause(self, id: str) -> None:
+        with self.store.transaction():
+            self._managed_sp(id)
+            for job in self.store.list_jobs(id):
+                self.store.pause_job(id, job["id"])
+
+    def restart(self, id: str, reset_scope: str = RESET_FULL) -> None:
+        with self.store.transaction():
+            self._managed_sp(id)
+            job = self._provisioning_job(id)
+            self.store.restart_job(id, job["id"], {"resetScope": reset_scope})
+
+    def delete(self, id: str) -> None:
+        with self.store.transaction():
+            try:
+                sp = self._managed_sp(id)
+            except NotFoundError:
+                return  # already gone: a repeated delete is a no-op
+            for job in self.store.list_jobs(id):
+                self.store.delete_job(id, job["id"])
+            # Deleting the application removes its service principal as well, so the application goes
+            # before the principal: an interrupted delete never leaves an application we can no longer
+            # find by the principal's id.
+            for app in self.store.list_applications():
+                if app.get("appId") == sp.get("appId"):
+                    self.store.delete_application(app["id"])
+            with contextlib.suppress(NotFoundError):
+                self.store.delete_service_principal(id)
+
+    def adopt(self, id: str, name: str) -> None:
+        with self.store.transaction():
+            sp = self.store.get_service_principal(id)
+            if self._observe(sp) is None:
+                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+            tags = parse_tags(sp.get("tags") or [])
+            if tags.managed:
+                if tags.name == name:
+                    return
+                raise ConflictError(f"configuration {id} is already managed as {tags.name!r}")
+            for other in self.store.list_service_principals():
+                other_tags = parse_tags(other.get("tags") or [])
+                if (
+                    other["id"] != id
+                    and _from_template(other)
+                    and other_tags.managed
+                    and other_tags.name == name
+                ):
+                    raise ConflictError(f"configuration {other['id']} is already managed as {name!r}")
+            self._set_tags(sp, name, False, None)
+
+    def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
+        raise ProviderError("provisioning on demand is not supported yet by the local target")
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,66 @@
+"""What a provider contract test gets: the provider plus back doors to set a scene.
+
+A back door does what the provider itself cannot: make a configuration in the portal, quarantine a job,
+leave a create interrupted. Providers backed by a ``TenantStore`` (local, and the Graph emulator) get
+them from ``store_harness``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.core.model import Settings
+from reconciler.graphshape import (
+    PASSWORD_HASH_TEMPLATE,
+    PROVISIONING_TEMPLATE,
+    find_job,
+    settings_to_secrets,
+    tags_for,
+)
+from reconciler.providers.base import Provider
+from reconciler.tenant.store import TenantStore
+
+
+@dataclass
+class Harness:
+    provider: Provider
+    #: make a configuration outside reconciler (as in the portal) for a domain; returns its id
+    add_unmanaged: Callable[[str], str]
+    #: make a managed configuration whose create stopped before the job was made; returns its id
+    add_incomplete: Callable[[str, Settings], str]
+    #: put the configuration's provisioning job in quarantine
+    quarantine: Callable[[str], None]
+    #: the tenant behind the provider, when there is one (service shapes can be checked there)
+    store: TenantStore | None = None
+
+
+def portal_create(store: TenantStore, domain: str, *, password_hash_sync: bool = False) -> str:
+    """A configuration made the way the portal makes it: no reconciler tags, template schema."""
+    sp = store.instantiate(domain)["servicePrincipal"]
+    store.create_job(sp["id"], PROVISIONING_TEMPLATE)
+    if password_hash_sync:
+        store.create_job(sp["id"], PASSWORD_HASH_TEMPLATE)
+    settings = Settings(domain, f"admin@{domain}", password_hash_sync=password_hash_sync)
+    store.put_secrets(sp["id"], settings_to_secrets(settings, []))
+    return str(sp["id"])
+
+
+def store_harness(provider: Provider, store: TenantStore) -> Harness:
+    def add_incomplete(name: str, settings: Settings) -> str:
+        sp = store.instantiate(settings.domain)["servicePrincipal"]
+        store.patch_service_principal(sp["id"], {"tags": tags_for([], name=name)})
+        return str(sp["id"])
+
+    def quarantine(id: str) -> None:
+        job = find_job(store.list_jobs(id), PROVISIONING_TEMPLATE)
+        assert job is not None
+        store.quarantine(id, job["id"], reason="TooManyDeletes")
+
+    return Harness(
+        provider=provider,
+        add_unmanaged=lambda domain: portal_create(store, domain),
+        add_incomplete=add_incomplete,
+        quarantine=quarantine,
+        store=store,
+    )

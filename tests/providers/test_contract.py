@@ -1,0 +1,384 @@
+"""The Provider contract: what the planner and apply may rely on, checked on every provider."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from provider_harness import Harness
+
+from reconciler.core.model import (
+    CREDENTIAL_DATA,
+    PHS_OBJECTS,
+    ApplyMode,
+    Mapping,
+    MappingKind,
+    MappingOverride,
+    Observed,
+    Scope,
+    ScopeKind,
+    Settings,
+    effective_mappings,
+)
+from reconciler.errors import ConflictError, NotFoundError
+from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL, Provider
+
+SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com")
+OUS = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=Sales,DC=contoso,DC=com", "OU=HR,DC=contoso,DC=com"))
+GROUPS = Scope(ScopeKind.GROUPS, ("CN=Pilot,OU=Groups,DC=contoso,DC=com",))
+
+OVERRIDES = (
+    MappingOverride("user", "department", Mapping("user", "department", MappingKind.DIRECT, "department")),
+    MappingOverride(
+        "user",
+        "jobTitle",
+        Mapping("user", "jobTitle", MappingKind.EXPRESSION, 'Join(" ", Trim([title]), "FTE")', default="n/a"),
+    ),
+    MappingOverride(
+        "user",
+        "companyName",
+        Mapping("user", "companyName", MappingKind.CONSTANT, "Contoso", apply=ApplyMode.ON_CREATE),
+    ),
+    MappingOverride("group", "description", None),
+    MappingOverride("contact", "mail", Mapping("contact", "mail", MappingKind.EXPRESSION, "ToLower([mail])")),
+)
+
+
+Effective = dict[tuple[str, str], Mapping]
+
+
+def mappings(provider: Provider, overrides: tuple[MappingOverride, ...] = OVERRIDES) -> Effective:
+    return effective_mappings(provider.template_defaults(), overrides)
+
+
+def by_key(observed: Observed) -> dict[tuple[str, str], Mapping]:
+    return {m.key: m for m in observed.mappings}
+
+
+def only(provider: Provider, id: str) -> Observed:
+    found = [o for o in provider.read_all() if o.id == id]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def create(provider: Provider, name: str = "prod", settings: Settings = SETTINGS, **kw: object) -> str:
+    scope = kw.pop("scope", OUS)
+    assert isinstance(scope, Scope)
+    return provider.create(name, settings, scope, list(mappings(provider).values()), **kw)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# template
+
+
+def test_template_defaults_are_there_without_credential_data(provider: Provider) -> None:
+    defaults = provider.template_defaults()
+    assert defaults
+    assert all(m.target != CREDENTIAL_DATA for m in defaults)
+    keys = {m.key for m in defaults}
+    assert ("user", "userPrincipalName") in keys and ("user", "onPremisesObjectIdentifier") in keys
+    assert {m.object for m in defaults} == {"user", "inetOrgPerson", "group", "contact"}
+    matching = [m for m in defaults if m.key == ("user", "onPremisesObjectIdentifier")]
+    assert matching[0].matching_priority == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# create
+
+
+@pytest.mark.parametrize("phs", [True, False], ids=["phs-on", "phs-off"])
+def test_create_reads_back_what_was_written(provider: Provider, phs: bool) -> None:
+    settings = replace(SETTINGS, password_hash_sync=phs, accidental_deletes_threshold=42)
+    wanted = mappings(provider)
+    id = provider.create(
+        "prod", settings, OUS, list(wanted.values()), deletion_protection=True, restart_token="t1"
+    )
+    o = only(provider, id)
+    assert o.managed and o.name == "prod" and o.complete
+    assert o.settings == replace(settings, enabled=False)  # created paused
+    assert o.scope == OUS
+    assert by_key(o) == wanted
+    assert len(o.mappings) == len(wanted)
+    assert all(m.target != CREDENTIAL_DATA for m in o.mappings)
+    assert {k: o.credential_data_count.get(k, 0) for k in PHS_OBJECTS} == dict.fromkeys(PHS_OBJECTS, int(phs))
+    assert o.deletion_protection and o.restart_token == "t1"
+    assert o.status.code == "Paused"
+
+
+def test_create_with_groups_scope_and_all_scope(provider: Provider) -> None:
+    a = create(provider, "a", scope=GROUPS)
+    b = create(provider, "b", scope=Scope.all())
+    assert only(provider, a).scope == GROUPS
+    assert only(provider, b).scope == Scope.all()
+
+
+def test_create_is_idempotent_by_name(provider: Provider) -> None:
+    first = create(provider)
+    again = create(provider)
+    assert again == first
+    assert [o.name for o in provider.read_all()] == ["prod"]
+    other = create(provider, "test", replace(SETTINGS, domain="test.contoso.com"))
+    assert other != first
+    assert sorted(o.name or "" for o in provider.read_all()) == ["prod", "test"]
+
+
+def test_create_finishes_an_interrupted_create(harness: Harness) -> None:
+    provider = harness.provider
+    id = harness.add_incomplete("prod", SETTINGS)
+    (o,) = provider.read_all()
+    assert o.managed and o.name == "prod" and not o.complete
+    assert create(provider) == id
+    o = only(provider, id)
+    assert o.complete and o.scope == OUS and by_key(o) == mappings(provider)
+    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 1)
+
+
+def test_read_all_is_sorted_by_id(harness: Harness) -> None:
+    for i in range(4):
+        create(harness.provider, f"c{i}", replace(SETTINGS, domain=f"c{i}.contoso.com"))
+    harness.add_unmanaged("portal.contoso.com")
+    ids = [o.id for o in harness.provider.read_all()]
+    assert len(ids) == 5 and ids == sorted(ids)
+
+
+# --------------------------------------------------------------------------------------------------
+# update
+
+
+def test_update_settings(provider: Provider) -> None:
+    id = create(provider)
+    new = Settings(
+        domain="fabrikam.com",
+        notification_email="alerts@fabrikam.com",
+        password_hash_sync=False,
+        accidental_deletes_enabled=False,
+        accidental_deletes_threshold=7,
+    )
+    provider.update_settings(id, new, deletion_protection=True, restart_token="r2")
+    o = only(provider, id)
+    assert o.settings == replace(new, enabled=False)
+    assert o.deletion_protection and o.restart_token == "r2" and o.name == "prod"
+    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 0)
+    # mappings and scope are not touched by a settings update
+    assert by_key(o) == mappings(provider) and o.scope == OUS
+
+    provider.update_settings(id, SETTINGS, deletion_protection=False, restart_token=None)
+    provider.update_settings(id, SETTINGS, deletion_protection=False, restart_token=None)
+    o = only(provider, id)
+    assert o.settings.password_hash_sync
+    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 1)  # exactly once, however often
+    assert not o.deletion_protection and o.restart_token is None
+
+
+def test_update_settings_keeps_secret_keys_we_do_not_manage(harness: Harness) -> None:
+    if harness.store is None:
+        pytest.skip("this provider has no service secrets")
+    store = harness.store
+    id = create(harness.provider)
+    secrets = store.get_secrets(id)
+    store.put_secrets(id, [{"key": "SkipOutOfScopeDeletions", "value": "true"}, *secrets])
+    harness.provider.update_settings(
+        id, replace(SETTINGS, domain="fabrikam.com"), deletion_protection=False, restart_token=None
+    )
+    after = store.get_secrets(id)
+    assert after[0] == {"key": "SkipOutOfScopeDeletions", "value": "true"}
+    keys = [s["key"] for s in after]
+    assert keys == ["SkipOutOfScopeDeletions", "Domain", "AppKey", "SyncNotificationSettings"]
+    assert only(harness.provider, id).settings.domain == "fabrikam.com"
+
+
+def test_update_keeps_tags_we_do_not_own(harness: Harness) -> None:
+    if harness.store is None:
+        pytest.skip("this provider has no service tags")
+    store = harness.store
+    id = create(harness.provider)
+    tags = store.get_service_principal(id)["tags"]
+    store.patch_service_principal(id, {"tags": ["WindowsAzureActiveDirectoryIntegratedApp", *tags]})
+    harness.provider.update_settings(id, SETTINGS, deletion_protection=True, restart_token="x")
+    tags = store.get_service_principal(id)["tags"]
+    assert tags[0] == "WindowsAzureActiveDirectoryIntegratedApp"
+    assert "reconciler:deletionProtection" in tags and "reconciler:restartToken=x" in tags
+
+
+def test_replace_scope_and_mappings(provider: Provider) -> None:
+    id = create(provider)
+    changed = (
+        MappingOverride("user", "department", Mapping("user", "department", MappingKind.CONSTANT, "Sales")),
+        MappingOverride("user", "displayName", None),
+        MappingOverride(
+            "inetOrgPerson",
+            "employeeId",
+            Mapping("inetOrgPerson", "employeeId", MappingKind.DIRECT, "employeeID"),
+        ),
+    )
+    wanted = mappings(provider, changed)
+    provider.replace_scope_and_mappings(id, GROUPS, list(wanted.values()))
+    o = only(provider, id)
+    assert o.scope == GROUPS
+    assert by_key(o) == wanted
+    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 1)  # PHS on: CredentialData stays, once
+    assert o.settings == replace(SETTINGS, enabled=False)
+
+    provider.replace_scope_and_mappings(id, Scope.all(), list(mappings(provider, ()).values()))
+    o = only(provider, id)
+    assert o.scope == Scope.all() and by_key(o) == mappings(provider, ())
+
+
+def test_credential_data_in_the_mapping_list_is_ignored(provider: Provider) -> None:
+    id = create(provider, settings=replace(SETTINGS, password_hash_sync=False))
+    extra = [Mapping(obj, CREDENTIAL_DATA, MappingKind.DIRECT, "PasswordHash") for obj in PHS_OBJECTS]
+    provider.replace_scope_and_mappings(id, OUS, [*mappings(provider).values(), *extra])
+    o = only(provider, id)
+    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 0)
+    assert by_key(o) == mappings(provider)
+
+
+# --------------------------------------------------------------------------------------------------
+# jobs
+
+
+def test_start_and_pause(provider: Provider) -> None:
+    id = create(provider)
+    provider.start(id)
+    o = only(provider, id)
+    assert o.status.code == "Active" and o.settings.enabled
+    provider.pause(id)
+    o = only(provider, id)
+    assert o.status.code == "Paused" and not o.settings.enabled
+    provider.start(id)
+    assert only(provider, id).settings.enabled
+
+
+def test_start_lifts_quarantine(harness: Harness) -> None:
+    id = create(harness.provider)
+    harness.quarantine(id)
+    o = only(harness.provider, id)
+    assert o.status.code == "Quarantine" and o.status.quarantine_reason == "TooManyDeletes"
+    assert not o.status.healthy
+    harness.provider.start(id)
+    o = only(harness.provider, id)
+    assert o.status.code == "Active" and o.status.quarantine_reason is None
+
+
+def test_restart(harness: Harness) -> None:
+    provider = harness.provider
+    id = create(provider)
+    provider.start(id)
+    harness.quarantine(id)
+    # Releasing held deletes alone does not lift the quarantine.
+    provider.restart(id, RESET_FORCE_DELETES)
+    assert only(provider, id).status.code == "Quarantine"
+    provider.restart(id, RESET_FULL)
+    o = only(provider, id)
+    assert o.status.code == "Active" and o.status.quarantine_reason is None and o.settings.enabled
+    provider.restart(id)
+    assert only(provider, id).status.code == "Active"
+
+
+def test_restart_is_recorded_with_its_criteria(harness: Harness) -> None:
+    if harness.store is None:
+        pytest.skip("this provider has no job action log")
+    id = create(harness.provider)
+    harness.provider.restart(id, "Watermark, Escrows")
+    (action,) = [a for a in harness.store.actions(id) if a["action"] == "restart"]
+    assert action["body"] == {"criteria": {"resetScope": "Watermark, Escrows"}}
+
+
+# --------------------------------------------------------------------------------------------------
+# delete
+
+
+def test_delete_is_idempotent(provider: Provider) -> None:
+    keep = create(provider, "keep", replace(SETTINGS, domain="keep.contoso.com"))
+    id = create(provider)
+    provider.delete(id)
+    assert [o.id for o in provider.read_all()] == [keep]
+    provider.delete(id)
+    assert [o.id for o in provider.read_all()] == [keep]
+
+
+def test_delete_removes_every_service_object(harness: Harness) -> None:
+    if harness.store is None:
+        pytest.skip("this provider has no service objects")
+    store = harness.store
+    id = create(harness.provider)
+    harness.provider.delete(id)
+    assert store.list_service_principals() == [] and store.list_applications() == []
+
+
+def test_delete_of_an_unknown_id_is_a_no_op(provider: Provider) -> None:
+    provider.delete("00000000-0000-0000-0000-000000000000")
+
+
+# --------------------------------------------------------------------------------------------------
+# unmanaged configurations and adoption
+
+
+def test_unmanaged_configurations_are_listed_and_read_only(harness: Harness) -> None:
+    provider = harness.provider
+    ours = create(provider)
+    theirs = harness.add_unmanaged("portal.contoso.com")
+    found = {o.id: o for o in provider.read_all()}
+    assert set(found) == {ours, theirs}
+    o = found[theirs]
+    assert not o.managed and o.name is None and o.complete
+    assert o.settings.domain == "portal.contoso.com"
+    assert o.display == f"portal.contoso.com ({theirs})"
+    with pytest.raises(ConflictError):
+        provider.update_settings(theirs, SETTINGS, deletion_protection=False, restart_token=None)
+    with pytest.raises(ConflictError):
+        provider.replace_scope_and_mappings(theirs, Scope.all(), [])
+    with pytest.raises(ConflictError):
+        provider.delete(theirs)
+    with pytest.raises(ConflictError):
+        provider.start(theirs)
+    assert only(provider, theirs) == o
+
+
+def test_a_managed_name_is_not_taken_from_an_unmanaged_configuration(harness: Harness) -> None:
+    theirs = harness.add_unmanaged("contoso.com")
+    ours = create(harness.provider)
+    assert ours != theirs
+    assert not only(harness.provider, theirs).managed
+
+
+def test_adopt(harness: Harness) -> None:
+    provider = harness.provider
+    theirs = harness.add_unmanaged("portal.contoso.com")
+    before = only(provider, theirs)
+    provider.adopt(theirs, "portal")
+    o = only(provider, theirs)
+    assert o.managed and o.name == "portal"
+    assert (o.settings, o.scope, o.mappings) == (before.settings, before.scope, before.mappings)
+    provider.adopt(theirs, "portal")  # again: nothing to do
+    with pytest.raises(ConflictError):
+        provider.adopt(theirs, "other")
+    # once adopted it is ours like any other
+    assert create(provider, "portal", before.settings) == theirs
+    provider.update_settings(theirs, SETTINGS, deletion_protection=False, restart_token=None)
+    assert only(provider, theirs).settings.domain == SETTINGS.domain
+
+
+def test_adopt_refuses_a_name_in_use(harness: Harness) -> None:
+    create(harness.provider)
+    theirs = harness.add_unmanaged("portal.contoso.com")
+    with pytest.raises(ConflictError):
+        harness.provider.adopt(theirs, "prod")
+    assert not only(harness.provider, theirs).managed
+
+
+def test_unknown_ids(provider: Provider) -> None:
+    missing = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(NotFoundError):
+        provider.update_settings(missing, SETTINGS, deletion_protection=False, restart_token=None)
+    with pytest.raises(NotFoundError):
+        provider.replace_scope_and_mappings(missing, Scope.all(), [])
+    with pytest.raises(NotFoundError):
+        provider.start(missing)
+    with pytest.raises(NotFoundError):
+        provider.adopt(missing, "x")
+
+
+def test_target_is_recorded(provider: Provider) -> None:
+    scheme, _, rest = provider.target.partition(":")
+    assert scheme and rest
