@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.core.diff import FieldChange, essence, field_changes, flatten
+from reconciler.core.diff import FieldChange, essence, field_changes, flatten, mapping_essence
 from reconciler.core.model import (
+    CREDENTIAL_DATA,
     Desired,
     DesiredState,
     JobStatus,
@@ -221,23 +222,37 @@ def _spec_for(d: Desired, defaults: Sequence[Mapping]) -> Spec:
     )
 
 
-def _spec_essence(name: str, spec: Spec) -> dict[str, Any]:
-    data = essence(
+def _spec_essence(spec: Spec) -> dict[str, Any]:
+    return essence(
         spec.settings,
         spec.scope,
         spec.mappings,
         deletion_protection=spec.deletion_protection,
         restart_token=spec.restart_token,
     )
-    data["name"] = name
-    return data
 
 
 def desired_digest(state: DesiredState, defaults: Sequence[Mapping]) -> str:
     """A digest of the desired state's meaning: formatting, comments and file layout do not change it."""
     return _digest(
-        [_spec_essence(d.name, _spec_for(d, defaults)) for d in sorted(state.configurations, key=_name)]
+        [[d.name, _spec_essence(_spec_for(d, defaults))] for d in sorted(state.configurations, key=_name)]
     )
+
+
+def _create_fields(spec: Spec, defaults: Sequence[Mapping]) -> tuple[tuple[FieldChange, ...], str]:
+    """A create shows every setting, but mappings only where they differ from the template defaults."""
+    data = _spec_essence(spec)
+    mappings = data.pop("mappings")
+    rows = flatten(data)
+    template = mapping_essence(m for m in defaults if m.target != CREDENTIAL_DATA)
+    rows += field_changes({"mappings": template}, {"mappings": mappings})
+    same = sum(
+        1
+        for obj, targets in mappings.items()
+        for t, v in targets.items()
+        if template.get(obj, {}).get(t) == v
+    )
+    return rows, f"{same} template default mappings unchanged"
 
 
 def _name(d: Desired) -> str:
@@ -292,8 +307,8 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
 
     changes: list[Change] = []
     # Compare with 'enabled' aligned so that it never shows as an update field.
-    before = _spec_essence(d.name, current)
-    after = _spec_essence(d.name, spec)
+    before = _spec_essence(current)
+    after = _spec_essence(spec)
     before["settings"]["enabled"] = after["settings"]["enabled"]
     rows = field_changes(before, after)
     if phs_drift:
@@ -410,13 +425,14 @@ def compute_plan(
                     )
                 )
                 continue
+            rows, note = _create_fields(spec, defaults)
             changes.append(
                 Change(
                     name=d.name,
                     action=Action.CREATE,
                     target_id=found.id if found is not None else None,
-                    reasons=("resume an interrupted create",) if found is not None else (),
-                    fields=flatten(_spec_essence(d.name, spec)),
+                    reasons=(("resume an interrupted create",) if found is not None else ()) + (note,),
+                    fields=rows,
                     spec=spec,
                 )
             )

@@ -60,13 +60,20 @@ def actions(plan) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
 
 
 def test_new_configuration_is_created_then_started() -> None:
-    plan = plan_for([desired()], [])
+    over = MappingOverride("user", "department", Mapping("user", "department", MappingKind.DIRECT, "department"))
+    plan = plan_for([desired(overrides=(over, MappingOverride("user", "ExtensionAttribute3", None)))], [])
     assert actions(plan) == [("create", "contoso"), ("start", "contoso")]
     create = plan.changes[0]
     assert create.spec is not None
-    assert {m.target for m in create.spec.mappings} == {"displayName", "ExtensionAttribute3"}
-    paths = {f.path for f in create.fields}
-    assert "settings.domain" in paths and "mappings.user.displayName" in paths
+    # the spec carries the whole effective set ...
+    assert {m.target for m in create.spec.mappings} == {"displayName", "department"}
+    # ... while the review shows settings and only what differs from the template defaults
+    rows = {f.path: (f.before, f.after) for f in create.fields}
+    assert rows["settings.domain"] == (None, "contoso.com")
+    assert rows["mappings.user.department"] == (None, {"kind": "direct", "value": "department"})
+    assert rows["mappings.user.ExtensionAttribute3"][1] is None
+    assert "mappings.user.displayName" not in rows
+    assert create.reasons == ("1 template default mappings unchanged",)
 
 
 def test_disabled_new_configuration_is_created_but_not_started() -> None:
