@@ -20,9 +20,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 
-__all__ = ["Provider", "RESET_FULL", "RESET_FORCE_DELETES"]
+__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "Provider"]
 
-# synchronizationJobRestartScope flags (Graph v1.0). Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
+# synchronizationJobRestartScope flags (Graph v1.0).
+# Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
 RESET_FULL = "Full"
 # Releases deletes held back by the accidental-delete threshold; only ever on a person's approval.
 RESET_FORCE_DELETES = "ForceDeletes"
