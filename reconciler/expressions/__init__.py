@@ -6,6 +6,15 @@ Pure library code: no file, network or clock access except through the sources a
 
 from __future__ import annotations
 
+from reconciler.expressions.catalog import KNOWN_ATTRIBUTES, known_attribute
+from reconciler.expressions.evaluator import (
+    DOES_NOT_FLOW,
+    AttributeValue,
+    DoesNotFlow,
+    Result,
+    compile_expression,
+    evaluate,
+)
 from reconciler.expressions.functions import FUNCTIONS, FunctionSpec, Param, function_names
 from reconciler.expressions.nodes import (
     Attribute,
@@ -30,10 +39,14 @@ from reconciler.expressions.parser import (
 from reconciler.expressions.service import from_service_tree, to_service_tree
 
 __all__ = [
+    "DOES_NOT_FLOW",
     "FUNCTIONS",
+    "KNOWN_ATTRIBUTES",
     "Attribute",
+    "AttributeValue",
     "BinaryOp",
     "Call",
+    "DoesNotFlow",
     "ExpressionWarning",
     "FunctionSpec",
     "Identifier",
@@ -43,10 +56,14 @@ __all__ = [
     "Number",
     "Param",
     "Parameter",
+    "Result",
     "String",
+    "compile_expression",
+    "evaluate",
     "expression_warnings",
     "from_service_tree",
     "function_names",
+    "known_attribute",
     "parse",
     "referenced_attributes",
     "to_service_tree",

@@ -153,6 +153,11 @@ class _Parser:
         self.skip_ws()
         if self.pos < self.n:
             raise self.trailing()
+        for inner in walk(node)[1:]:
+            if isinstance(inner, Call) and inner.name == "SelectUniqueValue":
+                raise self.error(
+                    "SelectUniqueValue must be the outermost function; it cannot be nested", inner.start
+                )
         return node
 
     def trailing(self) -> ExpressionError:
