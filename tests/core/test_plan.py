@@ -60,7 +60,9 @@ def actions(plan) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
 
 
 def test_new_configuration_is_created_then_started() -> None:
-    over = MappingOverride("user", "department", Mapping("user", "department", MappingKind.DIRECT, "department"))
+    over = MappingOverride(
+        "user", "department", Mapping("user", "department", MappingKind.DIRECT, "department")
+    )
     plan = plan_for([desired(overrides=(over, MappingOverride("user", "ExtensionAttribute3", None)))], [])
     assert actions(plan) == [("create", "contoso"), ("start", "contoso")]
     create = plan.changes[0]
@@ -94,12 +96,18 @@ def test_settings_change_is_a_field_level_update_without_restart() -> None:
     plan = plan_for([d], [o])
     assert actions(plan) == [("update", "contoso")]
     (row,) = plan.changes[0].fields
-    assert (row.path, row.before, row.after) == ("settings.notificationEmail", "old@contoso.com", "ops@contoso.com")
+    assert (row.path, row.before, row.after) == (
+        "settings.notificationEmail",
+        "old@contoso.com",
+        "ops@contoso.com",
+    )
     assert plan.changes[0].write_settings and not plan.changes[0].write_schema
 
 
 def test_mapping_change_compared_by_key_not_position_and_restarts() -> None:
-    over = MappingOverride("user", "department", Mapping("user", "department", MappingKind.DIRECT, "department"))
+    over = MappingOverride(
+        "user", "department", Mapping("user", "department", MappingKind.DIRECT, "department")
+    )
     d = desired(overrides=(over,))
     o = observed_for(desired())  # the target lacks the department mapping
     plan = plan_for([d], [o])

@@ -185,7 +185,9 @@ def _hold_lock_and_die(target: str, state_dir: str) -> None:
 
 
 def test_lock_of_a_killed_process_is_recovered(provider: Provider, state_dir: Path) -> None:
-    proc = multiprocessing.get_context("fork").Process(target=_hold_lock_and_die, args=(provider.target, str(state_dir)))
+    proc = multiprocessing.get_context("fork").Process(
+        target=_hold_lock_and_die, args=(provider.target, str(state_dir))
+    )
     proc.start()
     proc.join(10)
     assert proc.exitcode == -9

@@ -1,0 +1,59 @@
+"""Run the real CLI entry point in-process, in a temporary project folder with its own state folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Run = Callable[..., Result]
+
+
+CONTOSO = """\
+apiVersion: cloudsync/v1
+kind: Configuration
+metadata:
+  name: contoso
+spec:
+  domain: contoso.com
+  notificationEmail: ops@contoso.com
+  scope:
+    organizationalUnits: ["OU=Sales,DC=contoso,DC=com"]
+  attributeMappings:
+    user:
+      - {target: department, source: department}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
+    monkeypatch.delenv("RECONCILER_STATE_DIR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "contoso.yaml").write_text(CONTOSO)
+    return tmp_path
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def _run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run
