@@ -388,7 +388,7 @@ def _compile_parameter(node: Parameter) -> Compiled:
             return params[name]
         value = ctx.context.get(keyword)
         if value is None:
-            raise _Failure(f"%{name}% has no value here; pass {keyword}=...", column)
+            raise _Failure(f"no value was given for %{name}% ({keyword})", column)
         return value
 
     return parameter
