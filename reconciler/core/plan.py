@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -181,30 +180,56 @@ class Plan:
 # fingerprints and digests
 
 
-def _observed_essence(o: Observed) -> dict[str, Any]:
-    data = essence(
-        o.settings,
-        o.scope,
-        o.mappings,
-        deletion_protection=o.deletion_protection,
-        restart_token=o.restart_token,
+def _canon_mappings(mappings: Iterable[Mapping]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(
+        sorted(
+            (m.object, m.target, m.kind.value, m.value, m.default, m.apply.value, m.matching_priority)
+            for m in mappings
+        )
     )
-    data["id"] = o.id
-    data["name"] = o.name
-    data["managed"] = o.managed
-    data["complete"] = o.complete
-    data["credentialData"] = sorted(o.credential_data_count.items())
-    return data
+
+
+def _canon(
+    settings: Settings,
+    scope: Scope,
+    mappings: Iterable[Mapping],
+    deletion_protection: bool,
+    restart_token: str | None,
+) -> tuple[Any, ...]:
+    """A canonical tuple of plain values; its ``repr`` is stable, and far cheaper than JSON."""
+    s = settings
+    return (
+        (
+            s.domain,
+            s.notification_email,
+            s.enabled,
+            s.password_hash_sync,
+            s.accidental_deletes_enabled,
+            s.accidental_deletes_threshold,
+        ),
+        (scope.kind.value, tuple(sorted(e.casefold() for e in scope.entries))),
+        _canon_mappings(mappings),
+        deletion_protection,
+        restart_token,
+    )
 
 
 def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(repr(data).encode()).hexdigest()[:32]
 
 
 def fingerprint(o: Observed) -> str:
     """What the planner saw of one configuration (status excluded: it changes on its own)."""
-    return _digest(_observed_essence(o))
+    return _digest(
+        (
+            o.id,
+            o.name,
+            o.managed,
+            o.complete,
+            tuple(sorted(o.credential_data_count.items())),
+            _canon(o.settings, o.scope, o.mappings, o.deletion_protection, o.restart_token),
+        )
+    )
 
 
 def fingerprints(observed: Iterable[Observed]) -> tuple[tuple[str, str], ...]:
@@ -234,8 +259,16 @@ def _spec_essence(spec: Spec) -> dict[str, Any]:
 
 def desired_digest(state: DesiredState, defaults: Sequence[Mapping]) -> str:
     """A digest of the desired state's meaning: formatting, comments and file layout do not change it."""
+    return _specs_digest({d.name: _spec_for(d, defaults) for d in state.configurations})
+
+
+def _specs_digest(by_name: dict[str, Spec]) -> str:
+    specs = sorted(by_name.items())
     return _digest(
-        [[d.name, _spec_essence(_spec_for(d, defaults))] for d in sorted(state.configurations, key=_name)]
+        tuple(
+            (name, _canon(s.settings, s.scope, s.mappings, s.deletion_protection, s.restart_token))
+            for name, s in specs
+        )
     )
 
 
@@ -404,10 +437,11 @@ def compute_plan(
             unmanaged.append(o)
     unmanaged_domains = {u.settings.domain.casefold(): u for u in unmanaged}
 
+    specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
     for d in sorted(desired.configurations, key=_name):
         if only is not None and d.name not in only:
             continue
-        spec = _spec_for(d, defaults)
+        spec = specs[d.name]
         found = managed.get(d.name)
         if found is None or not found.complete:
             clash = unmanaged_domains.get(d.settings.domain.casefold())
@@ -540,6 +574,6 @@ def compute_plan(
         unmanaged=tuple(sorted(u.display for u in unmanaged)),
         statuses=statuses,
         fingerprints=fingerprints(observed),
-        desired_digest=desired_digest(desired, defaults),
+        desired_digest=_specs_digest(specs),
         options=options,
     )

@@ -81,7 +81,7 @@ class LocalProvider:
             scope, mappings, counts = Scope.all(), (), {}
             status = JobStatus(code="NotConfigured")
         else:
-            scope, mappings, counts = read_schema(self.store.get_schema(sp["id"], provisioning["id"]))
+            scope, mappings, counts = read_schema(self.store.get_schema_rules(sp["id"], provisioning["id"]))
             status = job_status(provisioning)
         # create writes the Domain secret last: without it the create did not finish.
         complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)

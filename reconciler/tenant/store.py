@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import hashlib
 import json
 import os
 import sqlite3
@@ -127,6 +128,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     schema TEXT NOT NULL,
     UNIQUE (sp_id, id)
 );
+-- Large immutable JSON parts (a schema's directory definitions) stored once, by content hash.
+CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_actions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     sp_id TEXT NOT NULL,
@@ -480,7 +483,7 @@ class TenantStore:
             self._exec(
                 self._conn(),
                 "INSERT INTO jobs (sp_id, id, template_id, data, schema) VALUES (?, ?, ?, ?, ?)",
-                (sp_id, job_id, template_id, _dumps(job), _dumps(schema)),
+                (sp_id, job_id, template_id, _dumps(job), self._pack_schema(schema)),
             )
         return job
 
@@ -574,8 +577,36 @@ class TenantStore:
     # ----------------------------------------------------------------------------------------------
     # schema
 
+    def _pack_schema(self, schema: Mapping[str, Any]) -> str:
+        """The schema's JSON with its directory definitions moved to ``blobs``: every job of a tenant
+        shares the template's directories, and readers of mappings need not parse them."""
+        data = dict(schema)
+        directories = data.get("directories")
+        if isinstance(directories, list):
+            text = _dumps(directories)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            self._exec(self._conn(), "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (digest, text))
+            data["directories"] = {"$blob": digest}
+        return _dumps(data)
+
+    def _unpack_schema(self, text: str, *, directories: bool) -> JSON:
+        data = dict(_loads(text))
+        ref = data.get("directories")
+        if isinstance(ref, dict) and "$blob" in ref:
+            if directories:
+                row = self._one("SELECT data FROM blobs WHERE hash = ?", (ref["$blob"],))
+                data["directories"] = _loads(row[0]) if row is not None else []
+            else:
+                del data["directories"]
+        return data
+
     def get_schema(self, sp_id: str, job_id: str) -> JSON:
-        return dict(_loads(self._job_row(sp_id, job_id)[1]))
+        with self.transaction(write=False):
+            return self._unpack_schema(self._job_row(sp_id, job_id)[1], directories=True)
+
+    def get_schema_rules(self, sp_id: str, job_id: str) -> JSON:
+        """The schema without ``directories``: enough to read scope and mappings, and much cheaper."""
+        return self._unpack_schema(self._job_row(sp_id, job_id)[1], directories=False)
 
     def put_schema(self, sp_id: str, job_id: str, schema: Mapping[str, Any]) -> None:
         """``PUT …/jobs/{jobId}/schema``: a full replacement; the service stamps a new ``version``."""
@@ -592,7 +623,7 @@ class TenantStore:
             self._exec(
                 self._conn(),
                 "UPDATE jobs SET schema = ? WHERE sp_id = ? AND id = ?",
-                (_dumps(new), sp_id, job_id),
+                (self._pack_schema(new), sp_id, job_id),
             )
 
     def reset_schema(self, sp_id: str, job_id: str) -> None:
