@@ -14,6 +14,7 @@ I/O: the provider (the target) and the journal.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -128,8 +129,12 @@ def apply_plan(
     journal: Journal,
     parallelism: int = 10,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
-    """Run every change of ``plan``; the caller holds the lock and has checked freshness."""
+    """Run every change of ``plan``; the caller holds the lock and has checked freshness.
+
+    Once ``stop`` is set, changes not started yet are skipped (the reconcile loop's clean stop).
+    """
     phases: dict[int, list[Change]] = {}
     for change in plan.changes:
         phases.setdefault(ACTION_ORDER[change.action], []).append(change)
@@ -141,6 +146,8 @@ def apply_plan(
     def run(change: Change) -> Outcome:
         if change.name in failed_names:
             outcome = Outcome(change, SKIPPED, "an earlier change of this configuration failed")
+        elif stop is not None and stop.is_set():
+            outcome = Outcome(change, SKIPPED, "the run was asked to stop before this change")
         else:
             journal.write("change-start", name=change.name, action=change.action.value, id=change.target_id)
             began = time.monotonic()

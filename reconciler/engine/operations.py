@@ -13,6 +13,7 @@ import datetime as _dt
 import getpass
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -123,6 +124,7 @@ def _execute_locked(
     parallelism: int,
     progress: Progress | None,
     recovered: dict[str, object] | None,
+    stop: threading.Event | None = None,
 ) -> AppliedRun:
     journal = Journal()
     journal.write(
@@ -136,7 +138,9 @@ def _execute_locked(
         recovered_lock=recovered,
     )
     try:
-        result = apply_plan(plan, provider, journal=journal, parallelism=parallelism, progress=progress)
+        result = apply_plan(
+            plan, provider, journal=journal, parallelism=parallelism, progress=progress, stop=stop
+        )
     except BaseException:
         journal.write("run-end", result="error")
         raise
@@ -193,8 +197,12 @@ def plan_and_apply(
     parallelism: int = 10,
     progress: Progress | None = None,
     kind: str = "apply",
+    stop: threading.Event | None = None,
 ) -> AppliedRun:
-    """Plan and apply in one step under one lock (``apply --auto-approve PATH...``, the reconcile loop)."""
+    """Plan and apply in one step under one lock (``apply --auto-approve PATH...``, the reconcile loop).
+
+    Setting ``stop`` skips the changes not started yet.
+    """
     with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
         plan = make_plan(state, provider, options, provenance)
         return _execute_locked(
@@ -204,6 +212,7 @@ def plan_and_apply(
             parallelism=parallelism,
             progress=progress,
             recovered=info.recovered_from,
+            stop=stop,
         )
 
 
