@@ -183,7 +183,8 @@ class Plan:
 def _canon_mappings(mappings: Iterable[Mapping]) -> tuple[tuple[Any, ...], ...]:
     return tuple(
         sorted(
-            (m.object, m.target, m.kind.value, m.value, m.default, m.apply.value, m.matching_priority)
+            # enum members, not .value: their repr is just as stable and the lookup is much cheaper
+            (m.object, m.target, m.kind, m.value, m.default, m.apply, m.matching_priority)
             for m in mappings
         )
     )
@@ -207,7 +208,7 @@ def _canon(
             s.accidental_deletes_enabled,
             s.accidental_deletes_threshold,
         ),
-        (scope.kind.value, tuple(sorted(e.casefold() for e in scope.entries))),
+        (scope.kind, tuple(sorted(e.casefold() for e in scope.entries))),
         _canon_mappings(mappings),
         deletion_protection,
         restart_token,

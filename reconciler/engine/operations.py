@@ -10,11 +10,13 @@ and the journal.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import getpass
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,8 +55,26 @@ def _user() -> str | None:
         return None
 
 
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large, acyclic value trees.
+
+    Loading and planning allocate millions of small objects (YAML nodes, frozen dataclasses) that form
+    no reference cycles; the collector's repeated full scans of them cost more than the work itself
+    (about a third of a 1,000-configuration plan). Reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_desired(paths: Sequence[str]) -> LoadResult:
-    return load_paths(list(paths))
+    with _no_cyclic_gc():
+        return load_paths(list(paths))
 
 
 def provenance_for(paths: Sequence[str]) -> Provenance:
@@ -74,9 +94,10 @@ def make_plan(
     options: PlanOptions,
     provenance: Provenance,
 ) -> Plan:
-    observed = provider.read_all()
-    defaults = provider.template_defaults()
-    plan = compute_plan(state, observed, defaults, options, target=provider.target)
+    with _no_cyclic_gc():
+        observed = provider.read_all()
+        defaults = provider.template_defaults()
+        plan = compute_plan(state, observed, defaults, options, target=provider.target)
     return replace(plan, provenance=provenance)
 
 
