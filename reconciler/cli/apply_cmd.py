@@ -12,9 +12,9 @@ import sys
 
 import click
 
-from reconciler.cli.options import lock_options, paths_argument, target_option
+from reconciler.cli.options import delete_options, lock_options, paths_argument, target_option
 from reconciler.cli.output import echo_warnings, render_plan
-from reconciler.cli.plan_cmd import delete_options, plan_options_from
+from reconciler.cli.plan_cmd import plan_options_from
 from reconciler.engine.apply import FAILED, OK, Outcome
 from reconciler.engine.operations import (
     AppliedRun,

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["format_option", "lock_options", "paths_argument", "target_option"]
+__all__ = ["delete_options", "format_option", "lock_options", "paths_argument", "target_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,5 +57,22 @@ def lock_options(f: F) -> F:
         default=10,
         show_default=True,
         help="How many configurations are changed at once.",
+    )(f)
+    return f
+
+
+def delete_options(f: F) -> F:
+    f = click.option(
+        "--max-deletes",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="More deletes than this in one plan also need --allow-mass-delete.",
+    )(f)
+    f = click.option("--allow-mass-delete", is_flag=True, help="Allow more than --max-deletes deletes.")(f)
+    f = click.option(
+        "--allow-delete",
+        is_flag=True,
+        help="Allow deleting managed configurations that are no longer in the desired state.",
     )(f)
     return f

@@ -7,30 +7,13 @@ import sys
 import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
-from reconciler.cli.options import format_option, paths_argument, target_option
+from reconciler.cli.options import delete_options, format_option, paths_argument, target_option
 from reconciler.cli.output import echo_warnings, render_plan
 from reconciler.core.plan import Plan, PlanOptions
 from reconciler.engine.operations import run_plan, write_plan_file
 from reconciler.providers import open_target
 
-__all__ = ["delete_options", "plan", "plan_options_from"]
-
-
-def delete_options(f):  # type: ignore[no-untyped-def]
-    f = click.option(
-        "--max-deletes",
-        type=click.IntRange(min=0),
-        default=1,
-        show_default=True,
-        help="More deletes than this in one plan also need --allow-mass-delete.",
-    )(f)
-    f = click.option("--allow-mass-delete", is_flag=True, help="Allow more than --max-deletes deletes.")(f)
-    f = click.option(
-        "--allow-delete",
-        is_flag=True,
-        help="Allow deleting managed configurations that are no longer in the desired state.",
-    )(f)
-    return f
+__all__ = ["finish_plan_output", "plan", "plan_options_from"]
 
 
 def plan_options_from(allow_delete: bool, allow_mass_delete: bool, max_deletes: int) -> PlanOptions:

@@ -95,7 +95,7 @@ def read_runs(path: Path | None = None) -> list[RunRecord]:
         if rec is None:
             continue
         if event == "change-start":
-            change = {
+            change: dict[str, Any] = {
                 "name": e.get("name"),
                 "action": e.get("action"),
                 "outcome": "interrupted",
@@ -104,11 +104,11 @@ def read_runs(path: Path | None = None) -> list[RunRecord]:
             rec.changes.append(change)
             open_changes[(run, str(e.get("name")), str(e.get("action")))] = change
         elif event == "change-end":
-            change = open_changes.pop((run, str(e.get("name")), str(e.get("action"))), None)
-            if change is not None:
-                change["outcome"] = e.get("outcome")
+            ended = open_changes.pop((run, str(e.get("name")), str(e.get("action"))), None)
+            if ended is not None:
+                ended["outcome"] = e.get("outcome")
                 if e.get("error"):
-                    change["error"] = e.get("error")
+                    ended["error"] = e.get("error")
         elif event == "run-end":
             rec.ended = str(e.get("time"))
             rec.result = str(e.get("result", "ok"))
