@@ -13,7 +13,9 @@ template), and secrets (PUT replaces every key). Objects are plain dicts as Grap
 that an HTTP emulator can serve the store as it is.
 
 It also keeps a small on-premises directory (objects by DN and group membership) for on-demand
-provisioning, and a log of job actions (start, pause, restart with its criteria) that tests can read.
+provisioning, the cloud objects that on-demand provisioning writes (users and groups with the
+attributes their mappings gave them), and a log of job actions (start, pause, restart with its
+criteria) that tests can read.
 """
 
 from __future__ import annotations
@@ -147,6 +149,14 @@ CREATE TABLE IF NOT EXISTS onprem_members (
     group_dn TEXT NOT NULL COLLATE NOCASE,
     member_dn TEXT NOT NULL COLLATE NOCASE,
     PRIMARY KEY (group_dn, member_dn)
+);
+CREATE TABLE IF NOT EXISTS cloud_objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    object_type TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL
 );
 """
 
@@ -756,6 +766,55 @@ class TenantStore:
             "SELECT group_dn FROM onprem_members WHERE member_dn = ? ORDER BY group_dn", (member_dn,)
         )
         return [str(r[0]) for r in rows]
+
+    # ----------------------------------------------------------------------------------------------
+    # cloud objects written by on-demand provisioning
+
+    def put_cloud_object(self, id: str, object_type: str, attributes: Mapping[str, Any]) -> JSON:
+        """Create or replace the cloud object ``id`` (``User``, ``Group``, ...) with these attributes."""
+        now = _now()
+        with self.transaction():
+            self._exec(
+                self._conn(),
+                "INSERT INTO cloud_objects (id, object_type, attributes, created, modified) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET object_type = excluded.object_type, "
+                "attributes = excluded.attributes, modified = excluded.modified",
+                (id, object_type, _dumps(dict(attributes)), now, now),
+            )
+            found = self.get_cloud_object(id)
+        assert found is not None
+        return found
+
+    def get_cloud_object(self, id: str) -> JSON | None:
+        """``{"id", "objectType", "attributes", "createdDateTime", "modifiedDateTime"}``, or None."""
+        row = self._one(
+            "SELECT id, object_type, attributes, created, modified FROM cloud_objects WHERE id = ?", (id,)
+        )
+        return None if row is None else _cloud_object(row)
+
+    def list_cloud_objects(self, object_type: str | None = None) -> list[JSON]:
+        """Cloud objects, oldest first, of one type (``User``, ``Group``) or all."""
+        sql = "SELECT id, object_type, attributes, created, modified FROM cloud_objects"
+        rows = (
+            self._q(sql + " WHERE object_type = ? ORDER BY seq", (object_type,))
+            if object_type
+            else self._q(sql + " ORDER BY seq")
+        )
+        return [_cloud_object(r) for r in rows]
+
+    def delete_cloud_object(self, id: str) -> None:
+        with self.transaction():
+            self._exec(self._conn(), "DELETE FROM cloud_objects WHERE id = ?", (id,))
+
+
+def _cloud_object(row: Any) -> JSON:
+    return {
+        "id": row[0],
+        "objectType": row[1],
+        "attributes": _loads(row[2]),
+        "createdDateTime": row[3],
+        "modifiedDateTime": row[4],
+    }
 
 
 def _schema_version() -> str:
