@@ -1,0 +1,745 @@
+"""The Graph provider: Cloud Sync configurations in a Microsoft Entra tenant, through Microsoft Graph.
+
+Targets: ``graph`` (``https://graph.microsoft.com/v1.0``), ``graph:https://HOST/v1.0`` (another Graph
+cloud) and ``graph+http://HOST:PORT`` (the emulator, or a proxy; ``/v1.0`` is added). The cloud-sync
+how-to uses ``/beta``, but the v1.0 metadata holds every type, property and action used here
+(``containerFilter``/``groupFilter`` included), so this provider stays on v1.0.
+
+A configuration is what the portal makes: a service principal instantiated from the AD2AAD template,
+its ``AD2AADProvisioning`` job (and ``AD2AADPasswordHash`` with password hash sync), the secrets
+``Domain``/``AppKey``/``SyncNotificationSettings``, scope and mappings in the provisioning job's schema.
+Enabled means the jobs are started, disabled paused. Ours carry our tags on the service principal.
+
+Secrets and schema are full replacements on the service, so every write reads first, changes only what
+we manage (through ``reconciler.graphshape``) and writes back everything else as it was read.
+
+I/O: HTTP requests to the target through ``GraphClient`` (``graphhttp``), nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from reconciler.core.model import JobStatus, Mapping, Observed, Scope, Settings
+from reconciler.errors import ConfigError, ConflictError, NotFoundError, ProviderError, TransientProviderError
+from reconciler.graphshape import (
+    DOMAIN,
+    JSON,
+    MANAGED_SECRET_KEYS,
+    MANAGED_TAG,
+    PASSWORD_HASH_TEMPLATE,
+    PROVISIONING_TEMPLATE,
+    TEMPLATE_APP_ID,
+    find_job,
+    find_provisioning_rule,
+    job_enabled,
+    job_status,
+    parse_tags,
+    read_schema,
+    secrets_to_settings,
+    set_password_hash_mappings,
+    settings_to_secrets,
+    tags_for,
+    write_schema,
+)
+from reconciler.providers.base import RESET_FULL
+from reconciler.providers.graphhttp import (
+    BatchItem,
+    GraphClient,
+    RetryPolicy,
+    TokenProvider,
+    segment,
+    token_provider_for,
+)
+
+__all__ = [
+    "CONCURRENCY_ENV",
+    "DEFAULT_BASE_URL",
+    "GraphProvider",
+    "open_graph",
+    "parse_target",
+]
+
+DEFAULT_BASE_URL = "https://graph.microsoft.com/v1.0"
+CONCURRENCY_ENV = "RECONCILER_GRAPH_CONCURRENCY"
+TIMEOUT_ENV = "RECONCILER_GRAPH_TIMEOUT"
+DEFAULT_CONCURRENCY = 10
+
+# Only what the provider reads from a service principal; a full one is many times larger.
+_SP_SELECT = "id,appId,displayName,tags,applicationTemplateId,servicePrincipalNames"
+# Reading scope and mappings needs the rules only (the same $select on the service is unconfirmed).
+_SCHEMA_SELECT = "?$select=id,version,synchronizationRules"
+# Graph's largest page for service principals.
+_PAGE_SIZE = "999"
+# A secret the service will not read back (write-only) comes back as this.
+_MASKED = "*"
+# How often a write right after instantiate is retried while the new objects replicate.
+_REPLICATION_ATTEMPTS = 6
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """``(base_url, canonical target)`` for a ``graph`` target string."""
+    text = target.strip()
+    if text in ("graph", "graph:"):
+        return DEFAULT_BASE_URL, "graph:" + DEFAULT_BASE_URL
+    if text.startswith("graph:"):
+        base = text[len("graph:") :].rstrip("/")
+        parts = urllib.parse.urlsplit(base)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ConfigError(f"target {target!r}: expected graph:https://HOST/VERSION")
+        return base, "graph:" + base
+    if text.startswith(("graph+http://", "graph+https://")):
+        url = text[len("graph+") :].rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"target {target!r}: expected graph+http://HOST:PORT")
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError as exc:
+            raise ConfigError(f"target {target!r}: the port is not a number") from exc
+        origin = f"{parts.scheme}://{parts.netloc}"
+        return origin + "/v1.0", "graph+" + origin
+    raise ConfigError(f"target {target!r} is not a Graph target (graph, graph+http://HOST:PORT)")
+
+
+def open_graph(target: str) -> GraphProvider:
+    """The provider for ``target``; concurrency and timeout from the environment."""
+    base_url, canonical = parse_target(target)
+    concurrency = _env_number(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int)
+    timeout = _env_number(TIMEOUT_ENV, 60.0, float)
+    return GraphProvider(base_url, target=canonical, concurrency=concurrency, timeout=timeout)
+
+
+def _env_number(name: str, default: Any, kind: type) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0")
+    return value
+
+
+def _odata(value: str) -> str:
+    """An OData string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _from_template(sp: JSON) -> bool:
+    return sp.get("applicationTemplateId") == TEMPLATE_APP_ID or TEMPLATE_APP_ID in (
+        sp.get("servicePrincipalNames") or []
+    )
+
+
+def _name_tag(name: str) -> str:
+    """Our tag that carries ``name`` (as ``graphshape`` writes it)."""
+    for tag in tags_for((), name=name):
+        if tag != MANAGED_TAG and parse_tags([tag]).name == name:
+            return tag
+    raise AssertionError("graphshape.tags_for wrote no name tag")
+
+
+def _sp_path(id: str) -> str:
+    return f"/servicePrincipals/{segment(id)}"
+
+
+def _jobs_path(id: str) -> str:
+    return f"{_sp_path(id)}/synchronization/jobs"
+
+
+def _job_path(id: str, job_id: str) -> str:
+    return f"{_jobs_path(id)}/{segment(job_id)}"
+
+
+def _secrets_path(id: str) -> str:
+    return f"{_sp_path(id)}/synchronization/secrets"
+
+
+def _values(data: Any) -> list[JSON]:
+    values = data.get("value") if isinstance(data, dict) else None
+    return [v for v in values or [] if isinstance(v, dict)]
+
+
+def _check(result: Any) -> Any:
+    """A ``$batch`` result: the body, or its error raised."""
+    if isinstance(result, ProviderError):
+        raise result
+    return result
+
+
+def _chunks(items: Sequence[JSON], size: int) -> Iterator[Sequence[JSON]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class GraphProvider:
+    """``Provider`` over Microsoft Graph (or the emulator)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        target: str | None = None,
+        tokens: TokenProvider | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        client: GraphClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.target = target or "graph:" + self.base_url
+        self.client = client or GraphClient(
+            self.base_url,
+            tokens or token_provider_for(self.base_url),
+            concurrency=concurrency,
+            timeout=timeout,
+            retry=retry,
+        )
+        self._lock = threading.Lock()
+        self._sp_locks: dict[str, threading.Lock] = {}
+        self._template: tuple[Mapping, ...] | None = None
+        self._template_future: Future[tuple[Mapping, ...] | None] | None = None
+        self._template_source: str | None = None  # an SP id to read the template through
+        self._select_schema = True  # until the service refuses $select on a schema
+
+    def close(self) -> None:
+        self.client.close()
+
+    @contextlib.contextmanager
+    def _serialized(self, key: str) -> Iterator[None]:
+        # Secrets and schema are last-writer-wins on the service: one writer per configuration.
+        with self._lock:
+            lock = self._sp_locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    # ----------------------------------------------------------------------------------------------
+    # listing
+
+    def _list_sps(self, odata_filter: str | None = None) -> Iterator[list[JSON]]:
+        """Pages of service principals made from the AD2AAD template, narrowed by ``odata_filter``.
+
+        Should the service refuse the filter, every service principal is listed and filtered here.
+        """
+        wanted = f"applicationTemplateId eq {_odata(TEMPLATE_APP_ID)}"
+        if odata_filter:
+            wanted += f" and {odata_filter}"
+        params = {"$filter": wanted, "$select": _SP_SELECT, "$top": _PAGE_SIZE}
+        pages = self.client.pages("/servicePrincipals", params)
+        try:
+            first = next(pages)
+        except ProviderError as exc:
+            if exc.status != 400:
+                raise
+            pages = self.client.pages("/servicePrincipals", {"$select": _SP_SELECT, "$top": _PAGE_SIZE})
+            first = next(pages)
+        else:
+            odata_filter = None  # the service did the filtering
+        yield [sp for sp in first if _from_template(sp) and self._matches(sp, odata_filter)]
+        for page in pages:
+            yield [sp for sp in page if _from_template(sp) and self._matches(sp, odata_filter)]
+
+    @staticmethod
+    def _matches(sp: JSON, odata_filter: str | None) -> bool:
+        # The client-side twin of the few filters used below (only after the service refused one).
+        if odata_filter is None:
+            return True
+        if odata_filter.startswith("tags/any"):
+            tag = odata_filter.split(" eq ", 1)[1].rstrip(")")[1:-1].replace("''", "'")
+            return tag in (sp.get("tags") or [])
+        if odata_filter.startswith("displayName eq "):
+            name = odata_filter[len("displayName eq ") :][1:-1].replace("''", "'")
+            return bool(sp.get("displayName") == name)
+        return True
+
+    def _find_managed(self, name: str) -> list[JSON]:
+        found: list[JSON] = []
+        for page in self._list_sps(f"tags/any(t:t eq {_odata(_name_tag(name))})"):
+            for sp in page:
+                tags = parse_tags(sp.get("tags") or [])
+                if tags.managed and tags.name == name:
+                    found.append(sp)
+        return found
+
+    def _find_by_display_name(self, display_name: str) -> list[JSON]:
+        return [sp for page in self._list_sps(f"displayName eq {_odata(display_name)}") for sp in page]
+
+    # ----------------------------------------------------------------------------------------------
+    # reading
+
+    @staticmethod
+    def _observe(sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: JSON | None) -> Observed | None:
+        """The configuration ``sp`` holds, or None when it is not one (same rules as the local target)."""
+        tags = parse_tags(sp.get("tags") or [])
+        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        if provisioning is None and not tags.managed:
+            return None
+        settings = secrets_to_settings(
+            secrets,
+            enabled=provisioning is not None and job_enabled(provisioning),
+            password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+        )
+        scope: Scope = Scope.all()
+        mappings: tuple[Mapping, ...] = ()
+        counts: dict[str, int] = {}
+        if provisioning is None or schema is None:
+            status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
+        else:
+            scope, mappings, counts = read_schema(schema)
+            status = job_status(provisioning)
+        # create writes the Domain secret last: without it the create did not finish.
+        complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
+        return Observed(
+            id=str(sp["id"]),
+            name=tags.name if tags.managed else None,
+            managed=tags.managed,
+            settings=settings,
+            scope=scope,
+            mappings=mappings,
+            status=status,
+            deletion_protection=tags.managed and tags.deletion_protection,
+            restart_token=tags.restart_token if tags.managed else None,
+            credential_data_count=counts,
+            complete=complete or not tags.managed,
+        )
+
+    def _read_group(self, sps: Sequence[JSON]) -> list[Observed]:
+        """Jobs, secrets and the provisioning schema of up to 20 service principals, in $batch requests."""
+        items = [BatchItem("GET", _jobs_path(sp["id"])) for sp in sps]
+        items += [BatchItem("GET", _secrets_path(sp["id"])) for sp in sps]
+        results = self.client.batch(items)
+        n = len(sps)
+        jobs_of: dict[str, list[JSON]] = {}
+        secrets_of: dict[str, list[JSON]] = {}
+        for i, sp in enumerate(sps):
+            jobs_result, secrets_result = results[i], results[n + i]
+            if isinstance(jobs_result, NotFoundError) or isinstance(secrets_result, NotFoundError):
+                continue  # deleted since it was listed
+            jobs_of[sp["id"]] = _values(_check(jobs_result))
+            secrets_of[sp["id"]] = _values(_check(secrets_result))
+        wanted = [
+            (sp, job)
+            for sp in sps
+            if sp["id"] in jobs_of and (job := find_job(jobs_of[sp["id"]], PROVISIONING_TEMPLATE)) is not None
+        ]
+        schemas = self._read_schemas([_job_path(sp["id"], job["id"]) + "/schema" for sp, job in wanted])
+        schema_of: dict[str, JSON | None] = {}
+        for (sp, _job), result in zip(wanted, schemas, strict=True):
+            if isinstance(result, NotFoundError):
+                schema_of[sp["id"]] = None  # the job went away in between; reported as it is now
+                continue
+            schema_of[sp["id"]] = _check(result)
+        observed = []
+        for sp in sps:
+            if sp["id"] not in jobs_of:
+                continue
+            o = self._observe(sp, jobs_of[sp["id"]], secrets_of[sp["id"]], schema_of.get(sp["id"]))
+            if o is not None:
+                observed.append(o)
+        return observed
+
+    def _read_schemas(self, paths: Sequence[str]) -> list[Any]:
+        """Job schemas for reading scope and mappings: without the directory definitions when the
+        service honours ``$select`` (they are most of a schema), whole when it does not."""
+        if not self._select_schema:
+            return self.client.batch([BatchItem("GET", p) for p in paths])
+        results = self.client.batch([BatchItem("GET", p + _SCHEMA_SELECT) for p in paths])
+        refused = [i for i, r in enumerate(results) if isinstance(r, ProviderError) and r.status == 400]
+        if refused:
+            self._select_schema = False
+            again = self.client.batch([BatchItem("GET", paths[i]) for i in refused])
+            for i, result in zip(refused, again, strict=True):
+                results[i] = result
+        return results
+
+    def read_all(self) -> tuple[Observed, ...]:
+        # Pages arrive one after the other; each page's configurations are read in groups of 20
+        # (three $batch requests per group) while the next page is fetched.
+        observed: list[Observed] = []
+        with ThreadPoolExecutor(self.client.concurrency, thread_name_prefix="graph-read") as pool:
+            futures: list[Future[list[Observed]]] = []
+            for page in self._list_sps():
+                if page and self._template is None and self._template_future is None:
+                    # The template is read alongside, through the first configuration found.
+                    self._template_source = page[0]["id"]
+                    self._template_future = pool.submit(self._read_template, page[0]["id"])
+                for group in _chunks(page, 20):
+                    futures.append(pool.submit(self._read_group, group))
+            for future in futures:
+                observed.extend(future.result())
+        return tuple(sorted(observed, key=lambda o: o.id))
+
+    # ----------------------------------------------------------------------------------------------
+    # the template
+
+    def _read_template(self, sp_id: str) -> tuple[Mapping, ...] | None:
+        try:
+            schema = self.client.get(
+                f"{_sp_path(sp_id)}/synchronization/templates/{PROVISIONING_TEMPLATE}/schema"
+            )
+        except NotFoundError:
+            return None
+        return read_schema(schema)[1] if isinstance(schema, dict) else None
+
+    def template_defaults(self) -> tuple[Mapping, ...]:
+        """The service's own AD2AADProvisioning template, read through any configuration.
+
+        With no configuration on the target there is nothing to read it through; the embedded copy of
+        the template stands in until the first one exists.
+        """
+        if self._template is not None:
+            return self._template
+        future = self._template_future
+        if future is None:
+            source = next((sp["id"] for page in self._list_sps() for sp in page[:1]), None)
+            result = self._read_template(source) if source is not None else None
+        else:
+            result = future.result()
+        if result is None:
+            from reconciler.tenant.template import template_defaults
+
+            result = template_defaults()
+        self._template = result
+        return result
+
+    # ----------------------------------------------------------------------------------------------
+    # helpers for writes
+
+    def _load(self, id: str) -> tuple[JSON, list[JSON], list[JSON]]:
+        """The service principal, its jobs and its secrets, in one round trip."""
+        sp, jobs, secrets = self.client.batch(
+            [
+                BatchItem("GET", _sp_path(id)),
+                BatchItem("GET", _jobs_path(id)),
+                BatchItem("GET", _secrets_path(id)),
+            ]
+        )
+        sp = _check(sp)
+        if not isinstance(sp, dict) or not _from_template(sp):
+            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+        return sp, _values(_check(jobs)), _values(_check(secrets))
+
+    def _load_managed(self, id: str) -> tuple[JSON, list[JSON], list[JSON]]:
+        sp, jobs, secrets = self._load(id)
+        if not parse_tags(sp.get("tags") or []).managed:
+            raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
+        return sp, jobs, secrets
+
+    def _set_tags(self, sp: JSON, name: str, deletion_protection: bool, restart_token: str | None) -> None:
+        current = list(sp.get("tags") or [])
+        tags = tags_for(
+            current, name=name, deletion_protection=deletion_protection, restart_token=restart_token
+        )
+        if tags != current:
+            self.client.request("PATCH", _sp_path(sp["id"]), body={"tags": tags})
+            sp["tags"] = tags
+
+    def _put_secrets(self, id: str, settings: Settings, current: list[JSON]) -> None:
+        new = settings_to_secrets(settings, current)
+        if new == current:
+            return
+        ours = set(MANAGED_SECRET_KEYS)
+        masked = sorted(
+            str(s.get("key")) for s in current if s.get("key") not in ours and s.get("value") == _MASKED
+        )
+        if masked:
+            # PUT replaces every key: writing a masked value back would destroy it.
+            raise ConflictError(
+                f"configuration {id}: the service does not reveal secret(s) {', '.join(masked)}, and "
+                "writing the secret set would overwrite them; change the settings in the portal"
+            )
+        self.client.request("PUT", _secrets_path(id), body={"value": new})
+
+    def _schema(self, id: str, job_id: str) -> JSON:
+        schema = self.client.get(_job_path(id, job_id) + "/schema")
+        if not isinstance(schema, dict):
+            raise ProviderError(f"configuration {id}: the job schema is not a JSON object")
+        return schema
+
+    def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
+        # An unchanged schema is not written back: the service would stamp a new version for nothing.
+        if schema != current:
+            body = {k: v for k, v in schema.items() if not k.startswith("@odata.")}
+            self.client.request("PUT", _job_path(id, job_id) + "/schema", body=body)
+
+    def _ensure_job(self, id: str, template_id: str, jobs: list[JSON] | None = None) -> JSON:
+        """The job of ``template_id``, created when missing. Never makes a second one."""
+        existing = find_job(jobs if jobs is not None else self._jobs(id), template_id)
+        if existing is not None:
+            return existing
+        attempt = 0
+        while True:
+            try:
+                created = self.client.request("POST", _jobs_path(id), body={"templateId": template_id})
+            except (TransientProviderError, ConflictError) as exc:
+                # The job may exist even though the answer was lost (or it exists already): look first.
+                found = find_job(self._jobs(id), template_id)
+                if found is not None:
+                    return found
+                attempt += 1
+                if isinstance(exc, ConflictError) or attempt >= self.client.retry.max_attempts:
+                    raise
+                self.client.wait(exc.retry_after, attempt - 1)
+                continue
+            if not isinstance(created, dict) or "id" not in created:
+                raise ProviderError(f"configuration {id}: the service did not return the new job")
+            return created
+
+    def _jobs(self, id: str) -> list[JSON]:
+        return _values(self.client.get(_jobs_path(id)))
+
+    def _sync_password_hash_job(self, id: str, jobs: list[JSON], on: bool) -> None:
+        phs_job = find_job(jobs, PASSWORD_HASH_TEMPLATE)
+        if on and phs_job is None:
+            created = self._ensure_job(id, PASSWORD_HASH_TEMPLATE)
+            provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+            # A running configuration runs all of its jobs.
+            if provisioning is not None and job_enabled(provisioning):
+                self.client.request("POST", _job_path(id, created["id"]) + "/start", idempotent=True)
+        elif not on and phs_job is not None:
+            with contextlib.suppress(NotFoundError):
+                self.client.request("DELETE", _job_path(id, phs_job["id"]))
+
+    def _instantiate(self, display_name: str) -> JSON:
+        """``instantiate``, never twice: after an unknown outcome, look for the new principal first."""
+        path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
+        with self._serialized("display-name:" + display_name.casefold()):
+            before = {sp["id"] for sp in self._find_by_display_name(display_name)}
+            attempt = 0
+            while True:
+                try:
+                    created = self.client.request("POST", path, body={"displayName": display_name})
+                except TransientProviderError as exc:
+                    # A new principal with this name, no tags and no jobs is the one we just made.
+                    fresh = [
+                        sp
+                        for sp in self._find_by_display_name(display_name)
+                        if sp["id"] not in before and not sp.get("tags")
+                    ]
+                    if fresh:
+                        return fresh[0]
+                    attempt += 1
+                    if attempt >= self.client.retry.max_attempts:
+                        raise
+                    self.client.wait(exc.retry_after, attempt - 1)
+                    continue
+                sp = created.get("servicePrincipal") if isinstance(created, dict) else None
+                if not isinstance(sp, dict) or "id" not in sp:
+                    raise ProviderError("instantiate did not return the new service principal")
+                return sp
+
+    def _retry_new(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` while a just-created object may still be replicating (404)."""
+        for attempt in range(_REPLICATION_ATTEMPTS):
+            try:
+                return fn(*args, **kwargs)
+            except NotFoundError:
+                if attempt == _REPLICATION_ATTEMPTS - 1:
+                    raise
+                self.client.wait(None, attempt)
+        raise AssertionError("unreachable")
+
+    # ----------------------------------------------------------------------------------------------
+    # the Provider protocol: writes
+
+    def create(
+        self,
+        name: str,
+        settings: Settings,
+        scope: Scope,
+        mappings: Sequence[Mapping],
+        *,
+        deletion_protection: bool = False,
+        restart_token: str | None = None,
+    ) -> str:
+        with self._serialized("name:" + name):
+            ours = self._find_managed(name)
+            if len(ours) > 1:
+                ids = ", ".join(sp["id"] for sp in ours)
+                raise ConflictError(f"more than one configuration is managed as {name!r}: {ids}")
+            if ours:
+                sp, jobs, secrets = self._load(ours[0]["id"])
+                provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+                if provisioning is not None and any(s.get("key") == DOMAIN for s in secrets):
+                    return str(sp["id"])
+            else:
+                # The portal names the application after the AD domain; our name goes into a tag.
+                sp = self._instantiate(settings.domain or name)
+                jobs, secrets = [], []
+            id = str(sp["id"])
+            with self._serialized(id):
+                # Tagged first: from now on a retry finds this principal instead of making another.
+                self._retry_new(self._set_tags, sp, name, deletion_protection, restart_token)
+                job = self._retry_new(self._ensure_job, id, PROVISIONING_TEMPLATE, jobs)
+                current = self._retry_new(self._schema, id, job["id"])
+                self._put_schema(
+                    id,
+                    job["id"],
+                    write_schema(current, scope, mappings, settings.password_hash_sync),
+                    current,
+                )
+                jobs = [j for j in jobs if j.get("id") != job["id"]] + [job]
+                self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
+                # Secrets last: the Domain secret marks the create as finished.
+                if not secrets:
+                    secrets = _values(self.client.get(_secrets_path(id)))
+                self._put_secrets(id, settings, secrets)
+            return id
+
+    def update_settings(
+        self,
+        id: str,
+        settings: Settings,
+        *,
+        deletion_protection: bool,
+        restart_token: str | None,
+    ) -> None:
+        with self._serialized(id):
+            sp, jobs, secrets = self._load_managed(id)
+            tags = parse_tags(sp.get("tags") or [])
+            self._put_secrets(id, settings, secrets)
+            job = find_job(jobs, PROVISIONING_TEMPLATE)
+            if job is not None:
+                current = self._schema(id, job["id"])
+                self._put_schema(
+                    id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
+                )
+            self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
+            self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
+
+    def _provisioning_job(self, id: str, jobs: list[JSON]) -> JSON:
+        job = find_job(jobs, PROVISIONING_TEMPLATE)
+        if job is None:
+            raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
+        return job
+
+    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
+        with self._serialized(id):
+            _sp, jobs, secrets = self._load_managed(id)
+            job = self._provisioning_job(id, jobs)
+            phs = secrets_to_settings(
+                secrets,
+                enabled=job_enabled(job),
+                password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+            ).password_hash_sync
+            current = self._schema(id, job["id"])
+            self._put_schema(id, job["id"], write_schema(current, scope, mappings, phs), current)
+
+    def _job_action(self, id: str, job_id: str, action: str, body: Any = None) -> None:
+        # start, pause and restart leave the same state when repeated, so they are retried like reads.
+        self.client.request("POST", f"{_job_path(id, job_id)}/{action}", body=body, idempotent=True)
+
+    def start(self, id: str) -> None:
+        with self._serialized(id):
+            _sp, jobs, _secrets = self._load_managed(id)
+            provisioning = self._provisioning_job(id, jobs)
+            self._job_action(id, provisioning["id"], "start")
+            for job in jobs:
+                if job["id"] != provisioning["id"]:
+                    self._job_action(id, job["id"], "start")
+
+    def pause(self, id: str) -> None:
+        with self._serialized(id):
+            _sp, jobs, _secrets = self._load_managed(id)
+            for job in jobs:
+                self._job_action(id, job["id"], "pause")
+
+    def restart(self, id: str, reset_scope: str = RESET_FULL) -> None:
+        with self._serialized(id):
+            _sp, jobs, _secrets = self._load_managed(id)
+            job = self._provisioning_job(id, jobs)
+            self._job_action(id, job["id"], "restart", {"criteria": {"resetScope": reset_scope}})
+
+    def delete(self, id: str) -> None:
+        """Jobs first (provisioning stops at once), then the application, then the principal.
+
+        Our tag stays on the principal until the very last call, so an interrupted delete is found and
+        finished by the next one; every step treats "already gone" as done.
+        """
+        with self._serialized(id):
+            try:
+                sp = _check(self.client.get(_sp_path(id)))
+            except NotFoundError:
+                return
+            if not _from_template(sp):
+                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+            if not parse_tags(sp.get("tags") or []).managed:
+                raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
+            try:
+                jobs = self._jobs(id)
+            except NotFoundError:
+                jobs = []
+            for job in jobs:
+                with contextlib.suppress(NotFoundError):
+                    self.client.request("DELETE", _job_path(id, job["id"]))
+            app_id = sp.get("appId")
+            if isinstance(app_id, str) and app_id:
+                # Deleting the application removes its principal too (soft delete: restorable for 30 days).
+                with contextlib.suppress(NotFoundError):
+                    self.client.request("DELETE", f"/applications(appId={_odata(app_id)})")
+            with contextlib.suppress(NotFoundError):
+                self.client.request("DELETE", _sp_path(id))
+
+    def adopt(self, id: str, name: str) -> None:
+        with self._serialized("name:" + name), self._serialized(id):
+            sp, jobs, secrets = self._load(id)
+            if self._observe(sp, jobs, secrets, None) is None:
+                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+            tags = parse_tags(sp.get("tags") or [])
+            if tags.managed:
+                if tags.name == name:
+                    return
+                raise ConflictError(f"configuration {id} is already managed as {tags.name!r}")
+            others = [other for other in self._find_managed(name) if other["id"] != id]
+            if others:
+                raise ConflictError(f"configuration {others[0]['id']} is already managed as {name!r}")
+            self._set_tags(sp, name, False, None)
+
+    # ----------------------------------------------------------------------------------------------
+    # provisioning on demand and expression checks
+
+    def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
+        """``provisionOnDemand`` on the provisioning job, with the rule id read from its schema."""
+        _sp, jobs, _secrets = self._load(id)
+        job = self._provisioning_job(id, jobs)
+        rule = find_provisioning_rule(self._schema(id, job["id"]))
+        if rule is None or not rule.get("id"):
+            raise ProviderError(f"configuration {id}: the job schema has no provisioning rule")
+        body = {
+            "parameters": [
+                {"ruleId": rule["id"], "subjects": [{"objectId": subject, "objectTypeName": object_type}]}
+            ]
+        }
+        # Not repeated after an unknown outcome: provisioning one object twice is not harmless.
+        result = self.client.request("POST", _job_path(id, job["id"]) + "/provisionOnDemand", body=body)
+        if not isinstance(result, dict):
+            raise ProviderError(f"configuration {id}: provisionOnDemand returned no result")
+        return {k: v for k, v in result.items() if not k.startswith("@odata.")}
+
+    def parse_expression(self, expression: str, configuration_id: str | None = None) -> dict[str, Any]:
+        """The service's ``parseExpression`` for ``expression`` (parsing only, no test input).
+
+        It runs on the template schema of ``configuration_id``, or of any configuration on the target.
+        """
+        sp_id = configuration_id or self._template_source
+        if sp_id is None:
+            sp_id = next((sp["id"] for page in self._list_sps() for sp in page[:1]), None)
+        if sp_id is None:
+            raise ProviderError(
+                "checking expressions on the service needs one Cloud Sync configuration on the target"
+            )
+        path = f"{_sp_path(sp_id)}/synchronization/templates/{PROVISIONING_TEMPLATE}/schema/parseExpression"
+        body = {"expression": expression, "targetAttributeDefinition": None, "testInputObject": None}
+        result = self.client.request("POST", path, body=body, idempotent=True)
+        if not isinstance(result, dict):
+            raise ProviderError("parseExpression returned no result")
+        return result

@@ -1,0 +1,569 @@
+"""The HTTP client the Graph provider talks through: tokens, retries, concurrency, ``$batch``, errors.
+
+I/O: HTTP(S) requests to one Graph base URL (``https://graph.microsoft.com/v1.0`` or an emulator), and,
+for the real service only, azure-identity's credential chain (imported on first use). Nothing is
+written anywhere else; no token is ever logged, echoed or put into an error message.
+
+- Connections are pooled and reused (one ``httpx.Client``); at most ``concurrency`` requests are on
+  the wire at once (a semaphore, released while a retry waits).
+- Retries: 429 always (the request was refused, not carried out); 500/502/503/504, timeouts and dropped
+  connections only for requests that are safe to repeat. A server-given ``Retry-After`` is waited out
+  in full; otherwise exponential backoff with jitter. A non-idempotent request that fails in a way that
+  leaves its outcome unknown raises ``TransientProviderError``; the caller looks before it sends again.
+- ``batch`` packs GETs into ``$batch`` requests of at most 20 and retries throttled inner requests.
+- Graph error bodies become the project's error tree with the Graph error ``code`` and ``request-id``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from reconciler import __version__
+from reconciler.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    ProviderError,
+    TransientProviderError,
+)
+
+__all__ = [
+    "BATCH_LIMIT",
+    "GRAPH_SCOPE_SUFFIX",
+    "TOKEN_ENV",
+    "AzureIdentityToken",
+    "BatchItem",
+    "GraphClient",
+    "NoToken",
+    "RetryPolicy",
+    "StaticToken",
+    "TokenProvider",
+    "segment",
+    "token_provider_for",
+]
+
+JSON = dict[str, Any]
+
+TOKEN_ENV = "RECONCILER_GRAPH_TOKEN"
+GRAPH_SCOPE_SUFFIX = "/.default"
+# Graph refuses a $batch of more than 20 requests.
+BATCH_LIMIT = 20
+_RETRYABLE_STATUS = frozenset((500, 502, 503, 504))
+_USER_AGENT = f"reconciler/{__version__}"
+
+
+def segment(value: str) -> str:
+    """One URL path segment, percent-encoded (ids are opaque; they may hold any character)."""
+    return urllib.parse.quote(value, safe="")
+
+
+# --------------------------------------------------------------------------------------------------
+# tokens
+
+
+class TokenProvider(Protocol):
+    #: where tokens come from, for error messages (never the token itself)
+    source: str
+
+    def token(self) -> str | None:
+        """A bearer token, or None to send no Authorization header."""
+        ...
+
+    def invalidate(self) -> bool:
+        """Forget a token the service rejected; True when asking again may give a different one."""
+        ...
+
+
+class NoToken:
+    """No credentials: for an emulator started without ``--token``."""
+
+    source = f"no token ({TOKEN_ENV} is not set)"
+
+    def token(self) -> str | None:
+        return None
+
+    def invalidate(self) -> bool:
+        return False
+
+
+class StaticToken:
+    """A bearer token given as is (``RECONCILER_GRAPH_TOKEN``); it cannot be refreshed."""
+
+    source = TOKEN_ENV
+
+    def __init__(self, value: str) -> None:
+        self._value = value.strip()
+
+    def __repr__(self) -> str:
+        return "StaticToken(<hidden>)"
+
+    def token(self) -> str | None:
+        return self._value
+
+    def invalidate(self) -> bool:
+        return False
+
+
+class AzureIdentityToken:
+    """Tokens from azure-identity's ``DefaultAzureCredential``, cached until shortly before they expire.
+
+    The chain covers environment credentials, workload identity federation (CI), managed identity and
+    the Azure CLI; the library is imported on first use so that other targets never load it.
+    """
+
+    source = "azure-identity DefaultAzureCredential"
+    # Renew this long before expiry, so that a token never runs out during a request.
+    _MARGIN = 300.0
+
+    def __init__(self, scope: str, credential: Any = None) -> None:
+        self.scope = scope
+        self._credential = credential
+        self._token: str | None = None
+        self._expires_on = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AzureIdentityToken(scope={self.scope!r})"
+
+    def _get_credential(self) -> Any:
+        if self._credential is None:
+            try:
+                from azure.identity import DefaultAzureCredential
+            except ImportError as exc:  # pragma: no cover - a declared dependency
+                raise AuthenticationError(
+                    f"azure-identity is not installed; set {TOKEN_ENV} to a bearer token instead"
+                ) from exc
+            # The interactive browser stays off: this runs in pipelines as often as at a desk.
+            self._credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        return self._credential
+
+    def token(self) -> str | None:
+        with self._lock:
+            if self._token is not None and time.time() < self._expires_on - self._MARGIN:
+                return self._token
+            try:
+                from azure.core.exceptions import ClientAuthenticationError
+            except ImportError:  # pragma: no cover - azure-core comes with azure-identity
+                ClientAuthenticationError = Exception  # type: ignore[misc,assignment]
+            try:
+                access = self._get_credential().get_token(self.scope)
+            except ClientAuthenticationError as exc:
+                # azure-identity's messages name the credentials it tried; they hold no secrets.
+                detail = " ".join(str(exc).split())[:600]
+                raise AuthenticationError(
+                    "no Microsoft Graph credentials could be obtained: set AZURE_CLIENT_ID/AZURE_TENANT_ID "
+                    "(with a secret, certificate or federated token), use a managed identity, sign in with "
+                    f"`az login`, or set {TOKEN_ENV}. {detail}"
+                ) from None
+            self._token = str(access.token)
+            self._expires_on = float(access.expires_on)
+            return self._token
+
+    def invalidate(self) -> bool:
+        with self._lock:
+            had = self._token is not None
+            self._token = None
+            self._expires_on = 0.0
+        return had
+
+
+def token_provider_for(base_url: str, env: Mapping[str, str] | None = None) -> TokenProvider:
+    """``RECONCILER_GRAPH_TOKEN`` when set; else azure-identity for Microsoft's own Graph hosts only.
+
+    An emulator or proxy never gets credentials from the azure-identity chain: a token for the real
+    tenant must not be sent to an address the user typed for something else.
+    """
+    env = os.environ if env is None else env
+    value = env.get(TOKEN_ENV, "").strip()
+    if value:
+        return StaticToken(value)
+    parts = urllib.parse.urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host.startswith("graph.microsoft."):
+        return AzureIdentityToken(f"{parts.scheme}://{parts.hostname}{GRAPH_SCOPE_SUFFIX}")
+    return NoToken()
+
+
+# --------------------------------------------------------------------------------------------------
+# retries
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry. Delays are in seconds."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    # A longer Retry-After than this is not waited out: the error goes to the user instead.
+    max_retry_after: float = 300.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with jitter for retry number ``attempt`` (0-based)."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0**attempt)
+        # Half fixed, half random: never a zero wait, and parallel clients spread out.
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+    def after(self, retry_after: float, rng: random.Random) -> float:
+        """The wait for a server-given Retry-After: all of it, plus a little jitter."""
+        return retry_after + rng.uniform(0, min(1.0, 0.1 * retry_after + 0.05))
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# --------------------------------------------------------------------------------------------------
+# errors
+
+
+def _find_request_id(error: Mapping[str, Any]) -> str | None:
+    # The error schema spells it ``innererror``, live responses ``innerError``; it may nest.
+    inner: Any = error
+    for _ in range(8):
+        inner = inner.get("innerError") or inner.get("innererror") if isinstance(inner, Mapping) else None
+        if not isinstance(inner, Mapping):
+            return None
+        rid = inner.get("request-id") or inner.get("requestId")
+        if isinstance(rid, str) and rid:
+            return rid
+    return None
+
+
+def error_for(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str],
+    what: str,
+    *,
+    token_source: str = "",
+    scrub: Callable[[str], str] = lambda s: s,
+) -> ProviderError:
+    """The project error for a Graph error response ``status``/``body`` to request ``what``."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    code: str | None = None
+    message = ""
+    request_id = headers.get("request-id") or headers.get("client-request-id")
+    if isinstance(error, Mapping):
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        message = str(error.get("message") or "")
+        request_id = _find_request_id(error) or request_id
+    message = scrub(" ".join(message.split()))[:500]
+    text = f"{what}: {message}" if message else f"{what} failed"
+    kwargs: dict[str, Any] = {"code": code, "status": status, "request_id": request_id}
+    if status == 401:
+        hint = f" (credentials from {token_source})" if token_source else ""
+        return AuthenticationError(
+            f"Microsoft Graph rejected the credentials{hint}: {message or 'unauthorized'}; "
+            f"get a new token or check the sign-in",
+            **kwargs,
+        )
+    if status == 403:
+        return AuthenticationError(
+            f"{text}; the identity needs Synchronization.ReadWrite.All and Application.ReadWrite.All "
+            "(or a Hybrid Identity Administrator role)",
+            **kwargs,
+        )
+    if status == 404:
+        return NotFoundError(text, **kwargs)
+    if status in (409, 412):
+        return ConflictError(text, **kwargs)
+    if status == 429 or status in _RETRYABLE_STATUS:
+        retry_after = _parse_retry_after(headers.get("retry-after"))
+        return TransientProviderError(text, retry_after=retry_after, **kwargs)
+    return ProviderError(text, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# the client
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One request inside a ``$batch``: ``url`` is relative to the version, e.g. ``/servicePrincipals/x``."""
+
+    method: str
+    url: str
+    body: Any = None
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method.upper() != "POST"
+
+
+class GraphClient:
+    """A thread-safe Graph client for one base URL. See the module docstring for its rules."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        concurrency: int = 10,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens
+        self.concurrency = max(1, concurrency)
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0
+        # The tokens this client has sent, so that no error text can carry one (see _scrub).
+        self._sent_tokens: set[str] = set()
+        # Only for the chunks of one batch() call; nothing running on it waits for other work on it.
+        self._executor: ThreadPoolExecutor | None = None
+        origin = urllib.parse.urlsplit(self.base_url)
+        self._origin = (origin.scheme, origin.netloc)
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._http.close()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def wait(self, retry_after: float | None, attempt: int) -> None:
+        """Sleep before retry number ``attempt`` (0-based): Retry-After when given, else backoff."""
+        self._sleep(self._delay(retry_after, attempt))
+
+    def _delay(self, retry_after: float | None, attempt: int) -> float:
+        """How long to wait before retry number ``attempt`` (0-based)."""
+        with self._rng_lock:
+            if retry_after is not None:
+                return self.retry.after(retry_after, self._rng)
+            return self.retry.backoff(attempt, self._rng)
+
+    def _scrub(self, text: str) -> str:
+        # Belt and braces: should a service ever echo the token, it still never reaches the user.
+        for token in tuple(self._sent_tokens):
+            if token in text:
+                text = text.replace(token, "***")
+        return text
+
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            parts = urllib.parse.urlsplit(path)
+            # A nextLink on another host would get our token: refuse it.
+            if (parts.scheme, parts.netloc) != self._origin:
+                raise ProviderError(f"the service sent a link to another host ({parts.netloc}); not followed")
+            return path
+        return self.base_url + path
+
+    def _error(self, response: httpx.Response, what: str) -> ProviderError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return error_for(
+            response.status_code,
+            body,
+            response.headers,
+            what,
+            token_source=self.tokens.source,
+            scrub=self._scrub,
+        )
+
+    def _send_once(
+        self, method: str, url: str, params: Mapping[str, str] | None, body: Any
+    ) -> httpx.Response:
+        headers = {"client-request-id": str(uuid.uuid4())}
+        token = self.tokens.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+            if token not in self._sent_tokens:
+                self._sent_tokens.add(token)
+        content: bytes | None = None
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        with self._slots:
+            with self._count_lock:
+                self.requests_sent += 1
+            return self._http.request(method, url, params=params, content=content, headers=headers)
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one request with retries; the parsed JSON body, or None when there is none."""
+        method = method.upper()
+        safe = (method != "POST") if idempotent is None else idempotent
+        url = self._url(path)
+        what = f"{method} {urllib.parse.urlsplit(url).path}"
+        reauthenticated = False
+        attempt = 0
+        while True:
+            try:
+                response = self._send_once(method, url, params, body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Nothing reached the service: safe to send again, whatever the method.
+                error: ProviderError = TransientProviderError(
+                    f"{what}: cannot connect ({type(exc).__name__})"
+                )
+                retry_after = None
+                retry = True
+            except httpx.TimeoutException as exc:
+                error = TransientProviderError(f"{what}: no answer in time ({type(exc).__name__})")
+                retry_after, retry = None, safe
+            except httpx.TransportError as exc:
+                error = TransientProviderError(f"{what}: the connection was dropped ({type(exc).__name__})")
+                retry_after, retry = None, safe
+            else:
+                status = response.status_code
+                if status < 400:
+                    if status == 204 or not response.content:
+                        return None
+                    try:
+                        return response.json()
+                    except ValueError as exc:
+                        raise TransientProviderError(f"{what}: the answer is not JSON") from exc
+                error = self._error(response, what)
+                if status == 401 and not reauthenticated and self.tokens.invalidate():
+                    # An expired cached token: get a fresh one once.
+                    reauthenticated = True
+                    continue
+                retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
+                retry = status == 429 or (status in _RETRYABLE_STATUS and safe)
+            attempt += 1
+            if not retry or attempt >= self.retry.max_attempts:
+                raise error
+            if retry_after is not None and retry_after > self.retry.max_retry_after:
+                raise error
+            self._sleep(self._delay(retry_after, attempt - 1))
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def pages(self, path: str, params: Mapping[str, str] | None = None) -> Iterator[list[JSON]]:
+        """The ``value`` of each page of a collection, following ``@odata.nextLink``."""
+        data = self.get(path, params)
+        while True:
+            values = data.get("value") if isinstance(data, Mapping) else None
+            yield [v for v in values or [] if isinstance(v, dict)]
+            link = data.get("@odata.nextLink") if isinstance(data, Mapping) else None
+            if not isinstance(link, str) or not link:
+                return
+            data = self.get(link)
+
+    def batch(self, items: Sequence[BatchItem]) -> list[Any]:
+        """Send ``items`` as ``$batch`` requests of at most 20; one result per item, in order.
+
+        A result is the inner response's JSON body (None when it has none) or the ``ProviderError``
+        it failed with. Throttled or failed inner requests that are safe to repeat are sent again.
+        """
+        results: list[Any] = [None] * len(items)
+        chunks = [list(range(s, min(s + BATCH_LIMIT, len(items)))) for s in range(0, len(items), BATCH_LIMIT)]
+        if len(chunks) <= 1:
+            for chunk in chunks:
+                self._batch_chunk(items, chunk, results)
+            return results
+        # Chunks go out side by side; the semaphore still bounds what is on the wire.
+        futures = [self._pool().submit(self._batch_chunk, items, chunk, results) for chunk in chunks]
+        for future in futures:
+            future.result()
+        return results
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._count_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="graph-batch")
+            return self._executor
+
+    def _batch_chunk(self, items: Sequence[BatchItem], indexes: list[int], results: list[Any]) -> None:
+        pending = indexes
+        attempt = 0
+        while pending:
+            requests = []
+            for i in pending:
+                item = items[i]
+                request: JSON = {"id": str(i), "method": item.method.upper(), "url": item.url}
+                if item.body is not None:
+                    request["body"] = item.body
+                    request["headers"] = {"Content-Type": "application/json"}
+                requests.append(request)
+            safe = all(items[i].idempotent for i in pending)
+            data = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe)
+            responses = {
+                str(r.get("id")): r for r in (data or {}).get("responses") or [] if isinstance(r, Mapping)
+            }
+            again: list[int] = []
+            waits: list[float] = []
+            for i in pending:
+                item = items[i]
+                what = f"{item.method.upper()} {item.url.split('?')[0]}"
+                response = responses.get(str(i))
+                if response is None:
+                    results[i] = TransientProviderError(f"{what}: missing from the $batch answer")
+                    again.append(i)
+                    continue
+                status = int(response.get("status") or 0)
+                headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+                body = response.get("body")
+                if 200 <= status < 400:
+                    results[i] = body
+                    continue
+                error = error_for(
+                    status, body, headers, what, token_source=self.tokens.source, scrub=self._scrub
+                )
+                results[i] = error
+                if status == 429 or (status in _RETRYABLE_STATUS and item.idempotent):
+                    again.append(i)
+                    if isinstance(error, TransientProviderError) and error.retry_after is not None:
+                        waits.append(error.retry_after)
+                elif status == 401:
+                    raise error
+            attempt += 1
+            if not again or attempt >= self.retry.max_attempts:
+                return
+            wait = max(waits) if waits else None
+            if wait is not None and wait > self.retry.max_retry_after:
+                return
+            self._sleep(self._delay(wait, attempt - 1))
+            pending = again
