@@ -1,0 +1,131 @@
+"""``reconciler emulator``: serve the Graph emulator over a tenant store until SIGTERM or Ctrl-C.
+
+I/O: a listening socket, the tenant database, one line on stdout once it is ready
+(``listening on http://HOST:PORT``, the real port when ``--port 0``) and warnings on stderr.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from reconciler.emulator import Emulator, EmulatorConfig
+
+__all__ = ["emulator"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 picks a free one."
+)
+@click.option(
+    "--store",
+    "store_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The tenant database (the same file as --target local:PATH); created when missing.",
+)
+@click.option(
+    "--token",
+    envvar="RECONCILER_EMULATOR_TOKEN",
+    default=None,
+    help="Require this bearer token (401 otherwise). Env: RECONCILER_EMULATOR_TOKEN.",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Added to every request.",
+)
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests that fail with a 5xx or a dropped connection.",
+)
+@click.option(
+    "--throttle-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered 429 with Retry-After.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+@click.option(
+    "--retry-after",
+    type=click.IntRange(0, 3600),
+    default=1,
+    show_default=True,
+    help="Seconds given in Retry-After on 429 and 503.",
+)
+def emulator(
+    host: str,
+    port: int,
+    store_path: str,
+    token: str | None,
+    latency_ms: float,
+    fault_rate: float,
+    throttle_rate: float,
+    seed: int,
+    retry_after: int,
+) -> None:
+    """Serve a Microsoft Graph emulator of the synchronization API over a local tenant store.
+
+    Point the tool at it with --target graph+http://HOST:PORT (and RECONCILER_GRAPH_TOKEN when
+    --token is given).
+    """
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        token=token or None,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        throttle_rate=throttle_rate,
+        seed=seed,
+        retry_after=retry_after,
+    )
+    server = Emulator(store_path, config)
+    try:
+        server.start()
+    except OSError as exc:
+        server.stop()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        if not _is_loopback(host):
+            click.echo(
+                f"warning: serving plain HTTP on {host}, reachable from other machines; "
+                "the emulator is meant for this machine only",
+                err=True,
+            )
+        click.echo(f"listening on {server.url}")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,296 @@
+"""Request bodies checked against the Graph v1.0 metadata for the synchronization API.
+
+``data/graph-v1.0-synchronization.json`` is an extract of Microsoft Graph's v1.0 CSDL: the entity and
+complex types, enums and bound actions of the synchronization API. ``Metadata.check`` resolves a request
+URL segment by segment (entity sets, keys, properties, bound actions) and checks the body against the
+type or action it lands on. It reports every violation: an unknown property or parameter, a value of the
+wrong type, an enum member that does not exist, an action that is not bound to the type it is called on.
+
+The emulator answers a request with a violation the way the service does (400), and the tests run
+every body the provider sends through it. Pure apart from reading the package data file once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+__all__ = ["METADATA_FILE", "Metadata", "Target", "metadata"]
+
+METADATA_FILE = "graph-v1.0-synchronization.json"
+
+# The entity sets used by the synchronization API, with the type of their members.
+ENTITY_SETS: dict[str, str] = {
+    "servicePrincipals": "graph.servicePrincipal",
+    "applications": "graph.application",
+    "applicationTemplates": "graph.applicationTemplate",
+}
+
+_INT_RANGES = {
+    "Edm.Byte": (0, 255),
+    "Edm.SByte": (-128, 127),
+    "Edm.Int16": (-(2**15), 2**15 - 1),
+    "Edm.Int32": (-(2**31), 2**31 - 1),
+    "Edm.Int64": (-(2**63), 2**63 - 1),
+}
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+_DURATION = re.compile(r"^-?P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_KEY_SEGMENT = re.compile(r"^(?P<name>[A-Za-z]+)\((?P<key>.*)\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a URL points at: a (collection of a) type, or a bound action."""
+
+    type: str | None  # qualified type name, e.g. graph.synchronizationJob; None for an action
+    collection: bool = False
+    action: dict[str, Any] | None = None
+
+
+def _unwrap(type_name: str) -> tuple[str, bool]:
+    if type_name.startswith("Collection(") and type_name.endswith(")"):
+        return type_name[len("Collection(") : -1], True
+    return type_name, False
+
+
+def _short(type_name: str) -> str:
+    return type_name.split(".", 1)[1] if type_name.startswith("graph.") else type_name
+
+
+class Metadata:
+    """The types and actions of the extract, and checks of request URLs and bodies against them."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.types: dict[str, dict[str, Any]] = {f"graph.{k}": v for k, v in data["types"].items()}
+        self.actions: list[dict[str, Any]] = list(data["actions"])
+
+    # -- types ---------------------------------------------------------------------------------
+
+    def properties(self, type_name: str) -> dict[str, dict[str, Any]] | None:
+        """Every property of ``type_name`` with those of its base types; None for an unknown type."""
+        result: dict[str, dict[str, Any]] = {}
+        seen: set[str] = set()
+        current: str | None = type_name
+        known = False
+        while current and current not in seen:
+            seen.add(current)
+            definition = self.types.get(current)
+            if definition is None:
+                # A base outside the extract (graph.directoryObject): every entity derives from entity.
+                if known and current != "graph.entity":
+                    current = "graph.entity"
+                    continue
+                break
+            known = True
+            for name, prop in (definition.get("properties") or {}).items():
+                result.setdefault(name, prop)
+            current = definition.get("base")
+        return result if known else None
+
+    def bound_actions(self, name: str, type_name: str, collection: bool) -> list[dict[str, Any]]:
+        binding = f"Collection({type_name})" if collection else type_name
+        return [a for a in self.actions if a["name"] == name and a["boundTo"] == binding]
+
+    # -- URLs ----------------------------------------------------------------------------------
+
+    def resolve(self, path: str) -> tuple[Target | None, str | None]:
+        """The target of ``path`` (relative to the version), or a violation saying why it has none."""
+        parts = [urllib.parse.unquote(p) for p in path.split("?", 1)[0].strip("/").split("/") if p]
+        if parts and parts[0] in ("v1.0", "beta"):
+            parts = parts[1:]
+        if not parts:
+            return None, "empty path"
+        first = parts[0]
+        keyed = _KEY_SEGMENT.match(first)
+        set_name = keyed.group("name") if keyed else first
+        if set_name not in ENTITY_SETS:
+            return None, f"{set_name!r} is not an entity set of the synchronization API"
+        current = Target(ENTITY_SETS[set_name], collection=keyed is None)
+        for i, seg in enumerate(parts[1:], start=1):
+            if current.action is not None or current.type is None:
+                return None, f"nothing can follow the action {seg!r}"
+            type_name = current.type
+            if current.collection:
+                actions = self.bound_actions(seg, type_name, True)
+                # Not an action bound to the collection: a key, which selects one member.
+                current = Target(None, action=actions[0]) if actions else Target(type_name)
+                continue
+            props = self.properties(type_name)
+            if props is not None and seg in props:
+                inner, many = _unwrap(props[seg]["type"])
+                current = Target(inner, collection=many)
+                continue
+            actions = self.bound_actions(seg, type_name, False)
+            if actions:
+                current = Target(None, action=actions[0])
+                continue
+            other = [a["boundTo"] for a in self.actions if a["name"] == seg]
+            where = "/" + "/".join(parts[: i + 1])
+            if other:
+                return None, (f"{where}: action {seg!r} is bound to {', '.join(other)}, not to {type_name}")
+            return None, f"{where}: {type_name} has no property or bound action {seg!r}"
+        return current, None
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    def check(self, method: str, path: str, body: Any) -> list[str]:
+        """Every violation in a request: its URL and its JSON ``body`` (None when it has none)."""
+        method = method.upper()
+        clean = path.split("?", 1)[0].rstrip("/")
+        if clean.endswith("$batch"):
+            return self._check_batch(body)
+        target, problem = self.resolve(clean)
+        if target is None:
+            return [problem or "unknown path"]
+        where = f"{method} {clean}"
+        if method in ("GET", "DELETE"):
+            return [] if body is None else [f"{where}: a {method} request has no body"]
+        if target.action is not None:
+            if method != "POST":
+                return [f"{where}: an action is called with POST, not {method}"]
+            return self._check_action(target.action, body, where)
+        assert target.type is not None
+        if target.collection and method == "PUT":
+            if not isinstance(body, Mapping) or not isinstance(body.get("value"), list):
+                return [f'{where}: a collection is replaced with {{"value": [...]}}']
+            extra = sorted(k for k in body if k != "value" and "@odata." not in k)
+            problems = [f"{where}: unknown property {k!r}" for k in extra]
+            for n, item in enumerate(body["value"]):
+                problems += self.check_value(item, target.type, False, f"{where} value[{n}]")
+            return problems
+        if target.collection and method != "POST":
+            return [f"{where}: {method} on a collection"]
+        return self.check_value(body, target.type, False, where)
+
+    def _check_action(self, action: Mapping[str, Any], body: Any, where: str) -> list[str]:
+        params = {p["name"]: p for p in action.get("parameters") or []}
+        if body is None:
+            return []
+        if not isinstance(body, Mapping):
+            return [f"{where}: the parameters of {action['name']!r} are a JSON object"]
+        problems = []
+        for key, value in body.items():
+            if "@odata." in key:
+                continue
+            if key not in params:
+                problems.append(f"{where}: {action['name']!r} has no parameter {key!r}")
+                continue
+            param = params[key]
+            problems += self.check_value(
+                value, param["type"], bool(param.get("nullable", True)), f"{where} {key}"
+            )
+        return problems
+
+    def _check_batch(self, body: Any) -> list[str]:
+        if not isinstance(body, Mapping) or not isinstance(body.get("requests"), list):
+            return ['$batch: the body is {"requests": [...]}']
+        requests = body["requests"]
+        problems = []
+        if len(requests) > 20:
+            problems.append(f"$batch: {len(requests)} requests; the limit is 20")
+        known = {"id", "method", "url", "headers", "body", "dependsOn"}
+        for n, request in enumerate(requests):
+            if not isinstance(request, Mapping):
+                problems.append(f"$batch requests[{n}]: not an object")
+                continue
+            problems += [f"$batch requests[{n}]: unknown member {k!r}" for k in sorted(set(request) - known)]
+            method, url = request.get("method"), request.get("url")
+            if (
+                not isinstance(method, str)
+                or not isinstance(url, str)
+                or not isinstance(request.get("id"), str)
+            ):
+                problems.append(f"$batch requests[{n}]: id, method and url are strings")
+                continue
+            if "body" in request and not any(
+                str(k).lower() == "content-type" for k in (request.get("headers") or {})
+            ):
+                problems.append(f"$batch requests[{n}]: a body needs a Content-Type header")
+            problems += [f"$batch requests[{n}]: {p}" for p in self.check(method, url, request.get("body"))]
+        return problems
+
+    def check_value(self, value: Any, type_name: str, nullable: bool, where: str) -> list[str]:
+        """Violations of ``value`` against ``type_name`` (an Edm, enum, complex or entity type)."""
+        if value is None:
+            return [] if nullable else [f"{where}: null is not allowed ({_short(type_name)})"]
+        inner, many = _unwrap(type_name)
+        if many:
+            if not isinstance(value, list):
+                return [f"{where}: expected a list of {_short(inner)}, got {type(value).__name__}"]
+            problems: list[str] = []
+            for n, item in enumerate(value):
+                problems += self.check_value(item, inner, False, f"{where}[{n}]")
+            return problems
+        if inner.startswith("Edm."):
+            return self._check_primitive(value, inner, where)
+        definition = self.types.get(inner)
+        if definition is None:
+            return []  # outside the extract: nothing to check it against
+        if definition["kind"] == "enum":
+            if not isinstance(value, str):
+                return [f"{where}: expected a {_short(inner)} member name, got {type(value).__name__}"]
+            members = definition["members"]
+            names = [v.strip() for v in value.split(",")] if definition.get("flags") else [value]
+            return [
+                f"{where}: {name!r} is not a member of {_short(inner)}"
+                for name in names
+                if name not in members
+            ]
+        if not isinstance(value, Mapping):
+            return [f"{where}: expected a {_short(inner)} object, got {type(value).__name__}"]
+        props = self.properties(inner) or {}
+        problems = []
+        for key, item in value.items():
+            if "@odata." in key:
+                continue
+            prop = props.get(key)
+            if prop is None:
+                problems.append(f"{where}: {_short(inner)} has no property {key!r}")
+                continue
+            if prop.get("navigation") and not prop.get("containsTarget"):
+                problems.append(f"{where}: {key!r} is a navigation property and cannot be written inline")
+                continue
+            problems += self.check_value(
+                item, prop["type"], bool(prop.get("nullable", True)), f"{where}.{key}"
+            )
+        return problems
+
+    @staticmethod
+    def _check_primitive(value: Any, type_name: str, where: str) -> list[str]:
+        def wrong(expected: str) -> list[str]:
+            return [f"{where}: expected {expected} ({type_name}), got {type(value).__name__} {value!r}"[:300]]
+
+        if type_name == "Edm.Untyped":
+            return []
+        if type_name == "Edm.Boolean":
+            return [] if isinstance(value, bool) else wrong("true or false")
+        if type_name in _INT_RANGES:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return wrong("an integer")
+            low, high = _INT_RANGES[type_name]
+            return [] if low <= value <= high else wrong(f"an integer in {low}..{high}")
+        if type_name in ("Edm.Double", "Edm.Single", "Edm.Decimal"):
+            return [] if isinstance(value, int | float) and not isinstance(value, bool) else wrong("a number")
+        if not isinstance(value, str):
+            return wrong("a string")
+        if type_name == "Edm.DateTimeOffset" and not _DATETIME.match(value):
+            return wrong("an ISO 8601 date and time")
+        if type_name == "Edm.Duration" and not _DURATION.match(value):
+            return wrong("an ISO 8601 duration")
+        if type_name == "Edm.Guid" and not _GUID.match(value):
+            return wrong("a GUID")
+        return []
+
+
+@functools.cache
+def metadata() -> Metadata:
+    """The packaged extract, read once per process."""
+    text = resources.files("reconciler").joinpath("data", METADATA_FILE).read_text(encoding="utf-8")
+    return Metadata(json.loads(text))

@@ -1,0 +1,424 @@
+"""The emulator's HTTP server: the Graph endpoints of ``service`` over a socket, with the service's quirks.
+
+It requires the bearer token when one is configured (401 ``InvalidAuthenticationToken`` otherwise),
+adds latency to every HTTP request, answers ``$batch``, and injects at the configured rates: 429 with
+``Retry-After`` (also inside ``$batch``), 5xx (``Retry-After`` on 503), and dropped connections (the
+socket is closed without an answer), each either before the request is carried out or after it (the
+work is done but the answer is lost, which is what makes retries dangerous). Whether a request is hit
+is decided from the seed, the request itself and how often the same request was seen, so a seed gives
+the same faults for the same requests whatever the thread interleaving.
+
+I/O: one listening TCP socket and the tenant database (through a small fixed pool of worker threads,
+so that the store's per-thread SQLite connections stay few). Request lines, headers and bodies are
+never logged; with ``record`` they are kept in memory for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from reconciler.emulator.service import GraphService, Reply, graph_error
+from reconciler.tenant.store import TenantStore
+
+__all__ = ["Emulator", "EmulatorConfig", "Recorded"]
+
+VERSION_PREFIX = "/v1.0"
+_FAULT_STATUSES = (
+    (500, "generalException"),
+    (502, "badGateway"),
+    (503, "serviceNotAvailable"),
+    (504, "gatewayTimeout"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    throttle_rate: float = 0.0
+    seed: int = 0
+    retry_after: int = 1  # seconds, in Retry-After on 429 and 503
+    # Tests: throttle the first sending of every distinct request, let the next one through.
+    throttle_once: bool = False
+    # Tests: tokens that are answered as expired rather than invalid.
+    expired_tokens: frozenset[str] = frozenset()
+    page_size: int = 100
+    validate_bodies: bool = True
+    record: bool = False
+    workers: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One request as received (``path`` relative to /v1.0, with its query); ``inner``: inside $batch."""
+
+    method: str
+    path: str
+    body: Any
+    inner: bool = False
+
+
+@dataclass(slots=True)
+class _Faults:
+    seed: int
+    fault_rate: float
+    throttle_rate: float
+    throttle_once: bool
+    _seen: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def draw(self, kind: str, key: str) -> float:
+        """A number in [0, 1) from the seed, the request and how often it was seen before."""
+        with self._lock:
+            self._seen[kind + key] += 1
+            n = self._seen[kind + key]
+        digest = hashlib.sha256(f"{self.seed}|{kind}|{key}|{n}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def throttled(self, key: str, inner: bool = False) -> bool:
+        kind = "inner-throttle" if inner else "throttle"
+        if self.throttle_once:
+            with self._lock:
+                self._seen["once" + kind + key] += 1
+                if self._seen["once" + kind + key] == 1:
+                    return True
+        return self.throttle_rate > 0 and self.draw(kind, key) < self.throttle_rate
+
+    def fault(self, key: str, inner: bool = False) -> tuple[str, int, str] | None:
+        """None, or (when, status, code): when is error-before/drop-before/error-after/drop-after."""
+        if self.fault_rate <= 0:
+            return None
+        kind = "inner-fault" if inner else "fault"
+        if self.draw(kind, key) >= self.fault_rate:
+            return None
+        pick = self.draw(kind + "-kind", key)
+        status, code = _FAULT_STATUSES[int(pick * 4 * len(_FAULT_STATUSES)) % len(_FAULT_STATUSES)]
+        if inner:
+            return "error-before", status, code  # an inner request cannot drop a connection
+        return ("error-before", "drop-before", "error-after", "drop-after")[int(pick * 4)], status, code
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    emulator: Emulator
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "reconciler-graph-emulator"
+    # An idle keep-alive connection is let go after this long.
+    timeout = 120
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes; without this, Nagle and delayed ACKs add ~40 ms to each.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # request lines are not logged (see the module docstring)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, reply: Reply, request_id: str, client_request_id: str) -> None:
+        body = reply.body
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            body["error"].setdefault(
+                "innerError",
+                {"date": _now(), "request-id": request_id, "client-request-id": client_request_id},
+            )
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
+        self.send_response(reply.status)
+        if data:
+            self.send_header("Content-Type", "application/json;odata.metadata=minimal;charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("request-id", request_id)
+        self.send_header("client-request-id", client_request_id)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def _handle(self) -> None:
+        emulator = self.server.emulator
+        config = emulator.config
+        method = self.command.upper()
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        request_id = str(uuid.uuid4())
+        client_request_id = self.headers.get("client-request-id") or request_id
+        emulator.count("requests")
+        if config.latency_ms > 0:
+            time.sleep(config.latency_ms / 1000)
+
+        parts = urllib.parse.urlsplit(self.path)
+        if parts.path != VERSION_PREFIX and not parts.path.startswith(VERSION_PREFIX + "/"):
+            self._send(
+                graph_error(400, "BadRequest", "Invalid version: only /v1.0 is served"),
+                request_id,
+                client_request_id,
+            )
+            return
+        problem = emulator.authenticate(self.headers.get("Authorization"))
+        if problem is not None:
+            emulator.count("unauthorized")
+            self._send(graph_error(401, "InvalidAuthenticationToken", problem), request_id, client_request_id)
+            return
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self._send(
+                    graph_error(400, "BadRequest", "Unable to read JSON request payload."),
+                    request_id,
+                    client_request_id,
+                )
+                return
+        key = f"{method} {self.path} {hashlib.sha256(raw).hexdigest()}"
+        if emulator.faults.throttled(key):
+            emulator.count("throttled")
+            self._send(emulator.throttle_reply(), request_id, client_request_id)
+            return
+        fault = emulator.faults.fault(key)
+        if fault is not None:
+            emulator.count("faults")
+        if fault is not None and fault[0] == "drop-before":
+            self._drop()
+            return
+        if fault is not None and fault[0] == "error-before":
+            self._send(emulator.fault_reply(fault), request_id, client_request_id)
+            return
+        host = self.headers.get("Host") or f"{config.host}:{self.server.server_address[1]}"
+        base_url = f"http://{host}{VERSION_PREFIX}"
+        query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        relative = parts.path[len(VERSION_PREFIX) :] or "/"
+        reply = emulator.run(method, relative, query, body, base_url, client_request_id)
+        if fault is not None and fault[0] == "drop-after":
+            self._drop()
+            return
+        if fault is not None and fault[0] == "error-after":
+            reply = emulator.fault_reply(fault)
+        self._send(reply, request_id, client_request_id)
+
+
+class Emulator:
+    """A Graph emulator over the tenant store at ``store_path``; ``start()`` serves it on a thread."""
+
+    def __init__(self, store_path: str | os.PathLike[str], config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.store = TenantStore(store_path)
+        self.service = GraphService(
+            self.store, page_size=self.config.page_size, validate=self.config.validate_bodies
+        )
+        self.faults = _Faults(
+            self.config.seed, self.config.fault_rate, self.config.throttle_rate, self.config.throttle_once
+        )
+        self.recorded: list[Recorded] = []
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._workers = ThreadPoolExecutor(max(1, self.config.workers), thread_name_prefix="emulator-store")
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        host = self.config.host
+        server_class: type[_Server] = _Server6 if ":" in host else _Server
+        self._server = server_class((host, self.config.port), _Handler)
+        self._server.emulator = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        return "graph+" + self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._workers.shutdown(wait=True)
+        self.store.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers for the handler -------------------------------------------------------------------
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1
+
+    def record(self, method: str, path: str, query: Mapping[str, str], body: Any, inner: bool) -> None:
+        if not self.config.record:
+            return
+        full = path + ("?" + urllib.parse.urlencode(query) if query else "")
+        with self._lock:
+            self.recorded.append(Recorded(method, full, body, inner))
+
+    def authenticate(self, header: str | None) -> str | None:
+        """None when the request may pass, else the reason it may not."""
+        expected = self.config.token
+        if not expected:
+            return None
+        scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return "Access token is empty."
+        if token in self.config.expired_tokens:
+            return "Lifetime validation failed, the token is expired."
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            return "Access token validation failure. Invalid audience."
+        return None
+
+    def throttle_reply(self) -> Reply:
+        return graph_error(
+            429,
+            "TooManyRequests",
+            "Too many requests. Please retry after the time given in Retry-After.",
+            {"Retry-After": str(self.config.retry_after)},
+        )
+
+    def fault_reply(self, fault: tuple[str, int, str]) -> Reply:
+        _when, status, code = fault
+        headers = {"Retry-After": str(self.config.retry_after)} if status == 503 else {}
+        return graph_error(status, code, "The service had an injected failure; try again.", headers)
+
+    def run(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Any,
+        base_url: str,
+        client_request_id: str,
+    ) -> Reply:
+        """Carry out one request (``$batch`` included) on a store worker thread."""
+        try:
+            return self._workers.submit(self._run, method, path, query, body, base_url).result()
+        except RuntimeError:  # shutting down
+            return graph_error(503, "serviceNotAvailable", "The emulator is stopping.")
+
+    def _run(self, method: str, path: str, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
+        self.record(method, path, query, body, inner=False)
+        if path.rstrip("/") == "/$batch":
+            if method != "POST":
+                return graph_error(405, "Request_BadRequest", "$batch takes POST")
+            return self._batch(body, base_url)
+        return self.service.handle(method, path, query, body, base_url=base_url)
+
+    def _batch(self, body: Any, base_url: str) -> Reply:
+        requests = body.get("requests") if isinstance(body, Mapping) else None
+        if not isinstance(requests, list) or not requests:
+            return graph_error(400, "BadRequest", 'The body must be {"requests": [...]}.')
+        if len(requests) > 20:
+            return graph_error(400, "BadRequest", "The number of batch requests exceeds the limit of 20.")
+        responses = []
+        for request in requests:
+            if not isinstance(request, Mapping) or not isinstance(request.get("url"), str):
+                return graph_error(400, "BadRequest", "Each batch request needs an id, a method and a url.")
+            request_id = str(uuid.uuid4())
+            reply = self._inner(request, base_url)
+            if isinstance(reply.body, dict) and isinstance(reply.body.get("error"), dict):
+                reply.body["error"].setdefault(
+                    "innerError", {"date": _now(), "request-id": request_id, "client-request-id": request_id}
+                )
+            headers = dict(reply.headers)
+            if reply.body is not None:
+                headers.setdefault("Content-Type", "application/json")
+            item: dict[str, Any] = {"id": str(request.get("id")), "status": reply.status, "headers": headers}
+            if reply.body is not None:
+                item["body"] = reply.body
+            responses.append(item)
+        return Reply(200, {"responses": responses})
+
+    def _inner(self, request: Mapping[str, Any], base_url: str) -> Reply:
+        method = str(request.get("method") or "GET").upper()
+        url = str(request["url"])
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path
+        if path.startswith(VERSION_PREFIX + "/"):
+            path = path[len(VERSION_PREFIX) :]
+        if not path.startswith("/"):
+            path = "/" + path
+        query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        body = request.get("body")
+        self.record(method, path, query, body, inner=True)
+        key = f"{method} {url} {json.dumps(body, sort_keys=True)}"
+        if self.faults.throttled(key, inner=True):
+            self.count("throttled")
+            return self.throttle_reply()
+        fault = self.faults.fault(key, inner=True)
+        if fault is not None:
+            self.count("faults")
+            return self.fault_reply(fault)
+        if path.rstrip("/") == "/$batch":
+            return graph_error(400, "BadRequest", "A batch cannot contain another batch.")
+        return self.service.handle(method, path, query, body, base_url=base_url)
