@@ -1,6 +1,7 @@
 """Targets: the registry of providers, chosen by a target string (``--target``, ``RECONCILER_TARGET``).
 
-A target string is ``<scheme>:<rest>``: ``local:<path of the tenant database>``, ``memory:<name>``.
+A target string is ``<scheme>:<rest>``: ``local:<path of the tenant database>``, ``memory:<name>``,
+``graph`` (Microsoft Graph) or ``graph+http://HOST:PORT`` (the Graph emulator, or a proxy).
 No I/O happens here beyond what the chosen provider does when it is opened.
 """
 
@@ -42,9 +43,19 @@ def _open_memory(rest: str) -> Provider:
         return provider
 
 
+def _open_graph(scheme: str) -> Callable[[str], Provider]:
+    def open_(rest: str) -> Provider:
+        from reconciler.providers.graph import open_graph
+
+        return open_graph(f"{scheme}:{rest}" if rest else scheme)
+
+    return open_
+
+
 PROVIDERS: dict[str, Callable[[str], Provider]] = {
     "local": _open_local,
     "memory": _open_memory,
+    **{scheme: _open_graph(scheme) for scheme in ("graph", "graph+http", "graph+https")},
 }
 
 
@@ -52,7 +63,8 @@ def open_target(target: str | None = None) -> Provider:
     """Open the provider for ``target``; None means ``$RECONCILER_TARGET``, else ``DEFAULT_TARGET``."""
     text = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
     scheme, sep, rest = text.partition(":")
-    factory = PROVIDERS.get(scheme) if sep else None
+    # "graph" alone is a whole target (Microsoft Graph itself).
+    factory = PROVIDERS.get(scheme) if sep or scheme == "graph" else None
     if factory is None:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from provider_harness import Harness, store_harness
 
+from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.providers.base import Provider
+from reconciler.providers.graph import GraphProvider
+from reconciler.providers.graphhttp import StaticToken
 from reconciler.providers.local import LocalProvider
 from reconciler.providers.memory import MemoryProvider
 
@@ -32,9 +35,28 @@ def _local(tmp_path: Path) -> Harness:
     return store_harness(provider, provider.store)
 
 
+class _EmulatedGraph(GraphProvider):
+    """The Graph provider over real HTTP to an in-process emulator, which stops with it."""
+
+    def __init__(self, emulator: Emulator, token: str) -> None:
+        super().__init__(emulator.url + "/v1.0", target=emulator.target, tokens=StaticToken(token))
+        self.emulator = emulator
+
+    def close(self) -> None:
+        super().close()
+        self.emulator.stop()
+
+
+def _graph_emulator(tmp_path: Path) -> Harness:
+    token = uuid.uuid4().hex
+    emulator = Emulator(tmp_path / "tenant.db", EmulatorConfig(token=token)).start()
+    return store_harness(_EmulatedGraph(emulator, token), emulator.store)
+
+
 PROVIDER_FACTORIES: dict[str, Callable[[Path], Harness]] = {
     "memory": _memory,
     "local": _local,
+    "graph-emulator": _graph_emulator,
 }
 
 
