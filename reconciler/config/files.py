@@ -1,0 +1,139 @@
+"""Finding and reading desired-state files.
+
+``collect_files`` walks the paths it is given for ``*.yaml``/``*.yml`` files, in sorted order, and reads
+them. It refuses files over ``MAX_FILE_BYTES`` (without reading them) and symbolic links that lead
+outside the given paths, and skips hidden entries (``.git``, ``.github``, ...) below a given folder.
+``check_source`` holds the checks that apply to a file from anywhere (disk or a git commit): its size
+and that it is UTF-8.
+
+Reads the file system; writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.errors import Diagnostic
+
+__all__ = ["MAX_FILE_BYTES", "YAML_SUFFIXES", "SourceFile", "check_source", "collect_files"]
+
+# A configuration with hundreds of mappings is about 50 KiB; anything near this is not hand-written.
+MAX_FILE_BYTES = 1024 * 1024
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One desired-state file: the path it is reported under and its raw bytes."""
+
+    path: str
+    data: bytes
+
+
+def _too_big(path: str, size: int) -> Diagnostic:
+    return Diagnostic(path, 1, 1, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+
+
+def check_source(source: SourceFile) -> Diagnostic | None:
+    """The problem that keeps a file from being parsed at all: too big or not UTF-8."""
+    if len(source.data) > MAX_FILE_BYTES:
+        return _too_big(source.path, len(source.data))
+    try:
+        source.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = source.data[: exc.start]
+        line = head.count(b"\n") + 1
+        col = len(head[head.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        return Diagnostic(
+            source.path, line, col, f"file is not UTF-8 text (byte 0x{source.data[exc.start]:02x})"
+        )
+    return None
+
+
+def _within(real: str, roots: Sequence[str]) -> bool:
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+class _Walk:
+    def __init__(self, roots: Sequence[str]) -> None:
+        self.roots = roots
+        self.files: list[SourceFile] = []
+        self.problems: list[Diagnostic] = []
+        self.seen_files: set[str] = set()
+        self.seen_dirs: set[str] = set()
+
+    def add_file(self, path: str, real: str) -> None:
+        if real in self.seen_files:
+            return  # the same file reached twice (two given paths, or a link to it): read it once
+        self.seen_files.add(real)
+        try:
+            size = os.stat(real).st_size
+            if size > MAX_FILE_BYTES:
+                self.problems.append(_too_big(path, size))
+                return
+            with open(real, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            self.problems.append(Diagnostic(path, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+            return
+        self.files.append(SourceFile(path, data))
+
+    def walk(self, path: str, real: str) -> None:
+        if real in self.seen_dirs:
+            return
+        self.seen_dirs.add(real)
+        try:
+            with os.scandir(path) as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError as exc:
+            self.problems.append(Diagnostic(path, 1, 1, f"cannot read the folder: {exc.strerror or exc}"))
+            return
+        for name in names:
+            if name.startswith("."):
+                continue
+            child = name if path == os.curdir else os.path.join(path, name)
+            if os.path.islink(child):
+                target = os.path.realpath(child)
+                if not os.path.exists(target):
+                    self.problems.append(Diagnostic(child, 1, 1, "symbolic link leads nowhere"))
+                    continue
+                if not _within(target, self.roots):
+                    self.problems.append(
+                        Diagnostic(child, 1, 1, f"symbolic link leads outside the given paths (to {target})")
+                    )
+                    continue
+            else:
+                target = os.path.join(real, name)
+            if os.path.isdir(target):
+                self.walk(child, target)
+            elif name.endswith(YAML_SUFFIXES) and os.path.isfile(target):
+                self.add_file(child, target)
+
+
+def collect_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnostic]]:
+    """The YAML files under ``paths`` (folders walked, files taken whatever their name), and problems.
+
+    A folder with no YAML file at all gets a warning: it is most likely a wrong path.
+    """
+    roots = [os.path.realpath(p) for p in paths]
+    walk = _Walk(roots)
+    for given, real in zip(paths, roots, strict=True):
+        shown = os.path.normpath(given)
+        if not os.path.exists(real):
+            walk.problems.append(Diagnostic(shown, 1, 1, "no such file or folder"))
+        elif os.path.isdir(real):
+            if real in walk.seen_dirs:
+                continue
+            before = len(walk.files) + len(walk.problems)
+            walk.walk(shown, real)
+            if len(walk.files) + len(walk.problems) == before:
+                walk.problems.append(
+                    Diagnostic(shown, 1, 1, "no .yaml or .yml files here", severity="warning")
+                )
+        elif os.path.isfile(real):
+            walk.add_file(shown, real)
+        else:
+            walk.problems.append(Diagnostic(shown, 1, 1, "not a regular file"))
+    return walk.files, walk.problems

@@ -1,0 +1,545 @@
+"""Loading the desired state: YAML files in, a checked and frozen ``DesiredState`` out.
+
+Stages, each reporting every problem it finds:
+
+1. each file: size, UTF-8 and YAML (``files``, ``yamlio``);
+2. each document: kind and JSON Schema (``schema``), then what can be checked inside the document alone
+   (DNs against the domain, mappings, duplicate targets);
+3. across documents: duplicate names, references to configurations, and that a configuration's scope
+   and each of its (object, target) mappings come from one place only.
+
+A document that fails its schema is not checked further, so that one mistake is not reported several
+times over. Every error found, with the warnings, is raised at the end as one ``LoadError``.
+
+I/O: ``load_paths`` reads the files under the given paths; ``load_files`` does no I/O, so the same
+checks apply to files read from a git commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.config.dn import DNError, dn_domain, dn_key, parse_dn
+from reconciler.config.files import SourceFile, check_source, collect_files
+from reconciler.config.schema import KINDS, check, did_you_mean, dotted
+from reconciler.config.yamlio import Document, Locator, parse_documents
+from reconciler.core.model import (
+    CREDENTIAL_DATA,
+    DEFAULT_DELETE_THRESHOLD,
+    OBJECT_TYPES,
+    ApplyMode,
+    Desired,
+    DesiredState,
+    Mapping,
+    MappingKind,
+    MappingOverride,
+    Origin,
+    Scope,
+    ScopeKind,
+    Settings,
+)
+from reconciler.errors import Diagnostic, ExpressionError, LoadError
+
+__all__ = ["MAX_SCOPE_ENTRIES", "LoadResult", "load_files", "load_paths"]
+
+# The service keeps scoping in one 4 MB setting, which it documents as about 50 OUs or groups.
+MAX_SCOPE_ENTRIES = 50
+
+_VALUE_KEYS = ("source", "constant", "expression", "remove")
+_KINDS_BY_KEY = {
+    "source": MappingKind.DIRECT,
+    "constant": MappingKind.CONSTANT,
+    "expression": MappingKind.EXPRESSION,
+}
+_APPLY_MODES = {mode.value: mode for mode in ApplyMode}
+_CREDENTIAL_DATA = CREDENTIAL_DATA.casefold()
+_SCOPE_KEYS = (("groups", ScopeKind.GROUPS), ("organizationalUnits", ScopeKind.ORGANIZATIONAL_UNITS))
+_OBJECT_ORDER = {name: i for i, name in enumerate(OBJECT_TYPES)}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A loaded desired state, the warnings met on the way, and the files that were read."""
+
+    state: DesiredState
+    warnings: tuple[Diagnostic, ...] = ()
+    files: tuple[str, ...] = ()
+
+
+def load_paths(paths: Sequence[str]) -> LoadResult:
+    """Load every ``*.yaml``/``*.yml`` file under ``paths``; raises ``LoadError`` listing every problem."""
+    files, problems = collect_files(paths)
+    return load_files(files, paths=paths, problems=problems)
+
+
+def load_files(
+    files: Sequence[SourceFile], *, paths: Sequence[str] = (), problems: Sequence[Diagnostic] = ()
+) -> LoadResult:
+    """Load already-read files (from disk or a git commit); raises ``LoadError`` listing every problem.
+
+    ``paths`` is recorded in the result as where the state came from; ``problems`` are diagnostics found
+    while collecting the files, reported together with the loader's own.
+    """
+    run = _Run(list(problems))
+    with _collector_paused():
+        for source in files:
+            run.read(source)
+        run.resolve()
+    if any(d.severity == "error" for d in run.diagnostics):
+        raise LoadError(run.diagnostics)
+    state = DesiredState(configurations=run.build(), paths=tuple(paths))
+    warnings = tuple(sorted(d for d in run.diagnostics if d.severity != "error"))
+    return LoadResult(state, warnings, tuple(f.path for f in files))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    # Loading makes hundreds of thousands of small containers that all live until the end; the cyclic
+    # garbage collector would walk them over and over (a third of the time on a large repository) and
+    # find nothing to free, as values built from YAML hold no reference cycles.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass(slots=True)
+class _ScopeDecl:
+    scope: Scope
+    origin: Origin
+
+
+@dataclass(slots=True)
+class _Config:
+    name: str
+    origin: Origin
+    settings: Settings
+    labels: tuple[tuple[str, str], ...]
+    deletion_protection: bool
+    restart_token: str | None
+    scope: _ScopeDecl | None
+    overrides: dict[tuple[str, str], MappingOverride] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _ScopeDoc:
+    doc: Document
+    spec: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _MappingsDoc:
+    doc: Document
+    origin: Origin
+    names: list[str] | None
+    match_labels: dict[str, str] | None
+    overrides: list[MappingOverride]
+
+
+@functools.cache
+def _expression_parser() -> Callable[[str], object] | None:
+    # The expression grammar lives in reconciler.expressions; without it, expressions are only
+    # checked for being non-empty.
+    try:
+        module = importlib.import_module("reconciler.expressions")
+    except ImportError:
+        return None
+    parse = getattr(module, "parse", None)
+    return parse if callable(parse) else None
+
+
+def _check_expression(
+    text: str, origin: Origin, *, quoted: bool = False, single_line: bool = True
+) -> list[Diagnostic]:
+    """Problems of one expression, placed at FILE:LINE:COL of the offending character in the YAML.
+
+    ``origin`` is where the scalar starts; a quoted scalar's text starts one column later. The exact
+    column is known only for a scalar on one line; otherwise the scalar's start is given, and the
+    column inside the expression is named in the message.
+    """
+    if not text.strip():
+        return [Diagnostic(origin.file, origin.line, origin.col, "expression is empty")]
+    parse = _expression_parser()
+    if parse is None:
+        return []
+    try:
+        parse(text)
+    except ExpressionError as exc:
+        if single_line:
+            col = origin.col + exc.column - 1 + (1 if quoted else 0)
+            return [Diagnostic(origin.file, origin.line, col, f"invalid expression: {exc.message}")]
+        return [
+            Diagnostic(
+                origin.file,
+                origin.line,
+                origin.col,
+                f"invalid expression: {exc.message} (column {exc.column} of the expression)",
+            )
+        ]
+    return []
+
+
+class _Run:
+    """One loading pass: collects documents, then resolves them, keeping every diagnostic."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        self.configs: list[_Config] = []
+        self.scopes: list[_ScopeDoc] = []
+        self.shared: list[_MappingsDoc] = []
+        # Names of configurations whose documents failed their schema: references to them are not
+        # reported as unknown, which would only repeat the schema problem.
+        self.broken_names: set[str] = set()
+        self.by_name: dict[str, _Config] = {}
+        self.expression_results: dict[tuple[str, bool, bool], list[Diagnostic]] = {}
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def error(self, file: str, loc: Locator | Origin, message: str) -> None:
+        self.diagnostics.append(Diagnostic(file, loc.line, loc.col, message))
+
+    def warn(self, file: str, loc: Locator | Origin, message: str) -> None:
+        self.diagnostics.append(Diagnostic(file, loc.line, loc.col, message, severity="warning"))
+
+    # -- stage 1 and 2: one file, one document ---------------------------------------------------------
+
+    def read(self, source: SourceFile) -> None:
+        problem = check_source(source)
+        if problem is not None:
+            self.diagnostics.append(problem)
+            return
+        docs, problems = parse_documents(source.path, source.data)
+        self.diagnostics.extend(problems)
+        for doc in docs:
+            self.document(doc)
+
+    def document(self, doc: Document) -> None:
+        value = doc.value
+        if value is None:
+            return  # an empty document, such as the one before a leading '---'
+        if not isinstance(value, dict):
+            what = "a list" if isinstance(value, list) else "a single value"
+            message = f"a document must be a mapping (apiVersion, kind, metadata, spec), not {what}"
+            self.error(doc.file, doc.root, message)
+            return
+        kind = value.get("kind")
+        if kind not in KINDS:
+            if "kind" not in value:
+                self.error(doc.file, doc.root, f"missing required field 'kind' (one of {', '.join(KINDS)})")
+            else:
+                hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
+                message = f"unknown kind '{kind}'; expected one of {', '.join(KINDS)}{hint}"
+                self.error(doc.file, doc.root.find(("kind",)), message)
+            return
+        problems = check(doc, kind)
+        if problems:
+            self.diagnostics.extend(problems)
+            if kind == "Configuration":
+                metadata = value.get("metadata")
+                if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+                    self.broken_names.add(metadata["name"])
+            return
+        name_loc = doc.root.find(("metadata", "name"))
+        origin = name_loc.origin(doc.file)
+        spec: dict[str, Any] = value["spec"]
+        if kind == "Configuration":
+            self.configuration(doc, origin, value["metadata"], spec)
+        elif kind == "Scope":
+            self.scopes.append(_ScopeDoc(doc, spec))
+        else:
+            self.mapping_set(doc, origin, spec)
+
+    def configuration(
+        self, doc: Document, origin: Origin, metadata: dict[str, Any], spec: dict[str, Any]
+    ) -> None:
+        deletes: dict[str, Any] = spec.get("accidentalDeletes", {})
+        settings = Settings(
+            domain=spec["domain"],
+            notification_email=spec["notificationEmail"],
+            enabled=spec.get("enabled", True),
+            password_hash_sync=spec.get("passwordHashSync", True),
+            accidental_deletes_enabled=deletes.get("enabled", True),
+            accidental_deletes_threshold=int(deletes.get("threshold", DEFAULT_DELETE_THRESHOLD)),
+        )
+        token = spec.get("restartToken")
+        scope = None
+        if "scope" in spec:
+            scope = self.scope(doc, ("spec", "scope"), spec["scope"], settings.domain)
+        config = _Config(
+            name=metadata["name"],
+            origin=origin,
+            settings=settings,
+            labels=tuple(sorted(metadata.get("labels", {}).items())),
+            deletion_protection=spec.get("deletionProtection", False),
+            restart_token=None if token is None else str(token),
+            scope=scope,
+            sources={doc.file},
+        )
+        mappings: dict[str, list[dict[str, Any]]] = spec.get("attributeMappings", {})
+        for obj, entries in mappings.items():
+            for override in self.mappings(doc, ("spec", "attributeMappings", obj), obj, entries):
+                config.overrides[override.object, override.target.casefold()] = override
+        self.configs.append(config)
+
+    def scope(
+        self, doc: Document, path: tuple[str, ...], spec: dict[str, Any], domain: str | None
+    ) -> _ScopeDecl | None:
+        """The scope written at ``path`` (a ``scope:`` mapping or a Scope's spec), checked; None if wrong."""
+        here = doc.root.find(path)
+        given = [(key, kind) for key, kind in _SCOPE_KEYS if key in spec]
+        if len(given) != 1:
+            if given:
+                later = max((here.key(key) or here for key, _ in given), key=lambda loc: (loc.line, loc.col))
+                self.error(doc.file, later, f"{dotted(path)}: give groups or organizationalUnits, not both")
+            else:
+                self.error(
+                    doc.file,
+                    doc.root.find(path, key=True),
+                    f"{dotted(path)}: give groups or organizationalUnits"
+                    + (" (or leave scope out to take the whole domain)" if path[-1] == "scope" else ""),
+                )
+            return None
+        key, kind = given[0]
+        entries: list[str] = spec[key]
+        list_loc = here.child(key) or here
+        ok = True
+        if len(entries) > MAX_SCOPE_ENTRIES:
+            count = f"{len(entries)} entries; the service takes at most {MAX_SCOPE_ENTRIES}"
+            self.error(doc.file, here.key(key) or here, f"{dotted((*path, key))}: {count}")
+            ok = False
+        if list_loc.flow and len(entries) > 1 and any("," not in entry for entry in entries):
+            # [OU=Sales,DC=contoso,DC=com] is a list of three strings in YAML; every DN in a domain
+            # has a comma, so an entry without one is a piece of a DN that YAML split.
+            message = (
+                f"{dotted((*path, key))}: inside [ ] a comma separates list items, so the DNs were split "
+                "apart; put quotes around each DN or write one DN per '- ' line"
+            )
+            self.error(doc.file, list_loc, message)
+            return None
+        seen: dict[Any, Locator] = {}
+        for entry, loc in zip(entries, list_loc.items(), strict=True):
+            try:
+                rdns = parse_dn(entry)
+            except DNError as exc:
+                message = f"'{entry}' is not a valid DN: {exc.message} (at character {exc.offset + 1})"
+                self.error(doc.file, loc, message)
+                ok = False
+                continue
+            if domain is not None:
+                found = dn_domain(rdns)
+                if found.casefold() != domain.casefold():
+                    where = f"its domain is {found}" if found else "it has no DC= parts"
+                    message = f"'{entry}' is outside the configuration's domain {domain} ({where})"
+                    self.error(doc.file, loc, message)
+                    ok = False
+                    continue
+            dup = dn_key(rdns)
+            if dup in seen:
+                self.error(doc.file, loc, f"'{entry}' is listed twice (first on line {seen[dup].line})")
+                ok = False
+                continue
+            seen[dup] = loc
+        if not ok:
+            return None
+        return _ScopeDecl(Scope(kind, tuple(entries)), doc.root.find(path, key=True).origin(doc.file))
+
+    def mappings(
+        self, doc: Document, path: tuple[str, ...], obj: str, entries: list[dict[str, Any]]
+    ) -> list[MappingOverride]:
+        """The mapping entries of one list, checked; entries with problems are reported and left out."""
+        file = doc.file
+        out: list[MappingOverride] = []
+        first: dict[str, Origin] = {}
+        for entry, loc in zip(entries, doc.root.find(path).items(), strict=True):
+            origin = loc.origin(file)
+            target: str = entry["target"]
+            folded = target.casefold()
+            if folded in first:
+                message = f"target '{target}' is mapped twice for {obj} (first on line {first[folded].line})"
+                self.error(file, loc.child("target") or loc, message)
+                continue
+            first[folded] = origin
+            override = self.mapping(file, obj, entry, loc, origin)
+            if override is not None:
+                out.append(override)
+        return out
+
+    def mapping(
+        self, file: str, obj: str, entry: dict[str, Any], loc: Locator, origin: Origin
+    ) -> MappingOverride | None:
+        """One mapping entry as an override, or None when it has problems (reported)."""
+        target: str = entry["target"]
+        given = [key for key in entry if key in _VALUE_KEYS]
+        if len(given) != 1:
+            if given:
+                message = f"mapping of '{target}' has both {given[0]} and {given[1]}; give only one"
+                self.error(file, loc.key(given[1]) or loc, message)
+            else:
+                message = f"mapping of '{target}' needs one of source, constant, expression or remove"
+                self.error(file, loc, message)
+            return None
+        how = given[0]
+        ok = True
+        if target.casefold() == _CREDENTIAL_DATA:
+            message = f"'{target}' cannot be mapped: password hash sync sets it; use spec.passwordHashSync"
+            self.error(file, loc.child("target") or loc, message)
+            ok = False
+        if how == "remove":
+            for extra in ("default", "apply"):
+                if extra in entry:
+                    self.error(file, loc.key(extra) or loc, f"a removal of '{target}' takes no {extra}")
+                    ok = False
+            return MappingOverride(obj, target, None, origin) if ok else None
+        if how == "constant" and "default" in entry:
+            message = f"mapping of '{target}': default goes with source or expression, not with constant"
+            self.error(file, loc.key("default") or loc, message)
+            ok = False
+        elif how == "expression":
+            problems = self.expression(file, entry["expression"], loc.child("expression") or loc)
+            if problems:
+                self.diagnostics.extend(problems)
+                ok = False
+        if not ok:
+            return None
+        apply = _APPLY_MODES[entry["apply"]] if "apply" in entry else ApplyMode.ALWAYS
+        mapping = Mapping(obj, target, _KINDS_BY_KEY[how], entry[how], entry.get("default"), apply)
+        return MappingOverride(obj, target, mapping, origin)
+
+    def expression(self, file: str, text: str, loc: Locator) -> list[Diagnostic]:
+        # Mapping sets repeat the same expressions: check each text once, then move the result into place.
+        cache_key = (text, loc.quoted, loc.single_line)
+        cached = self.expression_results.get(cache_key)
+        if cached is None:
+            cached = _check_expression(text, Origin("", 1, 1), quoted=loc.quoted, single_line=loc.single_line)
+            self.expression_results[cache_key] = cached
+        return [Diagnostic(file, d.line + loc.line - 1, d.col + loc.col - 1, d.message) for d in cached]
+
+    def mapping_set(self, doc: Document, origin: Origin, spec: dict[str, Any]) -> None:
+        file = doc.file
+        names: list[str] | None = spec.get("configurations")
+        selector: dict[str, Any] | None = spec.get("selector")
+        if (names is None) == (selector is None):
+            message = (
+                "spec: give configurations or selector, not both"
+                if names is not None
+                else "spec: give configurations (a list of names) or selector.matchLabels"
+            )
+            self.error(file, doc.root.find(("spec",), key=True), message)
+            return
+        obj: str = spec["object"]
+        overrides = self.mappings(doc, ("spec", "mappings"), obj, spec["mappings"])
+        match_labels = None if selector is None else dict(selector["matchLabels"])
+        self.shared.append(_MappingsDoc(doc, origin, names, match_labels, overrides))
+
+    # -- stage 3: across documents -------------------------------------------------------------------
+
+    def resolve(self) -> None:
+        for config in self.configs:
+            earlier = self.by_name.get(config.name)
+            if earlier is not None:
+                self.error(
+                    config.origin.file,
+                    config.origin,
+                    f"configuration '{config.name}' is already defined at {earlier.origin}",
+                )
+                continue
+            self.by_name[config.name] = config
+        for scope_doc in self.scopes:
+            self.resolve_scope(scope_doc)
+        for shared in self.shared:
+            self.resolve_mappings(shared)
+
+    def unknown(self, doc: Document, loc: Locator, name: str) -> None:
+        if name in self.broken_names:
+            return
+        hint = did_you_mean(name, self.by_name)
+        self.error(doc.file, loc, f"no configuration named '{name}'{hint}")
+
+    def resolve_scope(self, scope_doc: _ScopeDoc) -> None:
+        doc, spec = scope_doc.doc, scope_doc.spec
+        name: str = spec["configuration"]
+        config = self.by_name.get(name)
+        decl = self.scope(doc, ("spec",), spec, config.settings.domain if config is not None else None)
+        if config is None:
+            self.unknown(doc, doc.root.find(("spec", "configuration")), name)
+            return
+        if decl is None:
+            return
+        if config.scope is not None:
+            self.error(
+                doc.file,
+                doc.root.find(("spec", "configuration")),
+                f"configuration '{config.name}' already takes its scope from {config.scope.origin}; "
+                "a scope comes from one place only",
+            )
+            return
+        config.scope = decl
+        config.sources.add(doc.file)
+
+    def resolve_mappings(self, shared: _MappingsDoc) -> None:
+        doc = shared.doc
+        targets: list[_Config] = []
+        if shared.names is not None:
+            listed = doc.root.find(("spec", "configurations")).items()
+            seen: set[str] = set()
+            for name, loc in zip(shared.names, listed, strict=True):
+                if name in seen:
+                    self.error(doc.file, loc, f"configuration '{name}' is listed twice")
+                    continue
+                seen.add(name)
+                config = self.by_name.get(name)
+                if config is None:
+                    self.unknown(doc, loc, name)
+                else:
+                    targets.append(config)
+        else:
+            wanted = shared.match_labels or {}
+            targets = [c for c in self.by_name.values() if wanted.items() <= dict(c.labels).items()]
+            if not targets:
+                where = doc.root.find(("spec", "selector"), key=True)
+                self.warn(doc.file, where, "selector matches no configuration")
+        for config in targets:
+            config.sources.add(doc.file)
+            for override in shared.overrides:
+                key = (override.object, override.target.casefold())
+                previous = config.overrides.get(key)
+                if previous is not None and override.origin is not None:
+                    self.error(
+                        doc.file,
+                        override.origin,
+                        f"{override.object} mapping of '{override.target}' for configuration '{config.name}' "
+                        f"is already set at {previous.origin}",
+                    )
+                    continue
+                config.overrides[key] = override
+
+    # -- the model -----------------------------------------------------------------------------------
+
+    def build(self) -> tuple[Desired, ...]:
+        out = []
+        for config in self.by_name.values():
+            overrides = sorted(config.overrides.values(), key=lambda o: (_OBJECT_ORDER[o.object], o.target))
+            out.append(
+                Desired(
+                    name=config.name,
+                    settings=config.settings,
+                    scope=config.scope.scope if config.scope is not None else Scope.all(),
+                    overrides=tuple(overrides),
+                    labels=config.labels,
+                    deletion_protection=config.deletion_protection,
+                    restart_token=config.restart_token,
+                    origin=config.origin,
+                    sources=tuple(sorted(config.sources)),
+                )
+            )
+        return tuple(sorted(out, key=lambda d: d.name))

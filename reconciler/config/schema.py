@@ -1,0 +1,186 @@
+"""The JSON Schemas of the three document kinds, and checking documents against them.
+
+The schemas are package data (``reconciler/data/schemas``, copied to ``schemas/`` for editors): one file,
+``cloudsync.schema.json``, holds every definition under ``$defs``; the per-kind files refer into it.
+
+A valid document, the common case, costs one call of a validator compiled by fastjsonschema. Only a
+document it rejects is checked again by jsonschema's Draft202012Validator, which finds every problem;
+each problem becomes a Diagnostic at the key or value it is about, in words rather than schema terms.
+
+Reads the schema files from the installed package once; no other I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+from reconciler.config.yamlio import Document
+from reconciler.errors import Diagnostic
+
+__all__ = ["KINDS", "check", "did_you_mean", "dotted", "kind_schema", "schema_text"]
+
+KINDS: tuple[str, ...] = ("Configuration", "Scope", "AttributeMappings")
+ROOT_SCHEMA = "cloudsync.schema.json"
+
+Path = tuple[str | int, ...]
+
+
+def schema_text(name: str) -> str:
+    """The text of one shipped schema file (``cloudsync.schema.json``, ``scope.schema.json``, ...)."""
+    return resources.files("reconciler").joinpath("data", "schemas", name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _root() -> dict[str, Any]:
+    root: dict[str, Any] = json.loads(schema_text(ROOT_SCHEMA))
+    return root
+
+
+def kind_schema(kind: str) -> dict[str, Any]:
+    """A self-contained schema for one kind: the shared ``$defs`` and a reference to the kind's entry."""
+    root = _root()
+    return {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{kind}"}
+
+
+@functools.cache
+def _fast(kind: str) -> Callable[[object], object]:
+    # use_default=False: fastjsonschema would otherwise write schema defaults into the values it checks.
+    validate: Callable[[object], object] = fastjsonschema.compile(
+        kind_schema(kind), use_default=False, use_formats=False
+    )
+    return validate
+
+
+@functools.cache
+def _full(kind: str) -> Any:
+    # Imported here: loading jsonschema costs more than validating a whole valid repository.
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
+
+    return Draft202012Validator(kind_schema(kind))
+
+
+def check(doc: Document, kind: str) -> list[Diagnostic]:
+    """Every schema problem of one document of a known kind; empty when it is valid."""
+    try:
+        _fast(kind)(doc.value)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    problems: list[Diagnostic] = []
+    for error in _full(kind).iter_errors(doc.value):
+        problems.extend(_describe(error, doc))
+    return problems
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """``("spec", "scope", "groups", 2)`` -> ``spec.scope.groups[2]``."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or nothing when none is close."""
+    options = list(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not close:
+        folded = {c.casefold(): c for c in options}
+        close = [folded[word.casefold()]] if word.casefold() in folded else []
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+}
+
+
+def _what(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ('{value}')" if len(value) <= 40 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def _describe(error: Any, doc: Document) -> list[Diagnostic]:
+    path: Path = tuple(error.absolute_path)
+    where = dotted(path)
+    prefix = f"{where}: " if where else ""
+    instance: Any = error.instance
+    validator = error.validator
+    value: Any = error.validator_value
+    schema: Any = error.schema
+
+    def at(spot: Path, message: str, *, key: bool = False) -> Diagnostic:
+        loc = doc.root.find(spot, key=key)
+        return Diagnostic(doc.file, loc.line, loc.col, message)
+
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        known = schema.get("properties", {})
+        inside = f" in {where}" if where else ""
+        return [
+            at((*path, name), f"unknown field '{name}'{inside}{did_you_mean(name, known)}", key=True)
+            for name in instance
+            if name not in known
+        ]
+    if validator == "required" and isinstance(instance, dict):
+        inside = f" in {where}" if where else ""
+        return [
+            at(path, f"missing required field '{name}'{inside}", key=True)
+            for name in value
+            if name not in instance
+        ]
+    if "propertyNames" in error.relative_schema_path and isinstance(instance, str):
+        reason = schema.get("patternErrorMessage") if validator == "pattern" else error.message
+        return [at((*path, instance), f"{prefix}key '{instance}' {reason}", key=True)]
+    if validator == "type":
+        types = [value] if isinstance(value, str) else list(value)
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+        message = f"{prefix}expected {wanted}, got {_what(instance)}"
+        if "string" in types and isinstance(instance, bool | int | float):
+            message += "; quote it to keep it as text"
+        return [at(path, message)]
+    if validator == "enum":
+        shown = ", ".join(str(v) for v in value)
+        hint = did_you_mean(instance, (str(v) for v in value)) if isinstance(instance, str) else ""
+        return [at(path, f"{prefix}'{instance}' is not one of: {shown}{hint}")]
+    if validator == "const":
+        if value is True:
+            return [at(path, f"{prefix}can only be true; leave it out otherwise")]
+        return [at(path, f"{prefix}must be '{value}', not '{instance}'")]
+    if validator == "pattern":
+        reason = schema.get("patternErrorMessage", f"does not match {value}")
+        return [at(path, f"{prefix}'{instance}' {reason}")]
+    if validator == "minimum":
+        return [at(path, f"{prefix}must be at least {value} (got {instance})")]
+    if validator == "maximum":
+        return [at(path, f"{prefix}must be at most {value} (got {instance})")]
+    if validator == "minItems":
+        return [at(path, f"{prefix}needs at least {value} {'entry' if value == 1 else 'entries'}")]
+    if validator == "minLength" and value == 1:
+        return [at(path, f"{prefix}must not be empty")]
+    if validator == "maxLength":
+        return [at(path, f"{prefix}is longer than {value} characters")]
+    if validator == "minProperties":
+        return [at(path, f"{prefix}must not be empty")]
+    return [at(path, f"{prefix}{error.message}")]
