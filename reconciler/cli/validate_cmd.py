@@ -1,0 +1,55 @@
+"""``reconciler validate``: check the desired-state files without reaching any target.
+
+Reads the files under the given paths; writes the result to stdout (summary, or JSON) and the
+diagnostics to stderr (text format). Exit 0 when valid, 1 when not.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from reconciler.cli.output import echo_warnings
+from reconciler.config.load import load_paths
+from reconciler.errors import Diagnostic, LoadError
+
+__all__ = ["validate"]
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
+
+
+def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
+    return json.dumps({"valid": valid, "diagnostics": [d.as_dict() for d in diagnostics]}, indent=2)
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one FILE:LINE:COL: message per line on stderr; json: {valid, diagnostics} on stdout.",
+)
+def validate(paths: tuple[str, ...], fmt: str) -> None:
+    """Check the desired-state files under PATH... (default: the current folder).
+
+    Every *.yaml and *.yml file is read; every problem is reported, each at its FILE:LINE:COL.
+    """
+    try:
+        result = load_paths(list(paths) or ["."])
+    except LoadError as exc:
+        if fmt == "json":
+            click.echo(_json(False, exc.diagnostics))
+            raise click.exceptions.Exit(1) from exc
+        raise
+    if fmt == "json":
+        click.echo(_json(True, result.warnings))
+        return
+    echo_warnings(result.warnings)
+    configs = len(result.state.configurations)
+    click.echo(f"{_count(configs, 'configuration')} valid ({_count(len(result.files), 'file')})")
