@@ -1,19 +1,57 @@
 """Every use of git in the project goes through this module (GitPython is imported nowhere else).
 
-Small typed functions over a repository: where it is, which commit is checked out and whether the work
-tree is dirty. I/O: reads the repository.
+Small typed functions over a repository: which commit is checked out and whether the work tree is dirty,
+the desired-state files as they are in a commit, the files changed since a ref, the commits that touched
+some paths, and a cached clone of one branch for the reconcile loop.
+
+Paths come in two forms. *Given* paths are what a user types (relative to the current folder, or
+absolute) and are reported back in the same form, so a file read from a commit carries the same name
+as when it is read from disk. *Repository* paths are relative to the repository's top folder, with
+``/`` separators; they are used for bare clones, which have no work tree.
+
+I/O: reads repositories; ``sync_branch`` also clones into and fetches from a cache folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import git
 
+from reconciler.config.files import YAML_SUFFIXES, SourceFile
 from reconciler.errors import GitError
 
-__all__ = ["WorktreeInfo", "describe_worktree"]
+__all__ = [
+    "CommitInfo",
+    "WorktreeInfo",
+    "cache_folder",
+    "changed_files",
+    "commits_touching",
+    "describe_worktree",
+    "files_at",
+    "read_files",
+    "redact",
+    "repo_root",
+    "resolve_commit",
+    "sync_branch",
+    "to_repo_paths",
+    "tree_files",
+]
+
+# A fetch that hangs (a dead network, a credential prompt nobody answers) must not stall the loop.
+GIT_NETWORK_TIMEOUT = 300
+
+_FIELD = "\x1f"
+_LOG_FORMAT = _FIELD.join(("%H", "%P", "%an", "%ae", "%aI", "%s"))
+# user:password@ in a URL: never repeated in a message.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +59,42 @@ class WorktreeInfo:
     root: str
     commit: str | None  # None in a repository with no commit yet
     dirty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    sha: str
+    author: str
+    email: str
+    date: str  # author date, ISO 8601 with offset
+    summary: str
+    parents: tuple[str, ...] = ()
+
+    @property
+    def short(self) -> str:
+        return self.sha[:12]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "commit": self.sha,
+            "author": self.author,
+            "email": self.email,
+            "date": self.date,
+            "summary": self.summary,
+        }
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of any URL in it replaced by ``***``."""
+    return _USERINFO.sub("***@", text)
+
+
+def _git_message(exc: git.GitCommandError) -> str:
+    stderr = exc.stderr if isinstance(exc.stderr, str) else ""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    # git prefixes its own message with "stderr: '" in GitPython's rendering; keep git's last word.
+    text = lines[-1] if lines else str(exc)
+    return redact(text.removeprefix("stderr: ").strip("'\" "))
 
 
 def _open(path: str | Path) -> git.Repo:
@@ -45,3 +119,278 @@ def describe_worktree(path: str | Path = ".") -> WorktreeInfo | None:
     except git.GitCommandError:
         dirty = True
     return WorktreeInfo(root=str(repo.working_tree_dir), commit=commit, dirty=dirty)
+
+
+def repo_root(path: str | Path = ".") -> str:
+    """The top folder of the work tree that contains ``path``."""
+    repo = _open(path)
+    if repo.working_tree_dir is None:
+        raise GitError(f"{path} is in a bare repository; it has no work tree")
+    return str(repo.working_tree_dir)
+
+
+def _commit(repo: git.Repo, ref: str) -> git.Commit:
+    try:
+        obj = repo.rev_parse(ref + "^{commit}")
+    except (git.BadName, ValueError, git.GitCommandError) as exc:
+        raise GitError(f"{ref!r} is not a commit in {repo.git_dir}") from exc
+    assert isinstance(obj, git.Commit)
+    return obj
+
+
+def _info(c: git.Commit) -> CommitInfo:
+    return CommitInfo(
+        sha=c.hexsha,
+        author=str(c.author.name or ""),
+        email=str(c.author.email or ""),
+        date=c.authored_datetime.isoformat(),
+        summary=str(c.summary if isinstance(c.summary, str) else c.summary.decode("utf-8", "replace")),
+        parents=tuple(p.hexsha for p in c.parents),
+    )
+
+
+def resolve_commit(ref: str, *, repo: str | Path = ".") -> CommitInfo:
+    """The commit ``ref`` names (a branch, tag, sha, ``HEAD~2``...)."""
+    r = _open(repo)
+    return _info(_commit(r, ref))
+
+
+# --------------------------------------------------------------------------------------------------
+# paths
+
+
+def to_repo_paths(paths: Sequence[str], root: str) -> list[str]:
+    """Given paths as repository paths (``""`` for the top folder); refused when outside the repository."""
+    real_root = os.path.realpath(root)
+    out = []
+    for p in paths:
+        # Only the folder part is resolved: a link inside the repository keeps the name git knows it by.
+        full = os.path.abspath(p)
+        rel = os.path.relpath(
+            os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full)), real_root
+        )
+        if rel == os.curdir:
+            rel = ""
+        elif rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            raise GitError(f"{p} is outside the repository at {root}")
+        out.append(PurePosixPath(*Path(rel).parts).as_posix() if rel else "")
+    return out
+
+
+def _pathspecs(prefixes: Iterable[str]) -> list[str]:
+    # ":(top)" keeps the meaning of each path independent of the folder git runs in.
+    return [f":(top){p}" if p else ":(top)" for p in prefixes]
+
+
+def _ls_tree(repo: git.Repo, commit: str, prefixes: Sequence[str]) -> list[tuple[str, str]]:
+    """(repository path, blob sha) of every file under ``prefixes`` in ``commit``."""
+    try:
+        out = repo.git.ls_tree("-r", "-z", "--full-tree", commit, "--", *(p or "." for p in prefixes))
+    except git.GitCommandError as exc:
+        raise GitError(f"cannot list the files of commit {commit[:12]}: {_git_message(exc)}") from exc
+    rows = []
+    for entry in out.split("\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition("\t")
+        mode, kind, sha = meta.split(" ")
+        # Symbolic links and submodules are not desired-state files; the disk loader refuses odd links too.
+        if kind == "blob" and mode != "120000":
+            rows.append((path, sha))
+    return rows
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def _wanted(path: str, prefix: str) -> bool:
+    """Whether a file found under ``prefix`` is one the disk loader would read there."""
+    if path == prefix:
+        return True  # a file given by name is taken whatever its name
+    rest = path[len(prefix) + 1 :] if prefix else path
+    parts = rest.split("/")
+    return not any(part.startswith(".") for part in parts) and path.endswith(YAML_SUFFIXES)
+
+
+def _read_blobs(repo: git.Repo, shas: Iterable[str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for sha in shas:
+        if sha not in out:
+            # GitPython keeps one `git cat-file --batch` process for all these reads.
+            out[sha] = repo.odb.stream(bytes.fromhex(sha)).read()
+    return out
+
+
+def tree_files(
+    repo: str | Path, commit: str, prefixes: Sequence[str], *, missing_ok: bool = False
+) -> list[SourceFile]:
+    """The desired-state files under repository paths ``prefixes`` in ``commit``, named by repository path.
+
+    Folders are walked as the disk loader walks them: ``*.yaml``/``*.yml`` files, hidden entries skipped;
+    a prefix that names a file takes it whatever its name. A prefix that matches nothing is an error
+    unless ``missing_ok``.
+    """
+    r = _open(repo)
+    c = _commit(r, commit)
+    listed = _ls_tree(r, c.hexsha, prefixes)
+    picked: dict[str, str] = {}
+    for prefix in prefixes:
+        found = [(p, s) for p, s in listed if _is_under(p, prefix)]
+        if not found and not missing_ok:
+            raise GitError(f"{prefix or '.'} does not exist in commit {c.hexsha[:12]}")
+        picked.update((p, s) for p, s in found if _wanted(p, prefix))
+    blobs = _read_blobs(r, picked.values())
+    return [SourceFile(p, blobs[picked[p]]) for p in sorted(picked)]
+
+
+def read_files(repo: str | Path, commit: str, paths: Iterable[str]) -> list[SourceFile]:
+    """The files at exactly these repository paths in ``commit``; paths that are not there are left out."""
+    r = _open(repo)
+    c = _commit(r, commit)
+    wanted = sorted(set(paths))
+    if not wanted:
+        return []
+    listed = dict(_ls_tree(r, c.hexsha, wanted))
+    blobs = _read_blobs(r, listed.values())
+    return [SourceFile(p, blobs[listed[p]]) for p in wanted if p in listed]
+
+
+def _shown(given: str, prefix: str, path: str) -> str:
+    """The name a file under given path ``given`` (repository path ``prefix``) is reported under."""
+    base = os.path.normpath(given)
+    if path == prefix:
+        return base
+    rest = path[len(prefix) + 1 :] if prefix else path
+    return rest.replace("/", os.sep) if base == os.curdir else os.path.join(base, *rest.split("/"))
+
+
+def files_at(
+    ref: str, paths: Sequence[str], *, repo: str | Path = ".", missing_ok: bool = False
+) -> list[SourceFile]:
+    """The desired-state files under given ``paths`` as they are in commit ``ref``; the work tree is not read.
+
+    Each file is named as the disk loader would name it, so diagnostics and ``Desired.sources`` look the
+    same whichever way the files were read. A path missing in ``ref`` is an error unless ``missing_ok``.
+    """
+    root = repo_root(repo)
+    prefixes = to_repo_paths(paths, root)
+    files = {f.path: f.data for f in tree_files(root, ref, prefixes, missing_ok=missing_ok)}
+    out: dict[str, SourceFile] = {}
+    for given, prefix in zip(paths, prefixes, strict=True):
+        for path, data in files.items():
+            if _is_under(path, prefix) and _wanted(path, prefix):
+                name = _shown(given, prefix, path)
+                out.setdefault(name, SourceFile(name, data))
+    return [out[k] for k in sorted(out)]
+
+
+# --------------------------------------------------------------------------------------------------
+# history
+
+
+def changed_files(
+    base: str,
+    prefixes: Sequence[str],
+    *,
+    head: str | None = None,
+    repo: str | Path = ".",
+) -> frozenset[str]:
+    """Desired-state files (those the loader reads) under ``prefixes`` that differ between two commits.
+
+    Paths are repository paths. Without ``head`` the comparison is with the work tree, uncommitted and
+    untracked (not ignored) files included. A renamed file counts as its old path deleted and its new
+    path added.
+    """
+    r = _open(repo)
+    base_sha = _commit(r, base).hexsha
+    args = ["--name-only", "-z", "--no-renames", base_sha]
+    if head is not None:
+        args.append(_commit(r, head).hexsha)
+    specs = _pathspecs(prefixes)
+    try:
+        out = r.git.diff(*args, "--", *specs)
+        if head is None:
+            out += "\0" + r.git.ls_files("--others", "--exclude-standard", "-z", "--", *specs)
+    except git.GitCommandError as exc:
+        raise GitError(f"cannot compare with {base}: {_git_message(exc)}") from exc
+    return frozenset(
+        p for p in out.split("\0") if p and any(_is_under(p, x) and _wanted(p, x) for x in prefixes)
+    )
+
+
+def commits_touching(
+    base: str,
+    head: str,
+    prefixes: Sequence[str],
+    *,
+    repo: str | Path = ".",
+    limit: int | None = None,
+) -> list[CommitInfo]:
+    """Commits reachable from ``head`` but not ``base`` that change files under ``prefixes``, newest first.
+
+    Children always come before their parents (topological order).
+    """
+    r = _open(repo)
+    rng = f"{_commit(r, base).hexsha}..{_commit(r, head).hexsha}"
+    args = ["--topo-order", f"--format={_LOG_FORMAT}"]
+    if limit is not None:
+        args.append(f"--max-count={limit}")
+    try:
+        out = r.git.log(*args, rng, "--", *_pathspecs(prefixes))
+    except git.GitCommandError as exc:
+        raise GitError(f"cannot read the history {rng}: {_git_message(exc)}") from exc
+    commits = []
+    for line in out.splitlines():
+        sha, parents, author, email, date, summary = line.split(_FIELD, 5)
+        commits.append(CommitInfo(sha, author, email, date, summary, tuple(parents.split())))
+    return commits
+
+
+# --------------------------------------------------------------------------------------------------
+# the reconcile loop's clone
+
+
+def _source_url(source: str) -> str:
+    # A local folder is cloned by its absolute path, so that the cache does not depend on the current folder.
+    return os.path.abspath(source) if os.path.exists(source) else source
+
+
+def cache_folder(source: str, cache_root: str | Path) -> Path:
+    key = hashlib.sha256(_source_url(source).encode()).hexdigest()[:16]
+    return Path(cache_root) / f"{key}.git"
+
+
+def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, CommitInfo]:
+    """Fetch ``branch`` of ``source`` (a folder or a URL) into a bare clone under ``cache_root``.
+
+    Returns the clone's folder and the branch's head commit. The first call clones; later ones fetch.
+    The clone is made in a temporary folder and moved into place, so an interrupted clone leaves nothing.
+    """
+    url = _source_url(source)
+    folder = cache_folder(source, cache_root)
+    ref = f"refs/heads/{branch}"
+    try:
+        if not (folder / "HEAD").exists():
+            Path(cache_root).mkdir(parents=True, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".clone-", dir=cache_root)
+            try:
+                git.Repo.clone_from(
+                    url,
+                    tmp,
+                    bare=True,
+                    multi_options=["--single-branch", f"--branch={branch}", "--no-tags"],
+                    kill_after_timeout=GIT_NETWORK_TIMEOUT,
+                )
+                os.replace(tmp, folder)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            r = git.Repo(str(folder))
+        else:
+            r = git.Repo(str(folder))
+            r.git.fetch("--no-tags", "--force", url, f"+{ref}:{ref}", kill_after_timeout=GIT_NETWORK_TIMEOUT)
+        return str(folder), _info(_commit(r, ref))
+    except git.GitCommandError as exc:
+        raise GitError(f"cannot fetch branch {branch} from {redact(url)}: {_git_message(exc)}") from exc
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise GitError(f"the cached clone at {folder} is broken; delete it and retry") from exc

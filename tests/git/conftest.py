@@ -1,0 +1,44 @@
+"""Fixtures: a real git repository in a temporary folder (pinned author and dates), a state folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gitrepos import GitRepo, git_env, make_repo
+
+from reconciler.providers import reset_memory_targets
+
+
+@pytest.fixture
+def pinned_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Pin git's environment for this test, for the code under test as well as for the helpers."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = git_env(home)
+    for key in [k for k in os.environ if k.startswith("GIT_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("GIT_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "state"
+    monkeypatch.setenv("RECONCILER_STATE_DIR", str(folder))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
+    yield folder
+    reset_memory_targets()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, pinned_git: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    """An empty repository on branch main; the test runs inside it."""
+    r = make_repo(tmp_path / "repo", pinned_git)
+    monkeypatch.chdir(r.path)
+    return r
