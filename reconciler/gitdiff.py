@@ -1,0 +1,401 @@
+"""The desired state at git commits: loading it, what changed since a ref, and the diff between two commits.
+
+``load_at_ref`` reads the desired files of a commit without touching the work tree (``plan --ref``,
+``validate --ref``). ``changed_configuration_names`` picks the configurations that a change since a ref
+can affect (``plan --changed-since``). ``diff_refs`` compares the desired state of two commits by
+meaning (``reconciler.core.semantic_diff``) and names, for every changed field, the commit that gave it
+its new value: the commits between the two that touched the desired files are walked newest first, and
+each one is compared with its parent, so no ``git blame`` is needed and a moved file is no change.
+
+I/O: reads repositories through ``reconciler.gitrepo``; never a target. ``render_diff`` is pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.config.files import SourceFile
+from reconciler.config.load import LoadResult, load_files
+from reconciler.config.yamlio import parse_documents
+from reconciler.core.diff import FieldChange
+from reconciler.core.model import DesiredState, Mapping
+from reconciler.core.semantic_diff import ConfigurationDiff, DiffKind, SemanticDiff, semantic_diff
+from reconciler.errors import ConfigError, GitError, LoadError
+from reconciler.gitrepo import (
+    CommitInfo,
+    changed_files,
+    commits_touching,
+    files_at,
+    read_files,
+    repo_root,
+    resolve_commit,
+    to_repo_paths,
+)
+from reconciler.render._format import format_value, printable
+from reconciler.render.markdown import DEFAULT_LIMIT, _code, _code_block, _html, _text
+from reconciler.tenant.template import template_defaults
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_ATTRIBUTED_COMMITS",
+    "RefDiff",
+    "changed_configuration_names",
+    "diff_refs",
+    "load_at_ref",
+    "render_diff",
+]
+
+FORMAT_VERSION = 1
+# Attribution loads the desired state once per commit; past this many commits the rest stay unnamed.
+MAX_ATTRIBUTED_COMMITS = 200
+
+
+def load_at_ref(ref: str, paths: Sequence[str], *, repo: str = ".") -> LoadResult:
+    """The desired state under ``paths`` as commit ``ref`` has it; raises ``LoadError`` as loading does."""
+    return load_files(files_at(ref, paths, repo=repo), paths=paths)
+
+
+# --------------------------------------------------------------------------------------------------
+# --changed-since
+
+
+def _names_in(files: Iterable[SourceFile], labels: dict[str, dict[str, str]]) -> set[str] | None:
+    """Configuration names the documents of ``files`` declare or apply to; None when one cannot be read.
+
+    ``labels`` are the current labels of every configuration, for selectors.
+    """
+    names: set[str] = set()
+    for f in files:
+        docs, problems = parse_documents(f.path, f.data)
+        if problems:
+            return None
+        for doc in docs:
+            value = doc.value
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                return None
+            metadata, spec = value.get("metadata"), value.get("spec")
+            if not isinstance(spec, dict) or not isinstance(metadata, dict):
+                return None
+            kind = value.get("kind")
+            if kind == "Configuration":
+                names.add(str(metadata.get("name")))
+            elif kind == "Scope":
+                names.add(str(spec.get("configuration")))
+            elif kind == "AttributeMappings":
+                listed, selector = spec.get("configurations"), spec.get("selector")
+                if isinstance(listed, list):
+                    names.update(str(n) for n in listed)
+                elif isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
+                    wanted = {str(k): str(v) for k, v in selector["matchLabels"].items()}
+                    names.update(n for n, have in labels.items() if wanted.items() <= have.items())
+                else:
+                    return None
+            else:
+                return None
+    return names
+
+
+def changed_configuration_names(
+    ref: str, paths: Sequence[str], state: DesiredState, *, repo: str = "."
+) -> frozenset[str] | None:
+    """The configurations a change to the files under ``paths`` since ``ref`` can affect.
+
+    ``state`` is the desired state loaded from the work tree. A configuration is picked when one of its
+    files changed, including a shared Scope or AttributeMappings file that applies to it now or applied
+    to it at ``ref``, and when its file was deleted or renamed (so that the plan shows the delete).
+    None means "all of them": a file changed at ``ref`` cannot be read, so what it applied to is unknown.
+    """
+    root = repo_root(repo)
+    prefixes = to_repo_paths(paths, root)
+    changed = changed_files(ref, prefixes, repo=root)
+    if not changed:
+        return frozenset()
+    picked = {d.name for d in state.configurations if set(to_repo_paths(d.sources, root)) & changed}
+    # What the changed files applied to at ref: read only those files there. Selectors are matched
+    # against today's labels; a configuration whose labels changed has a changed file of its own.
+    before = read_files(root, ref, changed)
+    labels = {d.name: d.label_map for d in state.configurations}
+    old = _names_in(before, labels)
+    if old is None:
+        return None
+    return frozenset(picked | old)
+
+
+# --------------------------------------------------------------------------------------------------
+# diff between two commits
+
+
+@dataclass(frozen=True, slots=True)
+class RefDiff:
+    """The semantic diff between two commits, with the commit that introduced each changed field."""
+
+    base: CommitInfo
+    head: CommitInfo
+    paths: tuple[str, ...]
+    diff: SemanticDiff
+    introduced: dict[tuple[str, str], CommitInfo] = field(default_factory=dict)  # (name, field path)
+    attributed_all: bool = True  # False when the history was longer than MAX_ATTRIBUTED_COMMITS
+
+    def introduced_by(self, name: str, path: str) -> CommitInfo | None:
+        return self.introduced.get((name, path))
+
+
+def _state_at(commit: str, paths: Sequence[str], repo: str) -> DesiredState:
+    """The desired state at ``commit``; a path that does not exist there (yet) contributes nothing."""
+    return load_files(files_at(commit, paths, repo=repo, missing_ok=True), paths=paths).state
+
+
+def _load_side(ref: CommitInfo, paths: Sequence[str], repo: str) -> DesiredState:
+    try:
+        return _state_at(ref.sha, paths, repo)
+    except LoadError as exc:
+        shown = "\n".join(str(d) for d in exc.diagnostics if d.severity == "error")
+        raise ConfigError(f"the desired state at {ref.short} does not load:\n{shown}") from exc
+
+
+def _rows(diff: SemanticDiff) -> dict[tuple[str, str], Any]:
+    return {(c.name, f.path): f.after for c in diff.configurations for f in c.fields}
+
+
+def _attribute(
+    wanted: dict[tuple[str, str], Any],
+    commits: Sequence[CommitInfo],
+    paths: Sequence[str],
+    repo: str,
+    defaults: Sequence[Mapping],
+) -> dict[tuple[str, str], CommitInfo]:
+    """For each (configuration, field) the newest commit that set the field to its final value."""
+    found: dict[tuple[str, str], CommitInfo] = {}
+    states: dict[str, DesiredState | None] = {}
+
+    def state(sha: str) -> DesiredState | None:
+        if sha not in states:
+            try:
+                states[sha] = _state_at(sha, paths, repo)
+            except (LoadError, GitError):
+                states[sha] = None  # a broken commit: its change is found at a neighbour instead
+        return states[sha]
+
+    # A merge compared with its first parent shows the whole merged branch; the branch's own commits
+    # are asked first, and the merge only for what they do not explain (conflict resolutions).
+    ordered = [c for c in commits if len(c.parents) <= 1] + [c for c in commits if len(c.parents) > 1]
+    for c in ordered:
+        if len(found) == len(wanted):
+            break
+        after = state(c.sha)
+        before = state(c.parents[0]) if c.parents else DesiredState()
+        if after is None or before is None:
+            continue
+        for key, value in _rows(semantic_diff(before, after, defaults)).items():
+            if key in wanted and key not in found and wanted[key] == value:
+                found[key] = c
+    return found
+
+
+def diff_refs(base: str, head: str, paths: Sequence[str], *, repo: str = ".") -> RefDiff:
+    """The meaning of the change to the desired files under ``paths`` from ``base`` to ``head``."""
+    root = repo_root(repo)
+    b, h = resolve_commit(base, repo=root), resolve_commit(head, repo=root)
+    defaults = template_defaults()
+    diff = semantic_diff(_load_side(b, paths, repo), _load_side(h, paths, repo), defaults)
+    wanted = _rows(diff)
+    introduced: dict[tuple[str, str], CommitInfo] = {}
+    complete = True
+    if wanted:
+        prefixes = to_repo_paths(paths, root)
+        commits = commits_touching(b.sha, h.sha, prefixes, repo=root, limit=MAX_ATTRIBUTED_COMMITS + 1)
+        complete = len(commits) <= MAX_ATTRIBUTED_COMMITS
+        introduced = _attribute(wanted, commits[:MAX_ATTRIBUTED_COMMITS], paths, repo, defaults)
+    return RefDiff(b, h, tuple(paths), diff, introduced, complete)
+
+
+# --------------------------------------------------------------------------------------------------
+# rendering (pure)
+
+_SIGNS = {DiffKind.ADDED: "+", DiffKind.REMOVED: "-", DiffKind.CHANGED: "~"}
+_RESTART = "restart will be required"
+
+
+def _scope_lines(f: FieldChange) -> list[tuple[str, str]] | None:
+    """A scope change of one kind as entries added and removed; None when the kind itself changed."""
+    b, a = f.before, f.after
+    if not (isinstance(b, dict) and isinstance(a, dict) and b.get("kind") == a.get("kind")):
+        return None
+    old, new = list(b.get("entries") or ()), list(a.get("entries") or ())
+    old_keys, new_keys = {e.casefold() for e in old}, {e.casefold() for e in new}
+    return [("-", e) for e in old if e.casefold() not in new_keys] + [
+        ("+", e) for e in new if e.casefold() not in old_keys
+    ]
+
+
+def _field_lines(f: FieldChange) -> list[tuple[str, str]]:
+    """(sign, text) lines of one field, as a reviewer reads them."""
+    path = printable(f.path)
+    if f.before is None and f.after is None:
+        return []  # absent on both sides, like an unset restartToken of a new configuration
+    if f.path == "scope" and (entries := _scope_lines(f)) is not None:
+        kind = str(f.after.get("kind"))
+        return [(sign, f"{path} ({kind}): {printable(e)}") for sign, e in entries]
+    if f.before is None:
+        return [("+", f"{path}: {format_value(f.path, f.after)}")]
+    if f.after is None:
+        return [("-", f"{path}: {format_value(f.path, f.before)}")]
+    return [("~", f"{path}: {format_value(f.path, f.before)} → {format_value(f.path, f.after)}")]
+
+
+def _by(c: CommitInfo) -> str:
+    return f"{c.short} {c.author}, {c.date[:10]}: {c.summary}"
+
+
+def _counts(diff: SemanticDiff) -> dict[str, int]:
+    out = {k.value: 0 for k in DiffKind}
+    for c in diff.configurations:
+        out[c.kind.value] += 1
+    out["restart"] = sum(1 for c in diff.configurations if c.restart_required)
+    return out
+
+
+def _summary(d: RefDiff) -> str:
+    if not d.diff.has_changes:
+        return "No change to the desired state."
+    n = _counts(d.diff)
+    return (
+        f"{n['added']} added, {n['changed']} changed, {n['removed']} removed; "
+        f"{n['restart']} will need a restart."
+    )
+
+
+def _headline(c: ConfigurationDiff) -> str:
+    text = f"{_SIGNS[c.kind]} {c.name}: {c.kind.value}"
+    return text + (f"; {_RESTART}" if c.restart_required else "")
+
+
+def _render_text(d: RefDiff) -> str:
+    out = [f"Desired state {d.base.short}..{d.head.short} ({', '.join(d.paths)})", ""]
+    for c in d.diff.configurations:
+        lines = [
+            (sign, text, d.introduced_by(c.name, f.path)) for f in c.fields for sign, text in _field_lines(f)
+        ]
+        whole = {by for _, _, by in lines}
+        if c.kind is not DiffKind.CHANGED and len(whole) == 1 and None not in whole:
+            # A configuration added or removed in one commit: name the commit once.
+            by = whole.pop()
+            out.append(printable(_headline(c)) + (f"  ({printable(_by(by))})" if by else ""))
+            lines = [(sign, text, None) for sign, text, _ in lines]
+        else:
+            out.append(printable(_headline(c)))
+        width = max((len(text) for _, text, by in lines if by is not None), default=0)
+        for sign, text, by in lines:
+            note = "" if by is None else f"  ({printable(_by(by))})"
+            out.append(f"  {sign} {text.ljust(width) if note else text}{note}")
+        out += [f"  ↻ {printable(r)}" for r in c.restart_reasons]
+        out.append("")
+    out += [f"Warning: {printable(w)}" for w in d.diff.warnings]
+    if not d.attributed_all:
+        out.append(
+            f"Note: only the newest {MAX_ATTRIBUTED_COMMITS} commits were searched for who changed what."
+        )
+    out.append(_summary(d))
+    return "\n".join(out) + "\n"
+
+
+def _render_markdown(d: RefDiff, limit: int) -> str:
+    head = [
+        f"## Desired-state diff {_code(d.base.short)}..{_code(d.head.short)}",
+        f"**{_text(_summary(d))}**",
+    ]
+    n = _counts(d.diff)
+    table = ["| Change | Count |", "| :-- | --: |"]
+    table += [f"| {label} | {n[key]} |" for key, label in _TABLE_ROWS]
+    head.append("\n".join(table))
+    head.append(
+        f"From {_code(d.base.short)} ({_text(d.base.summary)}) to {_code(d.head.short)} "
+        f"({_text(d.head.summary)}) · paths {', '.join(_code(p) for p in d.paths)}"
+    )
+    blocks: list[str] = []
+    if d.diff.warnings:
+        blocks.append("### Warnings\n\n" + "\n".join(f"- {_text(w)}" for w in d.diff.warnings))
+    for c in d.diff.configurations:
+        summary = f"<code>{_html(_SIGNS[c.kind])}</code> <code>{_html(c.name)}</code> {_html(c.kind.value)}"
+        if c.restart_required:
+            summary += f"; {_RESTART}"
+        body = [f"<details><summary>{summary}</summary>"]
+        lines = [f"{sign} {text}" for f in c.fields for sign, text in _field_lines(f)]
+        if lines:
+            body.append(_code_block(lines, "diff"))
+        if c.restart_reasons:
+            body.append("\n".join(f"- ↻ {_text(r)}" for r in c.restart_reasons))
+        commits: dict[str, CommitInfo] = {}
+        for f in c.fields:
+            by = d.introduced_by(c.name, f.path)
+            if by is not None:
+                commits.setdefault(by.sha, by)
+        if commits:
+            body.append(
+                "Introduced by:\n"
+                + "\n".join(
+                    f"- {_code(x.short)} {_text(x.author)}, {_text(x.date[:10])}: {_text(x.summary)}"
+                    for x in commits.values()
+                )
+            )
+        body.append("</details>")
+        blocks.append("\n\n".join(body))
+    text = "\n\n".join(head)
+    shown = 0
+    for block in blocks:
+        # The comment must fit the host's size limit: drop whole configurations from the end.
+        if len(text) + len(block) + 200 > limit:
+            break
+        text += "\n\n" + block
+        shown += 1
+    if shown < len(blocks):
+        text += f"\n\n_… {len(blocks) - shown} more not shown; the full diff is in the JSON output._"
+    return text + "\n"
+
+
+_TABLE_ROWS = (("added", "Added"), ("changed", "Changed"), ("removed", "Removed"), ("restart", "Restart"))
+
+
+def _render_json(d: RefDiff) -> str:
+    doc = {
+        "formatVersion": FORMAT_VERSION,
+        "base": d.base.as_dict(),
+        "head": d.head.as_dict(),
+        "paths": list(d.paths),
+        "summary": _counts(d.diff),
+        "configurations": [
+            {
+                "name": c.name,
+                "change": c.kind.value,
+                "restartRequired": c.restart_required,
+                "restartReasons": list(c.restart_reasons),
+                "fields": [
+                    {
+                        **f.as_dict(),
+                        "introducedBy": (by.as_dict() if (by := d.introduced_by(c.name, f.path)) else None),
+                    }
+                    for f in c.fields
+                ],
+            }
+            for c in d.diff.configurations
+        ],
+        "warnings": list(d.diff.warnings),
+        "attributedAll": d.attributed_all,
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_diff(d: RefDiff, fmt: str, *, limit: int = DEFAULT_LIMIT) -> str:
+    """The diff as ``text``, ``markdown`` (a pull-request comment within ``limit`` characters) or ``json``."""
+    if fmt == "text":
+        return _render_text(d)
+    if fmt == "markdown":
+        return _render_markdown(d, limit)
+    if fmt == "json":
+        return _render_json(d)
+    raise ValueError(f"unknown diff format {fmt!r}")
