@@ -1,4 +1,4 @@
-"""YAML reading for the desired state: the only module that sets up PyYAML.
+"""YAML reading for the desired state (and writing, for ``import``): the only module that sets up PyYAML.
 
 Files are parsed by libyaml (``yaml.CSafeLoader``) into nodes, and plain values (dict, list, str, int,
 float, bool, None) are built from those nodes here, under stricter rules than PyYAML's own constructor:
@@ -14,7 +14,9 @@ float, bool, None) are built from those nodes here, under stricter rules than Py
 Positions are not copied into the values: each document keeps its root node, and ``Locator`` walks the
 nodes when a position is asked for, which is only for the few values the loader reports or records.
 
-No I/O: callers pass the bytes of a file they have already read.
+``dump_yaml`` writes plain values back as YAML that reads as the same values under these rules.
+
+No I/O: callers pass the bytes of a file they have already read, and write what they are given.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from reconciler.core.model import Origin
 from reconciler.errors import Diagnostic
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "Document", "Locator", "parse_documents"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "Document", "Locator", "dump_yaml", "parse_documents"]
 
 # Nodes reached through aliases, per document: far above any real configuration, far below a
 # "billion laughs" file (nine levels of ten aliases each).
@@ -350,3 +352,21 @@ def parse_documents(file: str, data: bytes | str) -> tuple[list[Document], list[
             continue
         docs.append(Document(file, index, value, Locator(node)))
     return docs, problems
+
+
+class _Dumper(yaml.CSafeDumper):
+    """PyYAML's safe dumper, quoting every string that YAML 1.1 *or* the rules above would read as
+    another type (``no``, ``0o17``), so that what it writes reads back the same with any YAML reader."""
+
+
+for _first, _resolvers in _IMPLICIT.items():
+    for _tag, _regexp in _resolvers:
+        _Dumper.add_implicit_resolver(_tag, _regexp, [_first])
+
+
+def dump_yaml(data: object) -> str:
+    """Plain values as block-style YAML; mapping keys keep their order and long strings stay on one line."""
+    text: str = yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1 << 16
+    )
+    return text
