@@ -1,0 +1,119 @@
+"""``reconciler reconcile``: keep a target in line with a git branch, continuously or once (for cron)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+import click
+
+from reconciler.cli.errors import ExitCode
+from reconciler.cli.options import delete_options, target_option
+from reconciler.cli.plan_cmd import plan_options_from
+from reconciler.engine.reconcile import LoopOptions, Reconciler, stop_on_signals
+from reconciler.providers import open_target
+
+__all__ = ["parse_interval", "reconcile"]
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+
+def parse_interval(text: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1h`` as seconds."""
+    match = _INTERVAL.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 5m or 1h")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _repo_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """PATH... as repository paths ('/'-separated, relative to the top folder; "" for all of it)."""
+    out = []
+    for p in paths or (".",):
+        parts = [x for x in PurePosixPath(p.replace("\\", "/")).parts if x not in (".", "/")]
+        if ".." in parts:
+            raise click.BadParameter(f"{p}: give paths inside the repository, without '..'")
+        out.append("/".join(parts))
+    return tuple(out)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    metavar="PATH_OR_URL",
+    help="The git repository to follow: a folder or a URL.",
+)
+@click.option("--branch", default="main", show_default=True, help="The branch to follow.")
+@target_option
+@click.option(
+    "--interval",
+    default="5m",
+    show_default=True,
+    help="Time between passes (30s, 5m, 1h); up to 10% is added at random.",
+)
+@click.option("--once", is_flag=True, help="One pass, then exit: 0 in sync, 2 drift not healed, 1 error.")
+@click.option("--self-heal", is_flag=True, help="Revert drift (changes made behind git's back).")
+@click.option(
+    "--status-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the JSON status (default: in the state folder, one file per target).",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long an apply waits for another run's lock on the target.",
+)
+@delete_options
+def reconcile(
+    paths: tuple[str, ...],
+    repo: str,
+    branch: str,
+    target: str | None,
+    interval: str,
+    once: bool,
+    self_heal: bool,
+    status_file: Path | None,
+    lock_timeout: float,
+    allow_delete: bool,
+    allow_mass_delete: bool,
+    max_deletes: int,
+) -> None:
+    """Apply each new commit of BRANCH to the target, and look for drift at every interval.
+
+    PATH... are desired-state folders or files, relative to the repository's top folder (default: all
+    of it); they are read from the branch's head commit, never from a work tree. A loop
+    runs until SIGTERM or SIGINT, which stop it between two changes; only one loop runs per target.
+    """
+    options = LoopOptions(
+        source=repo,
+        branch=branch,
+        paths=_repo_paths(paths),
+        interval=parse_interval(interval),
+        self_heal=self_heal,
+        plan_options=plan_options_from(allow_delete, allow_mass_delete, max_deletes),
+        status_file=status_file,
+        lock_timeout=lock_timeout,
+    )
+    provider = open_target(target)
+    try:
+        loop = Reconciler(options, provider, report=lambda line: click.echo(line, err=True))
+        if not once:
+            click.echo(
+                f"Following {branch} of {loop.status.source} into {provider.target}; "
+                f"status in {loop.status_path}",
+                err=True,
+            )
+        with stop_on_signals(loop.stop):
+            code = loop.run(once=once)
+    finally:
+        provider.close()
+    if code:
+        raise ExitCode(code)

@@ -1,0 +1,412 @@
+"""The reconcile loop: keep a target in line with a branch of a git repository.
+
+Each pass fetches the branch into a cached clone. A head commit that is not applied yet is planned and
+applied. Once it is, every later pass compares the target with it: a plan with changes then means drift
+(someone changed the target behind git's back), which is reported, or reverted with ``self_heal``.
+Deletes follow the plan options as anywhere else, so they still need ``allow_delete``.
+
+Passes are ``interval`` apart plus up to ``jitter`` of it at random, so that loops started together
+spread out; after failures the wait doubles, up to ``max_backoff``. A stop request (SIGTERM or SIGINT
+when ``run`` owns the signals) is honoured between changes: the change being written finishes, the
+rest of the plan is skipped (the run's journal entry counts them), the status file is written, and the
+loop ends.
+
+Only one loop runs per target: the loop holds a lock of its own (the apply-lock mechanism, under a key
+derived from the target) for its whole life, and takes the target's apply lock for each apply, so a
+manual ``reconciler apply`` can still run between passes.
+
+After every pass the status file (JSON) says what monitoring needs: the last commit seen and applied,
+the last result, and the drift per configuration. It is replaced atomically, so a reader never sees
+half of it.
+
+I/O: git (fetch into the state folder), the target (through the provider), the locks, the journal, the
+status file, and process signals in ``run``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import getpass
+import hashlib
+import json
+import os
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from reconciler.config.load import load_files
+from reconciler.core.plan import Plan, PlanOptions, Provenance
+from reconciler.engine.apply import OK, ApplyResult
+from reconciler.engine.lock import target_lock
+from reconciler.engine.operations import make_plan, plan_and_apply
+from reconciler.engine.state import state_dir
+from reconciler.errors import LoadError, LockError, ReconcilerError
+from reconciler.gitrepo import CommitInfo, redact, sync_branch, tree_files
+from reconciler.providers.base import Provider
+
+__all__ = [
+    "EXIT_DRIFT",
+    "EXIT_ERROR",
+    "EXIT_IN_SYNC",
+    "LoopOptions",
+    "PassResult",
+    "Reconciler",
+    "Status",
+    "default_status_file",
+]
+
+STATUS_FORMAT_VERSION = 1
+EXIT_IN_SYNC = 0
+EXIT_ERROR = 1
+EXIT_DRIFT = 2
+
+
+class PassResult(enum.StrEnum):
+    IN_SYNC = "in-sync"  # the applied commit is the head and the target matches it
+    APPLIED = "applied"  # a new head commit was applied
+    HEALED = "healed"  # drift was found and reverted
+    DRIFT = "drift"  # drift was found and left (no self-heal)
+    FAILED = "failed"  # an apply ran and some changes failed or were skipped
+    ERROR = "error"  # the pass could not run: fetch, load, lock or target error
+    STOPPED = "stopped"  # a stop request cut an apply short
+
+
+# What ``--once`` exits with after a pass that ended this way.
+EXIT_CODES: dict[PassResult, int] = {
+    PassResult.IN_SYNC: EXIT_IN_SYNC,
+    PassResult.APPLIED: EXIT_IN_SYNC,
+    PassResult.HEALED: EXIT_IN_SYNC,
+    PassResult.DRIFT: EXIT_DRIFT,
+    PassResult.FAILED: EXIT_ERROR,
+    PassResult.ERROR: EXIT_ERROR,
+    PassResult.STOPPED: EXIT_ERROR,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    source: str  # a folder or a URL of a git repository
+    branch: str = "main"
+    paths: tuple[str, ...] = ("",)  # repository paths of the desired files; "" is the whole tree
+    interval: float = 300.0
+    jitter: float = 0.1
+    max_backoff: float = 3600.0
+    self_heal: bool = False
+    plan_options: PlanOptions = field(default_factory=PlanOptions)
+    status_file: Path | None = None
+    lock_timeout: float = 0.0
+    parallelism: int = 10
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return None
+
+
+def _target_key(target: str) -> str:
+    return hashlib.sha256(target.encode()).hexdigest()[:16]
+
+
+def default_status_file(target: str) -> Path:
+    """Where the loop for ``target`` writes its status unless told otherwise."""
+    return state_dir() / "reconcile" / f"status-{_target_key(target)}.json"
+
+
+@dataclass
+class Status:
+    """The status file's content; ``drift`` is per configuration: the actions a heal would take."""
+
+    target: str
+    source: str
+    branch: str
+    paths: list[str]
+    state: str = "starting"  # starting | running | stopped
+    pid: int = field(default_factory=os.getpid)
+    updated_at: str | None = None
+    last_seen_commit: str | None = None
+    last_applied_commit: str | None = None
+    last_applied_at: str | None = None
+    last_result: dict[str, Any] = field(default_factory=dict)
+    consecutive_failures: int = 0
+    next_pass_at: str | None = None
+    drift: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    held: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "formatVersion": STATUS_FORMAT_VERSION,
+            "target": self.target,
+            "source": self.source,
+            "branch": self.branch,
+            "paths": self.paths,
+            "state": self.state,
+            "pid": self.pid,
+            "updatedAt": self.updated_at,
+            "lastSeenCommit": self.last_seen_commit,
+            "lastAppliedCommit": self.last_applied_commit,
+            "lastAppliedAt": self.last_applied_at,
+            "lastResult": self.last_result,
+            "consecutiveFailures": self.consecutive_failures,
+            "nextPassAt": self.next_pass_at,
+            "inSync": self.last_result.get("result")
+            in (PassResult.IN_SYNC, PassResult.APPLIED, PassResult.HEALED),
+            "drift": self.drift,
+            "held": self.held,
+        }
+
+    def write(self, path: Path) -> None:
+        self.updated_at = _now()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _read_previous(path: Path, fresh: Status) -> None:
+    """Carry the applied commit over from an earlier loop for the same target, source and branch."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict):
+        return
+    same = all(
+        data.get(k) == v
+        for k, v in (("target", fresh.target), ("source", fresh.source), ("branch", fresh.branch))
+    )
+    if same and data.get("paths") == fresh.paths:
+        fresh.last_seen_commit = data.get("lastSeenCommit")
+        fresh.last_applied_commit = data.get("lastAppliedCommit")
+        fresh.last_applied_at = data.get("lastAppliedAt")
+
+
+def _drift(plan: Plan) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for c in plan.changes:
+        entry = out.setdefault(c.name, {"actions": [], "fields": []})
+        entry["actions"].append(c.action.value)
+        entry["fields"] += [f.path for f in c.fields]
+    return out
+
+
+def _held(plan: Plan) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for h in plan.held:
+        out.setdefault(h.name, []).extend(f"{h.action.value}: {r}" for r in h.reasons)
+    return out
+
+
+def _failures(result: ApplyResult) -> str:
+    failed = [
+        f"{o.change.action.value} {o.change.name}: {o.error}" for o in result.outcomes if o.status != OK
+    ]
+    return "; ".join(failed[:5]) + (f" (and {len(failed) - 5} more)" if len(failed) > 5 else "")
+
+
+class Reconciler:
+    """One loop over one target. ``run_pass`` is one pass; ``run`` loops until stopped."""
+
+    def __init__(
+        self,
+        options: LoopOptions,
+        provider: Provider,
+        *,
+        report: Callable[[str], None] = lambda _line: None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.options = options
+        self.provider = provider
+        self.report = report
+        self.stop = stop or threading.Event()
+        self.status_path = options.status_file or default_status_file(provider.target)
+        self.cache = state_dir() / "git"
+        self.status = Status(
+            target=provider.target,
+            source=redact(options.source),
+            branch=options.branch,
+            paths=list(options.paths),
+        )
+        _read_previous(self.status_path, self.status)
+
+    # -- one pass ------------------------------------------------------------------------------------
+
+    def _provenance(self, head: CommitInfo) -> Provenance:
+        return Provenance(
+            created_at=_now(), commit=head.sha, dirty=False, paths=self.options.paths, user=_user()
+        )
+
+    def _finish(self, result: PassResult, head: CommitInfo | None, message: str, **extra: Any) -> PassResult:
+        status = self.status
+        status.last_result = {
+            "result": result.value,
+            "at": _now(),
+            "commit": head.sha if head else status.last_seen_commit,
+            "message": message,
+            **extra,
+        }
+        failed = result in (PassResult.FAILED, PassResult.ERROR)
+        status.consecutive_failures = status.consecutive_failures + 1 if failed else 0
+        status.write(self.status_path)
+        self.report(f"{result.value}: {message}")
+        return result
+
+    def _apply(self, head: CommitInfo, state: Any, kind: str) -> tuple[ApplyResult, str, Plan]:
+        run = plan_and_apply(
+            state,
+            self.provider,
+            self.options.plan_options,
+            self._provenance(head),
+            lock_timeout=self.options.lock_timeout,
+            parallelism=self.options.parallelism,
+            kind=kind,
+            stop=self.stop,
+        )
+        return run.result, run.run_id, run.plan
+
+    def run_pass(self) -> PassResult:
+        """Fetch, then apply a new head commit or look for drift; the status file is written either way."""
+        opts, status = self.options, self.status
+        try:
+            folder, head = sync_branch(opts.source, opts.branch, self.cache)
+        except ReconcilerError as exc:
+            return self._finish(PassResult.ERROR, None, str(exc))
+        status.last_seen_commit = head.sha
+        try:
+            files = tree_files(folder, head.sha, opts.paths)
+            state = load_files(files, paths=opts.paths).state
+        except LoadError as exc:
+            problems = [str(d) for d in exc.diagnostics if d.severity == "error"]
+            message = f"the desired state at {head.short} does not load: " + "; ".join(problems[:5])
+            return self._finish(PassResult.ERROR, head, message)
+        except ReconcilerError as exc:
+            return self._finish(PassResult.ERROR, head, str(exc))
+
+        try:
+            if head.sha != status.last_applied_commit:
+                result, run_id, plan = self._apply(head, state, "reconcile")
+                return self._after_apply(head, result, run_id, plan, healed=False)
+            plan = make_plan(state, self.provider, opts.plan_options, self._provenance(head))
+            status.held = _held(plan)
+            if not plan.has_changes:
+                status.drift = {}
+                return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
+            status.drift = _drift(plan)
+            names = ", ".join(sorted(status.drift))
+            if not opts.self_heal:
+                return self._finish(PassResult.DRIFT, head, f"drift from {head.short} in {names}")
+            self.report(f"drift from {head.short} in {names}; reverting it")
+            result, run_id, plan = self._apply(head, state, "self-heal")
+            return self._after_apply(head, result, run_id, plan, healed=True)
+        except LockError as exc:
+            return self._finish(PassResult.ERROR, head, str(exc))
+        except ReconcilerError as exc:
+            return self._finish(PassResult.ERROR, head, str(exc))
+
+    def _after_apply(
+        self, head: CommitInfo, result: ApplyResult, run_id: str, plan: Plan, *, healed: bool
+    ) -> PassResult:
+        status = self.status
+        status.held = _held(plan)
+        changes = len(result.outcomes)
+        if result.ok:
+            status.drift = {}
+            if not healed:
+                status.last_applied_commit = head.sha
+                status.last_applied_at = _now()
+            if healed:
+                return self._finish(
+                    PassResult.HEALED,
+                    head,
+                    f"reverted {changes} change(s) to match {head.short}",
+                    runId=run_id,
+                    changes=changes,
+                )
+            what = (
+                f"applied {head.short} ({changes} change(s))"
+                if changes
+                else f"the target matches {head.short}"
+            )
+            return self._finish(
+                PassResult.APPLIED if changes else PassResult.IN_SYNC,
+                head,
+                what,
+                runId=run_id,
+                changes=changes,
+            )
+        if self.stop.is_set():
+            message = f"stopped while applying {head.short}: {result.count(OK)} of {changes} change(s) done"
+            return self._finish(PassResult.STOPPED, head, message, runId=run_id, changes=changes)
+        return self._finish(PassResult.FAILED, head, _failures(result), runId=run_id, changes=changes)
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def delay(self) -> float:
+        """Seconds until the next pass: the interval, doubled per consecutive failure, plus jitter."""
+        opts = self.options
+        base = opts.interval
+        failures = self.status.consecutive_failures
+        if failures:
+            base = min(opts.interval * 2 ** min(failures, 16), max(opts.interval, opts.max_backoff))
+        return base * (1 + random.uniform(0, opts.jitter))
+
+    def run(self, *, once: bool = False) -> int:
+        """Loop until stopped (or one pass with ``once``); returns the exit code.
+
+        A loop that was asked to stop exits 0; ``once`` exits with the code of its pass.
+        """
+        with target_lock(
+            "reconcile-loop:" + self.provider.target, timeout=0.0, command="reconciler reconcile"
+        ):
+            self.status.state = "running"
+            last = PassResult.IN_SYNC
+            try:
+                while not self.stop.is_set():
+                    last = self.run_pass()
+                    if once or self.stop.is_set():
+                        break
+                    wait = self.delay()
+                    self.status.next_pass_at = (
+                        _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=wait)
+                    ).isoformat(timespec="seconds")
+                    self.status.write(self.status_path)
+                    self.stop.wait(wait)
+            finally:
+                self.status.state = "stopped"
+                self.status.next_pass_at = None
+                self.status.write(self.status_path)
+        if self.stop.is_set() and not once:
+            return EXIT_IN_SYNC  # a requested stop of a loop is a clean end, wherever it came
+        return EXIT_CODES[last]
+
+
+@contextmanager
+def stop_on_signals(
+    stop: threading.Event, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)
+) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT ask for a stop instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
