@@ -354,9 +354,13 @@ def parse_documents(file: str, data: bytes | str) -> tuple[list[Document], list[
     return docs, problems
 
 
-class _Dumper(yaml.CSafeDumper):
+class _Dumper(yaml.SafeDumper):
     """PyYAML's safe dumper, quoting every string that YAML 1.1 *or* the rules above would read as
-    another type (``no``, ``0o17``), so that what it writes reads back the same with any YAML reader."""
+    another type (``no``, ``0o17``), so that what it writes reads back the same with any YAML reader.
+    Lists are indented under their key, as people write them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 for _first, _resolvers in _IMPLICIT.items():
