@@ -1,0 +1,248 @@
+"""``reconciler import``: write the desired-state YAML for every configuration a target holds.
+
+Each configuration becomes one Configuration document holding only what differs from the defaults (the
+template's mappings, the format's default settings), so that the files are short and a plan made right
+after the import shows no changes. A configuration the tool does not manage yet gets a name from its
+domain; with ``adopt`` it is then marked managed under that name, under the target's apply lock and in
+the journal, so the next plan takes it over instead of proposing a second one.
+
+A few things a target can hold have no place in the format (a changed mapping's matching priority) or
+break one of its rules (a scope DN outside the domain); the files are checked as the loader checks them
+before they are written, what does not fit is reported as warnings, and the plan after the import
+shows it.
+
+I/O: reads the target; writes the YAML files (each one atomically) and, with ``adopt``, the target.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.config.files import SourceFile
+from reconciler.config.load import load_files
+from reconciler.config.yamlio import dump_yaml
+from reconciler.core.model import (
+    DEFAULT_DELETE_THRESHOLD,
+    OBJECT_TYPES,
+    ApplyMode,
+    Mapping,
+    MappingKind,
+    Observed,
+    ScopeKind,
+)
+from reconciler.engine.journal import Journal
+from reconciler.engine.lock import target_lock
+from reconciler.errors import LoadError, ReconcilerError
+from reconciler.providers.base import Provider
+
+__all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]
+
+API_VERSION = "cloudsync/v1"
+_NAME_OK = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_VALUE_KEY = {
+    MappingKind.DIRECT: "source",
+    MappingKind.CONSTANT: "constant",
+    MappingKind.EXPRESSION: "expression",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    name: str
+    id: str
+    file: str
+    adopted: bool  # marked managed by this import
+    was_managed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    configurations: tuple[Imported, ...]
+    warnings: tuple[str, ...]
+    run_id: str | None = None  # the journal run of the adoption, when there was one
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+    return slug[:63].rstrip("-") or "configuration"
+
+
+def name_for(o: Observed, taken: set[str]) -> str:
+    """The configuration's managed name, or one made from its domain that no other configuration has."""
+    if o.name and _NAME_OK.match(o.name):
+        return o.name
+    domain = o.settings.domain
+    for candidate in (_slug(domain.split(".")[0]), _slug(domain)):
+        if candidate not in taken:
+            return candidate
+    base = _slug(domain)[:59].rstrip("-")
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _mapping_entry(m: Mapping) -> dict[str, Any]:
+    entry: dict[str, Any] = {"target": m.target, _VALUE_KEY[m.kind]: m.value}
+    if m.default is not None:
+        entry["default"] = m.default
+    if m.apply is not ApplyMode.ALWAYS:
+        entry["apply"] = m.apply.value
+    return entry
+
+
+def _mapping_overrides(
+    o: Observed, defaults: Sequence[Mapping], warnings: list[str], name: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Per object type: entries that set a mapping the defaults lack or differ in, or remove a default."""
+    have = {m.key: m for m in o.mappings}
+    base = {m.key: m for m in defaults}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key in sorted(set(have) | set(base), key=lambda k: (OBJECT_TYPES.index(k[0]), k[1].casefold())):
+        mine, default = have.get(key), base.get(key)
+        if mine == default:
+            continue
+        if mine is None:
+            out.setdefault(key[0], []).append({"target": key[1], "remove": True})
+            continue
+        if mine.matching_priority:
+            warnings.append(
+                f"{name}: the {key[0]} mapping of {key[1]} is a matching attribute (priority "
+                f"{mine.matching_priority}); the format cannot say so, and the next plan will show it"
+            )
+        out.setdefault(key[0], []).append(_mapping_entry(mine))
+    return out
+
+
+def configuration_document(
+    o: Observed, name: str, defaults: Sequence[Mapping], warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """The smallest Configuration document that describes ``o`` exactly (as far as the format can)."""
+    s = o.settings
+    spec: dict[str, Any] = {"domain": s.domain, "notificationEmail": s.notification_email}
+    if not s.enabled:
+        spec["enabled"] = False
+    if not s.password_hash_sync:
+        spec["passwordHashSync"] = False
+    deletes: dict[str, Any] = {}
+    if not s.accidental_deletes_enabled:
+        deletes["enabled"] = False
+    if s.accidental_deletes_threshold != DEFAULT_DELETE_THRESHOLD:
+        deletes["threshold"] = s.accidental_deletes_threshold
+    if deletes:
+        spec["accidentalDeletes"] = deletes
+    if o.deletion_protection:
+        spec["deletionProtection"] = True
+    if o.restart_token is not None:
+        spec["restartToken"] = o.restart_token
+    if o.scope.kind is not ScopeKind.ALL:
+        spec["scope"] = {o.scope.kind.value: list(o.scope.entries)}
+    mappings = _mapping_overrides(o, defaults, warnings if warnings is not None else [], name)
+    if mappings:
+        spec["attributeMappings"] = mappings
+    return {"apiVersion": API_VERSION, "kind": "Configuration", "metadata": {"name": name}, "spec": spec}
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return None
+
+
+def _adopt(provider: Provider, pending: Iterable[tuple[Observed, str]], lock_timeout: float) -> str:
+    journal = Journal()
+    with target_lock(provider.target, timeout=lock_timeout, command="reconciler import --adopt") as info:
+        journal.write(
+            "run-start",
+            kind="import",
+            target=provider.target,
+            user=_user(),
+            commit=None,
+            recovered_lock=info.recovered_from,
+        )
+        result = "ok"
+        try:
+            for o, name in pending:
+                journal.write("change-start", name=name, action="adopt", id=o.id)
+                try:
+                    provider.adopt(o.id, name)
+                except Exception as exc:
+                    journal.write("change-end", name=name, action="adopt", outcome="failed", error=str(exc))
+                    result = "failed"
+                    raise
+                journal.write("change-end", name=name, action="adopt", outcome="ok")
+        finally:
+            journal.write("run-end", result=result)
+    return journal.run_id
+
+
+def import_target(
+    provider: Provider,
+    out: str | Path,
+    *,
+    adopt: bool = False,
+    overwrite: bool = False,
+    names: Sequence[str] = (),
+    lock_timeout: float = 0.0,
+) -> ImportResult:
+    """Write ``<out>/<name>.yaml`` for each configuration on the target (or those named); adopt if asked.
+
+    Existing files are not replaced unless ``overwrite``; nothing is written when one would be.
+    """
+    everything = provider.read_all()
+    # Managed configurations first, so that their names are taken before any is made up.
+    observed = sorted(everything, key=lambda x: (not x.managed, x.name or "", x.settings.domain, x.id))
+    if names:
+        observed = [o for o in observed if o.name in names or o.id in names or o.settings.domain in names]
+        missing = set(names) - {k for o in observed for k in (o.name, o.id, o.settings.domain)}
+        if missing:
+            raise ReconcilerError(f"not on {provider.target}: {', '.join(sorted(missing))}")
+    defaults = provider.template_defaults()
+    folder = Path(out)
+    taken = {o.name for o in everything if o.managed and o.name}
+    warnings: list[str] = []
+    planned: list[tuple[Observed, str, Path, str]] = []
+    for o in observed:
+        if not o.complete:
+            warnings.append(f"{o.display}: its create was interrupted; apply its configuration to finish it")
+            continue
+        name = o.name if o.managed and o.name else name_for(o, taken)
+        taken.add(name)
+        text = dump_yaml(configuration_document(o, name, defaults, warnings))
+        planned.append((o, name, folder / f"{name}.yaml", text))
+    # What the target holds may break a rule of the format (a scope DN outside the domain): say so now.
+    try:
+        load_files([SourceFile(str(path), text.encode()) for _, _, path, text in planned])
+    except LoadError as exc:
+        warnings += [f"{d}" for d in exc.diagnostics]
+    existing = [str(p) for _, _, p, _ in planned if p.exists()]
+    if existing and not overwrite:
+        raise ReconcilerError(
+            "these files exist already (pass --overwrite to replace them): " + ", ".join(existing)
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for _, _, path, text in planned:
+        _write(path, text)
+    pending = [(o, name) for o, name, _, _ in planned if adopt and not o.managed]
+    run_id = _adopt(provider, pending, lock_timeout) if pending else None
+    return ImportResult(
+        tuple(
+            Imported(name, o.id, str(path), adopt and not o.managed, o.managed)
+            for o, name, path, _ in planned
+        ),
+        tuple(warnings),
+        run_id,
+    )
