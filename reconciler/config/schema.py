@@ -73,9 +73,19 @@ def check(doc: Document, kind: str) -> list[Diagnostic]:
         return []
     except fastjsonschema.JsonSchemaException:
         pass
+    errors = list(_full(kind).iter_errors(doc.value))
+    # A misspelt required field is one mistake: "unknown field 'domian'; did you mean 'domain'?" says it
+    # all, without "missing required field 'domain'" beside it.
+    suggested = {
+        (tuple(error.absolute_path), close)
+        for error in errors
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict)
+        for name in error.instance
+        if (close := _closest(name, error.schema.get("properties", {}))) is not None
+    }
     problems: list[Diagnostic] = []
-    for error in _full(kind).iter_errors(doc.value):
-        problems.extend(_describe(error, doc))
+    for error in errors:
+        problems.extend(_describe(error, doc, suggested))
     return problems
 
 
@@ -87,14 +97,19 @@ def dotted(path: Sequence[str | int]) -> str:
     return text
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or nothing when none is close."""
+def _closest(word: str, choices: Iterable[str]) -> str | None:
     options = list(choices)
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if not close:
-        folded = {c.casefold(): c for c in options}
-        close = [folded[word.casefold()]] if word.casefold() in folded else []
-    return f"; did you mean '{close[0]}'?" if close else ""
+    if close:
+        return close[0]
+    folded = {c.casefold(): c for c in options}
+    return folded.get(word.casefold())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest choice, or nothing when none is close."""
+    close = _closest(word, choices)
+    return f"; did you mean '{close}'?" if close is not None else ""
 
 
 _TYPE_NAMES = {
@@ -122,7 +137,7 @@ def _what(value: object) -> str:
     return "a mapping"
 
 
-def _describe(error: Any, doc: Document) -> list[Diagnostic]:
+def _describe(error: Any, doc: Document, suggested: set[tuple[Path, str]]) -> list[Diagnostic]:
     path: Path = tuple(error.absolute_path)
     where = dotted(path)
     prefix = f"{where}: " if where else ""
@@ -148,7 +163,7 @@ def _describe(error: Any, doc: Document) -> list[Diagnostic]:
         return [
             at(path, f"missing required field '{name}'{inside}", key=True)
             for name in value
-            if name not in instance
+            if name not in instance and (path, name) not in suggested
         ]
     if "propertyNames" in error.relative_schema_path and isinstance(instance, str):
         reason = schema.get("patternErrorMessage") if validator == "pattern" else error.message
