@@ -13,11 +13,12 @@ I/O: reads repositories through ``reconciler.gitrepo``; never a target. ``render
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.config.files import SourceFile
+from reconciler.config.files import SourceFile, collect_files
 from reconciler.config.load import LoadResult, load_files
 from reconciler.config.yamlio import parse_documents
 from reconciler.core.diff import FieldChange
@@ -41,10 +42,12 @@ from reconciler.tenant.template import template_defaults
 __all__ = [
     "FORMAT_VERSION",
     "MAX_ATTRIBUTED_COMMITS",
+    "ChangedSince",
     "RefDiff",
     "changed_configuration_names",
     "diff_refs",
     "load_at_ref",
+    "load_changed_since",
     "render_diff",
 ]
 
@@ -62,6 +65,55 @@ def load_at_ref(ref: str, paths: Sequence[str], *, repo: str = ".") -> LoadResul
 # --changed-since
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the documents of one file declare and refer to, read without the loader's checks."""
+
+    declares: dict[str, dict[str, str]]  # Configuration name -> its labels
+    refers: frozenset[str]  # names a Scope or an AttributeMappings list applies to
+    selectors: tuple[dict[str, str], ...]  # matchLabels of AttributeMappings selectors
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        return any(wanted.items() <= labels.items() for wanted in self.selectors)
+
+
+def _facts(f: SourceFile) -> _Facts | None:
+    """The facts of one file; None when it cannot be read as the format (the loader will say why)."""
+    docs, problems = parse_documents(f.path, f.data)
+    if problems:
+        return None
+    declares: dict[str, dict[str, str]] = {}
+    refers: set[str] = set()
+    selectors: list[dict[str, str]] = []
+    for doc in docs:
+        value = doc.value
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return None
+        metadata, spec, kind = value.get("metadata"), value.get("spec"), value.get("kind")
+        if not isinstance(spec, dict) or not isinstance(metadata, dict):
+            return None
+        if kind == "Configuration":
+            labels = metadata.get("labels") or {}
+            if not isinstance(labels, dict):
+                return None
+            declares[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+        elif kind == "Scope":
+            refers.add(str(spec.get("configuration")))
+        elif kind == "AttributeMappings":
+            listed, selector = spec.get("configurations"), spec.get("selector")
+            if isinstance(listed, list):
+                refers.update(str(n) for n in listed)
+            elif isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
+                selectors.append({str(k): str(v) for k, v in selector["matchLabels"].items()})
+            else:
+                return None
+        else:
+            return None
+    return _Facts(declares, frozenset(refers), tuple(selectors))
+
+
 def _names_in(files: Iterable[SourceFile], labels: dict[str, dict[str, str]]) -> set[str] | None:
     """Configuration names the documents of ``files`` declare or apply to; None when one cannot be read.
 
@@ -69,35 +121,16 @@ def _names_in(files: Iterable[SourceFile], labels: dict[str, dict[str, str]]) ->
     """
     names: set[str] = set()
     for f in files:
-        docs, problems = parse_documents(f.path, f.data)
-        if problems:
+        facts = _facts(f)
+        if facts is None:
             return None
-        for doc in docs:
-            value = doc.value
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                return None
-            metadata, spec = value.get("metadata"), value.get("spec")
-            if not isinstance(spec, dict) or not isinstance(metadata, dict):
-                return None
-            kind = value.get("kind")
-            if kind == "Configuration":
-                names.add(str(metadata.get("name")))
-            elif kind == "Scope":
-                names.add(str(spec.get("configuration")))
-            elif kind == "AttributeMappings":
-                listed, selector = spec.get("configurations"), spec.get("selector")
-                if isinstance(listed, list):
-                    names.update(str(n) for n in listed)
-                elif isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
-                    wanted = {str(k): str(v) for k, v in selector["matchLabels"].items()}
-                    names.update(n for n, have in labels.items() if wanted.items() <= have.items())
-                else:
-                    return None
-            else:
-                return None
+        names.update(facts.declares, facts.refers)
+        names.update(n for n, have in labels.items() if facts.selects(have))
     return names
+
+
+def _sources_changed(state: DesiredState, changed: frozenset[str], root: str) -> set[str]:
+    return {d.name for d in state.configurations if set(to_repo_paths(d.sources, root)) & changed}
 
 
 def changed_configuration_names(
@@ -105,25 +138,124 @@ def changed_configuration_names(
 ) -> frozenset[str] | None:
     """The configurations a change to the files under ``paths`` since ``ref`` can affect.
 
-    ``state`` is the desired state loaded from the work tree. A configuration is picked when one of its
-    files changed, including a shared Scope or AttributeMappings file that applies to it now or applied
-    to it at ``ref``, and when its file was deleted or renamed (so that the plan shows the delete).
-    None means "all of them": a file changed at ``ref`` cannot be read, so what it applied to is unknown.
+    ``state`` is the whole desired state loaded from the work tree. A configuration is picked when one
+    of its files changed, including a shared Scope or AttributeMappings file that applies to it now or
+    applied to it at ``ref``, and when its file was deleted or renamed (so that the plan shows the
+    delete). None means "all of them": a file changed at ``ref`` cannot be read, so what it applied to
+    is unknown.
     """
     root = repo_root(repo)
-    prefixes = to_repo_paths(paths, root)
-    changed = changed_files(ref, prefixes, repo=root)
+    changed = changed_files(ref, to_repo_paths(paths, root), repo=root)
     if not changed:
         return frozenset()
-    picked = {d.name for d in state.configurations if set(to_repo_paths(d.sources, root)) & changed}
     # What the changed files applied to at ref: read only those files there. Selectors are matched
     # against today's labels; a configuration whose labels changed has a changed file of its own.
-    before = read_files(root, ref, changed)
     labels = {d.name: d.label_map for d in state.configurations}
-    old = _names_in(before, labels)
+    old = _names_in(read_files(root, ref, changed), labels)
     if old is None:
         return None
-    return frozenset(picked | old)
+    return frozenset(_sources_changed(state, changed, root) | old)
+
+
+# A file that may hold a shared document: its kind is written out, or hidden behind an escape
+# (\x, \u, \U, or a line continuation in a double-quoted scalar). Any other file cannot be one.
+_MAYBE_SHARED = re.compile(rb"Scope|AttributeMappings|\\[xuU]|\\\r?\n")
+_MAYBE_ESCAPED = re.compile(rb"\\[xuU]|\\\r?\n")
+
+
+def _mentions(name: str) -> re.Pattern[bytes]:
+    return re.compile(
+        rb"(?<![-a-z0-9])" + re.escape(name.encode()) + rb"(?![-a-z0-9])|" + _MAYBE_ESCAPED.pattern
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedSince:
+    """What ``plan --changed-since`` plans: the names, and a desired state that holds them."""
+
+    names: frozenset[str] | None  # None: every configuration
+    result: LoadResult  # all the files, or just those the names need
+    partial: bool  # True when only some of the files were loaded
+
+
+def _closure(
+    files: Sequence[SourceFile], facts: dict[str, _Facts | None], names: set[str]
+) -> list[SourceFile] | None:
+    """The files needed to load configurations ``names`` correctly; None when that cannot be told.
+
+    A configuration needs the file that declares it and every shared file that applies to it; a file
+    taken in brings every configuration it declares or names. Files are parsed only when their bytes
+    can hold what is looked for, so the work follows the size of the change, not of the repository.
+    """
+
+    def facts_of(f: SourceFile) -> _Facts | None:
+        if f.path not in facts:
+            facts[f.path] = _facts(f)
+        return facts[f.path]
+
+    shared = [f for f in files if _MAYBE_SHARED.search(f.data)]
+    taken: dict[str, SourceFile] = {}
+    labels: dict[str, dict[str, str]] = {}
+    located: set[str] = set()
+    todo = set(names)
+    while todo:
+        name = todo.pop()
+        located.add(name)
+        pattern = _mentions(name)
+        for f in files:
+            if f.path in taken or not pattern.search(f.data):
+                continue
+            found = facts_of(f)
+            if found is None:
+                return None
+            if name in found.declares or name in found.refers:
+                taken[f.path] = f
+                labels.update(found.declares)
+                todo |= (set(found.declares) | found.refers) - located
+        for f in shared:
+            if f.path in taken:
+                continue
+            found = facts_of(f)
+            if found is None:
+                return None
+            if any(found.selects(labels[n]) for n in labels):
+                taken[f.path] = f
+                labels.update(found.declares)
+                todo |= (set(found.declares) | found.refers) - located
+    return [f for f in files if f.path in taken]
+
+
+def load_changed_since(ref: str, paths: Sequence[str], *, repo: str = ".") -> ChangedSince:
+    """Load what ``plan --changed-since REF`` needs: the configurations a change since ``ref`` can affect.
+
+    When that is known from the changed files alone (no selector is involved and every changed file
+    reads), only the files those configurations need are loaded; otherwise everything is, and the names
+    come from ``changed_configuration_names``. Raises ``LoadError`` as loading does.
+    """
+    root = repo_root(repo)
+    changed = changed_files(ref, to_repo_paths(paths, root), repo=root)
+    files, problems = collect_files(paths)
+    if not changed:
+        return ChangedSince(frozenset(), LoadResult(DesiredState(paths=tuple(paths))), partial=True)
+    now = [
+        f
+        for f, rel in zip(files, to_repo_paths([f.path for f in files], root), strict=True)
+        if rel in changed
+    ]
+    facts: dict[str, _Facts | None] = {f.path: _facts(f) for f in now}
+    before = [_facts(f) for f in read_files(root, ref, changed)]
+    every = [*facts.values(), *before]
+    # A selector applies by labels, which only the whole state tells; so does an unreadable file.
+    if not any(x is None or x.selectors for x in every):
+        names = set().union(*(set(x.declares) | x.refers for x in every if x is not None))
+        needed = _closure(files, facts, names)
+        if needed is not None:
+            loaded = load_files(needed, paths=paths, problems=problems)
+            return ChangedSince(frozenset(names), loaded, partial=True)
+    loaded = load_files(files, paths=paths, problems=problems)
+    return ChangedSince(
+        changed_configuration_names(ref, paths, loaded.state, repo=repo), loaded, partial=False
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -162,13 +162,15 @@ def resolve_commit(ref: str, *, repo: str | Path = ".") -> CommitInfo:
 def to_repo_paths(paths: Sequence[str], root: str) -> list[str]:
     """Given paths as repository paths (``""`` for the top folder); refused when outside the repository."""
     real_root = os.path.realpath(root)
+    real_dirs: dict[str, str] = {}
     out = []
     for p in paths:
         # Only the folder part is resolved: a link inside the repository keeps the name git knows it by.
         full = os.path.abspath(p)
-        rel = os.path.relpath(
-            os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full)), real_root
-        )
+        folder = os.path.dirname(full)
+        if folder not in real_dirs:
+            real_dirs[folder] = os.path.realpath(folder)
+        rel = os.path.relpath(os.path.join(real_dirs[folder], os.path.basename(full)), real_root)
         if rel == os.curdir:
             rel = ""
         elif rel == os.pardir or rel.startswith(os.pardir + os.sep):

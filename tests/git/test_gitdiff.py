@@ -14,7 +14,13 @@ from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.core.semantic_diff import DiffKind
 from reconciler.engine.operations import make_plan, plan_and_apply
 from reconciler.errors import ConfigError
-from reconciler.gitdiff import changed_configuration_names, diff_refs, load_at_ref, render_diff
+from reconciler.gitdiff import (
+    changed_configuration_names,
+    diff_refs,
+    load_at_ref,
+    load_changed_since,
+    render_diff,
+)
 from reconciler.providers.local import LocalProvider
 
 DEPT = "      - {target: department, source: department}\n"
@@ -283,3 +289,89 @@ def test_a_changed_since_plan_shows_only_the_changed_configuration(repo: GitRepo
         assert {c.name for c in full.changes} == {"b", "c"}
     finally:
         provider.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# loading only what --changed-since needs
+
+LISTED = """\
+apiVersion: cloudsync/v1
+kind: AttributeMappings
+metadata:
+  name: listed
+spec:
+  configurations: [{names}]
+  object: user
+  mappings:
+    - {{target: {target}, source: {source}}}
+"""
+
+
+def check_changed_since(ref: str, names: set[str] | None, *, partial: bool) -> set[str]:
+    """load_changed_since picks ``names`` and loads them exactly as a full load does; returns files read."""
+    got = load_changed_since(ref, ["configs"])
+    assert got.names == (None if names is None else frozenset(names))
+    assert got.partial is partial
+    full = load_paths(["configs"]).state.by_name()
+    loaded = got.result.state.by_name()
+    for name in names or ():
+        assert loaded.get(name) == full.get(name), name
+        if name in full:
+            assert loaded[name].sources == full[name].sources
+    return {Path(f).name for f in got.result.files}
+
+
+def test_changed_since_loads_only_the_files_the_change_needs(repo: GitRepo) -> None:
+    for name in ("a", "a-b", "b", "c"):
+        repo.write(f"configs/{name}.yaml", labelled(name, "x" if name != "c" else "y"))
+    repo.write("configs/fabrikam.yaml", fabrikam())
+    repo.write("configs/fabrikam-scope.yaml", SCOPE.format(group="CN=Sync,DC=fabrikam,DC=com"))
+    repo.write("configs/shared/titles.yaml", SHARED.format(tier="y"))
+    repo.write("configs/shared/listed.yaml", LISTED.format(names="a, c", target="company", source="company"))
+    base = repo.commit("base")
+    assert check_changed_since(base, set(), partial=True) == set()
+
+    # One configuration: its file, and the shared files that apply to it (by list and by selector).
+    repo.write("configs/c.yaml", labelled("c", "y") + "  restartToken: '2'\n")
+    assert check_changed_since(base, {"c"}, partial=True) == {
+        "c.yaml",
+        "titles.yaml",
+        "listed.yaml",
+        "a.yaml",
+    }
+    repo.write("configs/c.yaml", labelled("c", "y"))
+
+    # A Scope file: the configuration it belongs to.
+    repo.write("configs/fabrikam-scope.yaml", SCOPE.format(group="CN=Pilot,DC=fabrikam,DC=com"))
+    assert check_changed_since(base, {"fabrikam"}, partial=True) == {"fabrikam.yaml", "fabrikam-scope.yaml"}
+    repo.git("checkout", "-q", "--", ".")
+
+    # A listed shared file, before and after: what it named then and names now.
+    repo.write("configs/shared/listed.yaml", LISTED.format(names="a-b", target="company", source="company"))
+    files = check_changed_since(base, {"a", "a-b", "c"}, partial=True)
+    assert "b.yaml" not in files
+    repo.git("checkout", "-q", "--", ".")
+
+    # A deleted configuration is named (its delete is planned) and needs no file.
+    repo.remove("configs/b.yaml")
+    assert check_changed_since(base, {"b"}, partial=True) == set()
+    repo.git("checkout", "-q", "--", ".")
+
+    # A changed selector: only the whole state tells what it applies to.
+    repo.write("configs/shared/titles.yaml", SHARED.format(tier="x"))
+    check_changed_since(base, {"a", "a-b", "b", "c"}, partial=False)
+
+
+def test_changed_since_finds_shared_documents_written_with_escapes(repo: GitRepo) -> None:
+    b = configuration("b", ous=())
+    repo.write("configs/b.yaml", b)
+    repo.write("configs/other.yaml", labelled("other", "x"))
+    # "\x53cope" is "Scope", and "\x62" is "b": neither word is in the file's bytes.
+    repo.write(
+        "configs/hidden.yaml",
+        'apiVersion: cloudsync/v1\nkind: "\\x53cope"\nmetadata: {name: s}\n'
+        'spec: {configuration: "\\x62", organizationalUnits: ["OU=Pilot,DC=b,DC=example,DC=com"]}\n',
+    )
+    base = repo.commit("base")
+    repo.write("configs/b.yaml", b + "  restartToken: '2'\n")
+    assert check_changed_since(base, {"b"}, partial=True) == {"b.yaml", "hidden.yaml"}
