@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 from reconciler.config.dn import DNError, dn_key, parse_dn
 from reconciler.core.model import ApplyMode, Mapping, MappingKind, Scope, ScopeKind
 from reconciler.errors import ExpressionError, ExpressionRaised
-from reconciler.expressions import DOES_NOT_FLOW, evaluate, parse
+from reconciler.expressions import DOES_NOT_FLOW, evaluate, parse, referenced_attributes
 
 __all__ = [
     "DnKey",
@@ -169,33 +169,6 @@ def show_value(value: TargetValue) -> str | None:
 
 # -- mappings ----------------------------------------------------------------------------------------
 
-_MISSING: Any = object()
-
-
-class _Attributes(dict[str, SourceValue]):
-    """One object's source attributes, looked up the LDAP way: names are case-insensitive.
-
-    ``get`` answers a miss from a case-folded copy built once per object, and gives None (null)
-    rather than the caller's default, so the expression evaluator does not fold the names again for
-    every expression it evaluates.
-    """
-
-    __slots__ = ("_folded",)
-
-    def __init__(self, attributes: AbcMapping[str, SourceValue]) -> None:
-        super().__init__(attributes)
-        self._folded: dict[str, SourceValue] | None = None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = dict.get(self, key, _MISSING)
-        if value is not _MISSING:
-            return value
-        folded = self._folded
-        if folded is None:
-            folded = self._folded = {k.casefold(): v for k, v in self.items()}
-        return folded.get(key.casefold())
-
-
 # Step kinds of a prepared mapping.
 _DIRECT, _CONSTANT, _EXPRESSION, _BROKEN = 0, 1, 2, 3
 
@@ -244,6 +217,14 @@ class MappingEvaluator:
             context["exists"] = exists
         self._context = context
         self._steps = tuple(self._prepare(m) for m in self.mappings)
+        names: set[str] = set()
+        for step in self._steps:
+            if step.kind == _DIRECT:
+                names.add(step.arg)
+            elif step.kind == _EXPRESSION:
+                names |= referenced_attributes(step.arg)
+        # Every attribute name the mappings read, with its folded form for case-insensitive lookups.
+        self._names = tuple((name, name.casefold()) for name in sorted(names))
 
     def _prepare(self, m: Mapping) -> _Step:
         on_create = m.apply is ApplyMode.ON_CREATE
@@ -260,45 +241,61 @@ class MappingEvaluator:
             return _Step(m, _BROKEN, f"invalid expression: {exc}", on_create, m.default)
         return _Step(m, _EXPRESSION, m.value, on_create, m.default)
 
+    def _view(self, attributes: AbcMapping[str, SourceValue]) -> dict[str, SourceValue | None]:
+        """The object's attributes with every name the mappings read present, as written in them.
+
+        LDAP attribute names are case-insensitive: a name written in another case is filled from the
+        object's attribute of that name, an absent one with None (null). Built once per object, so
+        that no lookup while evaluating misses and has to fold names again.
+        """
+        view: dict[str, SourceValue | None] = dict(attributes)
+        folded: dict[str, SourceValue] | None = None
+        for name, key in self._names:
+            if name not in view:
+                if folded is None:
+                    folded = {k.casefold(): v for k, v in attributes.items()}
+                view[name] = folded.get(key)
+        return view
+
     def evaluate(self, attributes: AbcMapping[str, SourceValue], *, create: bool = True) -> Evaluation:
         """Every mapping's outcome for an object with these (normalized) source attributes."""
         outcomes: list[Outcome] = []
         append = outcomes.append
+        new = tuple.__new__  # an Outcome without NamedTuple's keyword handling: this loop is hot
         context = self._context
-        attributes = attributes if type(attributes) is _Attributes else _Attributes(attributes)
-        for step in self._steps:
-            m, kind, arg = step.mapping, step.kind, step.arg
-            if step.on_create_only and not create:
-                append(Outcome(m, OutcomeKind.NOT_APPLIED))
+        view = self._view(attributes)
+        for m, kind, arg, on_create_only, default in self._steps:
+            if on_create_only and not create:
+                append(new(Outcome, (m, OutcomeKind.NOT_APPLIED, None, None, False)))
                 continue
             value: TargetValue
             if kind == _DIRECT:
-                raw = attributes.get(arg)
+                raw = view[arg]
                 value = (raw or None) if type(raw) is str else _target_value(raw)
             elif kind == _CONSTANT:
                 value = arg or None
             elif kind == _EXPRESSION:
                 try:
-                    result = evaluate(arg, attributes, **context)
+                    result = evaluate(arg, view, **context)
                 except ExpressionRaised as exc:
-                    append(Outcome(m, OutcomeKind.ERROR, None, exc.message, True))
+                    append(new(Outcome, (m, OutcomeKind.ERROR, None, exc.message, True)))
                     continue
                 except ExpressionError as exc:
-                    append(Outcome(m, OutcomeKind.ERROR, None, str(exc), False))
+                    append(new(Outcome, (m, OutcomeKind.ERROR, None, str(exc), False)))
                     continue
                 if result is DOES_NOT_FLOW:
-                    append(Outcome(m, OutcomeKind.DOES_NOT_FLOW))
+                    append(new(Outcome, (m, OutcomeKind.DOES_NOT_FLOW, None, None, False)))
                     continue
                 value = result if type(result) is str and result else _target_value(result)
             else:
-                append(Outcome(m, OutcomeKind.ERROR, None, arg, False))
+                append(new(Outcome, (m, OutcomeKind.ERROR, None, arg, False)))
                 continue
             if value is not None:
-                append(Outcome(m, OutcomeKind.VALUE, value))
-            elif create and step.default is not None:
-                append(Outcome(m, OutcomeKind.DEFAULT, step.default))
+                append(new(Outcome, (m, OutcomeKind.VALUE, value, None, False)))
+            elif create and default is not None:
+                append(new(Outcome, (m, OutcomeKind.DEFAULT, default, None, False)))
             else:
-                append(Outcome(m, OutcomeKind.NULL))
+                append(new(Outcome, (m, OutcomeKind.NULL, None, None, False)))
         return Evaluation(tuple(outcomes), create)
 
 
