@@ -258,9 +258,17 @@ def _spec_essence(spec: Spec) -> dict[str, Any]:
     )
 
 
-def desired_digest(state: DesiredState, defaults: Sequence[Mapping]) -> str:
-    """A digest of the desired state's meaning: formatting, comments and file layout do not change it."""
-    return _specs_digest({d.name: _spec_for(d, defaults) for d in state.configurations})
+def desired_digest(
+    state: DesiredState, defaults: Sequence[Mapping], only: frozenset[str] | None = None
+) -> str:
+    """A digest of the desired state's meaning: formatting, comments and file layout do not change it.
+
+    With ``only`` it covers those configurations alone, as the plan restricted to them does, so such a
+    plan (``--changed-since``) does not go stale when files of other configurations change.
+    """
+    return _specs_digest(
+        {d.name: _spec_for(d, defaults) for d in state.configurations if only is None or d.name in only}
+    )
 
 
 def _specs_digest(by_name: dict[str, Spec]) -> str:
@@ -575,6 +583,6 @@ def compute_plan(
         unmanaged=tuple(sorted(u.display for u in unmanaged)),
         statuses=statuses,
         fingerprints=fingerprints(observed),
-        desired_digest=_specs_digest(specs),
+        desired_digest=_specs_digest({n: s for n, s in specs.items() if only is None or n in only}),
         options=options,
     )

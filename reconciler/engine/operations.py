@@ -192,7 +192,8 @@ def apply_saved_plan(
                 "the desired files this plan was made from are not here: " + ", ".join(missing)
             )
         loaded = load_desired(plan.provenance.paths)
-        if desired_digest(loaded.state, provider.template_defaults()) != plan.desired_digest:
+        digest = desired_digest(loaded.state, provider.template_defaults(), plan.options.only)
+        if digest != plan.desired_digest:
             raise StalePlanError(
                 "the saved plan is stale: the desired files changed since it was made; make a new plan"
             )

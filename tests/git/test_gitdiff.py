@@ -10,10 +10,17 @@ from gitrepos import GitRepo, configuration
 from markdown_it import MarkdownIt
 
 from reconciler.config.load import load_paths
-from reconciler.core.plan import PlanOptions, Provenance
+from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.core.semantic_diff import DiffKind
-from reconciler.engine.operations import make_plan, plan_and_apply
-from reconciler.errors import ConfigError
+from reconciler.engine.operations import (
+    apply_saved_plan,
+    make_plan,
+    plan_and_apply,
+    provenance_for,
+    read_plan_file,
+    write_plan_file,
+)
+from reconciler.errors import ConfigError, StalePlanError
 from reconciler.gitdiff import (
     changed_configuration_names,
     diff_refs,
@@ -375,3 +382,37 @@ def test_changed_since_finds_shared_documents_written_with_escapes(repo: GitRepo
     base = repo.commit("base")
     repo.write("configs/b.yaml", b + "  restartToken: '2'\n")
     assert check_changed_since(base, {"b"}, partial=True) == {"b.yaml", "hidden.yaml"}
+
+
+def test_a_saved_changed_since_plan_goes_stale_only_for_its_own_configurations(
+    repo: GitRepo, tmp_path: Path, state_dir: Path
+) -> None:
+    for name in ("a", "b", "c"):
+        repo.write(f"configs/{name}.yaml", labelled(name, "x"))
+    base = repo.commit("base")
+    provider = LocalProvider(str(tmp_path / "tenant.db"))
+    try:
+        assert plan_and_apply(load_paths(["configs"]).state, provider, PlanOptions(), Provenance()).result.ok
+
+        def saved_plan() -> Plan:
+            got = load_changed_since(base, ["configs"])
+            made = make_plan(
+                got.result.state, provider, PlanOptions(only=got.names), provenance_for(["configs"])
+            )
+            write_plan_file(made, str(tmp_path / "plan.json"))
+            return read_plan_file(str(tmp_path / "plan.json"))
+
+        repo.write("configs/b.yaml", labelled("b", "x") + "  restartToken: '2'\n")
+        plan = saved_plan()
+        assert {c.name for c in plan.changes} == {"b"}
+        # Another configuration's file changes after the plan was made: the plan still holds.
+        repo.write("configs/c.yaml", labelled("c", "x") + "  enabled: false\n")
+        assert apply_saved_plan(plan, provider).result.ok
+
+        repo.write("configs/b.yaml", labelled("b", "x") + "  restartToken: '3'\n")
+        plan = saved_plan()
+        repo.write("configs/b.yaml", labelled("b", "x") + "  restartToken: '4'\n")
+        with pytest.raises(StalePlanError, match="desired files changed"):
+            apply_saved_plan(plan, provider)
+    finally:
+        provider.close()
