@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.core.model import JobStatus, Mapping, Observed, Scope, Settings
-from reconciler.errors import ConflictError, NotFoundError, ProviderError
+from reconciler.errors import ConflictError, NotFoundError
 from reconciler.graphshape import (
     DOMAIN,
     JSON,
@@ -37,6 +37,7 @@ from reconciler.graphshape import (
     write_schema,
 )
 from reconciler.providers.base import RESET_FULL
+from reconciler.tenant.provisioning import provision_on_demand
 from reconciler.tenant.store import TenantStore
 from reconciler.tenant.template import template_defaults
 
@@ -281,8 +282,18 @@ class LocalProvider:
                     raise ConflictError(f"configuration {other['id']} is already managed as {name!r}")
             self._set_tags(sp, name, False, None)
 
-    def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
-        raise ProviderError("provisioning on demand is not supported yet by the local target")
+    def provision_on_demand(
+        self, id: str, subject: str, object_type: str = "user", *, apply_scoping: bool = False
+    ) -> dict[str, Any]:
+        """Run ``subject`` through ``reconciler.tenant.provisioning`` against the tenant's directory.
+
+        ``apply_scoping`` (local only) skips an object out of scope, as a scheduled cycle would; the
+        service itself ignores scoping on demand.
+        """
+        with self.store.transaction():
+            if not _from_template(self.store.get_service_principal(id)):
+                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+            return provision_on_demand(self.store, id, subject, object_type, apply_scoping=apply_scoping)
 
     def close(self) -> None:
         self.store.close()
