@@ -91,11 +91,15 @@ def load_files(
         for source in files:
             run.read(source)
         run.resolve()
-    if any(d.severity == "error" for d in run.diagnostics):
-        raise LoadError(run.diagnostics)
-    state = DesiredState(configurations=run.build(), paths=tuple(paths))
+        if any(d.severity == "error" for d in run.diagnostics):
+            raise LoadError(run.diagnostics)
+        state = DesiredState(configurations=run.build(), paths=tuple(paths))
     warnings = tuple(sorted(d for d in run.diagnostics if d.severity != "error"))
     return LoadResult(state, warnings, tuple(f.path for f in files))
+
+
+def _override_order(key: tuple[str, str]) -> tuple[int, str]:
+    return _OBJECT_ORDER[key[0]], key[1]
 
 
 @contextlib.contextmanager
@@ -528,7 +532,7 @@ class _Run:
     def build(self) -> tuple[Desired, ...]:
         out = []
         for config in self.by_name.values():
-            overrides = sorted(config.overrides.values(), key=lambda o: (_OBJECT_ORDER[o.object], o.target))
+            overrides = [config.overrides[key] for key in sorted(config.overrides, key=_override_order)]
             out.append(
                 Desired(
                     name=config.name,

@@ -424,7 +424,7 @@ def test_everything_written_reaches_the_model(load: Load) -> None:
         "3",
         (("tier", "standard"),),
     )
-    remove, display = desired.overrides
+    display, remove = desired.overrides
     assert (remove.target, remove.remove, remove.origin) == (
         "ExtensionAttribute3",
         True,
