@@ -138,12 +138,15 @@ class _Config:
 @dataclass(slots=True)
 class _ScopeDoc:
     doc: Document
+    name: str
+    origin: Origin
     spec: dict[str, Any]
 
 
 @dataclass(slots=True)
 class _MappingsDoc:
     doc: Document
+    name: str
     origin: Origin
     names: list[str] | None
     match_labels: dict[str, str] | None
@@ -259,9 +262,9 @@ class _Run:
         if kind == "Configuration":
             self.configuration(doc, origin, value["metadata"], spec)
         elif kind == "Scope":
-            self.scopes.append(_ScopeDoc(doc, spec))
+            self.scopes.append(_ScopeDoc(doc, value["metadata"]["name"], origin, spec))
         else:
-            self.mapping_set(doc, origin, spec)
+            self.mapping_set(doc, value["metadata"]["name"], origin, spec)
 
     def configuration(
         self, doc: Document, origin: Origin, metadata: dict[str, Any], spec: dict[str, Any]
@@ -428,7 +431,7 @@ class _Run:
             self.expression_results[cache_key] = cached
         return [Diagnostic(file, d.line + loc.line - 1, d.col + loc.col - 1, d.message) for d in cached]
 
-    def mapping_set(self, doc: Document, origin: Origin, spec: dict[str, Any]) -> None:
+    def mapping_set(self, doc: Document, name: str, origin: Origin, spec: dict[str, Any]) -> None:
         file = doc.file
         names: list[str] | None = spec.get("configurations")
         selector: dict[str, Any] | None = spec.get("selector")
@@ -443,7 +446,7 @@ class _Run:
         obj: str = spec["object"]
         overrides = self.mappings(doc, ("spec", "mappings"), obj, spec["mappings"])
         match_labels = None if selector is None else dict(selector["matchLabels"])
-        self.shared.append(_MappingsDoc(doc, origin, names, match_labels, overrides))
+        self.shared.append(_MappingsDoc(doc, name, origin, names, match_labels, overrides))
 
     # -- stage 3: across documents -------------------------------------------------------------------
 
@@ -458,6 +461,14 @@ class _Run:
                 )
                 continue
             self.by_name[config.name] = config
+        for kind, named in (("Scope", self.scopes), ("AttributeMappings", self.shared)):
+            first: dict[str, Origin] = {}
+            for item in named:
+                if item.name in first:
+                    message = f"{kind} '{item.name}' is already defined at {first[item.name]}"
+                    self.error(item.origin.file, item.origin, message)
+                else:
+                    first[item.name] = item.origin
         for scope_doc in self.scopes:
             self.resolve_scope(scope_doc)
         for shared in self.shared:

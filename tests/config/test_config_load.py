@@ -51,6 +51,21 @@ def test_duplicate_configuration_names_name_both_files(problems: Problems) -> No
     ]
 
 
+def test_duplicate_scope_and_mapping_set_names(problems: Problems) -> None:
+    files: dict[str, str | bytes] = {
+        "a.yaml": config("contoso"),
+        "f.yaml": config("fabrikam", "fabrikam.com"),
+        "s.yaml": scope_doc("contoso", "  groups: ['CN=Pilot,DC=contoso,DC=com']\n", name="pilot"),
+        "t.yaml": scope_doc("fabrikam", "  groups: ['CN=Pilot,DC=fabrikam,DC=com']\n", name="pilot"),
+        "m.yaml": mapping_doc("  configurations: [contoso]\n", "    - {target: a, source: b}\n", name="x"),
+        "n.yaml": mapping_doc("  configurations: [fabrikam]\n", "    - {target: a, source: b}\n", name="x"),
+    }
+    assert problems(files) == [
+        "n.yaml:4:9: AttributeMappings 'x' is already defined at m.yaml:4:9",
+        "t.yaml:4:9: Scope 'pilot' is already defined at s.yaml:4:9",
+    ]
+
+
 def test_a_scope_for_a_configuration_that_does_not_exist(problems: Problems) -> None:
     files: dict[str, str | bytes] = {
         "a.yaml": config("contoso"),
