@@ -42,6 +42,7 @@ from reconciler.errors import (
 
 __all__ = [
     "BATCH_LIMIT",
+    "GRAPH_HOSTS",
     "GRAPH_SCOPE_SUFFIX",
     "TOKEN_ENV",
     "AzureIdentityToken",
@@ -59,6 +60,11 @@ JSON = dict[str, Any]
 
 TOKEN_ENV = "RECONCILER_GRAPH_TOKEN"
 GRAPH_SCOPE_SUFFIX = "/.default"
+# Microsoft Graph in the global, US government and China clouds: the only hosts that get tokens from
+# the azure-identity chain.
+GRAPH_HOSTS = frozenset(
+    ("graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn")
+)
 # Graph refuses a $batch of more than 20 requests.
 BATCH_LIMIT = 20
 _RETRYABLE_STATUS = frozenset((500, 502, 503, 504))
@@ -75,8 +81,8 @@ def segment(value: str) -> str:
 
 
 class TokenProvider(Protocol):
-    #: where tokens come from, for error messages (never the token itself)
-    source: str
+    #: what to tell the user when the service refuses the credentials (never the token itself)
+    rejected_hint: str
 
     def token(self) -> str | None:
         """A bearer token, or None to send no Authorization header."""
@@ -90,7 +96,7 @@ class TokenProvider(Protocol):
 class NoToken:
     """No credentials: for an emulator started without ``--token``."""
 
-    source = f"no token ({TOKEN_ENV} is not set)"
+    rejected_hint = f"no token was sent; set {TOKEN_ENV} to the bearer token the target expects"
 
     def token(self) -> str | None:
         return None
@@ -102,7 +108,9 @@ class NoToken:
 class StaticToken:
     """A bearer token given as is (``RECONCILER_GRAPH_TOKEN``); it cannot be refreshed."""
 
-    source = TOKEN_ENV
+    rejected_hint = (
+        f"the token in {TOKEN_ENV} was refused (expired, or not for Microsoft Graph); set a fresh one"
+    )
 
     def __init__(self, value: str) -> None:
         self._value = value.strip()
@@ -124,7 +132,10 @@ class AzureIdentityToken:
     the Azure CLI; the library is imported on first use so that other targets never load it.
     """
 
-    source = "azure-identity DefaultAzureCredential"
+    rejected_hint = (
+        "the token from azure-identity was refused; check which identity signed in (AZURE_* variables, "
+        "workload identity, managed identity or `az login`) and its tenant"
+    )
     # Renew this long before expiry, so that a token never runs out during a request.
     _MARGIN = 300.0
 
@@ -192,8 +203,8 @@ def token_provider_for(base_url: str, env: Mapping[str, str] | None = None) -> T
         return StaticToken(value)
     parts = urllib.parse.urlsplit(base_url)
     host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host.startswith("graph.microsoft."):
-        return AzureIdentityToken(f"{parts.scheme}://{parts.hostname}{GRAPH_SCOPE_SUFFIX}")
+    if parts.scheme == "https" and host in GRAPH_HOSTS and parts.port in (None, 443):
+        return AzureIdentityToken(f"https://{host}{GRAPH_SCOPE_SUFFIX}")
     return NoToken()
 
 
@@ -260,7 +271,7 @@ def error_for(
     headers: Mapping[str, str],
     what: str,
     *,
-    token_source: str = "",
+    auth_hint: str = "",
     scrub: Callable[[str], str] = lambda s: s,
 ) -> ProviderError:
     """The project error for a Graph error response ``status``/``body`` to request ``what``."""
@@ -276,10 +287,9 @@ def error_for(
     text = f"{what}: {message}" if message else f"{what} failed"
     kwargs: dict[str, Any] = {"code": code, "status": status, "request_id": request_id}
     if status == 401:
-        hint = f" (credentials from {token_source})" if token_source else ""
+        reason = (message or "unauthorized").rstrip(".")
         return AuthenticationError(
-            f"Microsoft Graph rejected the credentials{hint}: {message or 'unauthorized'}; "
-            f"get a new token or check the sign-in",
+            f"the target refused the credentials: {reason}" + (f". {auth_hint}" if auth_hint else ""),
             **kwargs,
         )
     if status == 403:
@@ -399,7 +409,7 @@ class GraphClient:
             body,
             response.headers,
             what,
-            token_source=self.tokens.source,
+            auth_hint=self.tokens.rejected_hint,
             scrub=self._scrub,
         )
 
@@ -550,7 +560,7 @@ class GraphClient:
                     results[i] = body
                     continue
                 error = error_for(
-                    status, body, headers, what, token_source=self.tokens.source, scrub=self._scrub
+                    status, body, headers, what, auth_hint=self.tokens.rejected_hint, scrub=self._scrub
                 )
                 results[i] = error
                 if status == 429 or (status in _RETRYABLE_STATUS and item.idempotent):
