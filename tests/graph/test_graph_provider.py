@@ -1,0 +1,213 @@
+"""What only the Graph provider does: targets, the read path ($batch, paging, fallbacks), restarts,
+provisioning on demand, expression checks, and refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from graph_support import TOKEN, StartEmulator, desired, portal_configuration, provider_for, state
+
+from reconciler.core.plan import PlanOptions, Provenance
+from reconciler.emulator import Emulator, service
+from reconciler.engine.operations import plan_and_apply
+from reconciler.errors import ConfigError, ConflictError, ProviderError
+from reconciler.graphshape import PROVISIONING_TEMPLATE, find_job, find_provisioning_rule
+from reconciler.providers import open_target
+from reconciler.providers.base import RESET_FORCE_DELETES
+from reconciler.providers.graph import GraphProvider, parse_target
+
+
+@pytest.mark.parametrize(
+    ("text", "base", "canonical"),
+    [
+        ("graph", "https://graph.microsoft.com/v1.0", "graph:https://graph.microsoft.com/v1.0"),
+        ("graph:", "https://graph.microsoft.com/v1.0", "graph:https://graph.microsoft.com/v1.0"),
+        (
+            "graph:https://graph.microsoft.us/v1.0/",
+            "https://graph.microsoft.us/v1.0",
+            "graph:https://graph.microsoft.us/v1.0",
+        ),
+        ("graph+http://127.0.0.1:8080", "http://127.0.0.1:8080/v1.0", "graph+http://127.0.0.1:8080"),
+        ("graph+http://localhost:9/", "http://localhost:9/v1.0", "graph+http://localhost:9"),
+    ],
+)
+def test_targets(text: str, base: str, canonical: str) -> None:
+    assert parse_target(text) == (base, canonical)
+
+
+@pytest.mark.parametrize(
+    "text", ["graph:http://plain.test/v1.0", "graph+http://h:1/v1.0", "graph+http://h:x", "graphs"]
+)
+def test_bad_targets(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_target(text)
+
+
+def test_the_registry_opens_graph_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONCILER_GRAPH_CONCURRENCY", "3")
+    for text, canonical in [
+        ("graph", "graph:https://graph.microsoft.com/v1.0"),
+        ("graph+http://127.0.0.1:9", "graph+http://127.0.0.1:9"),
+    ]:
+        provider = open_target(text)
+        assert isinstance(provider, GraphProvider) and provider.target == canonical
+        assert provider.client.concurrency == 3
+        provider.close()  # nothing was sent: opening a target makes no request
+    monkeypatch.setenv("RECONCILER_GRAPH_CONCURRENCY", "lots")
+    with pytest.raises(ConfigError):
+        open_target("graph")
+
+
+def test_reads_are_batched(start_emulator: StartEmulator) -> None:
+    emulator = start_emulator(token=TOKEN)
+    names = [f"c{i:02d}" for i in range(25)]
+    for name in names:
+        portal_configuration(emulator.store, f"{name}.contoso.com")
+    provider = provider_for(emulator, TOKEN)
+    found = provider.read_all()
+    assert len(found) == 25
+    # One page of principals; per group of up to 20: jobs and secrets (40 or 10 requests: 2 or 1
+    # $batch) then schemas (1 $batch); and the template alongside.
+    outer = [r for r in emulator.recorded if not r.inner]
+    batches = [r for r in outer if r.path == "/$batch"]
+    assert len(outer) == 1 + 5 + 1 and len(batches) == 5
+    assert all(len(r.body["requests"]) <= 20 for r in batches)
+    provider.close()
+
+
+def test_read_all_follows_pages(start_emulator: StartEmulator) -> None:
+    emulator = start_emulator(page_size=3)
+    ids = {portal_configuration(emulator.store, f"p{i}.contoso.com") for i in range(8)}
+    provider = provider_for(emulator)
+    # The provider asks for 999 a page; this emulator gives at most 3 unless told, so ask it the hard way.
+    assert {o.id for o in provider.read_all()} == ids
+    provider.close()
+    small = start_emulator(emulator.store.path)
+    small.service.page_size = 3
+    original = service.MAX_PAGE_SIZE
+    try:
+        service.MAX_PAGE_SIZE = 3
+        provider = provider_for(small)
+        assert {o.id for o in provider.read_all()} == ids
+        pages = [r for r in small.recorded if r.path.startswith("/servicePrincipals?") and not r.inner]
+        assert len(pages) == 3
+        provider.close()
+    finally:
+        service.MAX_PAGE_SIZE = original
+
+
+def test_a_refused_filter_falls_back_to_listing_everything(
+    start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(text: str) -> Any:
+        raise ValueError("unsupported filter")
+
+    monkeypatch.setattr(service, "parse_filter", refuse)
+    emulator = start_emulator()
+    provider = provider_for(emulator)
+    wanted = state(desired("alpha"), desired("beta"))
+    assert plan_and_apply(wanted, provider, PlanOptions(), Provenance()).result.ok
+    assert plan_and_apply(wanted, provider, PlanOptions(), Provenance()).plan.changes == ()
+    assert sorted(o.name or "" for o in provider.read_all()) == ["alpha", "beta"]
+    assert len(emulator.store.list_service_principals()) == 2
+    provider.close()
+
+
+def test_a_refused_schema_select_falls_back_to_whole_schemas(
+    start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = service.GraphService._get_schema
+
+    def no_select(self: Any, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Any:
+        if "$select" in query:
+            return service.graph_error(400, "BadRequest", "$select is not supported here")
+        return original(self, sp_id, job_id, query=query, body=body, base_url=base_url)
+
+    emulator = start_emulator()
+    local_view = portal_configuration(emulator.store, "portal.contoso.com")
+    monkeypatch.setattr(service.GraphService, "_get_schema", no_select)
+    emulator.service = service.GraphService(emulator.store)
+    provider = provider_for(emulator)
+    (o,) = provider.read_all()
+    assert o.id == local_view and o.mappings
+    provider.close()
+
+
+def test_restart_flags_and_approved_deletes(emulator: Emulator) -> None:
+    provider = provider_for(emulator, TOKEN)
+    assert plan_and_apply(state(desired("alpha")), provider, PlanOptions(), Provenance()).result.ok
+    (o,) = provider.read_all()
+    provider.restart(o.id, RESET_FORCE_DELETES)
+    restarts = [a["body"] for a in emulator.store.actions(o.id) if a["action"] == "restart"]
+    assert restarts[-1] == {"criteria": {"resetScope": "ForceDeletes"}}
+    provider.close()
+
+
+def test_provision_on_demand_uses_the_rule_id_of_the_schema(emulator: Emulator) -> None:
+    store = emulator.store
+    id = portal_configuration(store, "portal.contoso.com")
+    job = find_job(store.list_jobs(id), PROVISIONING_TEMPLATE)
+    assert job is not None
+    schema = store.get_schema(id, job["id"])
+    rule = find_provisioning_rule(schema)
+    assert rule is not None
+    rule["id"] = "11111111-2222-3333-4444-555555555555"
+    store.put_schema(id, job["id"], schema)
+    provider = provider_for(emulator, TOKEN)
+    with pytest.raises(ProviderError) as err:
+        provider.provision_on_demand(id, "CN=Adele,OU=Users,DC=portal,DC=com")
+    assert err.value.status == 501 and err.value.code == "NotImplemented"
+    (sent,) = [r for r in emulator.recorded if r.path.endswith("/provisionOnDemand")]
+    assert sent.body == {
+        "parameters": [
+            {
+                "ruleId": "11111111-2222-3333-4444-555555555555",
+                "subjects": [{"objectId": "CN=Adele,OU=Users,DC=portal,DC=com", "objectTypeName": "user"}],
+            }
+        ]
+    }
+    provider.close()
+
+
+def test_parse_expression(emulator: Emulator) -> None:
+    provider = provider_for(emulator, TOKEN)
+    with pytest.raises(ProviderError, match="needs one Cloud Sync configuration"):
+        provider.parse_expression("[mail]")
+    portal_configuration(emulator.store, "portal.contoso.com")
+    good = provider.parse_expression('Join("@", [sAMAccountName], "contoso.com")')
+    assert good["parsingSucceeded"] and good["parsedExpression"]["type"] == "Function"
+    assert good["parsedExpression"]["name"] == "Join"
+    bad = provider.parse_expression('Join("@", [sAMAccountName]')
+    assert not bad["parsingSucceeded"] and bad["error"]["message"]
+    provider.close()
+
+
+def test_a_domain_shared_with_an_unmanaged_configuration(emulator: Emulator) -> None:
+    theirs = portal_configuration(emulator.store, "alpha.contoso.com")
+    provider = provider_for(emulator, TOKEN)
+    # (The planner refuses this and suggests adoption; the provider must still never take it over.)
+    d = desired("alpha")
+    ours = provider.create("alpha", d.settings, d.scope, list(provider.template_defaults()))
+    found = {o.id: o for o in provider.read_all()}
+    assert found[ours].managed and found[ours].name == "alpha"
+    assert len(found) == 2 and not found[theirs].managed
+    provider.close()
+
+
+def test_secrets_the_service_hides_are_not_overwritten(emulator: Emulator) -> None:
+    provider = provider_for(emulator, TOKEN)
+    assert plan_and_apply(state(desired("alpha")), provider, PlanOptions(), Provenance()).result.ok
+    (o,) = provider.read_all()
+    store = emulator.store
+    store.put_secrets(o.id, [*store.get_secrets(o.id), {"key": "SecretToken", "value": "*"}])
+    before = store.get_secrets(o.id)
+    with pytest.raises(ConflictError, match="SecretToken"):
+        provider.update_settings(
+            o.id,
+            desired("alpha", notification_email="x@alpha.contoso.com").settings,
+            deletion_protection=False,
+            restart_token=None,
+        )
+    assert store.get_secrets(o.id) == before
+    provider.close()
