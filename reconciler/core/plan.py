@@ -49,6 +49,7 @@ __all__ = [
     "desired_digest",
     "fingerprint",
     "fingerprints",
+    "in_scope",
 ]
 
 FORMAT_VERSION = 1
@@ -256,6 +257,11 @@ def _spec_essence(spec: Spec) -> dict[str, Any]:
         deletion_protection=spec.deletion_protection,
         restart_token=spec.restart_token,
     )
+
+
+def in_scope(o: Observed, only: frozenset[str] | None) -> bool:
+    """Whether a plan restricted to ``only`` depends on ``o``: unmanaged ones always (for clashes)."""
+    return only is None or not o.managed or o.name in only
 
 
 def desired_digest(
@@ -582,7 +588,7 @@ def compute_plan(
         warnings=tuple(warnings),
         unmanaged=tuple(sorted(u.display for u in unmanaged)),
         statuses=statuses,
-        fingerprints=fingerprints(observed),
+        fingerprints=fingerprints(o for o in observed if in_scope(o, only)),
         desired_digest=_specs_digest({n: s for n, s in specs.items() if only is None or n in only}),
         options=options,
     )

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reconciler.core.model import Observed
-from reconciler.core.plan import ACTION_ORDER, Action, Change, Plan, fingerprints
+from reconciler.core.plan import ACTION_ORDER, Action, Change, Plan, fingerprints, in_scope
 from reconciler.engine.journal import Journal
 from reconciler.errors import ReconcilerError, StalePlanError
 from reconciler.providers.base import Provider
@@ -62,6 +62,8 @@ def check_plan_fresh(plan: Plan, provider: Provider, observed: Sequence[Observed
         raise StalePlanError(
             f"this plan was made for target {plan.target}, not {provider.target}; make a plan for this target"
         )
+    # A plan of some configurations (--changed-since) depends on those alone.
+    observed = [o for o in observed if in_scope(o, plan.options.only)]
     now = dict(fingerprints(observed))
     then = dict(plan.fingerprints)
     if now == then:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from reconciler import __version__
 from reconciler.config.load import LoadResult, load_paths
-from reconciler.core.model import DesiredState
+from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
 from reconciler.engine.apply import ApplyResult, Progress, apply_plan, check_plan_fresh
@@ -30,7 +30,7 @@ from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.errors import NotFoundError, PlanFileError, StalePlanError
 from reconciler.gitrepo import describe_worktree
-from reconciler.providers.base import Provider
+from reconciler.providers.base import Provider, ReadsByName
 
 __all__ = [
     "AppliedRun",
@@ -39,6 +39,7 @@ __all__ = [
     "make_plan",
     "plan_and_apply",
     "provenance_for",
+    "read_observed",
     "read_plan_file",
     "restart_configuration",
     "run_plan",
@@ -88,6 +89,13 @@ def provenance_for(paths: Sequence[str]) -> Provenance:
     )
 
 
+def read_observed(provider: Provider, only: frozenset[str] | None) -> tuple[Observed, ...]:
+    """What a plan of ``only`` (None: everything) needs from the target, read as narrowly as it can be."""
+    if only is not None and isinstance(provider, ReadsByName):
+        return provider.read_named(only)
+    return provider.read_all()
+
+
 def make_plan(
     state: DesiredState,
     provider: Provider,
@@ -95,7 +103,7 @@ def make_plan(
     provenance: Provenance,
 ) -> Plan:
     with _no_cyclic_gc():
-        observed = provider.read_all()
+        observed = read_observed(provider, options.only)
         defaults = provider.template_defaults()
         plan = compute_plan(state, observed, defaults, options, target=provider.target)
     return replace(plan, provenance=provenance)
@@ -198,7 +206,7 @@ def apply_saved_plan(
                 "the saved plan is stale: the desired files changed since it was made; make a new plan"
             )
     with target_lock(provider.target, timeout=lock_timeout, command="reconciler apply") as info:
-        check_plan_fresh(plan, provider, provider.read_all())
+        check_plan_fresh(plan, provider, read_observed(provider, plan.options.only))
         return _execute_locked(
             plan,
             provider,

@@ -20,13 +20,22 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 
-__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "Provider"]
+__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "Provider", "ReadsByName"]
 
 # synchronizationJobRestartScope flags (Graph v1.0).
 # Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
 RESET_FULL = "Full"
 # Releases deletes held back by the accidental-delete threshold; only ever on a person's approval.
 RESET_FORCE_DELETES = "ForceDeletes"
+
+
+@runtime_checkable
+class ReadsByName(Protocol):
+    """What a provider may add so that a plan of a few configurations reads only those."""
+
+    def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
+        """The managed configurations called ``names`` and every unmanaged one, sorted by id."""
+        ...
 
 
 @runtime_checkable

@@ -105,6 +105,16 @@ class LocalProvider:
             found = [self._observe(sp) for sp in self.store.list_service_principals()]
         return tuple(sorted((o for o in found if o is not None), key=lambda o: o.id))
 
+    def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
+        # Our tags are on the service principal: the jobs, secrets and schema of the others stay unread.
+        with self.store.transaction(write=False):
+            found = [
+                self._observe(sp)
+                for sp in self.store.list_service_principals()
+                if not (t := parse_tags(sp.get("tags") or [])).managed or t.name in names
+            ]
+        return tuple(sorted((o for o in found if o is not None), key=lambda o: o.id))
+
     def template_defaults(self) -> tuple[Mapping, ...]:
         return template_defaults()
 

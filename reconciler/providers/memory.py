@@ -124,6 +124,9 @@ class MemoryProvider:
             self._enter("read_all")
             return tuple(r.observed() for r in sorted(self._records.values(), key=lambda r: r.id))
 
+    def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
+        return tuple(o for o in self.read_all() if not o.managed or o.name in names)
+
     def template_defaults(self) -> tuple[Mapping, ...]:
         with self._lock:
             self._enter("template_defaults")

@@ -28,7 +28,9 @@ from reconciler.gitdiff import (
     load_changed_since,
     render_diff,
 )
+from reconciler.providers.base import Provider, ReadsByName
 from reconciler.providers.local import LocalProvider
+from reconciler.providers.memory import MemoryProvider
 
 DEPT = "      - {target: department, source: department}\n"
 OFFICE = "      - {target: department, source: physicalDeliveryOfficeName}\n"
@@ -414,5 +416,35 @@ def test_a_saved_changed_since_plan_goes_stale_only_for_its_own_configurations(
         repo.write("configs/b.yaml", labelled("b", "x") + "  restartToken: '4'\n")
         with pytest.raises(StalePlanError, match="desired files changed"):
             apply_saved_plan(plan, provider)
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_a_changed_since_plan_reads_and_fingerprints_only_its_configurations(
+    kind: str, repo: GitRepo, tmp_path: Path, state_dir: Path
+) -> None:
+    for name in ("a", "b", "c"):
+        repo.write(f"configs/{name}.yaml", labelled(name, "x"))
+    base = repo.commit("base")
+    provider: Provider = LocalProvider(str(tmp_path / "tenant.db")) if kind == "local" else MemoryProvider()
+    try:
+        assert plan_and_apply(load_paths(["configs"]).state, provider, PlanOptions(), Provenance()).result.ok
+        ids = {o.name: o.id for o in provider.read_all()}
+        assert isinstance(provider, ReadsByName)
+        assert [o.name for o in provider.read_named(frozenset({"b", "gone"}))] == ["b"]
+
+        repo.write("configs/b.yaml", labelled("b", "x") + "  restartToken: '2'\n")
+        got = load_changed_since(base, ["configs"])
+        plan = make_plan(got.result.state, provider, PlanOptions(only=got.names), provenance_for(["configs"]))
+        assert [name for name, _ in plan.fingerprints] == [ids["b"]]
+        # Drift on another configuration does not make this plan stale; a change to its own does.
+        provider.pause(ids["c"])
+        provider.pause(ids["b"])
+        with pytest.raises(StalePlanError, match="b: changed on the target") as stale:
+            apply_saved_plan(plan, provider)
+        assert stale.value.reasons == ("b: changed on the target",)
+        provider.start(ids["b"])
+        assert apply_saved_plan(plan, provider).result.ok
     finally:
         provider.close()
