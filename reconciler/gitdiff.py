@@ -33,6 +33,7 @@ from reconciler.gitrepo import (
     read_files,
     repo_root,
     resolve_commit,
+    shown_names,
     to_repo_paths,
 )
 from reconciler.render._format import format_value, printable
@@ -157,16 +158,24 @@ def changed_configuration_names(
     return frozenset(_sources_changed(state, changed, root) | old)
 
 
-# A file that may hold a shared document: its kind is written out, or hidden behind an escape
-# (\x, \u, \U, or a line continuation in a double-quoted scalar). Any other file cannot be one.
-_MAYBE_SHARED = re.compile(rb"Scope|AttributeMappings|\\[xuU]|\\\r?\n")
-_MAYBE_ESCAPED = re.compile(rb"\\[xuU]|\\\r?\n")
+# Only an escape in a double-quoted scalar (\x, \u, \U, or a line continuation) can spell a word
+# whose letters are not in the file's bytes. A file without one names a configuration or a shared
+# kind only by writing it out.
+_ESCAPE = re.compile(rb"\\[xuU\r\n]")
 
 
-def _mentions(name: str) -> re.Pattern[bytes]:
-    return re.compile(
-        rb"(?<![-a-z0-9])" + re.escape(name.encode()) + rb"(?![-a-z0-9])|" + _MAYBE_ESCAPED.pattern
-    )
+_NAME_BYTES = frozenset(bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _names(data: bytes, name: bytes) -> bool:
+    """Whether ``data`` holds ``name`` as a whole word of [a-z0-9-] (a configuration name)."""
+    start = data.find(name)
+    while start != -1:
+        before, after = data[start - 1 : start], data[start + len(name) : start + len(name) + 1]
+        if before not in _NAME_BYTES and after not in _NAME_BYTES:
+            return True
+        start = data.find(name, start + 1)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +202,8 @@ def _closure(
             facts[f.path] = _facts(f)
         return facts[f.path]
 
-    shared = [f for f in files if _MAYBE_SHARED.search(f.data)]
+    escaped = {f.path for f in files if _ESCAPE.search(f.data)}
+    shared = [f for f in files if f.path in escaped or b"Scope" in f.data or b"AttributeMappings" in f.data]
     taken: dict[str, SourceFile] = {}
     labels: dict[str, dict[str, str]] = {}
     located: set[str] = set()
@@ -201,9 +211,9 @@ def _closure(
     while todo:
         name = todo.pop()
         located.add(name)
-        pattern = _mentions(name)
+        word = name.encode()
         for f in files:
-            if f.path in taken or not pattern.search(f.data):
+            if f.path in taken or not (f.path in escaped or _names(f.data, word)):
                 continue
             found = facts_of(f)
             if found is None:
@@ -234,14 +244,11 @@ def load_changed_since(ref: str, paths: Sequence[str], *, repo: str = ".") -> Ch
     """
     root = repo_root(repo)
     changed = changed_files(ref, to_repo_paths(paths, root), repo=root)
-    files, problems = collect_files(paths)
     if not changed:
         return ChangedSince(frozenset(), LoadResult(DesiredState(paths=tuple(paths))), partial=True)
-    now = [
-        f
-        for f, rel in zip(files, to_repo_paths([f.path for f in files], root), strict=True)
-        if rel in changed
-    ]
+    files, problems = collect_files(paths)
+    shown = shown_names(changed, paths, root)
+    now = [f for f in files if f.path in shown]
     facts: dict[str, _Facts | None] = {f.path: _facts(f) for f in now}
     before = [_facts(f) for f in read_files(root, ref, changed)]
     every = [*facts.values(), *before]

@@ -40,6 +40,7 @@ __all__ = [
     "redact",
     "repo_root",
     "resolve_commit",
+    "shown_names",
     "sync_branch",
     "to_repo_paths",
     "tree_files",
@@ -265,6 +266,17 @@ def _shown(given: str, prefix: str, path: str) -> str:
         return base
     rest = path[len(prefix) + 1 :] if prefix else path
     return rest.replace("/", os.sep) if base == os.curdir else os.path.join(base, *rest.split("/"))
+
+
+def shown_names(repo_paths: Iterable[str], paths: Sequence[str], root: str) -> dict[str, str]:
+    """The desired-state files among ``repo_paths`` under given ``paths``, by the name the loader gives."""
+    prefixes = to_repo_paths(paths, root)
+    out: dict[str, str] = {}
+    for path in repo_paths:
+        for given, prefix in zip(paths, prefixes, strict=True):
+            if _is_under(path, prefix) and _wanted(path, prefix):
+                out.setdefault(_shown(given, prefix, path), path)
+    return out
 
 
 def files_at(
