@@ -41,6 +41,7 @@ __all__ = [
     "repo_root",
     "resolve_commit",
     "shown_names",
+    "source_url",
     "sync_branch",
     "to_repo_paths",
     "tree_files",
@@ -365,13 +366,14 @@ def commits_touching(
 # the reconcile loop's clone
 
 
-def _source_url(source: str) -> str:
+def source_url(source: str) -> str:
+    """What ``sync_branch`` fetches from: a folder's absolute path, or the URL as given."""
     # A local folder is cloned by its absolute path, so that the cache does not depend on the current folder.
     return os.path.abspath(source) if os.path.exists(source) else source
 
 
 def cache_folder(source: str, cache_root: str | Path) -> Path:
-    key = hashlib.sha256(_source_url(source).encode()).hexdigest()[:16]
+    key = hashlib.sha256(source_url(source).encode()).hexdigest()[:16]
     return Path(cache_root) / f"{key}.git"
 
 
@@ -381,7 +383,7 @@ def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, 
     Returns the clone's folder and the branch's head commit. The first call clones; later ones fetch.
     The clone is made in a temporary folder and moved into place, so an interrupted clone leaves nothing.
     """
-    url = _source_url(source)
+    url = source_url(source)
     folder = cache_folder(source, cache_root)
     ref = f"refs/heads/{branch}"
     try:

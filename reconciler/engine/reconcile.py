@@ -42,13 +42,14 @@ from types import FrameType
 from typing import Any
 
 from reconciler.config.load import load_files
+from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import OK, ApplyResult
 from reconciler.engine.lock import target_lock
-from reconciler.engine.operations import make_plan, plan_and_apply
+from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
 from reconciler.engine.state import state_dir
-from reconciler.errors import LoadError, LockError, ReconcilerError
-from reconciler.gitrepo import CommitInfo, redact, sync_branch, tree_files
+from reconciler.errors import LoadError, ReconcilerError
+from reconciler.gitrepo import CommitInfo, redact, source_url, sync_branch, tree_files
 from reconciler.providers.base import Provider
 
 __all__ = [
@@ -183,11 +184,8 @@ def _read_previous(path: Path, fresh: Status) -> None:
         return
     if not isinstance(data, dict):
         return
-    same = all(
-        data.get(k) == v
-        for k, v in (("target", fresh.target), ("source", fresh.source), ("branch", fresh.branch))
-    )
-    if same and data.get("paths") == fresh.paths:
+    key = ("target", "source", "branch", "paths")
+    if [data.get(k) for k in key] == [fresh.target, fresh.source, fresh.branch, fresh.paths]:
         fresh.last_seen_commit = data.get("lastSeenCommit")
         fresh.last_applied_commit = data.get("lastAppliedCommit")
         fresh.last_applied_at = data.get("lastAppliedAt")
@@ -235,7 +233,7 @@ class Reconciler:
         self.cache = state_dir() / "git"
         self.status = Status(
             target=provider.target,
-            source=redact(options.source),
+            source=redact(source_url(options.source)),
             branch=options.branch,
             paths=list(options.paths),
         )
@@ -263,8 +261,8 @@ class Reconciler:
         self.report(f"{result.value}: {message}")
         return result
 
-    def _apply(self, head: CommitInfo, state: Any, kind: str) -> tuple[ApplyResult, str, Plan]:
-        run = plan_and_apply(
+    def _apply(self, head: CommitInfo, state: DesiredState, kind: str) -> AppliedRun:
+        return plan_and_apply(
             state,
             self.provider,
             self.options.plan_options,
@@ -274,82 +272,66 @@ class Reconciler:
             kind=kind,
             stop=self.stop,
         )
-        return run.result, run.run_id, run.plan
 
     def run_pass(self) -> PassResult:
         """Fetch, then apply a new head commit or look for drift; the status file is written either way."""
-        opts, status = self.options, self.status
+        opts = self.options
         try:
             folder, head = sync_branch(opts.source, opts.branch, self.cache)
         except ReconcilerError as exc:
             return self._finish(PassResult.ERROR, None, str(exc))
-        status.last_seen_commit = head.sha
+        self.status.last_seen_commit = head.sha
         try:
-            files = tree_files(folder, head.sha, opts.paths)
-            state = load_files(files, paths=opts.paths).state
+            state = load_files(tree_files(folder, head.sha, opts.paths), paths=opts.paths).state
         except LoadError as exc:
             problems = [str(d) for d in exc.diagnostics if d.severity == "error"]
             message = f"the desired state at {head.short} does not load: " + "; ".join(problems[:5])
             return self._finish(PassResult.ERROR, head, message)
         except ReconcilerError as exc:
             return self._finish(PassResult.ERROR, head, str(exc))
-
         try:
-            if head.sha != status.last_applied_commit:
-                result, run_id, plan = self._apply(head, state, "reconcile")
-                return self._after_apply(head, result, run_id, plan, healed=False)
-            plan = make_plan(state, self.provider, opts.plan_options, self._provenance(head))
-            status.held = _held(plan)
-            if not plan.has_changes:
-                status.drift = {}
-                return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
-            status.drift = _drift(plan)
-            names = ", ".join(sorted(status.drift))
-            if not opts.self_heal:
-                return self._finish(PassResult.DRIFT, head, f"drift from {head.short} in {names}")
-            self.report(f"drift from {head.short} in {names}; reverting it")
-            result, run_id, plan = self._apply(head, state, "self-heal")
-            return self._after_apply(head, result, run_id, plan, healed=True)
-        except LockError as exc:
-            return self._finish(PassResult.ERROR, head, str(exc))
+            return self._reconcile(head, state)
         except ReconcilerError as exc:
             return self._finish(PassResult.ERROR, head, str(exc))
+        except Exception as exc:
+            # A loop outlives one bad pass: the error is recorded, and the next pass backs off.
+            return self._finish(PassResult.ERROR, head, f"{type(exc).__name__}: {exc}")
 
-    def _after_apply(
-        self, head: CommitInfo, result: ApplyResult, run_id: str, plan: Plan, *, healed: bool
-    ) -> PassResult:
-        status = self.status
+    def _reconcile(self, head: CommitInfo, state: DesiredState) -> PassResult:
+        status, opts = self.status, self.options
+        if head.sha != status.last_applied_commit:
+            return self._after_apply(head, self._apply(head, state, "reconcile"), healed=False)
+        plan = make_plan(state, self.provider, opts.plan_options, self._provenance(head))
         status.held = _held(plan)
-        changes = len(result.outcomes)
-        if result.ok:
-            status.drift = {}
-            if not healed:
-                status.last_applied_commit = head.sha
-                status.last_applied_at = _now()
-            if healed:
-                return self._finish(
-                    PassResult.HEALED,
-                    head,
-                    f"reverted {changes} change(s) to match {head.short}",
-                    runId=run_id,
-                    changes=changes,
-                )
-            what = (
-                f"applied {head.short} ({changes} change(s))"
-                if changes
-                else f"the target matches {head.short}"
-            )
-            return self._finish(
-                PassResult.APPLIED if changes else PassResult.IN_SYNC,
-                head,
-                what,
-                runId=run_id,
-                changes=changes,
-            )
-        if self.stop.is_set():
-            message = f"stopped while applying {head.short}: {result.count(OK)} of {changes} change(s) done"
-            return self._finish(PassResult.STOPPED, head, message, runId=run_id, changes=changes)
-        return self._finish(PassResult.FAILED, head, _failures(result), runId=run_id, changes=changes)
+        status.drift = _drift(plan)
+        if not plan.has_changes:
+            return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
+        names = ", ".join(sorted(status.drift))
+        if not opts.self_heal:
+            return self._finish(PassResult.DRIFT, head, f"drift from {head.short} in {names}")
+        self.report(f"drift from {head.short} in {names}; reverting it")
+        return self._after_apply(head, self._apply(head, state, "self-heal"), healed=True)
+
+    def _after_apply(self, head: CommitInfo, run: AppliedRun, *, healed: bool) -> PassResult:
+        status, result = self.status, run.result
+        status.held = _held(run.plan)
+        count = len(result.outcomes)
+        done = {"runId": run.run_id, "changes": count}
+        if not result.ok:
+            if self.stop.is_set():
+                message = f"stopped while applying {head.short}: {result.count(OK)} of {count} change(s) done"
+                return self._finish(PassResult.STOPPED, head, message, **done)
+            return self._finish(PassResult.FAILED, head, _failures(result), **done)
+        status.drift = {}
+        if healed:
+            message = f"reverted {count} change(s) to match {head.short}"
+            return self._finish(PassResult.HEALED, head, message, **done)
+        status.last_applied_commit = head.sha
+        status.last_applied_at = _now()
+        if not result.outcomes:
+            return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}", **done)
+        message = f"applied {head.short} ({count} change(s))"
+        return self._finish(PassResult.APPLIED, head, message, **done)
 
     # -- the loop ------------------------------------------------------------------------------------
 

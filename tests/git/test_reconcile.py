@@ -24,16 +24,6 @@ from reconciler.engine.reconcile import LoopOptions, PassResult, Reconciler
 from reconciler.errors import LockError
 from reconciler.providers.local import LocalProvider
 
-# Runs the CLI's reconcile command in a child process, whether or not the main group lists it yet.
-CHILD = """
-import sys
-from reconciler.cli.main import cli, main
-if "reconcile" not in cli.commands:
-    from reconciler.cli.reconcile_cmd import reconcile
-    cli.add_command(reconcile)
-sys.exit(main(["reconcile", *sys.argv[1:]]))
-"""
-
 
 @pytest.fixture
 def source(tmp_path: Path, pinned_git: dict[str, str], state_dir: Path) -> GitRepo:
@@ -228,8 +218,9 @@ def child(source: GitRepo, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
-            "-c",
-            CHILD,
+            "-m",
+            "reconciler",
+            "reconcile",
             "configs",
             "--repo",
             str(source.path),

@@ -1,0 +1,64 @@
+"""The git-facing commands through the real entry point: diff, and the commit a plan records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gitrepos import GitRepo, configuration
+
+from reconciler.cli.main import main
+
+OFFICE = "      - {target: department, source: physicalDeliveryOfficeName}\n"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_diff_command(repo: GitRepo, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.write("configs/a.yaml", configuration("a"))
+    repo.write("notes.md", "x")
+    base = repo.commit("base")
+    repo.write("configs/a.yaml", configuration("a", mappings=OFFICE))
+    head = repo.commit("office")
+
+    code, out, _ = run(capsys, "diff", base, "--exit-code")
+    assert code == 2
+    assert "~ a: changed; restart will be required" in out
+    assert f"+ mappings.user.department: [physicalDeliveryOfficeName]  ({head[:12]} Alice Example" in out
+
+    # HEAD is optional and PATH... follow it; an existing path is never taken for a commit.
+    code, out, _ = run(capsys, "diff", base, "configs", "--format", "json")
+    assert code == 0 and json.loads(out)["head"]["commit"] == head
+    code, out, _ = run(capsys, "diff", base, base, "configs", "--exit-code")
+    assert code == 0 and "No change to the desired state." in out
+    code, out, _ = run(capsys, "diff", base, "HEAD", "configs/a.yaml", "--format", "json")
+    assert code == 0 and [c["name"] for c in json.loads(out)["configurations"]] == ["a"]
+
+    code, _, err = run(capsys, "diff", "no-such-ref")
+    assert code == 1 and "'no-such-ref' is not a commit" in err
+
+
+def test_a_plan_records_its_commit_and_a_dirty_tree(
+    repo: GitRepo, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.write("configs/a.yaml", configuration("a"))
+    head = repo.commit("base")
+    target = f"local:{tmp_path / 'tenant.db'}"
+
+    assert run(capsys, "plan", "configs", "--target", target, "--out", str(tmp_path / "clean.json"))[0] == 0
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    assert (clean["commit"], clean["dirty"]) == (head, False)
+
+    repo.write("configs/a.yaml", configuration("a", mappings=OFFICE))
+    assert run(capsys, "plan", "configs", "--target", target, "--out", str(tmp_path / "dirty.json"))[0] == 0
+    dirty = json.loads((tmp_path / "dirty.json").read_text())
+    assert (dirty["commit"], dirty["dirty"]) == (head, True)
+    code, _, err = run(capsys, "apply", str(tmp_path / "dirty.json"), "--target", target)
+    assert code == 0
+    assert "this plan was made from a work tree with uncommitted changes" in err
