@@ -1,8 +1,9 @@
 """The desired state at git commits: loading it, what changed since a ref, and the diff between two commits.
 
 ``load_at_ref`` reads the desired files of a commit without touching the work tree (``plan --ref``,
-``validate --ref``). ``changed_configuration_names`` picks the configurations that a change since a ref
-can affect (``plan --changed-since``). ``diff_refs`` compares the desired state of two commits by
+``validate --ref``). ``load_changed_since`` picks the configurations that a change since a ref can
+affect and loads only the files they need (``plan --changed-since``); ``changed_configuration_names``
+picks them from a state loaded in full. ``diff_refs`` compares the desired state of two commits by
 meaning (``reconciler.core.semantic_diff``) and names, for every changed field, the commit that gave it
 its new value: the commits between the two that touched the desired files are walked newest first, and
 each one is compared with its parent, so no ``git blame`` is needed and a moved file is no change.
@@ -307,10 +308,13 @@ def _attribute(
     paths: Sequence[str],
     repo: str,
     defaults: Sequence[Mapping],
+    states: dict[str, DesiredState | None],
 ) -> dict[tuple[str, str], CommitInfo]:
-    """For each (configuration, field) the newest commit that set the field to its final value."""
+    """For each (configuration, field) the newest commit that set the field to its final value.
+
+    ``states`` holds the states already loaded, by commit; it is filled as more are loaded.
+    """
     found: dict[tuple[str, str], CommitInfo] = {}
-    states: dict[str, DesiredState | None] = {}
 
     def state(sha: str) -> DesiredState | None:
         if sha not in states:
@@ -341,7 +345,8 @@ def diff_refs(base: str, head: str, paths: Sequence[str], *, repo: str = ".") ->
     root = repo_root(repo)
     b, h = resolve_commit(base, repo=root), resolve_commit(head, repo=root)
     defaults = template_defaults()
-    diff = semantic_diff(_load_side(b, paths, repo), _load_side(h, paths, repo), defaults)
+    before, after = _load_side(b, paths, repo), _load_side(h, paths, repo)
+    diff = semantic_diff(before, after, defaults)
     wanted = _rows(diff)
     introduced: dict[tuple[str, str], CommitInfo] = {}
     complete = True
@@ -349,7 +354,8 @@ def diff_refs(base: str, head: str, paths: Sequence[str], *, repo: str = ".") ->
         prefixes = to_repo_paths(paths, root)
         commits = commits_touching(b.sha, h.sha, prefixes, repo=root, limit=MAX_ATTRIBUTED_COMMITS + 1)
         complete = len(commits) <= MAX_ATTRIBUTED_COMMITS
-        introduced = _attribute(wanted, commits[:MAX_ATTRIBUTED_COMMITS], paths, repo, defaults)
+        known: dict[str, DesiredState | None] = {b.sha: before, h.sha: after}
+        introduced = _attribute(wanted, commits[:MAX_ATTRIBUTED_COMMITS], paths, repo, defaults, known)
     return RefDiff(b, h, tuple(paths), diff, introduced, complete)
 
 
