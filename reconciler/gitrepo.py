@@ -9,11 +9,12 @@ absolute) and are reported back in the same form, so a file read from a commit c
 as when it is read from disk. *Repository* paths are relative to the repository's top folder, with
 ``/`` separators; they are used for bare clones, which have no work tree.
 
-I/O: reads repositories; ``sync_branch`` also clones into and fetches from a cache folder.
+I/O: reads repositories; ``sync_branch`` also fetches into a repository in a cache folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -378,10 +379,11 @@ def cache_folder(source: str, cache_root: str | Path) -> Path:
 
 
 def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, CommitInfo]:
-    """Fetch ``branch`` of ``source`` (a folder or a URL) into a bare clone under ``cache_root``.
+    """Fetch ``branch`` of ``source`` (a folder or a URL) into a bare repository under ``cache_root``.
 
-    Returns the clone's folder and the branch's head commit. The first call clones; later ones fetch.
-    The clone is made in a temporary folder and moved into place, so an interrupted clone leaves nothing.
+    Returns the repository's folder and the branch's head commit. The URL is given to each fetch and
+    never stored, so credentials in it do not end up in the state folder. The repository is made in a
+    temporary folder and moved into place, so an interrupted first run leaves nothing half made.
     """
     url = source_url(source)
     folder = cache_folder(source, cache_root)
@@ -389,22 +391,15 @@ def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, 
     try:
         if not (folder / "HEAD").exists():
             Path(cache_root).mkdir(parents=True, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=".clone-", dir=cache_root)
+            tmp = tempfile.mkdtemp(prefix=".init-", dir=cache_root)
             try:
-                git.Repo.clone_from(
-                    url,
-                    tmp,
-                    bare=True,
-                    multi_options=["--single-branch", f"--branch={branch}", "--no-tags"],
-                    kill_after_timeout=GIT_NETWORK_TIMEOUT,
-                )
-                os.replace(tmp, folder)
+                git.Repo.init(tmp, bare=True)
+                with contextlib.suppress(OSError):  # another loop made it first
+                    os.replace(tmp, folder)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            r = git.Repo(str(folder))
-        else:
-            r = git.Repo(str(folder))
-            r.git.fetch("--no-tags", "--force", url, f"+{ref}:{ref}", kill_after_timeout=GIT_NETWORK_TIMEOUT)
+        r = git.Repo(str(folder))
+        r.git.fetch("--no-tags", "--force", url, f"+{ref}:{ref}", kill_after_timeout=GIT_NETWORK_TIMEOUT)
         return str(folder), _info(_commit(r, ref))
     except git.GitCommandError as exc:
         raise GitError(f"cannot fetch branch {branch} from {redact(url)}: {_git_message(exc)}") from exc

@@ -121,6 +121,8 @@ def test_sync_branch_clones_then_fetches(tmp_path: Path, pinned_git: dict[str, s
     cache = tmp_path / "cache"
     folder, head = sync_branch(str(source.path), "main", cache)
     assert head.sha == first
+    # Where it fetches from is not kept (a URL may carry a token).
+    assert str(source.path) not in (Path(folder) / "config").read_text()
     assert [f.path for f in tree_files(folder, head.sha, ["configs"])] == ["configs/a.yaml"]
     source.write("configs/b.yaml", configuration("b"))
     second = source.commit("two")
