@@ -70,6 +70,7 @@ class Metadata:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.types: dict[str, dict[str, Any]] = {f"graph.{k}": v for k, v in data["types"].items()}
         self.actions: list[dict[str, Any]] = list(data["actions"])
+        self._props: dict[str, dict[str, dict[str, Any]]] = {}
 
     # -- types ---------------------------------------------------------------------------------
 
@@ -218,75 +219,116 @@ class Metadata:
 
     def check_value(self, value: Any, type_name: str, nullable: bool, where: str) -> list[str]:
         """Violations of ``value`` against ``type_name`` (an Edm, enum, complex or entity type)."""
+        problems: list[str] = []
+        self._check(value, type_name, nullable, (where,), problems)
+        return problems
+
+    # A path is built as nested tuples and only turned into text for a violation: a schema body has
+    # thousands of values, and almost all of them are fine.
+    def _check(self, value: Any, type_name: str, nullable: bool, path: _Path, problems: list[str]) -> None:
         if value is None:
-            return [] if nullable else [f"{where}: null is not allowed ({_short(type_name)})"]
+            if not nullable:
+                problems.append(f"{_text(path)}: null is not allowed ({_short(type_name)})")
+            return
         inner, many = _unwrap(type_name)
         if many:
             if not isinstance(value, list):
-                return [f"{where}: expected a list of {_short(inner)}, got {type(value).__name__}"]
-            problems: list[str] = []
+                problems.append(
+                    f"{_text(path)}: expected a list of {_short(inner)}, got {type(value).__name__}"
+                )
+                return
             for n, item in enumerate(value):
-                problems += self.check_value(item, inner, False, f"{where}[{n}]")
-            return problems
+                self._check(item, inner, False, (path, n), problems)
+            return
+        if inner == "Edm.String":
+            if not isinstance(value, str):
+                problems.append(_wrong(path, value, inner, "a string"))
+            return
         if inner.startswith("Edm."):
-            return self._check_primitive(value, inner, where)
+            expected = _primitive_problem(value, inner)
+            if expected:
+                problems.append(_wrong(path, value, inner, expected))
+            return
         definition = self.types.get(inner)
         if definition is None:
-            return []  # outside the extract: nothing to check it against
+            return  # outside the extract: nothing to check it against
         if definition["kind"] == "enum":
             if not isinstance(value, str):
-                return [f"{where}: expected a {_short(inner)} member name, got {type(value).__name__}"]
+                problems.append(
+                    f"{_text(path)}: expected a {_short(inner)} member name, got {type(value).__name__}"
+                )
+                return
             members = definition["members"]
             names = [v.strip() for v in value.split(",")] if definition.get("flags") else [value]
-            return [
-                f"{where}: {name!r} is not a member of {_short(inner)}"
+            problems += [
+                f"{_text(path)}: {name!r} is not a member of {_short(inner)}"
                 for name in names
                 if name not in members
             ]
+            return
         if not isinstance(value, Mapping):
-            return [f"{where}: expected a {_short(inner)} object, got {type(value).__name__}"]
-        props = self.properties(inner) or {}
-        problems = []
+            problems.append(f"{_text(path)}: expected a {_short(inner)} object, got {type(value).__name__}")
+            return
+        props = self._properties_cached(inner)
         for key, item in value.items():
-            if "@odata." in key:
-                continue
             prop = props.get(key)
             if prop is None:
-                problems.append(f"{where}: {_short(inner)} has no property {key!r}")
+                if "@odata." not in key:
+                    problems.append(f"{_text(path)}: {_short(inner)} has no property {key!r}")
                 continue
             if prop.get("navigation") and not prop.get("containsTarget"):
-                problems.append(f"{where}: {key!r} is a navigation property and cannot be written inline")
+                problems.append(
+                    f"{_text(path)}: {key!r} is a navigation property and cannot be written inline"
+                )
                 continue
-            problems += self.check_value(
-                item, prop["type"], bool(prop.get("nullable", True)), f"{where}.{key}"
-            )
-        return problems
+            self._check(item, prop["type"], bool(prop.get("nullable", True)), (path, "." + key), problems)
 
-    @staticmethod
-    def _check_primitive(value: Any, type_name: str, where: str) -> list[str]:
-        def wrong(expected: str) -> list[str]:
-            return [f"{where}: expected {expected} ({type_name}), got {type(value).__name__} {value!r}"[:300]]
+    def _properties_cached(self, type_name: str) -> dict[str, dict[str, Any]]:
+        found = self._props.get(type_name)
+        if found is None:
+            found = self._props[type_name] = self.properties(type_name) or {}
+        return found
 
-        if type_name == "Edm.Untyped":
-            return []
-        if type_name == "Edm.Boolean":
-            return [] if isinstance(value, bool) else wrong("true or false")
-        if type_name in _INT_RANGES:
-            if isinstance(value, bool) or not isinstance(value, int):
-                return wrong("an integer")
-            low, high = _INT_RANGES[type_name]
-            return [] if low <= value <= high else wrong(f"an integer in {low}..{high}")
-        if type_name in ("Edm.Double", "Edm.Single", "Edm.Decimal"):
-            return [] if isinstance(value, int | float) and not isinstance(value, bool) else wrong("a number")
-        if not isinstance(value, str):
-            return wrong("a string")
-        if type_name == "Edm.DateTimeOffset" and not _DATETIME.match(value):
-            return wrong("an ISO 8601 date and time")
-        if type_name == "Edm.Duration" and not _DURATION.match(value):
-            return wrong("an ISO 8601 duration")
-        if type_name == "Edm.Guid" and not _GUID.match(value):
-            return wrong("a GUID")
-        return []
+
+_Path = tuple[Any, ...]
+
+
+def _text(path: _Path) -> str:
+    parts: list[str] = []
+    node: Any = path
+    while len(node) == 2:
+        node, last = node
+        parts.append(f"[{last}]" if isinstance(last, int) else str(last))
+    parts.append(str(node[0]))
+    return "".join(reversed(parts))
+
+
+def _wrong(path: _Path, value: Any, type_name: str, expected: str) -> str:
+    return f"{_text(path)}: expected {expected} ({type_name}), got {type(value).__name__} {value!r}"[:300]
+
+
+def _primitive_problem(value: Any, type_name: str) -> str | None:
+    """What ``value`` should have been, or None when it is a valid ``type_name``."""
+    if type_name == "Edm.Untyped":
+        return None
+    if type_name == "Edm.Boolean":
+        return None if isinstance(value, bool) else "true or false"
+    if type_name in _INT_RANGES:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "an integer"
+        low, high = _INT_RANGES[type_name]
+        return None if low <= value <= high else f"an integer in {low}..{high}"
+    if type_name in ("Edm.Double", "Edm.Single", "Edm.Decimal"):
+        return None if isinstance(value, int | float) and not isinstance(value, bool) else "a number"
+    if not isinstance(value, str):
+        return "a string"
+    if type_name == "Edm.DateTimeOffset" and not _DATETIME.match(value):
+        return "an ISO 8601 date and time"
+    if type_name == "Edm.Duration" and not _DURATION.match(value):
+        return "an ISO 8601 duration"
+    if type_name == "Edm.Guid" and not _GUID.match(value):
+        return "a GUID"
+    return None
 
 
 @functools.cache
