@@ -415,11 +415,19 @@ def _with_password_hash(obj: str, attribute_mappings: list[dict[str, Any]], on: 
 def _copy_json(value: Any) -> Any:
     """A deep copy of JSON data (mappings, lists and scalars); about 3x faster than ``copy.deepcopy``,
     which matters when a schema is rewritten for each of many configurations."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_json(v) for v in value]
+    if kind in _JSON_SCALARS:
+        return value
     if isinstance(value, AbcMapping):
         return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
+    return copy.deepcopy(value)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def set_password_hash_mappings(schema: AbcMapping[str, Any], on: bool) -> JSON:
