@@ -40,7 +40,6 @@ Choices where the references are silent or disagree (Cloud Sync wins a disagreem
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import random
 import re
@@ -464,7 +463,7 @@ def _per_value(transform: Callable[[str], str], fname: str) -> Builder:
         if type(value) is str:
             return transform(value)
         if type(value) is list:
-            return [transform(v) for v in value]
+            return [transform(v if type(v) is str else _text(v, fname, column) or "") for v in value]
         text = _text(value, fname, column)
         return None if text is None else transform(text)
 
@@ -594,7 +593,7 @@ def _case_builder(fname: str, convert: Callable[[str, str | None], str]) -> Buil
         if source is None:
             return None
         if type(source) is list:
-            return [convert(v, cult) for v in source]
+            return [convert(v if type(v) is str else _text(v, fname, column) or "", cult) for v in source]
         text = _text(source, fname, column)
         return None if text is None else convert(text, cult)
 
@@ -672,7 +671,7 @@ def _from_base64(column: int, source: Value, encoding: Value = None) -> Value:
         raise _Failure(f"ConvertFromBase64: encoding must be Unicode, ASCII or UTF8, got {name}", column)
     try:
         return base64.b64decode(text, validate=True).decode(codec)
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise _Failure(f"ConvertFromBase64: {text!r} cannot be decoded as {name}: {exc}", column) from None
 
 
@@ -707,7 +706,7 @@ def _string_from_sid(column: int, value: Value) -> Value:
         return text
     try:
         raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:
         raise _Failure("StringFromSid needs a binary SID (base64 text)", column) from None
     if len(raw) < 8 or len(raw) != 8 + 4 * raw[1]:
         raise _Failure("StringFromSid: the value is not a binary SID", column)
@@ -825,7 +824,7 @@ def _item(column: int, values: Value, index: Value) -> Value:
 def _remove_duplicates(column: int, values: Value) -> Value:
     if values is None:
         return None
-    return list(dict.fromkeys(_values(values)))
+    return list(dict.fromkeys(_text(v, "RemoveDuplicates", column) or "" for v in _values(values)))
 
 
 @_register_strict("Contains")

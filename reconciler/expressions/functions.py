@@ -76,6 +76,8 @@ class FunctionSpec:
         return params[-1]
 
     def signature(self) -> str:
+        if self.even:
+            return f"{self.name}(source, defaultValue, key1, value1, ...)"
         names = []
         for p in self.params:
             names.append(f"{p.name}1, ..." if p.repeat else p.name)

@@ -64,6 +64,7 @@ _NUMBER = re.compile(r"-?[0-9]+")
 _HEX = re.compile(r"&[Hh][0-9A-Fa-f]+")
 _PARAMETER = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)%")
 _WORD_CHAR = re.compile(r"[A-Za-z0-9_.]")
+_WORD_RUN = re.compile(r"[-&]?[A-Za-z0-9_.]+")
 
 # Names people reach for from other languages, mapped to the function that does the job.
 _ALIASES = {
@@ -266,7 +267,9 @@ class _Parser:
 
     def number_end(self, literal: str, start: int, end: int) -> Number:
         if end < self.n and _WORD_CHAR.match(self.text, end):
-            raise self.error(f"malformed number '{literal}{self.text[end]}...': only whole numbers", start)
+            bad = _WORD_RUN.match(self.text, start)
+            shown = bad.group() if bad else literal
+            raise self.error(f"malformed number '{shown}': only whole numbers are allowed", start)
         self.pos = end
         return Number(literal, start=start, end=end)
 

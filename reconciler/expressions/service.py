@@ -270,6 +270,9 @@ def _build_call(spec: FunctionSpec, slots: dict[int, Node], *, four_slots: bool)
     count = max(count, spec.min_args, 4 if four_slots else 0)
     if spec.even and count % 2:
         count += 1
+    if count == 1 and 0 not in slots and (spec.max_args is None or spec.max_args >= 2):
+        # "F()" has no slots at all, so a lone empty slot is written "F(,)".
+        count = 2
     args = tuple(slots.get(i, Missing()) for i in range(count))
     return Call(spec.name, args)
 
