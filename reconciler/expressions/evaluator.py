@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from reconciler.errors import ExpressionEvaluationError, ExpressionRaised
+from reconciler.errors import ExpressionError, ExpressionEvaluationError, ExpressionRaised
 from reconciler.expressions import dates
 from reconciler.expressions.functions import COMPARISON_OPERATORS, function_names
 from reconciler.expressions.nodes import (
@@ -64,7 +64,7 @@ from reconciler.expressions.nodes import (
     Parameter,
     String,
 )
-from reconciler.expressions.parser import as_tree, parse, unparse
+from reconciler.expressions.parser import parse, unparse
 
 __all__ = [
     "DOES_NOT_FLOW",
@@ -1215,22 +1215,27 @@ def _replace_group(rx: re.Pattern[str], group: str, value: str, substitute: str,
 # -- entry points -----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _compile_tree(tree: Node) -> Compiled:
-    return _compile(tree)
-
-
 @functools.lru_cache(maxsize=8192)
 def _compile_text(text: str) -> tuple[Compiled, bool]:
     tree = parse(text)
-    return _compile_tree(tree), isinstance(tree, String) and tree.value == ""
+    return _compile(tree), isinstance(tree, String) and tree.value == ""
+
+
+def _compile_node(tree: Node) -> tuple[Compiled, bool]:
+    # Equal trees can still differ in how they evaluate (the number 8 and the string "8" compare
+    # equal), so the cache is keyed by the canonical text, which keeps them apart.
+    try:
+        text = unparse(tree)
+    except ExpressionError:
+        return _compile(tree), False
+    return _compile_text(text)
 
 
 def compile_expression(expression: str | Node) -> Compiled:
     """The compiled form of an expression (cached); mostly useful for tests and benchmarks."""
     if isinstance(expression, str):
         return _compile_text(expression)[0]
-    return _compile_tree(expression)
+    return _compile_node(expression)[0]
 
 
 def _finish(value: Value, column: int) -> Result:
@@ -1266,12 +1271,11 @@ def evaluate(
     Returns the value, None for null, or DOES_NOT_FLOW. Raises ExpressionError if the text does not
     parse, ExpressionRaised for ``Error("...")`` and ExpressionEvaluationError for other failures.
     """
-    if isinstance(expression, str):
-        compiled, flows_null = _compile_text(expression)
-        if flows_null:
-            return None
-    else:
-        compiled = _compile_tree(as_tree(expression))
+    compiled, flows_null = (
+        _compile_text(expression) if isinstance(expression, str) else _compile_node(expression)
+    )
+    if flows_null:
+        return None
     ctx = _Context(attributes, now, rng, guid, context)
     try:
         value = compiled(ctx)

@@ -66,11 +66,15 @@ class FunctionSpec:
     even: bool = False
     documented: bool = True
 
+    def layout(self, nargs: int) -> tuple[Param, ...]:
+        """The parameters in slot order for a call written with ``nargs`` slots."""
+        if self.name == "FormatDateTime" and nargs == 4:
+            return _FORMAT_DATETIME_AP
+        return self.params
+
     def param_for_slot(self, index: int, nargs: int) -> Param:
         """The parameter an argument slot fills, given the number of slots written."""
-        params = self.params
-        if self.name == "FormatDateTime" and nargs == 4:
-            params = _FORMAT_DATETIME_AP
+        params = self.layout(nargs)
         if index < len(params) and not params[index].repeat:
             return params[index]
         return params[-1]

@@ -36,7 +36,6 @@ from typing import Any
 
 from reconciler.errors import ExpressionError
 from reconciler.expressions.functions import (
-    _FORMAT_DATETIME_AP,
     ENUM,
     ENUM_VALUES,
     NUM,
@@ -222,9 +221,9 @@ def _function(tree: Mapping[str, Any], name: str) -> Node:
         raise _bad(f"unknown function '{name}'", tree)
     if spec.name == "IIF":
         return _iif(spec, params)
-    layout = spec.params
-    if spec.name == "FormatDateTime" and any(k == "dateTimeStyles" for k, _ in params):
-        layout = _FORMAT_DATETIME_AP
+    # Only the four-argument FormatDateTime has a dateTimeStyles parameter.
+    four_slots = spec.name == "FormatDateTime" and any(k == "dateTimeStyles" for k, _ in params)
+    layout = spec.layout(4 if four_slots else -1)
     slots: dict[int, Node] = {}
     fixed = {p.key: i for i, p in enumerate(layout) if not p.repeat}
     repeat_index = next((i for i, p in enumerate(layout) if p.repeat), None)
@@ -238,7 +237,7 @@ def _function(tree: Mapping[str, Any], name: str) -> Node:
         else:
             raise _Unreadable
         slots[index] = _from(value, layout[min(index, len(layout) - 1)])
-    return _build_call(spec, slots, four_slots=layout is _FORMAT_DATETIME_AP)
+    return _build_call(spec, slots, four_slots=four_slots)
 
 
 def _iif(spec: FunctionSpec, params: list[tuple[str, object]]) -> Node:

@@ -560,3 +560,12 @@ class TestValues:
         from reconciler.expressions import parse
 
         assert evaluate(parse("Trim([a])"), {"a": " x "}) == "x"
+
+
+def test_equal_trees_that_evaluate_differently_are_not_confused() -> None:
+    from reconciler.expressions import parse
+
+    assert parse('"8"') == parse("8")
+    assert evaluate(parse('"8"'), {}) == "8"
+    assert evaluate(parse("8"), {}) == 8
+    assert evaluate(parse('""'), {}) is None
