@@ -16,7 +16,7 @@ import functools
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -70,7 +70,7 @@ class Metadata:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.types: dict[str, dict[str, Any]] = {f"graph.{k}": v for k, v in data["types"].items()}
         self.actions: list[dict[str, Any]] = list(data["actions"])
-        self._props: dict[str, dict[str, dict[str, Any]]] = {}
+        self._checkers: dict[str, _Checker] = {}
 
     # -- types ---------------------------------------------------------------------------------
 
@@ -220,77 +220,119 @@ class Metadata:
     def check_value(self, value: Any, type_name: str, nullable: bool, where: str) -> list[str]:
         """Violations of ``value`` against ``type_name`` (an Edm, enum, complex or entity type)."""
         problems: list[str] = []
-        self._check(value, type_name, nullable, (where,), problems)
-        return problems
-
-    # A path is built as nested tuples and only turned into text for a violation: a schema body has
-    # thousands of values, and almost all of them are fine.
-    def _check(self, value: Any, type_name: str, nullable: bool, path: _Path, problems: list[str]) -> None:
         if value is None:
             if not nullable:
-                problems.append(f"{_text(path)}: null is not allowed ({_short(type_name)})")
-            return
+                problems.append(f"{where}: null is not allowed ({_short(type_name)})")
+        else:
+            self._checker(type_name)(value, (where,), problems)
+        return problems
+
+    # A schema body holds thousands of values, so each type gets a checker function made once, and a
+    # value's path is kept as nested tuples that become text only for a violation.
+    def _checker(self, type_name: str) -> _Checker:
+        found = self._checkers.get(type_name)
+        if found is None:
+            # Types refer to themselves (a function's parameters are sources): a stand-in first.
+            def late(value: Any, path: _Path, problems: list[str]) -> None:
+                self._checkers[type_name](value, path, problems)
+
+            self._checkers[type_name] = late
+            found = self._checkers[type_name] = self._make_checker(type_name)
+        return found
+
+    def _make_checker(self, type_name: str) -> _Checker:
         inner, many = _unwrap(type_name)
+        short = _short(inner)
         if many:
-            if not isinstance(value, list):
-                problems.append(
-                    f"{_text(path)}: expected a list of {_short(inner)}, got {type(value).__name__}"
-                )
-                return
-            for n, item in enumerate(value):
-                self._check(item, inner, False, (path, n), problems)
-            return
+            item_check = self._checker(inner)
+
+            def check_list(value: Any, path: _Path, problems: list[str]) -> None:
+                if not isinstance(value, list):
+                    problems.append(f"{_text(path)}: expected a list of {short}, got {type(value).__name__}")
+                    return
+                for n, item in enumerate(value):
+                    if item is None:
+                        problems.append(f"{_text((path, n))}: null is not allowed ({short})")
+                    else:
+                        item_check(item, (path, n), problems)
+
+            return check_list
         if inner == "Edm.String":
-            if not isinstance(value, str):
-                problems.append(_wrong(path, value, inner, "a string"))
-            return
+
+            def check_string(value: Any, path: _Path, problems: list[str]) -> None:
+                if not isinstance(value, str):
+                    problems.append(_wrong(path, value, inner, "a string"))
+
+            return check_string
         if inner.startswith("Edm."):
-            expected = _primitive_problem(value, inner)
-            if expected:
-                problems.append(_wrong(path, value, inner, expected))
-            return
+
+            def check_primitive(value: Any, path: _Path, problems: list[str]) -> None:
+                expected = _primitive_problem(value, inner)
+                if expected:
+                    problems.append(_wrong(path, value, inner, expected))
+
+            return check_primitive
         definition = self.types.get(inner)
         if definition is None:
-            return  # outside the extract: nothing to check it against
+            return _nothing_to_check  # outside the extract
         if definition["kind"] == "enum":
-            if not isinstance(value, str):
-                problems.append(
-                    f"{_text(path)}: expected a {_short(inner)} member name, got {type(value).__name__}"
-                )
-                return
-            members = definition["members"]
-            names = [v.strip() for v in value.split(",")] if definition.get("flags") else [value]
-            problems += [
-                f"{_text(path)}: {name!r} is not a member of {_short(inner)}"
-                for name in names
-                if name not in members
-            ]
-            return
-        if not isinstance(value, Mapping):
-            problems.append(f"{_text(path)}: expected a {_short(inner)} object, got {type(value).__name__}")
-            return
-        props = self._properties_cached(inner)
-        for key, item in value.items():
-            prop = props.get(key)
-            if prop is None:
-                if "@odata." not in key:
-                    problems.append(f"{_text(path)}: {_short(inner)} has no property {key!r}")
-                continue
-            if prop.get("navigation") and not prop.get("containsTarget"):
-                problems.append(
-                    f"{_text(path)}: {key!r} is a navigation property and cannot be written inline"
-                )
-                continue
-            self._check(item, prop["type"], bool(prop.get("nullable", True)), (path, "." + key), problems)
+            members = frozenset(definition["members"])
+            flags = bool(definition.get("flags"))
 
-    def _properties_cached(self, type_name: str) -> dict[str, dict[str, Any]]:
-        found = self._props.get(type_name)
-        if found is None:
-            found = self._props[type_name] = self.properties(type_name) or {}
-        return found
+            def check_enum(value: Any, path: _Path, problems: list[str]) -> None:
+                if not isinstance(value, str):
+                    problems.append(
+                        f"{_text(path)}: expected a {short} member name, got {type(value).__name__}"
+                    )
+                    return
+                names = [v.strip() for v in value.split(",")] if flags else [value]
+                problems += [
+                    f"{_text(path)}: {n!r} is not a member of {short}" for n in names if n not in members
+                ]
+
+            return check_enum
+        fields: dict[str, tuple[_Checker, bool, bool, str]] = {}
+        for key, prop in (self.properties(inner) or {}).items():
+            writable = not prop.get("navigation") or bool(prop.get("containsTarget"))
+            fields[key] = (
+                self._checker(prop["type"]),
+                bool(prop.get("nullable", True)),
+                writable,
+                prop["type"],
+            )
+
+        def check_object(value: Any, path: _Path, problems: list[str]) -> None:
+            if not isinstance(value, Mapping):
+                problems.append(f"{_text(path)}: expected a {short} object, got {type(value).__name__}")
+                return
+            for key, item in value.items():
+                field = fields.get(key)
+                if field is None:
+                    if "@odata." not in key:
+                        problems.append(f"{_text(path)}: {short} has no property {key!r}")
+                    continue
+                check, nullable, writable, prop_type = field
+                if not writable:
+                    problems.append(
+                        f"{_text(path)}: {key!r} is a navigation property and cannot be written inline"
+                    )
+                elif item is None:
+                    if not nullable:
+                        problems.append(
+                            f"{_text((path, '.' + key))}: null is not allowed ({_short(prop_type)})"
+                        )
+                else:
+                    check(item, (path, "." + key), problems)
+
+        return check_object
+
+
+def _nothing_to_check(value: Any, path: Any, problems: list[str]) -> None:
+    return None
 
 
 _Path = tuple[Any, ...]
+_Checker = Callable[[Any, _Path, list[str]], None]
 
 
 def _text(path: _Path) -> str:

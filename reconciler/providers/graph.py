@@ -228,6 +228,8 @@ class GraphProvider:
         self._template_future: Future[tuple[Mapping, ...] | None] | None = None
         self._template_source: str | None = None  # an SP id to read the template through
         self._select_schema = True  # until the service refuses $select on a schema
+        # Provisioning job ids by principal, as last seen: they let a write fetch the schema early.
+        self._known_jobs: dict[str, str] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -349,6 +351,8 @@ class GraphProvider:
             for sp in sps
             if sp["id"] in jobs_of and (job := find_job(jobs_of[sp["id"]], PROVISIONING_TEMPLATE)) is not None
         ]
+        for sp, job in wanted:
+            self._remember_job(sp["id"], job)
         schemas = self._read_schemas([_job_path(sp["id"], job["id"]) + "/schema" for sp, job in wanted])
         schema_of: dict[str, JSON | None] = {}
         for (sp, _job), result in zip(wanted, schemas, strict=True):
@@ -439,23 +443,54 @@ class GraphProvider:
 
     def _load(self, id: str) -> tuple[JSON, list[JSON], list[JSON]]:
         """The service principal, its jobs and its secrets, in one round trip."""
-        sp, jobs, secrets = self.client.batch(
-            [
-                BatchItem("GET", _sp_path(id)),
-                BatchItem("GET", _jobs_path(id)),
-                BatchItem("GET", _secrets_path(id)),
-            ]
-        )
-        sp = _check(sp)
+        sp, jobs, secrets, _schema = self._load_with_schema(id, schema=False)
+        return sp, jobs, secrets
+
+    def _load_with_schema(
+        self, id: str, *, schema: bool = True
+    ) -> tuple[JSON, list[JSON], list[JSON], JSON | None]:
+        """As ``_load``, plus the provisioning job's whole schema when its job id is known already.
+
+        Job ids seen earlier (by ``read_all``) let the schema come in the same round trip; it is used
+        only if the jobs read alongside still name that job. Otherwise the schema is None.
+        """
+        items = [
+            BatchItem("GET", _sp_path(id)),
+            BatchItem("GET", _jobs_path(id)),
+            BatchItem("GET", _secrets_path(id)),
+        ]
+        known = self._known_jobs.get(id) if schema else None
+        if known is not None:
+            items.append(BatchItem("GET", _job_path(id, known) + "/schema"))
+        results = self.client.batch(items)
+        sp = _check(results[0])
         if not isinstance(sp, dict) or not _from_template(sp):
             raise NotFoundError(f"{id} is not a Cloud Sync configuration")
-        return sp, _values(_check(jobs)), _values(_check(secrets))
+        jobs, secrets = _values(_check(results[1])), _values(_check(results[2]))
+        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        self._remember_job(id, provisioning)
+        found = results[3] if known is not None else None
+        if provisioning is None or provisioning.get("id") != known or not isinstance(found, dict):
+            found = None
+        return sp, jobs, secrets, found
+
+    def _remember_job(self, id: str, job: JSON | None) -> None:
+        if job is None:
+            self._known_jobs.pop(id, None)
+        else:
+            self._known_jobs[id] = str(job["id"])
 
     def _load_managed(self, id: str) -> tuple[JSON, list[JSON], list[JSON]]:
-        sp, jobs, secrets = self._load(id)
+        sp, jobs, secrets, _schema = self._load_managed_with_schema(id, schema=False)
+        return sp, jobs, secrets
+
+    def _load_managed_with_schema(
+        self, id: str, *, schema: bool = True
+    ) -> tuple[JSON, list[JSON], list[JSON], JSON | None]:
+        sp, jobs, secrets, found = self._load_with_schema(id, schema=schema)
         if not parse_tags(sp.get("tags") or []).managed:
             raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
-        return sp, jobs, secrets
+        return sp, jobs, secrets, found
 
     def _set_tags(self, sp: JSON, name: str, deletion_protection: bool, restart_token: str | None) -> None:
         current = list(sp.get("tags") or [])
@@ -627,12 +662,12 @@ class GraphProvider:
         restart_token: str | None,
     ) -> None:
         with self._serialized(id):
-            sp, jobs, secrets = self._load_managed(id)
+            sp, jobs, secrets, schema = self._load_managed_with_schema(id)
             tags = parse_tags(sp.get("tags") or [])
             self._put_secrets(id, settings, secrets)
             job = find_job(jobs, PROVISIONING_TEMPLATE)
             if job is not None:
-                current = self._schema(id, job["id"])
+                current = schema or self._schema(id, job["id"])
                 self._put_schema(
                     id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
                 )
@@ -647,14 +682,14 @@ class GraphProvider:
 
     def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
         with self._serialized(id):
-            _sp, jobs, secrets = self._load_managed(id)
+            _sp, jobs, secrets, schema = self._load_managed_with_schema(id)
             job = self._provisioning_job(id, jobs)
             phs = secrets_to_settings(
                 secrets,
                 enabled=job_enabled(job),
                 password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
             ).password_hash_sync
-            current = self._schema(id, job["id"])
+            current = schema or self._schema(id, job["id"])
             self._put_schema(id, job["id"], write_schema(current, scope, mappings, phs), current)
 
     def _job_action(self, id: str, job_id: str, action: str, body: Any = None) -> None:
@@ -711,6 +746,7 @@ class GraphProvider:
                     self.client.request("DELETE", f"/applications(appId={_odata(app_id)})")
             with contextlib.suppress(NotFoundError):
                 self.client.request("DELETE", _sp_path(id))
+            self._known_jobs.pop(id, None)
 
     def adopt(self, id: str, name: str) -> None:
         with self._serialized("name:" + name), self._serialized(id):
