@@ -385,9 +385,9 @@ class Emulator:
         for request in requests:
             if not isinstance(request, Mapping) or not isinstance(request.get("url"), str):
                 return graph_error(400, "BadRequest", "Each batch request needs an id, a method and a url.")
-            request_id = str(uuid.uuid4())
             reply = self._inner(request, base_url)
             if isinstance(reply.body, dict) and isinstance(reply.body.get("error"), dict):
+                request_id = str(uuid.uuid4())  # only errors carry one: a batch of reads needs none
                 reply.body["error"].setdefault(
                     "innerError", {"date": _now(), "request-id": request_id, "client-request-id": request_id}
                 )
