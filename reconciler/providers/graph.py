@@ -177,6 +177,11 @@ def _check(result: Any) -> Any:
     return result
 
 
+def _wanted(sp: JSON, names: frozenset[str]) -> bool:
+    tags = parse_tags(sp.get("tags") or [])
+    return not tags.managed or tags.name in names
+
+
 def _chunks(items: Sequence[JSON], size: int) -> Iterator[Sequence[JSON]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -384,15 +389,24 @@ class GraphProvider:
         return results
 
     def read_all(self) -> tuple[Observed, ...]:
+        return self._read(None)
+
+    def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
+        """The managed configurations called ``names`` and every unmanaged one, sorted by id."""
+        return self._read(names)
+
+    def _read(self, names: frozenset[str] | None) -> tuple[Observed, ...]:
         # Pages arrive one after the other; each page's configurations are read in groups of 20
-        # (three $batch requests per group) while the next page is fetched.
+        # (three $batch requests per group) while the next page is fetched. Our tags come with the
+        # listing, so with ``names`` the other managed configurations are not read any further.
         observed: list[Observed] = []
         with (
             _collector_paused(),
             ThreadPoolExecutor(self.client.concurrency, thread_name_prefix="graph-read") as pool,
         ):
             futures: list[Future[list[Observed]]] = []
-            for page in self._list_sps():
+            for listed in self._list_sps():
+                page = listed if names is None else [sp for sp in listed if _wanted(sp, names)]
                 if page and self._template is None and self._template_future is None:
                     # The template is read alongside, through the first configuration found.
                     self._template_source = page[0]["id"]

@@ -211,3 +211,22 @@ def test_secrets_the_service_hides_are_not_overwritten(emulator: Emulator) -> No
         )
     assert store.get_secrets(o.id) == before
     provider.close()
+
+
+def test_read_named_reads_only_those_and_the_unmanaged(start_emulator: StartEmulator, tmp_path: Any) -> None:
+    from reconciler.providers.local import LocalProvider
+
+    local = LocalProvider(tmp_path / "tenant.db")
+    wanted = state(*(desired(f"c{i}") for i in range(6)))
+    assert plan_and_apply(wanted, local, PlanOptions(), Provenance()).result.ok
+    portal_configuration(local.store, "portal.contoso.com")
+    emulator = start_emulator()
+    provider = provider_for(emulator)
+    names = frozenset({"c1", "c4", "gone"})
+    found = provider.read_named(names)
+    assert found == local.read_named(names)
+    assert sorted(o.name or "-" for o in found) == ["-", "c1", "c4"]
+    inner = [r.path for r in emulator.recorded if r.inner and r.path.endswith("/synchronization/jobs")]
+    assert len(inner) == 3  # c1, c4 and the portal's; the other four were never read
+    provider.close()
+    local.close()
