@@ -324,14 +324,28 @@ class GraphService:
         return Reply(204)
 
     def _provision_on_demand(self, sp_id: str, job_id: str, body: Any, base_url: str) -> Reply:
-        run = getattr(self.store, "provision_on_demand", None)
-        if run is None:
-            self.store.get_job(sp_id, job_id)
-            return graph_error(501, "NotImplemented", "provisionOnDemand is not available in this emulator")
+        """One subject through the embedded tenant's on-demand provisioning (``tenant.provisioning``)."""
+        from reconciler.graphshape import PROVISIONING_TEMPLATE, find_provisioning_rule
+        from reconciler.tenant.provisioning import provision_on_demand
+
+        job = self.store.get_job(sp_id, job_id)
+        if job.get("templateId") != PROVISIONING_TEMPLATE:
+            return graph_error(400, "BadRequest", f"job {job_id} does not provision on demand")
         parameters = body.get("parameters") if isinstance(body, Mapping) else None
-        if not isinstance(parameters, list) or not parameters:
-            return graph_error(400, "BadRequest", "parameters is required")
-        result = run(sp_id, job_id, parameters)
+        first: Mapping[str, Any] = {}
+        if isinstance(parameters, list) and parameters and isinstance(parameters[0], Mapping):
+            first = parameters[0]
+        subjects = first.get("subjects")
+        if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], Mapping):
+            return graph_error(400, "BadRequest", "parameters must name one rule with exactly one subject")
+        rule = find_provisioning_rule(self.store.get_schema_rules(sp_id, job_id))
+        if rule is None or first.get("ruleId") != rule.get("id"):
+            return graph_error(400, "BadRequest", f"ruleId {first.get('ruleId')!r} is not a rule of this job")
+        subject = subjects[0]
+        object_id, object_type = subject.get("objectId"), subject.get("objectTypeName")
+        if not isinstance(object_id, str) or not isinstance(object_type, str):
+            return graph_error(400, "BadRequest", "a subject needs objectId and objectTypeName")
+        result = provision_on_demand(self.store, sp_id, object_id, object_type)
         context = self._context(base_url, "microsoft.graph.stringKeyStringValuePair")
         return Reply(200, {"@odata.context": context, **dict(result)})
 

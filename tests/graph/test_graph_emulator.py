@@ -225,3 +225,18 @@ def test_the_command_reports_a_port_in_use(emulator: Emulator, tmp_path: Path) -
 
     result = CliRunner().invoke(command, ["--store", str(tmp_path / "t.db"), "--port", str(emulator.port)])
     assert result.exit_code == 1 and "cannot listen" in result.output
+
+
+def test_provision_on_demand_checks_the_rule_and_the_subject(emulator: Emulator) -> None:
+    id = portal_configuration(emulator.store, "portal.contoso.com")
+    with http(emulator) as c:
+        (job,) = c.get(f"/v1.0/servicePrincipals/{id}/synchronization/jobs").json()["value"]
+        url = f"/v1.0/servicePrincipals/{id}/synchronization/jobs/{job['id']}/provisionOnDemand"
+        subject = {"objectId": "CN=A,DC=portal,DC=com", "objectTypeName": "user"}
+        wrong_rule = c.post(url, json={"parameters": [{"ruleId": "nope", "subjects": [subject]}]})
+        assert wrong_rule.status_code == 400 and "ruleId" in wrong_rule.json()["error"]["message"]
+        rule = "6c409270-f78a-4bc6-af23-7cf3ab6482fe"
+        two = c.post(url, json={"parameters": [{"ruleId": rule, "subjects": [subject, subject]}]})
+        assert two.status_code == 400
+        ok = c.post(url, json={"parameters": [{"ruleId": rule, "subjects": [subject]}]})
+        assert ok.status_code == 200 and set(ok.json()) == {"@odata.context", "key", "value"}

@@ -3,6 +3,7 @@ provisioning on demand, expression checks, and refusals."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -154,19 +155,36 @@ def test_provision_on_demand_uses_the_rule_id_of_the_schema(emulator: Emulator) 
     assert rule is not None
     rule["id"] = "11111111-2222-3333-4444-555555555555"
     store.put_schema(id, job["id"], schema)
+    dn = "CN=Adele,OU=Users,DC=portal,DC=com"
+    store.put_onprem_object(
+        dn,
+        "user",
+        {
+            "objectGUID": "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
+            "userPrincipalName": "adele@portal.contoso.com",
+            "sAMAccountName": "adele",
+            "displayName": "Adele Vance",
+            "cn": "Adele",
+        },
+    )
     provider = provider_for(emulator, TOKEN)
-    with pytest.raises(ProviderError) as err:
-        provider.provision_on_demand(id, "CN=Adele,OU=Users,DC=portal,DC=com")
-    assert err.value.status == 501 and err.value.code == "NotImplemented"
+    response = provider.provision_on_demand(id, dn)
     (sent,) = [r for r in emulator.recorded if r.path.endswith("/provisionOnDemand")]
     assert sent.body == {
         "parameters": [
             {
                 "ruleId": "11111111-2222-3333-4444-555555555555",
-                "subjects": [{"objectId": "CN=Adele,OU=Users,DC=portal,DC=com", "objectTypeName": "user"}],
+                "subjects": [{"objectId": dn, "objectTypeName": "user"}],
             }
         ]
     }
+    assert set(response) == {"key", "value"}
+    assert json.loads(response["key"])["result"] == "Success", response
+    log = json.loads(response["value"])
+    assert [step["type"] for step in log["provisioningSteps"]][:1] == ["Import"]
+    # An unknown object is the service's answer too, not an HTTP error.
+    missing = provider.provision_on_demand(id, "CN=Nobody,OU=Users,DC=portal,DC=com")
+    assert json.loads(missing["key"])["result"] == "Failure"
     provider.close()
 
 
