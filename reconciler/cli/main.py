@@ -14,12 +14,15 @@ import click
 from reconciler import __version__
 from reconciler.cli.apply_cmd import apply
 from reconciler.cli.diff_cmd import diff
+from reconciler.cli.directory_cmd import directory
 from reconciler.cli.emulator_cmd import emulator
 from reconciler.cli.errors import error_handler
 from reconciler.cli.expr_cmd import expr
 from reconciler.cli.history_cmd import history
 from reconciler.cli.import_cmd import import_
 from reconciler.cli.plan_cmd import plan
+from reconciler.cli.preview_cmd import preview
+from reconciler.cli.provision_cmd import provision
 from reconciler.cli.reconcile_cmd import reconcile
 from reconciler.cli.status_cmd import restart, status
 from reconciler.cli.validate_cmd import validate
@@ -34,7 +37,22 @@ def cli() -> None:
     apply exactly that plan, and keep the target in line with git."""
 
 
-for command in (validate, plan, apply, diff, status, restart, history, reconcile, import_, expr, emulator):
+for command in (
+    validate,
+    plan,
+    apply,
+    diff,
+    status,
+    restart,
+    history,
+    reconcile,
+    import_,
+    expr,
+    preview,
+    provision,
+    directory,
+    emulator,
+):
     cli.add_command(command)
 
 
