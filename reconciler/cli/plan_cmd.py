@@ -44,6 +44,15 @@ def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode:
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are changes, 1 on error.",
 )
+@click.option(
+    "--ref", metavar="REF", help="Read the desired state from commit REF; the work tree is left alone."
+)
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    help="Plan only the configurations whose files, or shared Scope/AttributeMappings files, "
+    "changed since REF.",
+)
 @delete_options
 def plan(
     paths: tuple[str, ...],
@@ -51,15 +60,23 @@ def plan(
     fmt: str,
     out: str | None,
     detailed_exitcode: bool,
+    ref: str | None,
+    changed_since: str | None,
     allow_delete: bool,
     allow_mass_delete: bool,
     max_deletes: int,
 ) -> None:
     """Show what apply would change on the target to match PATH... (default: the current folder)."""
+    if ref and changed_since:
+        raise click.UsageError("--ref and --changed-since cannot be combined")
     provider = open_target(target)
     try:
         result, loaded = run_plan(
-            list(paths) or ["."], provider, plan_options_from(allow_delete, allow_mass_delete, max_deletes)
+            list(paths) or ["."],
+            provider,
+            plan_options_from(allow_delete, allow_mass_delete, max_deletes),
+            ref=ref,
+            changed_since=changed_since,
         )
     finally:
         provider.close()

@@ -13,6 +13,7 @@ import click
 from reconciler.cli.output import echo_warnings
 from reconciler.config.load import load_paths
 from reconciler.errors import Diagnostic, LoadError
+from reconciler.gitdiff import load_at_ref
 
 __all__ = ["validate"]
 
@@ -35,13 +36,17 @@ def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
     show_default=True,
     help="text: one FILE:LINE:COL: message per line on stderr; json: {valid, diagnostics} on stdout.",
 )
-def validate(paths: tuple[str, ...], fmt: str) -> None:
+@click.option(
+    "--ref", metavar="REF", help="Check the desired state as commit REF has it (the work tree is not read)."
+)
+def validate(paths: tuple[str, ...], fmt: str, ref: str | None) -> None:
     """Check the desired-state files under PATH... (default: the current folder).
 
     Every *.yaml and *.yml file is read; every problem is reported, each at its FILE:LINE:COL.
     """
     try:
-        result = load_paths(list(paths) or ["."])
+        roots = list(paths) or ["."]
+        result = load_at_ref(ref, roots) if ref else load_paths(roots)
     except LoadError as exc:
         if fmt == "json":
             click.echo(_json(False, exc.diagnostics))

@@ -147,6 +147,8 @@ class Provenance:
     dirty: bool = False
     paths: tuple[str, ...] = ()
     user: str | None = None
+    # The commit the desired state was read from (``plan --ref``); None: the work tree.
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

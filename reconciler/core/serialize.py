@@ -158,6 +158,7 @@ def to_document(plan: Plan, *, tool_version: str = "") -> dict[str, Any]:
         "dirty": p.dirty,
         "user": p.user,
         "paths": list(p.paths),
+        "ref": p.ref,
         "options": {
             "allow_delete": plan.options.allow_delete,
             "allow_mass_delete": plan.options.allow_mass_delete,
@@ -234,6 +235,7 @@ def from_document(doc: object) -> Plan:
                 dirty=bool(doc.get("dirty")),
                 paths=tuple(doc.get("paths") or ()),
                 user=doc.get("user"),
+                ref=doc.get("ref"),
             ),
             format_version=int(version),
         )

@@ -29,7 +29,8 @@ from reconciler.engine.apply import ApplyResult, Progress, apply_plan, check_pla
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.errors import NotFoundError, PlanFileError, StalePlanError
-from reconciler.gitrepo import describe_worktree
+from reconciler.gitdiff import load_at_ref, load_changed_since
+from reconciler.gitrepo import describe_worktree, resolve_commit
 from reconciler.providers.base import Provider, ReadsByName
 
 __all__ = [
@@ -109,9 +110,32 @@ def make_plan(
     return replace(plan, provenance=provenance)
 
 
-def run_plan(paths: Sequence[str], provider: Provider, options: PlanOptions) -> tuple[Plan, LoadResult]:
-    loaded = load_desired(paths)
-    return make_plan(loaded.state, provider, options, provenance_for(paths)), loaded
+def run_plan(
+    paths: Sequence[str],
+    provider: Provider,
+    options: PlanOptions,
+    *,
+    ref: str | None = None,
+    changed_since: str | None = None,
+) -> tuple[Plan, LoadResult]:
+    """Load the desired state (from the work tree, or from commit ``ref``) and plan it.
+
+    ``changed_since``: plan only the configurations whose own or shared files changed since that ref.
+    """
+    provenance = provenance_for(paths)
+    if ref is not None:
+        with _no_cyclic_gc():
+            loaded = load_at_ref(ref, paths)
+        commit = resolve_commit(ref).sha
+        provenance = replace(provenance, commit=commit, dirty=False, ref=commit)
+    elif changed_since is not None:
+        with _no_cyclic_gc():
+            got = load_changed_since(changed_since, paths)
+        loaded = got.result
+        options = replace(options, only=got.names)
+    else:
+        loaded = load_desired(paths)
+    return make_plan(loaded.state, provider, options, provenance), loaded
 
 
 def write_plan_file(plan: Plan, path: str) -> None:
@@ -194,12 +218,16 @@ def apply_saved_plan(
 ) -> AppliedRun:
     """Apply a plan read from a file: refused if the desired files or the target moved on."""
     if check_desired and plan.provenance.paths:
-        missing = [p for p in plan.provenance.paths if not os.path.exists(p)]
-        if missing:
-            raise StalePlanError(
-                "the desired files this plan was made from are not here: " + ", ".join(missing)
-            )
-        loaded = load_desired(plan.provenance.paths)
+        if plan.provenance.ref:
+            # Made from a commit: compare with that commit, whatever the work tree holds.
+            loaded = load_at_ref(plan.provenance.ref, plan.provenance.paths)
+        else:
+            missing = [p for p in plan.provenance.paths if not os.path.exists(p)]
+            if missing:
+                raise StalePlanError(
+                    "the desired files this plan was made from are not here: " + ", ".join(missing)
+                )
+            loaded = load_desired(plan.provenance.paths)
         digest = desired_digest(loaded.state, provider.template_defaults(), plan.options.only)
         if digest != plan.desired_digest:
             raise StalePlanError(

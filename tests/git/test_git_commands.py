@@ -62,3 +62,43 @@ def test_a_plan_records_its_commit_and_a_dirty_tree(
     code, _, err = run(capsys, "apply", str(tmp_path / "dirty.json"), "--target", target)
     assert code == 0
     assert "this plan was made from a work tree with uncommitted changes" in err
+
+
+def test_plan_and_validate_at_a_ref_ignore_the_work_tree(
+    repo: GitRepo, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = f"local:{tmp_path / 'tenant.db'}"
+    repo.write("configs/a.yaml", configuration("a"))
+    first = repo.commit("add a")
+    # the work tree now holds something else, even something invalid
+    repo.write("configs/a.yaml", configuration("a", mappings=OFFICE))
+    repo.write("configs/broken.yaml", "kind: [unclosed\n")
+    assert run(capsys, "validate", "configs")[0] == 1
+    code, out, _ = run(capsys, "validate", "configs", "--ref", first)
+    assert code == 0 and "1 configuration valid" in out
+
+    plan_file = str(tmp_path / "at-ref.json")
+    code, out, _ = run(capsys, "plan", "configs", "--ref", first, "--target", target, "--out", plan_file)
+    assert code == 0 and "department" not in out
+    doc = json.loads(Path(plan_file).read_text())
+    assert doc["ref"] == first and doc["commit"] == first and doc["dirty"] is False
+    # applied against the commit it was made from, not the (different, broken) work tree
+    code, _, err = run(capsys, "apply", plan_file, "--target", target)
+    assert code == 0, err
+    code, out, _ = run(capsys, "plan", "configs", "--ref", first, "--target", target, "--detailed-exitcode")
+    assert code == 0 and "No changes" in out
+
+
+def test_plan_changed_since_plans_only_what_changed(
+    repo: GitRepo, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = f"local:{tmp_path / 'tenant.db'}"
+    repo.write("configs/a.yaml", configuration("a"))
+    repo.write("configs/b.yaml", configuration("b"))
+    base = repo.commit("a and b")
+    repo.write("configs/b.yaml", configuration("b", mappings=OFFICE))
+    repo.commit("b gets a mapping")
+    code, out, _ = run(capsys, "plan", "configs", "--changed-since", base, "--target", target)
+    assert code == 0
+    assert "configuration.b will be created" in out and "configuration.a" not in out
+    assert run(capsys, "plan", "configs", "--ref", base, "--changed-since", base)[0] == 64
