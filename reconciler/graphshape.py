@@ -136,12 +136,53 @@ def _source_to_kind_value(source: AbcMapping[str, Any]) -> tuple[MappingKind, st
     return MappingKind.EXPRESSION, from_service_tree(dict(source))
 
 
+# Mappings repeat across configurations (template defaults, shared mapping sets): reading a tenant
+# builds each distinct one once. Values are immutable, so sharing them is safe.
+_MAPPING_CACHE: dict[tuple[Any, ...], Mapping] = {}
+_MAPPING_CACHE_MAX = 200_000
+
+
 def attribute_mapping_to_model(object_type: str, data: AbcMapping[str, Any]) -> Mapping:
     """One service ``attributeMapping`` as a model ``Mapping`` of ``object_type``.
 
     A mapping without a source (the portal's "None" type, filled from ``defaultValue`` only) has no
     model kind of its own; it reads as an empty constant with that default.
     """
+    source = data.get("source")
+    key: tuple[Any, ...] | None = None
+    if source is None or (type(source) is dict and not source.get("parameters")):
+        key = (
+            object_type,
+            data.get("targetAttributeName"),
+            data.get("defaultValue"),
+            data.get("flowType"),
+            data.get("matchingPriority"),
+            None if source is None else (source.get("type"), source.get("expression"), source.get("name")),
+        )
+    elif type(source) is dict and isinstance(source.get("expression"), str):
+        # A function: its expression text stands for the whole tree.
+        key = (
+            object_type,
+            data.get("targetAttributeName"),
+            data.get("defaultValue"),
+            data.get("flowType"),
+            data.get("matchingPriority"),
+            ("Function-expression", source.get("type"), source["expression"]),
+        )
+    if key is not None:
+        try:
+            cached = _MAPPING_CACHE.get(key)
+        except TypeError:  # an unhashable value in a malformed mapping
+            key, cached = None, None
+        if cached is not None:
+            return cached
+    mapping = _attribute_mapping_to_model(object_type, data)
+    if key is not None and len(_MAPPING_CACHE) < _MAPPING_CACHE_MAX:
+        _MAPPING_CACHE[key] = mapping
+    return mapping
+
+
+def _attribute_mapping_to_model(object_type: str, data: AbcMapping[str, Any]) -> Mapping:
     source = data.get("source")
     if source is None:
         kind, value = MappingKind.CONSTANT, ""

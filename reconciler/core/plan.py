@@ -186,8 +186,8 @@ class Plan:
 def _canon_mappings(mappings: Iterable[Mapping]) -> tuple[tuple[Any, ...], ...]:
     return tuple(
         sorted(
-            # enum members, not .value: their repr is just as stable and the lookup is much cheaper
-            (m.object, m.target, m.kind, m.value, m.default, m.apply, m.matching_priority)
+            # _value_ is a plain attribute; .value goes through a descriptor and repr(member) is slower
+            (m.object, m.target, m.kind._value_, m.value, m.default, m.apply._value_, m.matching_priority)
             for m in mappings
         )
     )
@@ -211,7 +211,7 @@ def _canon(
             s.accidental_deletes_enabled,
             s.accidental_deletes_threshold,
         ),
-        (scope.kind, tuple(sorted(e.casefold() for e in scope.entries))),
+        (scope.kind._value_, tuple(sorted(e.casefold() for e in scope.entries))),
         _canon_mappings(mappings),
         deletion_protection,
         restart_token,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from reconciler import __version__
 from reconciler.errors import (
@@ -401,7 +402,7 @@ class GraphClient:
 
     def _error(self, response: httpx.Response, what: str) -> ProviderError:
         try:
-            body = response.json()
+            body = orjson.loads(response.content)
         except ValueError:
             body = None
         return error_for(
@@ -471,7 +472,7 @@ class GraphClient:
                     if status == 204 or not response.content:
                         return None
                     try:
-                        return response.json()
+                        return orjson.loads(response.content)
                     except ValueError as exc:
                         raise TransientProviderError(f"{what}: the answer is not JSON") from exc
                 error = self._error(response, what)

@@ -32,6 +32,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graphshape import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
 from reconciler.tenant.template import template_schema
@@ -170,7 +172,8 @@ def _dumps(value: Any) -> str:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text)
+    # orjson decodes the large schema documents several times faster than the json module.
+    return orjson.loads(text)
 
 
 def _bad_request(message: str, code: str = "BadRequest") -> ProviderError:
