@@ -585,7 +585,14 @@ class GraphProvider:
         """``instantiate``, never twice: after an unknown outcome, look for the new principal first."""
         path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
         with self._serialized("display-name:" + display_name.casefold()):
-            before = {sp["id"] for sp in self._find_by_display_name(display_name)}
+            existing = self._find_by_display_name(display_name)
+            for sp in existing:
+                # A run killed between instantiate and tagging leaves a principal with no tags and no
+                # jobs, which is no configuration and which nobody else would finish: take it instead
+                # of making a second one.
+                if not sp.get("tags") and self._has_no_jobs(str(sp["id"])):
+                    return sp
+            before = {sp["id"] for sp in existing}
             attempt = 0
             while True:
                 try:
@@ -608,6 +615,12 @@ class GraphProvider:
                 if not isinstance(sp, dict) or "id" not in sp:
                     raise ProviderError("instantiate did not return the new service principal")
                 return sp
+
+    def _has_no_jobs(self, id: str) -> bool:
+        try:
+            return not self._jobs(id)
+        except NotFoundError:
+            return False  # deleted since it was listed
 
     def _retry_new(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` while a just-created object may still be replicating (404)."""

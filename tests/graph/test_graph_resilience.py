@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph_support import TOKEN, SleepRecorder, StartEmulator, desired, provider_for, renamed_email, state
+from graph_support import (
+    TOKEN,
+    SleepRecorder,
+    StartEmulator,
+    desired,
+    provider_for,
+    renamed_email,
+    state,
+)
 
 from reconciler.cli.main import main
 from reconciler.core.model import CREDENTIAL_DATA, DesiredState
@@ -167,6 +175,34 @@ def test_a_lost_answer_never_makes_a_second_object(
     assert run.result.ok, [o.error for o in run.result.outcomes if o.error]
     assert_converged(provider, wanted)
     assert_no_duplicates(emulator.store, ("alpha",))
+    provider.close()
+
+
+def test_a_create_killed_between_instantiate_and_tagging_is_finished_not_repeated(
+    start_emulator: StartEmulator,
+) -> None:
+    emulator = start_emulator()
+    # What the killed run left: the instantiated principal, with no tags and no jobs yet.
+    orphan = emulator.store.instantiate("alpha.contoso.com")["servicePrincipal"]["id"]
+    provider = provider_for(emulator)
+    wanted = state(desired("alpha"))
+    assert apply(provider, wanted).result.ok
+    assert [o.id for o in provider.read_all()] == [orphan]
+    assert_no_duplicates(emulator.store, ("alpha",))
+    provider.close()
+
+
+def test_an_untagged_principal_with_jobs_is_not_taken_over(start_emulator: StartEmulator) -> None:
+    emulator = start_emulator()
+    store = emulator.store
+    # Someone else's configuration half made in the portal: a job already, no secrets yet.
+    other = store.instantiate("alpha.contoso.com")["servicePrincipal"]["id"]
+    store.create_job(other, PROVISIONING_TEMPLATE)
+    before = (store.get_service_principal(other), store.list_jobs(other))
+    provider = provider_for(emulator)
+    assert apply(provider, state(desired("alpha"))).result.ok
+    (ours,) = [o for o in provider.read_all() if o.managed]
+    assert ours.id != other and (store.get_service_principal(other), store.list_jobs(other)) == before
     provider.close()
 
 
