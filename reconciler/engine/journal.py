@@ -39,11 +39,22 @@ class Journal:
 
     def write(self, event: str, **data: Any) -> None:
         entry = {"time": _now(), "run": self.run_id, "event": event, **data}
-        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno()) if event in ("run-start", "run-end") else None
+        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        with self._lock:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    # A run killed in the middle of a line left it unfinished: end it, so that this
+                    # entry is not glued to it and lost along with it.
+                    line = b"\n" + line
+                # One write call per entry, so that concurrent runs never interleave inside a line.
+                while line:
+                    line = line[os.write(fd, line) :]
+                if event in ("run-start", "run-end"):
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 @dataclass
