@@ -586,13 +586,13 @@ class GraphProvider:
         path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
         with self._serialized("display-name:" + display_name.casefold()):
             existing = self._find_by_display_name(display_name)
-            for sp in existing:
+            for orphan in existing:
                 # A run killed between instantiate and tagging leaves a principal with no tags and no
                 # jobs, which is no configuration and which nobody else would finish: take it instead
                 # of making a second one.
-                if not sp.get("tags") and self._has_no_jobs(str(sp["id"])):
-                    return sp
-            before = {sp["id"] for sp in existing}
+                if not orphan.get("tags") and self._has_no_jobs(str(orphan["id"])):
+                    return orphan
+            before = {found["id"] for found in existing}
             attempt = 0
             while True:
                 try:
