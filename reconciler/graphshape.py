@@ -78,6 +78,11 @@ MANAGED_SECRET_KEYS: tuple[str, ...] = (DOMAIN, APP_KEY, SYNC_NOTIFICATION_SETTI
 
 MANAGED_TAG = "reconciler:managed"
 _NAME_PREFIX = "reconciler:name="
+
+
+def name_tag(name: str) -> str:
+    """The tag that names managed configuration ``name`` on its service principal."""
+    return _NAME_PREFIX + name
 _DELETION_PROTECTION_TAG = "reconciler:deletionProtection"
 _RESTART_PREFIX = "reconciler:restartToken="
 

@@ -28,6 +28,7 @@ from reconciler.graphshape import (
     find_job,
     job_enabled,
     job_status,
+    name_tag,
     parse_tags,
     read_schema,
     secrets_to_settings,
@@ -173,7 +174,7 @@ class LocalProvider:
         with self.store.transaction():
             ours = [
                 sp
-                for sp in self.store.list_service_principals()
+                for sp in self.store.service_principals_tagged(name_tag(name))
                 if _from_template(sp) and (t := parse_tags(sp.get("tags") or [])).managed and t.name == name
             ]
             if len(ours) > 1:

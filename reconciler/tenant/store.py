@@ -388,6 +388,17 @@ class TenantStore:
     def list_service_principals(self) -> list[JSON]:
         return [_loads(r[0]) for r in self._q("SELECT data FROM service_principals ORDER BY seq")]
 
+    def service_principals_tagged(self, tag: str) -> list[JSON]:
+        """Service principals carrying ``tag``. The scan runs inside SQLite, so a create in a large
+        tenant does not decode every service principal while it holds the write lock."""
+        rows = self._q(
+            "SELECT data FROM service_principals WHERE EXISTS "
+            "(SELECT 1 FROM json_each(service_principals.data, '$.tags') WHERE json_each.value = ?) "
+            "ORDER BY seq",
+            (tag,),
+        )
+        return [_loads(r[0]) for r in rows]
+
     def get_service_principal(self, id: str) -> JSON:
         row = self._one("SELECT data FROM service_principals WHERE id = ?", (id,))
         if row is None:
