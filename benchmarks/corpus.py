@@ -9,6 +9,25 @@ from pathlib import Path
 
 __all__ = ["configuration_yaml", "write_corpus"]
 
+# Real Active Directory attribute names, so that the corpus validates without warnings.
+_SOURCES = (
+    "department",
+    "company",
+    "title",
+    "mail",
+    "mobile",
+    "employeeID",
+    "physicalDeliveryOfficeName",
+    "telephoneNumber",
+    "streetAddress",
+    "postalCode",
+    "l",
+    "st",
+    "co",
+    "description",
+    "info",
+)
+
 _EXPRESSIONS = (
     'Join(" ", [givenName], [sn])',
     "Trim([department])",
@@ -45,7 +64,7 @@ def configuration_yaml(index: int, mappings: int = 60) -> str:
     for m in range(mappings):
         kind = m % 3
         if kind == 0:
-            lines.append(f"      - {{target: extensionAttribute{m}, source: attr{m}}}")
+            lines.append(f"      - {{target: extensionAttribute{m}, source: {_SOURCES[m % len(_SOURCES)]}}}")
         elif kind == 1:
             lines.append(f"      - {{target: extensionAttribute{m}, constant: C{m}}}")
         else:

@@ -18,6 +18,7 @@ checks apply to files read from a git commit.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import gc
 import importlib
@@ -165,6 +166,24 @@ def _expression_parser() -> Callable[[str], object] | None:
     return parse if callable(parse) else None
 
 
+def _attribute_checks() -> tuple[Any, Any, Any] | None:
+    """The expression library's attribute catalog, reference lister and spelling warnings."""
+    try:
+        from reconciler.expressions import (
+            KNOWN_ATTRIBUTES,
+            expression_warnings,
+            parse,
+            referenced_attributes,
+        )
+    except ImportError:
+        return None
+
+    def referenced(text: str) -> set[str]:
+        return set(referenced_attributes(parse(text)))
+
+    return KNOWN_ATTRIBUTES, referenced, expression_warnings
+
+
 def _check_expression(
     text: str, origin: Origin, *, quoted: bool = False, single_line: bool = True
 ) -> list[Diagnostic]:
@@ -201,6 +220,7 @@ class _Run:
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = diagnostics
+        self.attribute_results: dict[tuple[str, str, str], list[str]] = {}
         self.configs: list[_Config] = []
         self.scopes: list[_ScopeDoc] = []
         self.shared: list[_MappingsDoc] = []
@@ -418,9 +438,42 @@ class _Run:
                 ok = False
         if not ok:
             return None
+        if how in ("source", "expression"):
+            for message in self.attribute_warnings(obj, how, entry[how]):
+                self.warn(file, loc.child(how) or loc, f"mapping of '{target}': {message}")
         apply = _APPLY_MODES[entry["apply"]] if "apply" in entry else ApplyMode.ALWAYS
         mapping = Mapping(obj, target, _KINDS_BY_KEY[how], entry[how], entry.get("default"), apply)
         return MappingOverride(obj, target, mapping, origin)
+
+    def attribute_warnings(self, obj: str, how: str, value: str) -> list[str]:
+        """Source attributes not known for ``obj``, and spellings the reference writes otherwise.
+
+        Only warnings: directory schemas are extended (extension attributes, custom AD attributes),
+        so an unknown name may be right; most often it is a typo that would sync nothing."""
+        key = (obj, how, value)
+        cached = self.attribute_results.get(key)
+        if cached is not None:
+            return cached
+        messages: list[str] = []
+        checks = _attribute_checks()
+        if checks is not None:
+            known, referenced, warnings_of = checks
+            catalog = known.get(obj.casefold())
+            names: set[str] = {value} if how == "source" else set()
+            if how == "expression":
+                try:
+                    names = set(referenced(value))
+                    messages.extend(w.message for w in warnings_of(value))
+                except ExpressionError:
+                    names = set()  # already reported as an error
+            if catalog:
+                for name in sorted(names):
+                    if name.casefold() not in catalog:
+                        close = difflib.get_close_matches(name.casefold(), catalog, n=1, cutoff=0.8)
+                        hint = f"; did you mean '{close[0]}'?" if close else ""
+                        messages.append(f"'{name}' is not a known {obj} attribute of Active Directory{hint}")
+        self.attribute_results[key] = messages
+        return messages
 
     def expression(self, file: str, text: str, loc: Locator) -> list[Diagnostic]:
         # Mapping sets repeat the same expressions: check each text once, then move the result into place.

@@ -57,8 +57,10 @@ def test_duplicate_scope_and_mapping_set_names(problems: Problems) -> None:
         "f.yaml": config("fabrikam", "fabrikam.com"),
         "s.yaml": scope_doc("contoso", "  groups: ['CN=Pilot,DC=contoso,DC=com']\n", name="pilot"),
         "t.yaml": scope_doc("fabrikam", "  groups: ['CN=Pilot,DC=fabrikam,DC=com']\n", name="pilot"),
-        "m.yaml": mapping_doc("  configurations: [contoso]\n", "    - {target: a, source: b}\n", name="x"),
-        "n.yaml": mapping_doc("  configurations: [fabrikam]\n", "    - {target: a, source: b}\n", name="x"),
+        "m.yaml": mapping_doc("  configurations: [contoso]\n", "    - {target: a, source: mail}\n", name="x"),
+        "n.yaml": mapping_doc(
+            "  configurations: [fabrikam]\n", "    - {target: a, source: mail}\n", name="x"
+        ),
     }
     assert problems(files) == [
         "n.yaml:4:9: AttributeMappings 'x' is already defined at m.yaml:4:9",
@@ -78,7 +80,7 @@ def test_mappings_for_configurations_that_do_not_exist(problems: Problems) -> No
     files: dict[str, str | bytes] = {
         "a.yaml": config("contoso"),
         "m.yaml": mapping_doc(
-            "  configurations: [contoso, fabrikam, contoso]\n", "    - {target: a, source: b}\n"
+            "  configurations: [contoso, fabrikam, contoso]\n", "    - {target: a, source: mail}\n"
         ),
     }
     assert problems(files) == [
@@ -312,7 +314,7 @@ def test_the_same_target_for_different_objects_is_fine(load: Load) -> None:
 def test_two_sources_for_one_mapping_name_both_files(problems: Problems) -> None:
     shared = mapping_doc(
         "  selector:\n    matchLabels: {tier: standard}\n",
-        "    - {target: title, source: title}\n    - {target: Department, source: dept}\n",
+        "    - {target: title, source: title}\n    - {target: Department, source: department}\n",
     )
     other = mapping_doc("  configurations: [contoso]\n", "    - {target: title, constant: x}\n", name="other")
     assert problems({"a.yaml": CONTOSO, "m.yaml": shared, "n.yaml": other}) == [
@@ -324,9 +326,9 @@ def test_two_sources_for_one_mapping_name_both_files(problems: Problems) -> None
 def test_attribute_mappings_need_configurations_or_selector(problems: Problems) -> None:
     both = mapping_doc(
         "  configurations: [contoso]\n  selector: {matchLabels: {tier: standard}}\n",
-        "    - {target: a, source: b}\n",
+        "    - {target: a, source: mail}\n",
     )
-    neither = mapping_doc("", "    - {target: a, source: b}\n", name="n")
+    neither = mapping_doc("", "    - {target: a, source: mail}\n", name="n")
     assert problems({"a.yaml": CONTOSO, "m.yaml": both, "n.yaml": neither}) == [
         "m.yaml:5:1: spec: give configurations or selector, not both",
         "n.yaml:5:1: spec: give configurations (a list of names) or selector.matchLabels",
@@ -334,13 +336,13 @@ def test_attribute_mappings_need_configurations_or_selector(problems: Problems) 
 
 
 def test_a_selector_that_matches_nothing_is_a_warning(load: Load) -> None:
-    shared = mapping_doc("  selector:\n    matchLabels: {tier: gold}\n", "    - {target: a, source: b}\n")
+    shared = mapping_doc("  selector:\n    matchLabels: {tier: gold}\n", "    - {target: a, source: mail}\n")
     result = load({"a.yaml": CONTOSO, "m.yaml": shared})
     assert [str(w) for w in result.warnings] == ["m.yaml:6:3: warning: selector matches no configuration"]
 
 
 def test_warnings_come_with_errors(problems: Problems) -> None:
-    shared = mapping_doc("  selector:\n    matchLabels: {tier: gold}\n", "    - {target: a, source: b}\n")
+    shared = mapping_doc("  selector:\n    matchLabels: {tier: gold}\n", "    - {target: a, source: mail}\n")
     assert problems({"a.yaml": config("x", "bad"), "m.yaml": shared}) == [
         "a.yaml:7:11: spec.domain: 'bad' is not a DNS domain name (like contoso.com)",
         "a.yaml:8:22: spec.notificationEmail: 'ops@bad' is not an e-mail address (like "
@@ -460,7 +462,7 @@ def test_shared_files_are_sources_and_order_is_by_name(load: Load) -> None:
         "z.yaml": config("alpha") + "---\n" + config("beta", "beta.com"),
         "s.yaml": scope_doc("beta", "  groups: ['CN=G,DC=beta,DC=com']\n"),
         "m.yaml": mapping_doc(
-            "  selector:\n    matchLabels: {tier: standard}\n", "    - {target: a, source: b}\n"
+            "  selector:\n    matchLabels: {tier: standard}\n", "    - {target: a, source: mail}\n"
         ),
     }
     result = load(files)
@@ -497,3 +499,22 @@ def test_load_error_lists_diagnostics_sorted() -> None:
     with pytest.raises(LoadError) as info:
         load_files([SourceFile("b.yaml", b"- x\n"), SourceFile("a.yaml", b"- y\n")])
     assert [d.file for d in info.value.diagnostics] == ["a.yaml", "b.yaml"]
+
+
+def test_unknown_source_attributes_and_spellings_warn_but_load(
+    load: Callable[[dict[str, str]], LoadResult],
+) -> None:
+    text = with_mappings(
+        "      - {target: a, source: departmnt}\n"
+        "      - {target: b, expression: 'join(\" \", [givenName], [snn])'}\n"
+        "      - {target: c, source: extensionAttribute7}\n"
+    )
+    result = load({"a.yaml": text})
+    assert [str(w) for w in result.warnings] == [
+        "a.yaml:14:29: warning: mapping of 'a': 'departmnt' is not a known user attribute of Active "
+        "Directory; did you mean 'department'?",
+        "a.yaml:15:33: warning: mapping of 'b': 'snn' is not a known user attribute of Active Directory; "
+        "did you mean 'sn'?",
+        "a.yaml:15:33: warning: mapping of 'b': function 'join' is spelled 'Join' in the reference",
+    ]
+    assert [o.target for o in result.state.configurations[0].overrides] == ["a", "b", "c"]
