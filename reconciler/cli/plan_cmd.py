@@ -11,6 +11,8 @@ from reconciler.cli.options import delete_options, format_option, paths_argument
 from reconciler.cli.output import echo_warnings, render_plan
 from reconciler.core.plan import Plan, PlanOptions
 from reconciler.engine.operations import run_plan, write_plan_file
+from reconciler.engine.remote_check import remote_expression_check
+from reconciler.errors import LoadError
 from reconciler.providers import open_target
 
 __all__ = ["finish_plan_output", "plan", "plan_options_from"]
@@ -53,6 +55,11 @@ def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode:
     help="Plan only the configurations whose files, or shared Scope/AttributeMappings files, "
     "changed since REF.",
 )
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Also have the target's service parse every expression (Graph parseExpression).",
+)
 @delete_options
 def plan(
     paths: tuple[str, ...],
@@ -62,6 +69,7 @@ def plan(
     detailed_exitcode: bool,
     ref: str | None,
     changed_since: str | None,
+    remote: bool,
     allow_delete: bool,
     allow_mass_delete: bool,
     max_deletes: int,
@@ -78,6 +86,10 @@ def plan(
             ref=ref,
             changed_since=changed_since,
         )
+        if remote:
+            rejected = remote_expression_check(loaded.state, provider)
+            if rejected:
+                raise LoadError([*rejected, *loaded.warnings])
     finally:
         provider.close()
     echo_warnings(loaded.warnings)

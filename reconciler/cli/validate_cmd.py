@@ -10,10 +10,13 @@ import json
 
 import click
 
+from reconciler.cli.options import target_option
 from reconciler.cli.output import echo_warnings
 from reconciler.config.load import load_paths
+from reconciler.engine.remote_check import remote_expression_check
 from reconciler.errors import Diagnostic, LoadError
 from reconciler.gitdiff import load_at_ref
+from reconciler.providers import open_target
 
 __all__ = ["validate"]
 
@@ -39,7 +42,13 @@ def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
 @click.option(
     "--ref", metavar="REF", help="Check the desired state as commit REF has it (the work tree is not read)."
 )
-def validate(paths: tuple[str, ...], fmt: str, ref: str | None) -> None:
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Also have the target's service parse every expression (Graph parseExpression; needs --target).",
+)
+@target_option
+def validate(paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, target: str | None) -> None:
     """Check the desired-state files under PATH... (default: the current folder).
 
     Every *.yaml and *.yml file is read; every problem is reported, each at its FILE:LINE:COL.
@@ -47,6 +56,14 @@ def validate(paths: tuple[str, ...], fmt: str, ref: str | None) -> None:
     try:
         roots = list(paths) or ["."]
         result = load_at_ref(ref, roots) if ref else load_paths(roots)
+        if remote:
+            provider = open_target(target)
+            try:
+                rejected = remote_expression_check(result.state, provider)
+            finally:
+                provider.close()
+            if rejected:
+                raise LoadError([*rejected, *result.warnings])
     except LoadError as exc:
         if fmt == "json":
             click.echo(_json(False, exc.diagnostics))
