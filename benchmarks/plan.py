@@ -67,8 +67,20 @@ def _plan_once(folder: Path, db: Path) -> int:
 
 def _child(folder: str, db: str) -> None:
     changes = _plan_once(Path(folder), Path(db))
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"changes": changes, "peak_kib": peak_kib}))
+    print(json.dumps({"changes": changes, "peak_kib": _peak_kib()}))
+
+
+def _peak_kib() -> int:
+    # VmHWM belongs to this process image; ru_maxrss would also count the parent's peak, which Linux
+    # carries over a fork and exec.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv: list[str] | None = None) -> int:
