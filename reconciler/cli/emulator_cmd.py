@@ -1,7 +1,8 @@
 """``reconciler emulator``: serve the Graph emulator over a tenant store until SIGTERM or Ctrl-C.
 
 I/O: a listening socket, the tenant database, one line on stdout once it is ready
-(``listening on http://HOST:PORT``, the real port when ``--port 0``) and warnings on stderr.
+(``listening on http://HOST:PORT``, the real port when ``--port 0``), warnings on stderr, and on
+stderr when it stops, how many requests it served and how many faults of each kind it injected.
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Share of requests answered 429 with Retry-After.",
 )
+@click.option(
+    "--timeout-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests carried out whose answer is held back --stall-seconds (a client timeout).",
+)
+@click.option(
+    "--stall-seconds",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="How long a timed-out answer is held back.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
 @click.option(
     "--retry-after",
@@ -82,6 +97,8 @@ def emulator(
     latency_ms: float,
     fault_rate: float,
     throttle_rate: float,
+    timeout_rate: float,
+    stall_seconds: float,
     seed: int,
     retry_after: int,
 ) -> None:
@@ -97,6 +114,8 @@ def emulator(
         latency_ms=latency_ms,
         fault_rate=fault_rate,
         throttle_rate=throttle_rate,
+        timeout_rate=timeout_rate,
+        stall_seconds=stall_seconds,
         seed=seed,
         retry_after=retry_after,
     )
@@ -129,3 +148,9 @@ def emulator(
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stats = server.stats
+        click.echo(
+            f"served {stats['requests']} request(s); injected {stats['throttled']} throttled, "
+            f"{stats['faults']} failed or dropped, {stats['timeouts']} timed out",
+            err=True,
+        )

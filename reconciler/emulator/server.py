@@ -4,9 +4,12 @@ It requires the bearer token when one is configured (401 ``InvalidAuthentication
 adds latency to every HTTP request, answers ``$batch``, and injects at the configured rates: 429 with
 ``Retry-After`` (also inside ``$batch``), 5xx (``Retry-After`` on 503), and dropped connections (the
 socket is closed without an answer), each either before the request is carried out or after it (the
-work is done but the answer is lost, which is what makes retries dangerous). Whether a request is hit
-is decided from the seed, the request itself and how often the same request was seen, so a seed gives
-the same faults for the same requests whatever the thread interleaving.
+work is done but the answer is lost, which is what makes retries dangerous), and timeouts (the work is
+done, and the answer is held back ``stall_seconds``, longer than a client waits). With ``fault_once``
+the first sending of every distinct request fails in one of those ways. Whether a request is hit is
+decided from the seed, the request itself and how often the same request was seen, so a seed gives
+the same faults for the same requests whatever the thread interleaving. ``stats`` counts requests,
+and each kind of fault injected.
 
 I/O: one listening TCP socket and the tenant database (through a small fixed pool of worker threads,
 so that the store's per-thread SQLite connections stay few). Request lines, headers and bodies are
@@ -59,6 +62,10 @@ class EmulatorConfig:
     throttle_rate: float = 0.0
     seed: int = 0
     retry_after: int = 1  # seconds, in Retry-After on 429 and 503
+    timeout_rate: float = 0.0
+    stall_seconds: float = 5.0  # how long a timed-out answer is held back
+    # The first sending of every distinct request gets a fault (a 5xx, a drop or a timeout).
+    fault_once: bool = False
     # Tests: throttle the first sending of every distinct request, let the next one through.
     throttle_once: bool = False
     # Tests: tokens that are answered as expired rather than invalid.
@@ -85,6 +92,8 @@ class _Faults:
     fault_rate: float
     throttle_rate: float
     throttle_once: bool
+    timeout_rate: float = 0.0
+    fault_once: bool = False
     _seen: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -105,11 +114,27 @@ class _Faults:
                     return True
         return self.throttle_rate > 0 and self.draw(kind, key) < self.throttle_rate
 
+    def _first(self, kind: str, key: str) -> bool:
+        with self._lock:
+            self._seen["once" + kind + key] += 1
+            return self._seen["once" + kind + key] == 1
+
     def fault(self, key: str, inner: bool = False) -> tuple[str, int, str] | None:
-        """None, or (when, status, code): when is error-before/drop-before/error-after/drop-after."""
+        """None, or (when, status, code): when is error-before/drop-before/error-after/drop-after,
+        or stall-after (a timeout: the answer is held back)."""
+        kind = "inner-fault" if inner else "fault"
+        if self.fault_once and self._first(kind, key):
+            pick = self.draw(kind + "-once", key)
+            status, code = _FAULT_STATUSES[int(pick * 5 * len(_FAULT_STATUSES)) % len(_FAULT_STATUSES)]
+            if inner:
+                return "error-before", status, code
+            return ("error-before", "drop-before", "error-after", "drop-after", "stall-after")[
+                int(pick * 5)
+            ], status, code
+        if not inner and self.timeout_rate > 0 and self.draw("timeout", key) < self.timeout_rate:
+            return "stall-after", 0, ""
         if self.fault_rate <= 0:
             return None
-        kind = "inner-fault" if inner else "fault"
         if self.draw(kind, key) >= self.fault_rate:
             return None
         pick = self.draw(kind + "-kind", key)
@@ -233,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = emulator.faults.fault(key)
         if fault is not None:
-            emulator.count("faults")
+            emulator.count("timeouts" if fault[0] == "stall-after" else "faults")
         if fault is not None and fault[0] == "drop-before":
             self._drop()
             return
@@ -250,6 +275,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault[0] == "error-after":
             reply = emulator.fault_reply(fault)
+        if fault is not None and fault[0] == "stall-after":
+            time.sleep(config.stall_seconds)
+            # The client has given up by now; its socket may be gone.
+            with contextlib.suppress(OSError):
+                self._send(reply, request_id, client_request_id)
+            self.close_connection = True
+            return
         self._send(reply, request_id, client_request_id)
 
 
@@ -263,7 +295,12 @@ class Emulator:
             self.store, page_size=self.config.page_size, validate=self.config.validate_bodies
         )
         self.faults = _Faults(
-            self.config.seed, self.config.fault_rate, self.config.throttle_rate, self.config.throttle_once
+            self.config.seed,
+            self.config.fault_rate,
+            self.config.throttle_rate,
+            self.config.throttle_once,
+            self.config.timeout_rate,
+            self.config.fault_once,
         )
         self.recorded: list[Recorded] = []
         self.stats: Counter[str] = Counter()

@@ -54,11 +54,14 @@ def provider_for(
     sleep: Any = None,
     retry: RetryPolicy = FAST_RETRY,
     concurrency: int = 4,
+    timeout: float = 60.0,
 ) -> GraphProvider:
     base = emulator.url + "/v1.0"
     if tokens is None:
         tokens = StaticToken(token) if token else NoToken()
-    client = GraphClient(base, tokens, concurrency=concurrency, retry=retry, sleep=sleep or SleepRecorder())
+    client = GraphClient(
+        base, tokens, concurrency=concurrency, retry=retry, sleep=sleep or SleepRecorder(), timeout=timeout
+    )
     return GraphProvider(base, target=emulator.target, client=client)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
@@ -22,9 +23,9 @@ from reconciler.providers.local import LocalProvider
 INSTANTIATE = f"/v1.0/applicationTemplates/{TEMPLATE_APP_ID}/instantiate"
 
 
-def http(emulator: Emulator, token: str | None = TOKEN) -> httpx.Client:
+def http(emulator: Emulator, token: str | None = TOKEN, timeout: float = 10) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=emulator.url, headers=headers, timeout=10)
+    return httpx.Client(base_url=emulator.url, headers=headers, timeout=timeout)
 
 
 def test_endpoints_answer_in_graph_shapes(emulator: Emulator) -> None:
@@ -175,6 +176,28 @@ def test_a_dropped_connection_gets_no_answer(start_emulator: StartEmulator) -> N
     assert "dropped" in outcomes and "200" not in outcomes
 
 
+def test_a_timed_out_request_is_carried_out_and_its_answer_held_back(start_emulator: StartEmulator) -> None:
+    emulator = start_emulator(timeout_rate=1.0, stall_seconds=1.0)
+    with http(emulator, None, timeout=0.2) as c, pytest.raises(httpx.ReadTimeout):
+        c.post(INSTANTIATE, json={"displayName": "alpha.contoso.com"})
+    assert emulator.stats["timeouts"] == 1 and emulator.stats["faults"] == 0
+    assert [sp["displayName"] for sp in emulator.store.list_service_principals()] == ["alpha.contoso.com"]
+
+
+def test_fault_once_fails_the_first_sending_of_every_request(start_emulator: StartEmulator) -> None:
+    emulator = start_emulator(fault_once=True, stall_seconds=0.3, seed=5)
+    with http(emulator, None, timeout=0.1) as c:
+        for i in range(20):
+            path = f"/v1.0/servicePrincipals?$top={i + 1}"
+            try:
+                first = c.get(path).status_code
+            except httpx.TransportError:
+                first = 0
+            assert first != 200
+            assert c.get(path).status_code == 200
+    assert emulator.stats["faults"] + emulator.stats["timeouts"] == 20
+
+
 def test_local_and_emulator_see_one_tenant(start_emulator: StartEmulator, tmp_path: Path) -> None:
     local = LocalProvider(tmp_path / "tenant.db")
     run = plan_and_apply(state(desired("alpha"), desired("beta")), local, PlanOptions(), Provenance())
@@ -204,6 +227,17 @@ def test_the_command_serves_until_sigterm(emulator_process: Callable[..., Any]) 
         ok = c.get("/v1.0/servicePrincipals", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200 and ok.json()["value"] == []
     _stops_cleanly(proc)
+
+
+def test_the_command_reports_the_faults_it_injected(emulator_process: Callable[..., Any]) -> None:
+    proc, url = emulator_process("--fault-rate", "1", "--seed", "3")
+    with httpx.Client(base_url=url, timeout=10) as c:
+        for _ in range(3):
+            with contextlib.suppress(httpx.TransportError):
+                c.get("/v1.0/servicePrincipals")
+    _stops_cleanly(proc)
+    assert proc.stderr is not None
+    assert "served 3 request(s); injected 0 throttled, 3 failed or dropped, 0 timed out" in proc.stderr.read()
 
 
 def test_the_command_under_reconciler(emulator_process: Callable[..., Any]) -> None:

@@ -178,6 +178,30 @@ def test_a_lost_answer_never_makes_a_second_object(
     provider.close()
 
 
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "^POST .*/instantiate",
+        "^POST .*/synchronization/jobs ",
+        "^PUT .*/schema ",
+        "^PATCH /v1.0/servicePrincipals/",
+    ],
+)
+def test_an_answer_that_times_out_never_makes_a_second_object(
+    start_emulator: StartEmulator, needle: str
+) -> None:
+    emulator = start_emulator(stall_seconds=1.0)
+    emulator.faults = Targeted(needle, "stall-after")  # type: ignore[assignment]
+    provider = provider_for(emulator, timeout=0.3)
+    wanted = state(desired("alpha"))
+    run = apply(provider, wanted)
+    assert emulator.faults.hits == 1  # type: ignore[attr-defined]
+    assert run.result.ok, [o.error for o in run.result.outcomes if o.error]
+    assert_converged(provider, wanted)
+    assert_no_duplicates(emulator.store, ("alpha",))
+    provider.close()
+
+
 def test_a_create_killed_between_instantiate_and_tagging_is_finished_not_repeated(
     start_emulator: StartEmulator,
 ) -> None:
