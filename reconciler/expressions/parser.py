@@ -18,6 +18,9 @@ Choices where the references leave room:
   when that is the reason.
 * Bare words are enum values and are accepted only in enum parameters (InStr's compareType,
   ConvertFromBase64's encoding). Parentheses for grouping are not part of the language.
+* Depth: calls and operators together may nest ``MAX_DEPTH`` levels. Each operator in a chain is one
+  level (``[a] & [b] & [c]`` is a tree two deep); deeper trees are refused here rather than left to
+  overflow the stack of whatever walks them later (evaluation, the service tree, printing).
 """
 
 from __future__ import annotations
@@ -122,11 +125,16 @@ def suggest_function(name: str) -> str | None:
     return by_folded[close[0]] if close else None
 
 
+# Far deeper than any real mapping; shallow enough for every recursive walk of the tree.
+MAX_DEPTH = 100
+
+
 class _Parser:
     def __init__(self, text: str, strict: bool) -> None:
         self.text = text
         self.n = len(text)
         self.pos = 0
+        self.depth = 0  # calls open around the current position
         self.strict = strict
         self.warnings: list[ExpressionWarning] = []
 
@@ -192,8 +200,12 @@ class _Parser:
             )
         return None
 
+    def too_deep(self, pos: int) -> ExpressionError:
+        return self.error(f"expression is nested too deeply (more than {MAX_DEPTH} calls and operators)", pos)
+
     def expression(self, enum_ok: bool) -> Node:
         left = self.operand(enum_ok)
+        links = 0
         while True:
             save = self.pos
             self.skip_ws()
@@ -213,6 +225,9 @@ class _Parser:
                 return left
             if isinstance(left, Identifier):
                 raise self.bare_word(left.name, left.start)
+            links += 1
+            if self.depth + links > MAX_DEPTH:
+                raise self.too_deep(op_pos)
             self.pos += len(op)
             self.skip_ws()
             if self.pos >= self.n or self.text[self.pos] in ",)":
@@ -360,7 +375,13 @@ class _Parser:
             self.warn(f"function '{written}' is spelled '{spec.name}' in the reference", start)
         open_pos = self.pos
         self.pos += 1
-        args = self.arguments(spec, open_pos)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.too_deep(start)
+        try:
+            args = self.arguments(spec, open_pos)
+        finally:
+            self.depth -= 1
         node = Call(
             spec.name,
             tuple(args),

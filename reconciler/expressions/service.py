@@ -278,7 +278,11 @@ def _build_call(spec: FunctionSpec, slots: dict[int, Node], *, four_slots: bool)
 
 def from_service_tree(tree: Mapping[str, Any]) -> str:
     """Expression text for a service ``attributeMappingSource``; raises ExpressionError if invalid."""
-    node = _from(tree, None)
+    try:
+        node = _from(tree, None)
+    except RecursionError:
+        # A tree from the service nested beyond what the parser accepts from text.
+        raise ExpressionError("expression is nested too deeply") from None
     if isinstance(node, Missing):
         raise _bad("an empty slot is not an expression", tree)
     text = unparse(node)

@@ -16,10 +16,13 @@ from reconciler.expressions import (
     Number,
     Parameter,
     String,
+    evaluate,
     expression_warnings,
+    from_service_tree,
     function_names,
     parse,
     referenced_attributes,
+    to_service_tree,
     unparse,
 )
 
@@ -231,3 +234,25 @@ def test_non_string_is_a_type_error() -> None:
 def test_deep_nesting_is_an_expression_error() -> None:
     with pytest.raises(ExpressionError):
         parse("Trim(" * 5000 + "[a]" + ")" * 5000)
+
+
+def test_a_long_operator_chain_counts_as_nesting() -> None:
+    # Each operator is a level of the tree: a chain of thousands overflowed evaluation and the service
+    # tree (a RecursionError) and, with every level keeping its source text, needed quadratic memory.
+    hundred = parse("&".join(["[a]"] * 101))
+    assert evaluate(hundred, {"a": "x"}) == "x" * 101
+    assert from_service_tree(to_service_tree(hundred)) == " & ".join(["[a]"] * 101)
+    with pytest.raises(ExpressionError, match="nested too deeply") as info:
+        parse("&".join(["[a]"] * 200_000))
+    assert info.value.column == len("[a]&") * 100 + len("[a]") + 1
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        parse("Trim(" * 60 + "&".join(["[a]"] * 60) + ")" * 60)
+    assert parse("Trim(" * 50 + "&".join(["[a]"] * 50) + ")" * 50)
+
+
+def test_a_service_tree_nested_too_deeply_is_an_expression_error() -> None:
+    tree: dict[str, object] = {"name": "a", "type": "Attribute", "expression": None, "parameters": []}
+    for _ in range(5000):
+        tree = {"name": "Trim", "type": "Function", "parameters": [{"key": "source", "value": tree}]}
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        from_service_tree(tree)
