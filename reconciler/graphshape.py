@@ -8,6 +8,11 @@ map onto ``Settings``, ``Scope``, ``Mapping`` and ``JobStatus``.
 Writes are read-modify-write: every function that produces a service document takes the current one
 and changes only what the model manages, so fields, keys, rules and tags we do not know survive.
 Nothing here mutates its arguments.
+
+The ``check_*`` functions refuse a document from the service that the rest of this module would
+misread: a missing id, a field of the wrong type, or a member of an enum it interprets (schedule
+state, mapping source type, flow type) that the v1.0 metadata does not list. Guessing there could
+mean overwriting a mapping we do not understand, or a second configuration.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ __all__ = [
     "TEMPLATE_APP_ID",
     "OwnTags",
     "attribute_mapping_to_model",
+    "check_job",
+    "check_schema",
+    "check_secrets",
+    "check_service_principal",
     "find_job",
     "find_provisioning_rule",
     "job_enabled",
@@ -440,6 +449,131 @@ def read_schema(schema: AbcMapping[str, Any]) -> tuple[Scope, tuple[Mapping, ...
             else:
                 mappings.append(attribute_mapping_to_model(obj, am))
     return _read_scope(rule), tuple(mappings), counts
+
+
+# --------------------------------------------------------------------------------------------------
+# checking what the service sent
+
+# Members of the v1.0 enums read here (synchronizationScheduleState, attributeMappingSourceType,
+# attributeFlowType).
+SCHEDULE_STATES = frozenset(("Active", "Disabled", "Paused"))
+SOURCE_TYPES = frozenset(("Attribute", "Constant", "Function"))
+FLOW_TYPES = frozenset(("Always", "ObjectAddOnly", "MultiValueAddOnly", "ValueAddOnly", "AttributeAddOnly"))
+
+
+def _refuse(what: str, problem: str) -> ProviderError:
+    return ProviderError(f"{what}: the service's answer cannot be read: {problem}")
+
+
+def _optional(data: AbcMapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is int)):
+        raise _refuse(what, f"{key} is a {type(value).__name__}")
+    return value
+
+
+def _object(value: Any, what: str) -> AbcMapping[str, Any]:
+    if not isinstance(value, AbcMapping):
+        raise _refuse(what, f"expected an object, got a {type(value).__name__}")
+    return value
+
+
+def _strings(data: AbcMapping[str, Any], key: str, what: str) -> None:
+    value = _optional(data, key, list, what)
+    if value is not None and not all(isinstance(v, str) for v in value):
+        raise _refuse(what, f"{key} is not a list of strings")
+
+
+def _enum(data: AbcMapping[str, Any], key: str, members: frozenset[str], what: str) -> None:
+    value = _optional(data, key, str, what)
+    if value is not None and value not in members:
+        raise _refuse(what, f"{key} {value!r} is not one this version knows ({', '.join(sorted(members))})")
+
+
+def check_service_principal(sp: Any) -> JSON:
+    """``sp`` as a service principal with what this module reads of one well-typed; else ProviderError."""
+    data = _object(sp, "a service principal")
+    id = data.get("id")
+    if not isinstance(id, str) or not id:
+        raise _refuse("a service principal", "it has no id")
+    what = f"service principal {id}"
+    for key in ("appId", "displayName", "applicationTemplateId"):
+        _optional(data, key, str, what)
+    _strings(data, "tags", what)
+    _strings(data, "servicePrincipalNames", what)
+    return dict(data)
+
+
+def check_job(job: Any, sp_id: str) -> JSON:
+    """A synchronization job of ``sp_id`` with what ``find_job``/``job_enabled``/``job_status`` read."""
+    data = _object(job, f"a job of {sp_id}")
+    id = data.get("id")
+    if not isinstance(id, str) or not id:
+        raise _refuse(f"a job of {sp_id}", "it has no id")
+    what = f"job {id} of {sp_id}"
+    _optional(data, "templateId", str, what)
+    schedule = _optional(data, "schedule", AbcMapping, what)
+    if schedule is not None:
+        _enum(schedule, "state", SCHEDULE_STATES, what)
+    status = _optional(data, "status", AbcMapping, what)
+    if status is not None:
+        for key in ("quarantine", "lastExecution"):
+            part = _optional(status, key, AbcMapping, what)
+            if part is not None:
+                _optional(part, "error", AbcMapping, what)
+    return dict(data)
+
+
+def check_secrets(items: Sequence[Any], sp_id: str) -> list[JSON]:
+    """The secret set of ``sp_id``: ``{key, value}`` objects with a string key and a string or null value."""
+    what = f"the secrets of {sp_id}"
+    checked: list[JSON] = []
+    for item in items:
+        data = _object(item, what)
+        if not isinstance(data.get("key"), str):
+            raise _refuse(what, "a secret has no key")
+        _optional(data, "value", str, what)
+        checked.append(dict(data))
+    return checked
+
+
+def check_schema(schema: Any, what: str) -> JSON:
+    """A job schema with the parts ``read_schema`` and ``write_schema`` use well-typed."""
+    data = _object(schema, what)
+    rules = _optional(data, "synchronizationRules", list, what)
+    for rule in rules or []:
+        _object(rule, what)
+    rule = find_provisioning_rule(data)
+    if rule is None:
+        return dict(data)
+    for key, entries in (("containerFilter", "includedContainers"), ("groupFilter", "includedGroups")):
+        part = _optional(rule, key, AbcMapping, what)
+        if part is not None:
+            _strings(part, entries, what)
+    for om in _optional(rule, "objectMappings", list, what) or []:
+        _object(om, what)
+        if _object_type(om) is None:
+            continue  # not an object type we manage: left as it is
+        for am in _optional(om, "attributeMappings", list, what) or []:
+            _check_attribute_mapping(am, what)
+    return dict(data)
+
+
+def _check_attribute_mapping(am: Any, what: str) -> None:
+    data = _object(am, what)
+    target = data.get("targetAttributeName")
+    if not isinstance(target, str):
+        raise _refuse(what, "an attribute mapping has no target attribute")
+    where = f"{what}, mapping of {target}"
+    _enum(data, "flowType", FLOW_TYPES, where)
+    _optional(data, "defaultValue", str, where)
+    _optional(data, "matchingPriority", int, where)
+    source = _optional(data, "source", AbcMapping, where)
+    if source is not None:
+        _enum(source, "type", SOURCE_TYPES, where)
+        _optional(source, "name", str, where)
+        _optional(source, "expression", str, where)
+        _optional(source, "parameters", list, where)
 
 
 def _with_password_hash(obj: str, attribute_mappings: list[dict[str, Any]], on: bool) -> list[dict[str, Any]]:

@@ -22,6 +22,10 @@ from reconciler.errors import ProviderError
 from reconciler.graphshape import (
     PROVISIONING_RULE_ID,
     attribute_mapping_to_model,
+    check_job,
+    check_schema,
+    check_secrets,
+    check_service_principal,
     find_provisioning_rule,
     job_enabled,
     job_status,
@@ -376,3 +380,62 @@ def test_job_status() -> None:
     assert job_enabled(job)
     assert job_status({}) == JobStatus(code="NotRun")
     assert not job_enabled({"schedule": {"state": "Disabled"}})
+
+
+# --------------------------------------------------------------------------------------------------
+# checking what the service sent
+
+
+def _user_mappings(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    rule = find_provisioning_rule(schema)
+    assert rule is not None
+    om = next(om for om in rule["objectMappings"] if om["sourceObjectName"] == "user")
+    return list(om["attributeMappings"])
+
+
+def test_the_template_and_the_store_shapes_pass_the_checks() -> None:
+    assert check_schema(template_schema(), "the template") == template_schema()
+    sp = {"id": "sp1", "appId": "a", "displayName": "x", "tags": ["t"], "servicePrincipalNames": []}
+    assert check_service_principal(sp) == sp
+    job = {"id": "j", "templateId": "AD2AADProvisioning", "schedule": {"state": "Paused"}, "status": {}}
+    assert check_job(job, "sp1") == job
+    assert check_secrets([{"key": "Domain", "value": None}], "sp1") == [{"key": "Domain", "value": None}]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda s: s.update(synchronizationRules="x"), "synchronizationRules is a str"),
+        (lambda s: _user_mappings(s)[0].update(targetAttributeName=5), "has no target attribute"),
+        (lambda s: _user_mappings(s)[0].update(flowType="Sometimes"), "flowType 'Sometimes' is not one"),
+        (lambda s: _user_mappings(s)[0]["source"].update(type="Quantum"), "type 'Quantum' is not one"),
+        (lambda s: _user_mappings(s)[0].update(matchingPriority=True), "matchingPriority is a bool"),
+        (
+            lambda s: find_provisioning_rule(s).update(containerFilter={"includedContainers": [1]}),  # type: ignore[union-attr]
+            "includedContainers is not a list of strings",
+        ),
+    ],
+)
+def test_a_schema_the_module_would_misread_is_refused(change: Any, problem: str) -> None:
+    schema = copy.deepcopy(template_schema())
+    change(schema)
+    with pytest.raises(ProviderError, match=problem):
+        check_schema(schema, "the schema")
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "problem"),
+    [
+        (check_service_principal, {"appId": "a"}, "has no id"),
+        (check_service_principal, {"id": "x", "tags": "reconciler:managed"}, "tags is a str"),
+        (check_service_principal, ["x"], "expected an object"),
+        (lambda v: check_job(v, "sp"), {"templateId": "x"}, "has no id"),
+        (lambda v: check_job(v, "sp"), {"id": "j", "schedule": {"state": "Hibernating"}}, "'Hibernating'"),
+        (lambda v: check_job(v, "sp"), {"id": "j", "status": "Active"}, "status is a str"),
+        (lambda v: check_secrets(v, "sp"), [{"value": "x"}], "a secret has no key"),
+        (lambda v: check_secrets(v, "sp"), [{"key": "Domain", "value": {"domain": "x"}}], "value is a dict"),
+    ],
+)
+def test_other_answers_the_module_would_misread_are_refused(check: Any, value: Any, problem: str) -> None:
+    with pytest.raises(ProviderError, match=problem):
+        check(value)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import threading
 import urllib.parse
@@ -37,6 +38,10 @@ from reconciler.graphshape import (
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
+    check_job,
+    check_schema,
+    check_secrets,
+    check_service_principal,
     find_job,
     find_provisioning_rule,
     job_enabled,
@@ -165,9 +170,24 @@ def _secrets_path(id: str) -> str:
     return f"{_sp_path(id)}/synchronization/secrets"
 
 
-def _values(data: Any) -> list[JSON]:
+def _values(data: Any, what: str) -> list[JSON]:
+    # A collection without its list would read as "none": no jobs, no secrets, and so a create again.
     values = data.get("value") if isinstance(data, dict) else None
-    return [v for v in values or [] if isinstance(v, dict)]
+    if not isinstance(values, list):
+        raise ProviderError(f"{what}: the service's answer is not a collection (no 'value' list)")
+    return values
+
+
+def _jobs_in(data: Any, id: str) -> list[JSON]:
+    return [check_job(job, id) for job in _values(data, f"the jobs of {id}")]
+
+
+def _secrets_in(data: Any, id: str) -> list[JSON]:
+    return check_secrets(_values(data, f"the secrets of {id}"), id)
+
+
+def _schema_in(data: Any, path: str) -> JSON:
+    return check_schema(data, f"the schema at {path}")
 
 
 def _check(result: Any) -> Any:
@@ -269,9 +289,9 @@ class GraphProvider:
             first = next(pages)
         else:
             odata_filter = None  # the service did the filtering
-        yield [sp for sp in first if _from_template(sp) and self._matches(sp, odata_filter)]
-        for page in pages:
-            yield [sp for sp in page if _from_template(sp) and self._matches(sp, odata_filter)]
+        for page in itertools.chain([first], pages):
+            checked = [check_service_principal(sp) for sp in page]
+            yield [sp for sp in checked if _from_template(sp) and self._matches(sp, odata_filter)]
 
     @staticmethod
     def _matches(sp: JSON, odata_filter: str | None) -> bool:
@@ -349,8 +369,8 @@ class GraphProvider:
             jobs_result, secrets_result = results[i], results[n + i]
             if isinstance(jobs_result, NotFoundError) or isinstance(secrets_result, NotFoundError):
                 continue  # deleted since it was listed
-            jobs_of[sp["id"]] = _values(_check(jobs_result))
-            secrets_of[sp["id"]] = _values(_check(secrets_result))
+            jobs_of[sp["id"]] = _jobs_in(_check(jobs_result), sp["id"])
+            secrets_of[sp["id"]] = _secrets_in(_check(secrets_result), sp["id"])
         wanted = [
             (sp, job)
             for sp in sps
@@ -358,13 +378,14 @@ class GraphProvider:
         ]
         for sp, job in wanted:
             self._remember_job(sp["id"], job)
-        schemas = self._read_schemas([_job_path(sp["id"], job["id"]) + "/schema" for sp, job in wanted])
+        paths = [_job_path(sp["id"], job["id"]) + "/schema" for sp, job in wanted]
+        schemas = self._read_schemas(paths)
         schema_of: dict[str, JSON | None] = {}
-        for (sp, _job), result in zip(wanted, schemas, strict=True):
+        for (sp, _job), path, result in zip(wanted, paths, schemas, strict=True):
             if isinstance(result, NotFoundError):
                 schema_of[sp["id"]] = None  # the job went away in between; reported as it is now
                 continue
-            schema_of[sp["id"]] = _check(result)
+            schema_of[sp["id"]] = _schema_in(_check(result), path)
         observed = []
         for sp in sps:
             if sp["id"] not in jobs_of:
@@ -421,13 +442,12 @@ class GraphProvider:
     # the template
 
     def _read_template(self, sp_id: str) -> tuple[Mapping, ...] | None:
+        path = f"{_sp_path(sp_id)}/synchronization/templates/{PROVISIONING_TEMPLATE}/schema"
         try:
-            schema = self.client.get(
-                f"{_sp_path(sp_id)}/synchronization/templates/{PROVISIONING_TEMPLATE}/schema"
-            )
+            schema = self.client.get(path)
         except NotFoundError:
             return None
-        return read_schema(schema)[1] if isinstance(schema, dict) else None
+        return read_schema(_schema_in(schema, path))[1]
 
     def template_defaults(self) -> tuple[Mapping, ...]:
         """The service's own AD2AADProvisioning template, read through any configuration.
@@ -477,15 +497,17 @@ class GraphProvider:
         if known is not None:
             items.append(BatchItem("GET", _job_path(id, known) + "/schema"))
         results = self.client.batch(items)
-        sp = _check(results[0])
-        if not isinstance(sp, dict) or not _from_template(sp):
+        sp = check_service_principal(_check(results[0]))
+        if not _from_template(sp):
             raise NotFoundError(f"{id} is not a Cloud Sync configuration")
-        jobs, secrets = _values(_check(results[1])), _values(_check(results[2]))
+        jobs, secrets = _jobs_in(_check(results[1]), id), _secrets_in(_check(results[2]), id)
         provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
         self._remember_job(id, provisioning)
         found = results[3] if known is not None else None
-        if provisioning is None or provisioning.get("id") != known or not isinstance(found, dict):
+        if provisioning is None or provisioning.get("id") != known or isinstance(found, ProviderError):
             found = None
+        elif found is not None:
+            found = _schema_in(found, items[3].url)
         return sp, jobs, secrets, found
 
     def _remember_job(self, id: str, job: JSON | None) -> None:
@@ -532,10 +554,8 @@ class GraphProvider:
         self.client.request("PUT", _secrets_path(id), body={"value": new})
 
     def _schema(self, id: str, job_id: str) -> JSON:
-        schema = self.client.get(_job_path(id, job_id) + "/schema")
-        if not isinstance(schema, dict):
-            raise ProviderError(f"configuration {id}: the job schema is not a JSON object")
-        return schema
+        path = _job_path(id, job_id) + "/schema"
+        return _schema_in(self.client.get(path), path)
 
     def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
         # An unchanged schema is not written back: the service would stamp a new version for nothing.
@@ -564,10 +584,10 @@ class GraphProvider:
                 continue
             if not isinstance(created, dict) or "id" not in created:
                 raise ProviderError(f"configuration {id}: the service did not return the new job")
-            return created
+            return check_job(created, id)
 
     def _jobs(self, id: str) -> list[JSON]:
-        return _values(self.client.get(_jobs_path(id)))
+        return _jobs_in(self.client.get(_jobs_path(id)), id)
 
     def _sync_password_hash_job(self, id: str, jobs: list[JSON], on: bool) -> None:
         phs_job = find_job(jobs, PASSWORD_HASH_TEMPLATE)
@@ -614,7 +634,7 @@ class GraphProvider:
                 sp = created.get("servicePrincipal") if isinstance(created, dict) else None
                 if not isinstance(sp, dict) or "id" not in sp:
                     raise ProviderError("instantiate did not return the new service principal")
-                return sp
+                return check_service_principal(sp)
 
     def _has_no_jobs(self, id: str) -> bool:
         try:
@@ -676,7 +696,7 @@ class GraphProvider:
                 self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
                 # Secrets last: the Domain secret marks the create as finished.
                 if not secrets:
-                    secrets = _values(self.client.get(_secrets_path(id)))
+                    secrets = _secrets_in(self.client.get(_secrets_path(id)), id)
                 self._put_secrets(id, settings, secrets)
             return id
 
@@ -752,7 +772,7 @@ class GraphProvider:
         """
         with self._serialized(id):
             try:
-                sp = _check(self.client.get(_sp_path(id)))
+                sp = check_service_principal(self.client.get(_sp_path(id)))
             except NotFoundError:
                 return
             if not _from_template(sp):

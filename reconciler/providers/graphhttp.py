@@ -12,6 +12,10 @@ written anywhere else; no token is ever logged, echoed or put into an error mess
   leaves its outcome unknown raises ``TransientProviderError``; the caller looks before it sends again.
 - ``batch`` packs GETs into ``$batch`` requests of at most 20 and retries throttled inner requests.
 - Graph error bodies become the project's error tree with the Graph error ``code`` and ``request-id``.
+- An answer is not believed blindly: a body larger than ``MAX_ANSWER_BYTES`` or slower to arrive than
+  ``BODY_DEADLINE_FACTOR`` times the timeout, a collection without its ``value`` list, a next-page link
+  already followed, or a ``$batch`` answer of the wrong shape is a ``ProviderError``. An answer taken
+  as "nothing there" by mistake would have the caller create everything again.
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ GRAPH_HOSTS = frozenset(
 )
 # Graph refuses a $batch of more than 20 requests.
 BATCH_LIMIT = 20
+# Far above any answer the service gives (a $batch of 20 whole schemas is a few MiB).
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+# The timeout holds between two reads; a body that trickles in is cut off after this many timeouts.
+BODY_DEADLINE_FACTOR = 5
 _RETRYABLE_STATUS = frozenset((500, 502, 503, 504))
 _USER_AGENT = f"reconciler/{__version__}"
 
@@ -266,6 +274,14 @@ def _find_request_id(error: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _collection(data: Any, what: str) -> list[JSON]:
+    """The ``value`` of a collection page; a page without a list of objects there is refused."""
+    values = data.get("value") if isinstance(data, Mapping) else None
+    if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+        raise ProviderError(f"{what}: the answer is not a collection (no 'value' list of objects)")
+    return values
+
+
 def error_for(
     status: int,
     body: Any,
@@ -326,6 +342,22 @@ class BatchItem:
         return self.method.upper() != "POST"
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A response read in full (within the size and time limits)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.content)
+        except RecursionError:
+            # Nested deeper than the parser can go: no answer of the service is.
+            raise ValueError("the answer is nested too deeply") from None
+
+
 class GraphClient:
     """A thread-safe Graph client for one base URL. See the module docstring for its rules."""
 
@@ -345,6 +377,7 @@ class GraphClient:
         self.tokens = tokens
         self.concurrency = max(1, concurrency)
         self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -400,7 +433,7 @@ class GraphClient:
             return path
         return self.base_url + path
 
-    def _error(self, response: httpx.Response, what: str) -> ProviderError:
+    def _error(self, response: _Answer, what: str) -> ProviderError:
         try:
             body = orjson.loads(response.content)
         except ValueError:
@@ -414,9 +447,7 @@ class GraphClient:
             scrub=self._scrub,
         )
 
-    def _send_once(
-        self, method: str, url: str, params: Mapping[str, str] | None, body: Any
-    ) -> httpx.Response:
+    def _send_once(self, method: str, url: str, params: Mapping[str, str] | None, body: Any) -> _Answer:
         headers = {"client-request-id": str(uuid.uuid4())}
         token = self.tokens.token()
         if token:
@@ -430,7 +461,29 @@ class GraphClient:
         with self._slots:
             with self._count_lock:
                 self.requests_sent += 1
-            return self._http.request(method, url, params=params, content=content, headers=headers)
+            request = self._http.build_request(method, url, params=params, content=content, headers=headers)
+            response = self._http.send(request, stream=True)
+            try:
+                return _Answer(response.status_code, response.headers, self._read_body(response))
+            finally:
+                response.close()
+
+    def _read_body(self, response: httpx.Response) -> bytes:
+        what = f"{response.request.method} {response.request.url.path}"
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise ProviderError(f"{what}: the answer is too large ({declared} bytes); not read")
+        deadline = time.monotonic() + self.timeout * BODY_DEADLINE_FACTOR
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise ProviderError(f"{what}: the answer is larger than {MAX_ANSWER_BYTES} bytes; not read")
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"{what}: the answer was still arriving after {self.timeout * BODY_DEADLINE_FACTOR:g}s"
+                )
+        return bytes(body)
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -494,13 +547,20 @@ class GraphClient:
 
     def pages(self, path: str, params: Mapping[str, str] | None = None) -> Iterator[list[JSON]]:
         """The ``value`` of each page of a collection, following ``@odata.nextLink``."""
+        what = f"GET {urllib.parse.urlsplit(self._url(path)).path}"
         data = self.get(path, params)
+        followed: set[str] = set()
         while True:
-            values = data.get("value") if isinstance(data, Mapping) else None
-            yield [v for v in values or [] if isinstance(v, dict)]
-            link = data.get("@odata.nextLink") if isinstance(data, Mapping) else None
-            if not isinstance(link, str) or not link:
+            yield _collection(data, what)
+            link = data.get("@odata.nextLink")
+            if link is None or link == "":
                 return
+            if not isinstance(link, str):
+                raise ProviderError(f"{what}: the next-page link is not a URL")
+            if link in followed:
+                # Following it again would page for ever.
+                raise ProviderError(f"{what}: the service sent a next-page link it had sent before")
+            followed.add(link)
             data = self.get(link)
 
     def batch(self, items: Sequence[BatchItem]) -> list[Any]:
@@ -541,9 +601,10 @@ class GraphClient:
                 requests.append(request)
             safe = all(items[i].idempotent for i in pending)
             data = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe)
-            responses = {
-                str(r.get("id")): r for r in (data or {}).get("responses") or [] if isinstance(r, Mapping)
-            }
+            listed = data.get("responses") if isinstance(data, Mapping) else None
+            if not isinstance(listed, list):
+                raise ProviderError("POST /$batch: the answer has no 'responses' list")
+            responses = {str(r.get("id")): r for r in listed if isinstance(r, Mapping)}
             again: list[int] = []
             waits: list[float] = []
             for i in pending:
@@ -554,8 +615,13 @@ class GraphClient:
                     results[i] = TransientProviderError(f"{what}: missing from the $batch answer")
                     again.append(i)
                     continue
-                status = int(response.get("status") or 0)
-                headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+                status = response.get("status")
+                if type(status) is not int:
+                    results[i] = ProviderError(f"{what}: the $batch answer gives no status for it")
+                    continue
+                given = response.get("headers")
+                given = given if isinstance(given, Mapping) else {}
+                headers = {str(k).lower(): str(v) for k, v in given.items()}
                 body = response.get("body")
                 if 200 <= status < 400:
                     results[i] = body

@@ -6,7 +6,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -250,6 +250,60 @@ def test_pages_follow_next_links() -> None:
     assert script.requests[1].url.params["$skiptoken"] == "1"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"value": None}, {"value": {"id": "1"}}, [{"id": "1"}], {"value": [{"id": "1"}, "x"]}, "value"],
+)
+def test_a_page_without_a_list_of_objects_is_refused_not_read_as_empty(body: Any) -> None:
+    # Taken for "nothing there", an answer like this would have every configuration created again.
+    pages = client(Script(httpx.Response(200, json=body))).pages("/x")
+    with pytest.raises(ProviderError, match="not a collection"):
+        next(pages)
+
+
+def test_a_next_link_sent_twice_is_not_followed_again() -> None:
+    again = {"value": [{"id": "1"}], "@odata.nextLink": BASE + "/x?$skiptoken=1"}
+    script = Script(*(httpx.Response(200, json=again) for _ in range(3)))
+    pages = client(script).pages("/x")
+    assert next(pages) == [{"id": "1"}] and next(pages) == [{"id": "1"}]
+    with pytest.raises(ProviderError, match="sent before"):
+        next(pages)
+    assert len(script.requests) == 2
+
+
+def test_an_answer_larger_than_the_limit_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("reconciler.providers.graphhttp.MAX_ANSWER_BYTES", 1000)
+    declared = httpx.Response(200, content=b"{}", headers={"Content-Length": "5000"})
+    with pytest.raises(ProviderError, match="too large"):
+        client(Script(declared)).get("/x")
+
+    def chunks() -> Iterator[bytes]:
+        while True:  # no length given; it never ends
+            yield b" " * 300
+
+    streamed = httpx.Response(200, content=chunks())
+    with pytest.raises(ProviderError, match="larger than 1000 bytes"):
+        client(Script(streamed)).get("/x")
+
+
+def test_an_answer_that_trickles_in_is_cut_off() -> None:
+    def trickle() -> Iterator[bytes]:
+        for ch in b'{"value": []}':
+            time.sleep(0.05)  # each read is well within the timeout
+            yield bytes([ch])
+
+    began = time.monotonic()
+    with pytest.raises(ProviderError, match="still arriving"):
+        client(Script(httpx.Response(200, content=trickle())), timeout=0.04).get("/x")
+    assert time.monotonic() - began < 0.5
+
+
+def test_an_answer_nested_too_deeply_is_not_json() -> None:
+    deep = httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(TransientProviderError, match="not JSON"):
+        client(Script(deep)).get("/x")
+
+
 # --------------------------------------------------------------------------------------------------
 # $batch
 
@@ -299,6 +353,19 @@ def test_batch_retries_throttled_inner_requests_and_reports_failures() -> None:
     assert isinstance(missing, NotFoundError) and missing.code == "Request_ResourceNotFound"
     assert [len(x) for x in log] == [3, 2]  # only the throttled ones went again
     assert sleep.waits and sleep.waits[0] >= 2
+
+
+@pytest.mark.parametrize("answer", [[], {"responses": None}, {"responses": {"id": "0"}}, "x"])
+def test_a_batch_answer_of_the_wrong_shape_is_an_error(answer: Any) -> None:
+    with pytest.raises(ProviderError, match="no 'responses' list"):
+        client(Script(httpx.Response(200, json=answer))).batch([BatchItem("GET", "/a")])
+
+
+@pytest.mark.parametrize("status", ["OK", None, 200.5, True])
+def test_an_inner_answer_without_a_status_is_an_error(status: Any) -> None:
+    c = client(batch_handler(lambda r: (status, {"ok": 1}, {}), []))
+    (result,) = c.batch([BatchItem("GET", "/a")])
+    assert isinstance(result, ProviderError) and "no status" in str(result)
 
 
 def test_batch_bodies_carry_a_content_type() -> None:
