@@ -33,6 +33,7 @@ from reconciler.core.model import (
     JobStatus,
     Mapping,
     MappingKind,
+    Observed,
     Scope,
     ScopeKind,
     Settings,
@@ -809,4 +810,41 @@ def job_status(job: AbcMapping[str, Any]) -> JobStatus:
         last_run_state=_opt_str(last.get("state")),
         last_run_end=_opt_str(last.get("timeEnded")),
         last_error=_opt_str(error.get("message") or error.get("code")),
+    )
+
+
+def observe(sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: JSON | None) -> Observed | None:
+    """The configuration ``sp`` holds, given its jobs, secrets and provisioning schema; None when ``sp``
+    is not one. The one reading of a configuration, shared by every target that stores Graph shapes."""
+    tags = parse_tags(sp.get("tags") or [])
+    provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+    if provisioning is None and not tags.managed:
+        return None
+    settings = secrets_to_settings(
+        secrets,
+        enabled=provisioning is not None and job_enabled(provisioning),
+        password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+    )
+    scope: Scope = Scope.all()
+    mappings: tuple[Mapping, ...] = ()
+    counts: dict[str, int] = {}
+    if provisioning is None or schema is None:
+        status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
+    else:
+        scope, mappings, counts = read_schema(schema)
+        status = job_status(provisioning)
+    # create writes the Domain secret last: without it the create did not finish.
+    complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
+    return Observed(
+        id=str(sp["id"]),
+        name=tags.name if tags.managed else None,
+        managed=tags.managed,
+        settings=settings,
+        scope=scope,
+        mappings=mappings,
+        status=status,
+        deletion_protection=tags.managed and tags.deletion_protection,
+        restart_token=tags.restart_token if tags.managed else None,
+        credential_data_count=counts,
+        complete=complete or not tags.managed,
     )

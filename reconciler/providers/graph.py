@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from reconciler.core.model import JobStatus, Mapping, Observed, Scope, Settings
+from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConfigError, ConflictError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graphshape import (
     DOMAIN,
@@ -45,7 +45,7 @@ from reconciler.graphshape import (
     find_job,
     find_provisioning_rule,
     job_enabled,
-    job_status,
+    observe,
     parse_tags,
     read_schema,
     secrets_to_settings,
@@ -321,42 +321,6 @@ class GraphProvider:
     # ----------------------------------------------------------------------------------------------
     # reading
 
-    @staticmethod
-    def _observe(sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: JSON | None) -> Observed | None:
-        """The configuration ``sp`` holds, or None when it is not one (same rules as the local target)."""
-        tags = parse_tags(sp.get("tags") or [])
-        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
-        if provisioning is None and not tags.managed:
-            return None
-        settings = secrets_to_settings(
-            secrets,
-            enabled=provisioning is not None and job_enabled(provisioning),
-            password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
-        )
-        scope: Scope = Scope.all()
-        mappings: tuple[Mapping, ...] = ()
-        counts: dict[str, int] = {}
-        if provisioning is None or schema is None:
-            status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
-        else:
-            scope, mappings, counts = read_schema(schema)
-            status = job_status(provisioning)
-        # create writes the Domain secret last: without it the create did not finish.
-        complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
-        return Observed(
-            id=str(sp["id"]),
-            name=tags.name if tags.managed else None,
-            managed=tags.managed,
-            settings=settings,
-            scope=scope,
-            mappings=mappings,
-            status=status,
-            deletion_protection=tags.managed and tags.deletion_protection,
-            restart_token=tags.restart_token if tags.managed else None,
-            credential_data_count=counts,
-            complete=complete or not tags.managed,
-        )
-
     def _read_group(self, sps: Sequence[JSON]) -> list[Observed]:
         """Jobs, secrets and the provisioning schema of up to 20 service principals, in $batch requests."""
         items = [BatchItem("GET", _jobs_path(sp["id"])) for sp in sps]
@@ -390,7 +354,7 @@ class GraphProvider:
         for sp in sps:
             if sp["id"] not in jobs_of:
                 continue
-            o = self._observe(sp, jobs_of[sp["id"]], secrets_of[sp["id"]], schema_of.get(sp["id"]))
+            o = observe(sp, jobs_of[sp["id"]], secrets_of[sp["id"]], schema_of.get(sp["id"]))
             if o is not None:
                 observed.append(o)
         return observed
@@ -798,7 +762,7 @@ class GraphProvider:
     def adopt(self, id: str, name: str) -> None:
         with self._serialized("name:" + name), self._serialized(id):
             sp, jobs, secrets = self._load(id)
-            if self._observe(sp, jobs, secrets, None) is None:
+            if observe(sp, jobs, secrets, None) is None:
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
             tags = parse_tags(sp.get("tags") or [])
             if tags.managed:

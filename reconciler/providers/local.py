@@ -17,20 +17,18 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.core.model import JobStatus, Mapping, Observed, Scope, Settings
+from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConflictError, NotFoundError
 from reconciler.graphshape import (
-    DOMAIN,
     JSON,
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
     find_job,
     job_enabled,
-    job_status,
     name_tag,
+    observe,
     parse_tags,
-    read_schema,
     secrets_to_settings,
     set_password_hash_mappings,
     settings_to_secrets,
@@ -65,41 +63,12 @@ class LocalProvider:
         """The configuration held by ``sp``, or None when ``sp`` is not one."""
         if not _from_template(sp):
             return None
-        tags = parse_tags(sp.get("tags") or [])
         jobs = self.store.list_jobs(sp["id"])
         provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
-        if provisioning is None and not tags.managed:
-            return None
-        secrets = self.store.get_secrets(sp["id"])
-        settings = secrets_to_settings(
-            secrets,
-            enabled=provisioning is not None and job_enabled(provisioning),
-            password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
-        )
-        scope: Scope
-        mappings: tuple[Mapping, ...]
-        counts: dict[str, int]
-        if provisioning is None:
-            scope, mappings, counts = Scope.all(), (), {}
-            status = JobStatus(code="NotConfigured")
-        else:
-            scope, mappings, counts = read_schema(self.store.get_schema_rules(sp["id"], provisioning["id"]))
-            status = job_status(provisioning)
-        # create writes the Domain secret last: without it the create did not finish.
-        complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
-        return Observed(
-            id=sp["id"],
-            name=tags.name if tags.managed else None,
-            managed=tags.managed,
-            settings=settings,
-            scope=scope,
-            mappings=mappings,
-            status=status,
-            deletion_protection=tags.managed and tags.deletion_protection,
-            restart_token=tags.restart_token if tags.managed else None,
-            credential_data_count=counts,
-            complete=complete or not tags.managed,
-        )
+        if provisioning is None and not parse_tags(sp.get("tags") or []).managed:
+            return None  # not a configuration: spare reading its secrets
+        schema = None if provisioning is None else self.store.get_schema_rules(sp["id"], provisioning["id"])
+        return observe(sp, jobs, self.store.get_secrets(sp["id"]), schema)
 
     def read_all(self) -> tuple[Observed, ...]:
         with self.store.transaction(write=False):
