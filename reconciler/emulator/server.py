@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -152,6 +153,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     emulator: Emulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (killed, or gave up waiting) is not an error of the emulator's;
+        # the standard server would print a traceback for each one.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Server6(_Server):

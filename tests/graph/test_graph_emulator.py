@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
+import struct
 import subprocess
 import time
 from collections.abc import Callable
@@ -196,6 +198,20 @@ def test_fault_once_fails_the_first_sending_of_every_request(start_emulator: Sta
             assert first != 200
             assert c.get(path).status_code == 200
     assert emulator.stats["faults"] + emulator.stats["timeouts"] == 20
+
+
+def test_a_client_that_goes_away_leaves_no_traceback(
+    start_emulator: StartEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    emulator = start_emulator()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", emulator.port)) as sock:
+            sock.sendall(b"GET /v1.0/servicePrincipals HTTP/1.1\r\nHost: x\r\n")
+            # Closed with a reset, as the kernel does for a process killed mid-request.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with http(emulator, None) as c:
+        assert c.get("/v1.0/servicePrincipals").status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_local_and_emulator_see_one_tenant(start_emulator: StartEmulator, tmp_path: Path) -> None:
