@@ -153,3 +153,18 @@ def test_every_command_has_help(name: str, run: Run) -> None:
     assert isinstance(command, click.Command) and command.help, f"{name} has no help text"
     r = run(name, "--help")
     assert r.code == 0 and "Usage:" in r.out
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"  \n", b"null", b"[" * 100_000 + b"]" * 100_000],
+    ids=["empty", "blank", "null", "deep"],
+)
+def test_a_plan_file_emptied_or_mangled_is_refused_not_read_as_a_desired_state(
+    project: Path, run: Run, content: bytes
+) -> None:
+    # Read as a desired-state file, an emptied plan planned nothing and exited 0 as if applied.
+    (project / "p.json").write_bytes(content)
+    r = run("apply", "p.json")
+    assert r.code == 1 and "error:" in r.err and "plan file" in r.err
+    assert tenant(project).read_all() == ()
