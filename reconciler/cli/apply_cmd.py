@@ -55,7 +55,7 @@ def _progress(outcome: Outcome, done: int, total: int) -> None:
     click.echo(line, err=outcome.status != OK)
 
 
-def report_run(run: AppliedRun) -> None:
+def report_run(run: AppliedRun, *, progress_shown: bool = False) -> None:
     result = run.result
     if run.recovered_lock:
         click.echo(
@@ -63,6 +63,11 @@ def report_run(run: AppliedRun) -> None:
             "releasing its lock; it was recovered. `reconciler history` shows that run as interrupted.",
             err=True,
         )
+    if not progress_shown:
+        # Without the progress lines (no terminal, as in CI) the reasons would be in the journal only.
+        for o in result.outcomes:
+            if o.status == FAILED:
+                click.echo(f"✗ {o.change.action.value} {o.change.name}: {o.error}", err=True)
     if run.plan.provenance.dirty:
         click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
     ok, failed, skipped = result.count(OK), result.count(FAILED), result.count("skipped")
@@ -105,7 +110,7 @@ def apply(
             run = apply_saved_plan(
                 saved, provider, lock_timeout=lock_timeout, parallelism=parallelism, progress=progress
             )
-            report_run(run)
+            report_run(run, progress_shown=progress is not None)
             return
         roots = list(paths) or ["."]
         loaded = load_desired(roots)
@@ -131,6 +136,6 @@ def apply(
             progress=progress,
             check_desired=False,
         )
-        report_run(run)
+        report_run(run, progress_shown=progress is not None)
     finally:
         provider.close()

@@ -11,6 +11,7 @@ import click
 import pytest
 
 from reconciler.cli.main import cli
+from reconciler.errors import ConflictError
 from reconciler.providers.local import LocalProvider
 
 Run = Callable[..., Any]
@@ -168,3 +169,15 @@ def test_a_plan_file_emptied_or_mangled_is_refused_not_read_as_a_desired_state(
     r = run("apply", "p.json")
     assert r.code == 1 and "error:" in r.err and "plan file" in r.err
     assert tenant(project).read_all() == ()
+
+
+def test_without_a_terminal_a_failed_change_says_why(
+    project: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> str:
+        raise ConflictError("the service refused it for this reason")
+
+    monkeypatch.setattr(LocalProvider, "create", refuse)
+    r = run("apply", "configs", "--auto-approve")
+    assert r.code == 1
+    assert "✗ create contoso: the service refused it for this reason" in r.err
