@@ -2,7 +2,8 @@
 
 A target string is ``<scheme>:<rest>``: ``local:<path of the tenant database>``, ``memory:<name>``,
 ``graph`` (Microsoft Graph) or ``graph+http://HOST:PORT`` (the Graph emulator, or a proxy).
-No I/O happens here beyond what the chosen provider does when it is opened.
+No I/O happens here beyond what the chosen provider does when it is opened. The crash tests' kill
+switch (``killswitch``, by ``RECONCILER_TEST_KILL_AFTER``) wraps the provider only when that is set.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from collections.abc import Callable
 from reconciler.errors import ConfigError
 from reconciler.providers.base import Provider
 
-__all__ = ["DEFAULT_TARGET", "PROVIDERS", "TARGET_ENV", "Provider", "open_target", "reset_memory_targets"]
+__all__ = [
+    "DEFAULT_TARGET",
+    "KILL_ENV",
+    "PROVIDERS",
+    "TARGET_ENV",
+    "Provider",
+    "open_target",
+    "reset_memory_targets",
+]
 
 DEFAULT_TARGET = "local:.reconciler/tenant.db"
 TARGET_ENV = "RECONCILER_TARGET"
+# Test only (see ``killswitch``, imported only when this is set).
+KILL_ENV = "RECONCILER_TEST_KILL_AFTER"
 
 _memory_lock = threading.Lock()
 _memory_targets: dict[str, Provider] = {}
@@ -70,7 +81,13 @@ def open_target(target: str | None = None) -> Provider:
         raise ConfigError(
             f"unknown target {text!r}: the scheme must be one of {known} (e.g. {DEFAULT_TARGET})"
         )
-    return factory(rest)
+    provider = factory(rest)
+    kill_after = os.environ.get(KILL_ENV)
+    if kill_after:
+        from reconciler.providers.killswitch import with_kill_switch
+
+        return with_kill_switch(provider, kill_after)
+    return provider
 
 
 def reset_memory_targets() -> None:
