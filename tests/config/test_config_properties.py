@@ -204,3 +204,34 @@ def test_any_expression_text_loads_or_reports(text: str) -> None:
     doc = copy.deepcopy(BASE)
     doc["spec"]["attributeMappings"]["user"].append({"target": "displayName", "expression": text})
     load_or_error(yaml.safe_dump(doc, allow_unicode=True).encode())
+
+
+PYTHON_TAGS = [
+    "!!python/object/apply:os.system ",
+    "!!python/object/new:subprocess.Popen ",
+    "!!python/name:os.system ",
+    "!!python/module:os ",
+    "!!python/object:__main__.X ",
+    "!<tag:yaml.org,2002:python/object/apply:os.system> ",
+    "!!binary ",
+    "!!timestamp ",
+    "!!set ",
+    "!!omap ",
+]
+PLAIN = (dict, list, str, int, float, bool, type(None))
+
+
+def _only_plain(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _only_plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_only_plain(v) for v in value)
+    return type(value) in PLAIN
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(TOKENS + PYTHON_TAGS), max_size=60))
+def test_yaml_builds_nothing_but_plain_values(tokens: list[str]) -> None:
+    # Whatever the tags say: a value is a dict, list, str, int, float, bool or None, or it is refused.
+    docs, _problems = parse_documents("fuzz.yaml", "".join(tokens).encode())
+    assert all(_only_plain(doc.value) for doc in docs)
