@@ -2,11 +2,14 @@
 
 ``apply PLANFILE`` applies exactly that plan (refused when stale or made for another target).
 ``apply [PATH]...`` makes a plan, shows it and asks on a terminal (``--auto-approve`` skips the question;
-with no terminal and no ``--auto-approve`` it refuses).
+with no terminal and no ``--auto-approve`` it refuses). With ``--auto-approve``, a plan another run made
+stale while this one waited for the lock is made again (a few times at most); an approved plan is
+never replaced by another one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -17,6 +20,7 @@ from reconciler.cli.output import echo_warnings, render_plan
 from reconciler.cli.plan_cmd import plan_options_from
 from reconciler.core.plan import Plan
 from reconciler.engine.apply import FAILED, OK, Outcome
+from reconciler.engine.lock import target_lock
 from reconciler.engine.operations import (
     AppliedRun,
     apply_saved_plan,
@@ -25,10 +29,13 @@ from reconciler.engine.operations import (
     provenance_for,
     read_plan_file,
 )
-from reconciler.errors import ApplyError, PlanFileError, UserAbort
+from reconciler.errors import ApplyError, LockError, PlanFileError, StalePlanError, UserAbort
 from reconciler.providers import open_target
 
 __all__ = ["apply", "report_run"]
+
+# How often an auto-approved apply plans again after other runs changed the target while it waited.
+REPLANS = 3
 
 
 def _is_plan_file(paths: tuple[str, ...]) -> bool:
@@ -55,14 +62,25 @@ def _progress(outcome: Outcome, done: int, total: int) -> None:
     click.echo(line, err=outcome.status != OK)
 
 
+def _note_recovered(holder: dict[str, object]) -> None:
+    click.echo(
+        f"note: the previous run on this target (pid {holder.get('pid')}) ended without "
+        "releasing its lock; it was recovered. `reconciler history` shows that run as interrupted.",
+        err=True,
+    )
+
+
+def _recover_idle_lock(target: str) -> None:
+    """With nothing to apply, still clear (and report) the lock of a run that died holding it."""
+    with contextlib.suppress(LockError), target_lock(target, timeout=0, command="reconciler apply") as info:
+        if info.recovered_from:
+            _note_recovered(info.recovered_from)
+
+
 def report_run(run: AppliedRun, *, progress_shown: bool = False) -> None:
     result = run.result
     if run.recovered_lock:
-        click.echo(
-            f"note: the previous run on this target (pid {run.recovered_lock.get('pid')}) ended without "
-            "releasing its lock; it was recovered. `reconciler history` shows that run as interrupted.",
-            err=True,
-        )
+        _note_recovered(run.recovered_lock)
     if not progress_shown:
         # Without the progress lines (no terminal, as in CI) the reasons would be in the journal only.
         for o in result.outcomes:
@@ -116,9 +134,11 @@ def apply(
         loaded = load_desired(roots)
         echo_warnings(loaded.warnings)
         options = plan_options_from(allow_delete, allow_mass_delete, max_deletes)
-        plan = make_plan(loaded.state, provider, options, provenance_for(roots))
+        provenance = provenance_for(roots)
+        plan = make_plan(loaded.state, provider, options, provenance)
         click.echo(render_plan(plan, "text", sys.stdout), nl=False)
         if not plan.has_changes:
+            _recover_idle_lock(provider.target)
             return
         if not auto_approve:
             if not sys.stdin.isatty():
@@ -128,14 +148,30 @@ def apply(
                 )
             if not click.confirm("\nApply these changes?", default=False):
                 raise UserAbort("apply cancelled; nothing was changed")
-        run = apply_saved_plan(
-            plan,
-            provider,
-            lock_timeout=lock_timeout,
-            parallelism=parallelism,
-            progress=progress,
-            check_desired=False,
-        )
-        report_run(run, progress_shown=progress is not None)
+        for attempt in range(REPLANS + 1):
+            try:
+                run = apply_saved_plan(
+                    plan,
+                    provider,
+                    lock_timeout=lock_timeout,
+                    parallelism=parallelism,
+                    progress=progress,
+                    check_desired=False,
+                )
+            except StalePlanError:
+                if not auto_approve or attempt == REPLANS:
+                    raise
+            else:
+                report_run(run, progress_shown=progress is not None)
+                return
+            # Another run applied while this one waited for the lock: what is left to do has changed.
+            click.echo(
+                "note: the target changed while this apply waited for the lock; planning again.", err=True
+            )
+            plan = make_plan(loaded.state, provider, options, provenance)
+            click.echo(render_plan(plan, "text", sys.stdout), nl=False)
+            if not plan.has_changes:
+                _recover_idle_lock(provider.target)
+                return
     finally:
         provider.close()
