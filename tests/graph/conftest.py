@@ -1,9 +1,15 @@
-"""Fixtures for the Graph tests: the emulator in-process (a thread) or as a child process, on 127.0.0.1."""
+"""Fixtures for the Graph tests: the emulator in-process (a thread) or as a child process, on 127.0.0.1.
+
+After each test, no file under its folder (journal, lock holders, plan files, crash logs) may hold the
+token the tests use; the search is ``benchmarks.reliability.find_secret`` (the checkout's top folder is
+appended to ``sys.path`` for it, after the installed package).
+"""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +19,21 @@ from graph_support import TOKEN, StartEmulator, spawn
 
 from reconciler.emulator import Emulator, EmulatorConfig
 
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from benchmarks.reliability import find_secret  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Journals and locks of apply runs go to the test's folder; no real credentials are picked up.
     monkeypatch.setenv("RECONCILER_STATE_DIR", str(tmp_path / "state"))
     for name in ("RECONCILER_GRAPH_TOKEN", "RECONCILER_TARGET", "RECONCILER_EMULATOR_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    yield
+    assert find_secret(TOKEN, {}, [tmp_path]) == []
 
 
 @pytest.fixture
