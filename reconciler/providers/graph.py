@@ -502,9 +502,16 @@ class GraphProvider:
             sp["tags"] = tags
 
     def _put_secrets(self, id: str, settings: Settings, current: list[JSON]) -> None:
+        new = self._secrets_to_write(id, settings, current)
+        if new is not None:
+            self.client.request("PUT", _secrets_path(id), body={"value": new})
+
+    def _secrets_to_write(self, id: str, settings: Settings, current: list[JSON]) -> list[JSON] | None:
+        """The secret set to PUT for ``settings``, None when it is unchanged; ConflictError when a
+        write would destroy secrets the service does not reveal."""
         new = settings_to_secrets(settings, current)
         if new == current:
-            return
+            return None
         ours = set(MANAGED_SECRET_KEYS)
         masked = sorted(
             str(s.get("key")) for s in current if s.get("key") not in ours and s.get("value") == _MASKED
@@ -515,7 +522,7 @@ class GraphProvider:
                 f"configuration {id}: the service does not reveal secret(s) {', '.join(masked)}, and "
                 "writing the secret set would overwrite them; change the settings in the portal"
             )
-        self.client.request("PUT", _secrets_path(id), body={"value": new})
+        return new
 
     def _schema(self, id: str, job_id: str) -> JSON:
         path = _job_path(id, job_id) + "/schema"
@@ -675,7 +682,7 @@ class GraphProvider:
         with self._serialized(id):
             sp, jobs, secrets, schema = self._load_managed_with_schema(id)
             tags = parse_tags(sp.get("tags") or [])
-            self._put_secrets(id, settings, secrets)
+            new_secrets = self._secrets_to_write(id, settings, secrets)  # refused before any write
             job = find_job(jobs, PROVISIONING_TEMPLATE)
             if job is not None:
                 current = schema or self._schema(id, job["id"])
@@ -683,6 +690,10 @@ class GraphProvider:
                     id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
                 )
             self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
+            # The AppKey secret says whether password hash sync is on, so it goes after the mappings
+            # and the job: a run stopped in between reads as not done, and the next plan finishes it.
+            if new_secrets is not None:
+                self.client.request("PUT", _secrets_path(id), body={"value": new_secrets})
             self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
 
     def _provisioning_job(self, id: str, jobs: list[JSON]) -> JSON:

@@ -202,6 +202,31 @@ def test_an_answer_that_times_out_never_makes_a_second_object(
     provider.close()
 
 
+@pytest.mark.parametrize("on", [True, False], ids=["turned-on", "turned-off"])
+def test_password_hash_sync_stopped_part_way_is_finished_by_the_next_apply(
+    start_emulator: StartEmulator, on: bool
+) -> None:
+    # The AppKey secret says whether password hash sync is on; written before the job was made (or
+    # removed), a run stopped in between left a target that read as done: no job with it on, or a job
+    # still syncing password hashes with it off.
+    emulator = start_emulator()
+    provider = provider_for(emulator)
+    assert apply(provider, state(desired("alpha", password_hash_sync=not on))).result.ok
+    needle = "^POST .*/synchronization/jobs " if on else "^DELETE .*/jobs/AD2AADPasswordHash"
+    emulator.faults = Targeted(needle, "error-before", status=400)  # type: ignore[assignment]
+    wanted = state(desired("alpha", password_hash_sync=on))
+    assert not apply(provider, wanted).result.ok
+    emulator.faults = Targeted("^nothing matches this", "error-before")  # type: ignore[assignment]
+    left = make_plan(wanted, provider, PlanOptions(), Provenance())
+    assert [c.action.value for c in left.changes] == ["update", "restart"]
+    assert apply(provider, wanted).result.ok
+    assert_converged(provider, wanted)
+    (sp,) = emulator.store.list_service_principals()
+    templates = [j["templateId"] for j in emulator.store.list_jobs(sp["id"])]
+    assert ("AD2AADPasswordHash" in templates) is on
+    provider.close()
+
+
 def test_a_create_killed_between_instantiate_and_tagging_is_finished_not_repeated(
     start_emulator: StartEmulator,
 ) -> None:
