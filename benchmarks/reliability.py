@@ -247,10 +247,13 @@ class Findings:
     duplicates: list[str] = field(default_factory=list)  # more than one of something
     mismatched: list[str] = field(default_factory=list)  # present, but not as desired
     touched: list[str] = field(default_factory=list)  # something unmanaged changed
+    # An enabled job whose mappings or scope were written after it last started or restarted: the
+    # service is not running them yet, and no plan shows it.
+    restarts_lost: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.duplicates or self.mismatched or self.touched)
+        return not (self.lost or self.duplicates or self.mismatched or self.touched or self.restarts_lost)
 
     def all(self) -> list[str]:
         return [
@@ -258,6 +261,7 @@ class Findings:
             *(f"duplicate: {x}" for x in self.duplicates),
             *(f"mismatch: {x}" for x in self.mismatched),
             *(f"touched: {x}" for x in self.touched),
+            *(f"restart lost: {x}" for x in self.restarts_lost),
         ]
 
 
@@ -320,6 +324,12 @@ def _secret_value(secrets: list[dict[str, Any]], key: str) -> dict[str, Any]:
             value = json.loads(item.get("value") or "null")
             return value if isinstance(value, dict) else {}
     return {}
+
+
+def _schema_written(schema: dict[str, Any]) -> str:
+    """When the store stamped the schema (its ``version``: ``Date:...Z, ActivityId:...``)."""
+    version = str(schema.get("version") or "")
+    return version[len("Date:") :].split(",")[0] if version.startswith("Date:") else ""
 
 
 def _check_schema(spec: ConfigSpec, schema: dict[str, Any], found: Findings) -> None:
@@ -388,6 +398,12 @@ def check_tenant(db: Path, expected: Sequence[ConfigSpec], planted: Planted) -> 
         ):
             jobs[sp_id].append((template, json.loads(data), json.loads(schema)))
         secrets = {r[0]: json.loads(r[1]) for r in con.execute("SELECT sp_id, data FROM secrets")}
+        # When each job was last started or restarted (the store's log of job actions).
+        kicked: dict[str, str] = {}
+        for job_id, at in con.execute(
+            "SELECT job_id, at FROM job_actions WHERE action IN ('start', 'restart') ORDER BY seq"
+        ):
+            kicked[job_id] = at
 
     sp_apps = collections.Counter(app_id for _, app_id, _ in sps)
     for app_id, n in apps.items():
@@ -438,6 +454,9 @@ def check_tenant(db: Path, expected: Sequence[ConfigSpec], planted: Planted) -> 
                 f"{spec.name}: password hash job {'missing' if spec.password_hash_sync else 'left'}"
             )
         state = (job.get("schedule") or {}).get("state")
+        if state == "Active" and _schema_written(schema) > kicked.get(job["id"], ""):
+            # The service takes up new mappings and scope when the job starts or restarts.
+            found.restarts_lost.append(f"{spec.name}: mappings written after the job last (re)started")
         if (state == "Active") != spec.enabled:
             found.mismatched.append(f"{spec.name}: schedule {state} but enabled is {spec.enabled}")
         _check_schema(spec, schema, found)
@@ -557,7 +576,9 @@ class RunReport:
     mode: str = ""
     requests: int = 0
     faults: int = 0  # throttled, failed, dropped and timed-out requests
+    fault_kinds: dict[str, int] = field(default_factory=dict)
     crashes: int = 0
+    crash_kinds: list[str] = field(default_factory=list)  # after a write | in a write | at a moment
     converged: bool = False
     findings: Findings = field(default_factory=Findings)
     leaks: list[str] = field(default_factory=list)
@@ -647,7 +668,13 @@ def fault_run(seed: int, folder: Path, *, share: float = 0.2, every_request_once
             )
         )
         report.requests = emulator.stats["requests"]
-        report.faults = emulator.stats["throttled"] + emulator.stats["faults"] + emulator.stats["timeouts"]
+        stats = emulator.stats
+        report.fault_kinds = {
+            "429": stats["throttled"],
+            "5xx or dropped": stats["faults"],
+            "timed out": stats["timeouts"],
+        }
+        report.faults = sum(report.fault_kinds.values())
     with Emulator(db, EmulatorConfig(token=token)) as emulator:
         target = ("--target", emulator.target)
         report.expect(
@@ -719,6 +746,9 @@ def _crash_once(
     if result.code != -signal.SIGKILL:
         return
     report.crashes += 1
+    report.crash_kinds.append(
+        {"write": "after a write", "http": "inside a write", "timer": "at a random moment"}[mode]
+    )
     if mode != "timer":
         # Killed after a write: the run had journaled its start, and not its end.
         runs = read_runs(folder / "state" / "journal.jsonl")
@@ -820,6 +850,10 @@ def _hostile(seeds: Sequence[int]) -> Any:
         return run_corpus(Path(tmp), seeds)
 
 
+def _kinds(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -847,6 +881,11 @@ def main(argv: list[str] | None = None) -> int:
         reports: list[RunReport] = [f.result() for f in futures]
     faults = [r for r in reports if r.kind == "fault"]
     crashes = [r for r in reports if r.kind == "crash"]
+    fault_kinds: collections.Counter[str] = collections.Counter()
+    for r in faults:
+        fault_kinds.update(r.fault_kinds)
+    crash_kinds = collections.Counter(k for r in crashes for k in r.crash_kinds)
+    hostile_kinds = collections.Counter(o.kind for o in hostile.outcomes)
     for r in reports:
         if args.verbose or not r.converged or r.leaks:
             print(r.summary())
@@ -860,16 +899,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reliability figures ({time.monotonic() - began:.0f}s): {command}")
     rows = [
         ("runs", f"{len(reports)} ({len(faults)} fault, {len(crashes)} crash)"),
-        ("requests in fault runs", f"{sum(r.requests for r in faults)}"),
-        ("faults injected", f"{sum(r.faults for r in faults)} (429, 5xx, dropped connections, timeouts)"),
-        ("crashes injected", f"{sum(r.crashes for r in crashes)} (SIGKILL)"),
+        ("requests in faulty applies", f"{sum(r.requests for r in faults)} (HTTP; a $batch counts once)"),
+        ("faults injected", f"{sum(r.faults for r in faults)} ({_kinds(fault_kinds)}; in $batch too)"),
+        ("crashes injected", f"{sum(r.crashes for r in crashes)} SIGKILL ({_kinds(crash_kinds)})"),
         ("runs converged", f"{sum(r.converged for r in reports)} of {len(reports)}"),
         ("objects lost", f"{sum(len(r.findings.lost) for r in reports)}"),
         ("duplicates", f"{sum(len(r.findings.duplicates) for r in reports)}"),
         ("objects not as desired", f"{sum(len(r.findings.mismatched) for r in reports)}"),
         ("unmanaged objects touched", f"{sum(len(r.findings.touched) for r in reports)}"),
+        ("restarts lost", f"{sum(len(r.findings.restarts_lost) for r in reports)}"),
         ("secrets leaked", f"{leaked}"),
-        ("hostile inputs tried", f"{hostile.tried}"),
+        ("hostile inputs tried", f"{hostile.tried} ({_kinds(hostile_kinds)})"),
         ("  rejected cleanly", f"{hostile.rejected}"),
         ("  accepted (valid input)", f"{hostile.accepted}"),
         ("  not handled cleanly", f"{len(hostile.failures)}"),

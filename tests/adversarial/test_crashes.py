@@ -5,16 +5,19 @@ desired state (``benchmarks.reliability.crash_run``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from pathlib import Path
 
 import pytest
 
 from benchmarks.reliability import (
+    check_tenant,
     child_env,
     cli,
     crash_run,
     make_scenario,
+    plant,
     write_desired,
 )
 from reconciler.providers import KILL_ENV
@@ -38,8 +41,36 @@ def test_a_killed_apply_is_recovered_and_converges(
     report = crash_run(11, tmp_path, graph=graph, modes=(mode,), kills=kills)
     if mode != "timer":
         assert report.crashes == kills, report.summary()
-    assert report.converged, report.summary()
-    assert report.leaks == []
+    assert report.problems == [] and report.leaks == [], report.summary()
+    found = report.findings
+    # A lost restart is the one finding left open (see the xfail test below).
+    assert (found.lost, found.duplicates, found.mismatched, found.touched) == ([], [], [], [])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a run killed between an update and its restart loses the restart: the next plan compares "
+    "desired with observed, which now agree, so it plans none (needs a pending-restart marker the "
+    "planner reads)",
+)
+def test_a_restart_left_undone_by_a_killed_run_is_made_by_the_next_apply(tmp_path: Path) -> None:
+    spec = make_scenario(4).before[0]
+    ou = f"DC={spec.name},DC=contoso,DC=com"
+    moved = dataclasses.replace(
+        spec, enabled=True, scope_kind="organizationalUnits", scope=(f"OU=Moved,{ou}",)
+    )
+    first = dataclasses.replace(moved, scope=(f"OU=First,{ou}",))
+    db = tmp_path / "tenant.db"
+    planted = plant(db)
+    env = child_env(tmp_path)
+    apply = ("apply", "configs", "--auto-approve", "--target", f"local:{db}")
+    write_desired(tmp_path / "configs", [first])
+    assert cli(tmp_path, *apply, env=env).code == 0
+    write_desired(tmp_path / "configs", [moved])
+    # The plan is an update then a restart; the run dies after the update.
+    assert cli(tmp_path, *apply, env={**env, KILL_ENV: "1"}).code == -signal.SIGKILL
+    assert cli(tmp_path, *apply, env=env).code == 0
+    assert check_tenant(db, [moved], planted).restarts_lost == []
 
 
 def test_the_next_apply_says_it_recovered_the_lock_even_with_nothing_left_to_do(tmp_path: Path) -> None:
