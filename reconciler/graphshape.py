@@ -95,6 +95,8 @@ def name_tag(name: str) -> str:
     return _NAME_PREFIX + name
 _DELETION_PROTECTION_TAG = "reconciler:deletionProtection"
 _RESTART_PREFIX = "reconciler:restartToken="
+# Set before a change that needs a restart, cleared by the restart: a crash in between stays visible.
+_RESTART_PENDING_TAG = "reconciler:restartPending"
 
 # flowType values the model can express; others (MultiValueAddOnly, ...) read as "always" and are kept
 # verbatim on write as long as the mapping is not changed.
@@ -733,30 +735,33 @@ class OwnTags:
     name: str | None = None
     deletion_protection: bool = False
     restart_token: str | None = None
+    restart_pending: bool = False
 
 
 def _is_own_tag(tag: str) -> bool:
     return (
-        tag in (MANAGED_TAG, _DELETION_PROTECTION_TAG)
+        tag in (MANAGED_TAG, _DELETION_PROTECTION_TAG, _RESTART_PENDING_TAG)
         or tag.startswith(_NAME_PREFIX)
         or tag.startswith(_RESTART_PREFIX)
     )
 
 
 def parse_tags(tags: Iterable[str]) -> OwnTags:
-    managed = deletion_protection = False
+    managed = deletion_protection = restart_pending = False
     name: str | None = None
     restart_token: str | None = None
     for tag in tags:
         if tag == MANAGED_TAG:
             managed = True
+        elif tag == _RESTART_PENDING_TAG:
+            restart_pending = True
         elif tag == _DELETION_PROTECTION_TAG:
             deletion_protection = True
         elif tag.startswith(_NAME_PREFIX) and name is None:
             name = tag[len(_NAME_PREFIX) :]
         elif tag.startswith(_RESTART_PREFIX) and restart_token is None:
             restart_token = tag[len(_RESTART_PREFIX) :]
-    return OwnTags(managed, name, deletion_protection, restart_token)
+    return OwnTags(managed, name, deletion_protection, restart_token, restart_pending)
 
 
 def tags_for(
@@ -766,7 +771,9 @@ def tags_for(
     deletion_protection: bool = False,
     restart_token: str | None = None,
 ) -> list[str]:
-    """``existing`` tags with ours replaced: managed under ``name``. Tags we do not own keep their order."""
+    """``existing`` tags with ours replaced: managed under ``name``. Tags we do not own keep their order,
+    and a pending restart stays pending (only ``with_restart_pending`` changes it)."""
+    existing = list(existing)
     result = [t for t in existing if not _is_own_tag(t)]
     result.append(MANAGED_TAG)
     result.append(_NAME_PREFIX + name)
@@ -774,6 +781,16 @@ def tags_for(
         result.append(_DELETION_PROTECTION_TAG)
     if restart_token is not None:
         result.append(_RESTART_PREFIX + restart_token)
+    if _RESTART_PENDING_TAG in existing:
+        result.append(_RESTART_PENDING_TAG)
+    return result
+
+
+def with_restart_pending(tags: Iterable[str], pending: bool) -> list[str]:
+    """``tags`` with the pending-restart marker set or cleared; every other tag as it was."""
+    result = [t for t in tags if t != _RESTART_PENDING_TAG]
+    if pending:
+        result.append(_RESTART_PENDING_TAG)
     return result
 
 
@@ -847,4 +864,5 @@ def observe(sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: JSON | None
         restart_token=tags.restart_token if tags.managed else None,
         credential_data_count=counts,
         complete=complete or not tags.managed,
+        restart_pending=tags.managed and tags.restart_pending,
     )

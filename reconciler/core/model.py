@@ -266,6 +266,8 @@ class Observed:
     credential_data_count: dict[str, int] = field(default_factory=dict, compare=False)
     # False when a create was interrupted part-way: the planner plans a resumed create.
     complete: bool = True
+    # An apply changed this configuration and meant to restart it, but the restart did not happen.
+    restart_pending: bool = False
 
     @property
     def display(self) -> str:

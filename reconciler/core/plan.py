@@ -230,6 +230,7 @@ def fingerprint(o: Observed) -> str:
             o.name,
             o.managed,
             o.complete,
+            o.restart_pending,
             tuple(sorted(o.credential_data_count.items())),
             _canon(o.settings, o.scope, o.mappings, o.deletion_protection, o.restart_token),
         )
@@ -352,7 +353,7 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
         and not phs_drift
     )
     same_schema = spec.scope == current.scope and spec.mappings == current.mappings
-    if same_settings and same_schema:
+    if same_settings and same_schema and not o.restart_pending:
         return []
 
     changes: list[Change] = []
@@ -406,6 +407,8 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
         reasons.append("password hash sync changed")
     if spec.restart_token != current.restart_token and spec.restart_token is not None:
         reasons.append(f"restartToken changed to {spec.restart_token!r}")
+    if o.restart_pending:
+        reasons.append("an earlier apply changed this configuration but its restart did not happen")
     if reasons:
         if want_enabled:
             changes.append(

@@ -80,7 +80,9 @@ def check_plan_fresh(plan: Plan, provider: Provider, observed: Sequence[Observed
     raise StalePlanError("the saved plan is stale: the target changed since it was made", reasons)
 
 
-def _execute(change: Change, provider: Provider, ids: dict[str, str]) -> None:
+def _execute(
+    change: Change, provider: Provider, ids: dict[str, str], *, restart_follows: bool = False
+) -> None:
     target_id = change.target_id or ids.get(change.name)
     if change.action is Action.CREATE:
         assert change.spec is not None
@@ -99,6 +101,10 @@ def _execute(change: Change, provider: Provider, ids: dict[str, str]) -> None:
     if change.action is Action.UPDATE:
         assert change.spec is not None
         spec = change.spec
+        if restart_follows:
+            # Recorded on the target first: if this run dies before the restart, the next plan sees that
+            # a restart is owed even though the update itself already matches the desired state.
+            provider.set_restart_pending(target_id, True)
         if change.write_settings:
             provider.update_settings(
                 target_id,
@@ -141,6 +147,7 @@ def apply_plan(
     for change in plan.changes:
         phases.setdefault(ACTION_ORDER[change.action], []).append(change)
     ids: dict[str, str] = {c.name: c.target_id for c in plan.changes if c.target_id}
+    restarting = {c.name for c in plan.changes if c.action is Action.RESTART}
     failed_names: set[str] = set()
     outcomes: list[Outcome] = []
     total = len(plan.changes)
@@ -154,7 +161,7 @@ def apply_plan(
             journal.write("change-start", name=change.name, action=change.action.value, id=change.target_id)
             began = time.monotonic()
             try:
-                _execute(change, provider, ids)
+                _execute(change, provider, ids, restart_follows=change.name in restarting)
             except Exception as exc:
                 outcome = Outcome(change, FAILED, _describe_error(exc), time.monotonic() - began)
             else:

@@ -87,6 +87,11 @@ class Provider(Protocol):
         """Restart the provisioning job with the given ``resetScope`` flags."""
         ...
 
+    def set_restart_pending(self, id: str, pending: bool) -> None:
+        """Record on the target that a restart is owed (set before the change that needs it);
+        ``restart`` clears it. Read back as ``Observed.restart_pending``."""
+        ...
+
     def delete(self, id: str) -> None:
         """Remove the configuration; safe to call again after an interrupted delete."""
         ...

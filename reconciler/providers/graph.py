@@ -52,6 +52,7 @@ from reconciler.graphshape import (
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
+    with_restart_pending,
     write_schema,
 )
 from reconciler.providers.base import RESET_FULL
@@ -735,9 +736,22 @@ class GraphProvider:
 
     def restart(self, id: str, reset_scope: str = RESET_FULL) -> None:
         with self._serialized(id):
-            _sp, jobs, _secrets = self._load_managed(id)
+            sp, jobs, _secrets = self._load_managed(id)
             job = self._provisioning_job(id, jobs)
             self._job_action(id, job["id"], "restart", {"criteria": {"resetScope": reset_scope}})
+            self._mark_restart(sp, False)
+
+    def set_restart_pending(self, id: str, pending: bool) -> None:
+        with self._serialized(id):
+            sp, _jobs, _secrets = self._load_managed(id)
+            self._mark_restart(sp, pending)
+
+    def _mark_restart(self, sp: JSON, pending: bool) -> None:
+        current = list(sp.get("tags") or [])
+        tags = with_restart_pending(current, pending)
+        if tags != current:
+            self.client.request("PATCH", _sp_path(sp["id"]), body={"tags": tags})
+            sp["tags"] = tags
 
     def delete(self, id: str) -> None:
         """Jobs first (provisioning stops at once), then the application, then the principal.

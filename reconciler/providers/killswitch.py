@@ -125,6 +125,10 @@ class KillSwitch:
         self._inner.restart(id, reset_scope)
         self._wrote()
 
+    def set_restart_pending(self, id: str, pending: bool) -> None:
+        self._inner.set_restart_pending(id, pending)
+        self._wrote()
+
     def delete(self, id: str) -> None:
         self._inner.delete(id)
         self._wrote()

@@ -33,6 +33,7 @@ from reconciler.graphshape import (
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
+    with_restart_pending,
     write_schema,
 )
 from reconciler.providers.base import RESET_FULL
@@ -223,6 +224,18 @@ class LocalProvider:
             self._managed_sp(id)
             job = self._provisioning_job(id)
             self.store.restart_job(id, job["id"], {"resetScope": reset_scope})
+            self._mark_restart(id, False)
+
+    def set_restart_pending(self, id: str, pending: bool) -> None:
+        with self.store.transaction():
+            self._managed_sp(id)
+            self._mark_restart(id, pending)
+
+    def _mark_restart(self, id: str, pending: bool) -> None:
+        current = list(self.store.get_service_principal(id).get("tags") or [])
+        tags = with_restart_pending(current, pending)
+        if tags != current:
+            self.store.patch_service_principal(id, {"tags": tags})
 
     def delete(self, id: str) -> None:
         with self.store.transaction():

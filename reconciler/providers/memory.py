@@ -44,6 +44,7 @@ class _Record:
     restart_token: str | None = None
     complete: bool = True
     credential_data_count: dict[str, int] = field(default_factory=dict)
+    restart_pending: bool = False
 
     def observed(self) -> Observed:
         return Observed(
@@ -58,6 +59,7 @@ class _Record:
             restart_token=self.restart_token,
             credential_data_count=dict(self.credential_data_count),
             complete=self.complete,
+            restart_pending=self.restart_pending,
         )
 
 
@@ -224,6 +226,7 @@ class MemoryProvider:
             if not record.complete:
                 raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
             self.restarts.append((id, reset_scope))
+            record.restart_pending = False
             flags = {f.strip() for f in reset_scope.split(",") if f.strip()}
             if not flags or flags & _QUARANTINE_LIFTING:
                 code = record.status.code
@@ -232,6 +235,11 @@ class MemoryProvider:
                 record.status = replace(
                     record.status, code=code, quarantine_reason=None, quarantine_since=None
                 )
+
+    def set_restart_pending(self, id: str, pending: bool) -> None:
+        with self._lock:
+            self._enter("set_restart_pending", id, pending)
+            self._managed(id).restart_pending = pending
 
     def delete(self, id: str) -> None:
         with self._lock:

@@ -43,16 +43,9 @@ def test_a_killed_apply_is_recovered_and_converges(
         assert report.crashes == kills, report.summary()
     assert report.problems == [] and report.leaks == [], report.summary()
     found = report.findings
-    # A lost restart is the one finding left open (see the xfail test below).
     assert (found.lost, found.duplicates, found.mismatched, found.touched) == ([], [], [], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run killed between an update and its restart loses the restart: the next plan compares "
-    "desired with observed, which now agree, so it plans none (needs a pending-restart marker the "
-    "planner reads)",
-)
 def test_a_restart_left_undone_by_a_killed_run_is_made_by_the_next_apply(tmp_path: Path) -> None:
     spec = make_scenario(4).before[0]
     ou = f"DC={spec.name},DC=contoso,DC=com"

@@ -246,3 +246,12 @@ def test_plan_is_deterministic_and_fingerprints_ignore_status() -> None:
     p1, p2 = plan_for([d], [o1]), plan_for([d], [o2])
     assert p1.fingerprints == p2.fingerprints
     assert p1.desired_digest == p2.desired_digest
+
+
+def test_a_restart_owed_by_an_earlier_apply_is_planned() -> None:
+    d = desired()
+    plan = plan_for([d], [observed_for(d, restart_pending=True)])
+    assert actions(plan) == [("restart", "contoso")]
+    assert "restart did not happen" in plan.changes[0].reasons[0]
+    off = desired(settings=replace(SETTINGS, enabled=False))
+    assert plan_for([off], [observed_for(off, restart_pending=True)]).changes == ()

@@ -203,3 +203,33 @@ def test_journal_records_every_change(provider: Provider) -> None:
         ("create", "a", "ok"),
         ("start", "a", "ok"),
     ]
+
+
+class RestartLost:
+    """Wraps a provider; its restarts fail, as when the apply process dies just before one."""
+
+    def __init__(self, inner: Provider) -> None:
+        self._inner = inner
+        self.target = inner.target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def restart(self, id: str, reset_scope: str = "Full") -> None:
+        raise RuntimeError("killed before the restart")
+
+
+def test_a_restart_lost_after_its_update_is_planned_again(provider: Provider) -> None:
+    converge(provider, state(cfg("a")))
+    changed = state(cfg("a", overrides=(DEPT,)))
+    run = plan_and_apply(changed, RestartLost(provider), PlanOptions(), Provenance())  # type: ignore[arg-type]
+    assert [(o.change.action.value, o.status) for o in run.result.outcomes] == [
+        ("update", "ok"),
+        ("restart", "failed"),
+    ]
+    # the update itself is in place, yet the restart it needs is still owed
+    left = plan(provider, changed)
+    assert [c.action.value for c in left.changes] == ["restart"]
+    assert "restart did not happen" in left.changes[0].reasons[0]
+    converge(provider, changed)
+    assert plan(provider, changed).changes == ()

@@ -284,6 +284,23 @@ def test_restart_is_recorded_with_its_criteria(harness: Harness) -> None:
     assert action["body"] == {"criteria": {"resetScope": "Watermark, Escrows"}}
 
 
+def test_a_pending_restart_is_recorded_kept_by_updates_and_cleared_by_the_restart(provider: Provider) -> None:
+    id = create(provider)
+    provider.start(id)
+    assert not only(provider, id).restart_pending
+    provider.set_restart_pending(id, True)
+    provider.update_settings(
+        id,
+        replace(SETTINGS, notification_email="new@contoso.com"),
+        deletion_protection=False,
+        restart_token="2",
+    )
+    o = only(provider, id)
+    assert o.restart_pending and o.restart_token == "2"
+    provider.restart(id, RESET_FULL)
+    assert not only(provider, id).restart_pending
+
+
 # --------------------------------------------------------------------------------------------------
 # delete
 
