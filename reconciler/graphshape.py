@@ -53,6 +53,7 @@ __all__ = [
     "TEMPLATE_APP_ID",
     "OwnTags",
     "attribute_mapping_to_model",
+    "check_and_read_schema",
     "check_job",
     "check_schema",
     "check_secrets",
@@ -609,6 +610,102 @@ def _check_attribute_mapping(am: Any, what: str) -> None:
         _optional(source, "parameters", list, where)
 
 
+# What a fast check of an attribute mapping says when the mapping is not of the common shape.
+_UNCOMMON: tuple[Any, ...] = ("not of the common shape",)
+
+
+def _common_key(object_type: str, am: Any) -> tuple[Any, ...] | None:
+    """``_attribute_mapping_ok`` and the ``attribute_mapping_to_model`` cache key, in one look at ``am``.
+
+    ``_UNCOMMON`` when ``am`` needs the careful check; else its key, or None for a function given as
+    a tree only (read without the cache). Every value in a key has been type-tested exactly, so equal
+    keys mean equal mappings.
+    """
+    if type(am) is not dict:
+        return _UNCOMMON
+    target, flow = am.get("targetAttributeName"), am.get("flowType")
+    default, priority = am.get("defaultValue"), am.get("matchingPriority")
+    if not (
+        type(target) is str
+        and (flow is None or (type(flow) is str and flow in FLOW_TYPES))
+        and (default is None or type(default) is str)
+        and (priority is None or type(priority) is int)
+    ):
+        return _UNCOMMON
+    source = am.get("source")
+    if source is None:
+        return (object_type, target, default, flow, priority, None)
+    if type(source) is not dict:
+        return _UNCOMMON
+    kind, name = source.get("type"), source.get("name")
+    text, params = source.get("expression"), source.get("parameters")
+    if not (
+        (kind is None or (type(kind) is str and kind in SOURCE_TYPES))
+        and (name is None or type(name) is str)
+        and (text is None or type(text) is str)
+        and (params is None or type(params) is list)
+    ):
+        return _UNCOMMON
+    if not params:
+        return (object_type, target, default, flow, priority, (kind, text, name))
+    if text is not None:
+        return (object_type, target, default, flow, priority, ("Function-expression", kind, text))
+    return None
+
+
+def check_and_read_schema(schema: Any, what: str) -> tuple[Scope, tuple[Mapping, ...], dict[str, int]]:
+    """``read_schema`` of a schema from the service, refused as ``check_schema`` refuses one.
+
+    The same checks and the same reading, with one look at each attribute mapping instead of two; a
+    schema holds about a hundred of them, and a tenant may hold thousands of schemas.
+    """
+    data = _object(schema, what)
+    rules = _optional(data, "synchronizationRules", list, what)
+    for rule in rules or []:
+        _object(rule, what)
+    rule = find_provisioning_rule(data)
+    if rule is None:
+        return read_schema(data)
+    for key, entries in (("containerFilter", "includedContainers"), ("groupFilter", "includedGroups")):
+        part = _optional(rule, key, AbcMapping, what)
+        if part is not None:
+            _strings(part, entries, what)
+    # Everything is checked before anything new is made, as check_schema then read_schema would.
+    wanted: list[Mapping | tuple[str, Any]] = []  # found in the cache, or to be read
+    counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
+    seen: set[str] = set()
+    for om in _optional(rule, "objectMappings", list, what) or []:
+        _object(om, what)
+        obj = _object_type(om)
+        if obj is None:
+            continue  # not an object type we manage: left as it is
+        first = obj not in seen  # only the first object mapping of a type is read
+        seen.add(obj)
+        for am in _optional(om, "attributeMappings", list, what) or []:
+            cache_key = _common_key(obj, am)
+            if cache_key is _UNCOMMON:
+                _check_attribute_mapping(am, what)
+            if not first:
+                continue
+            if cache_key is not _UNCOMMON and cache_key is not None and cache_key[1] != CREDENTIAL_DATA:
+                cached = _MAPPING_CACHE.get(cache_key)
+                if cached is not None:
+                    wanted.append(cached)
+                    continue
+            wanted.append((obj, am))
+    mappings: list[Mapping] = []
+    for item in wanted:
+        if isinstance(item, Mapping):
+            mappings.append(item)
+            continue
+        obj, am = item
+        if am.get("targetAttributeName") == CREDENTIAL_DATA:
+            counts[obj] = counts.get(obj, 0) + 1
+        else:
+            mappings.append(attribute_mapping_to_model(obj, am))
+    return _read_scope(rule), tuple(mappings), counts
+
+
 def _with_password_hash(obj: str, attribute_mappings: list[dict[str, Any]], on: bool) -> list[dict[str, Any]]:
     # The service does not de-duplicate: a second CredentialData row makes the job fail, so keep one.
     want = on and obj in PHS_OBJECTS
@@ -830,9 +927,19 @@ def job_status(job: AbcMapping[str, Any]) -> JobStatus:
     )
 
 
-def observe(sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: JSON | None) -> Observed | None:
+def observe(
+    sp: JSON,
+    jobs: list[JSON],
+    secrets: list[JSON],
+    schema: JSON | None,
+    *,
+    reading: tuple[Scope, tuple[Mapping, ...], dict[str, int]] | None = None,
+) -> Observed | None:
     """The configuration ``sp`` holds, given its jobs, secrets and provisioning schema; None when ``sp``
-    is not one. The one reading of a configuration, shared by every target that stores Graph shapes."""
+    is not one. The one reading of a configuration, shared by every target that stores Graph shapes.
+
+    ``reading``: ``read_schema(schema)``, when the caller has it already.
+    """
     tags = parse_tags(sp.get("tags") or [])
     provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
     if provisioning is None and not tags.managed:
@@ -848,7 +955,7 @@ def observe(sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: JSON | None
     if provisioning is None or schema is None:
         status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
     else:
-        scope, mappings, counts = read_schema(schema)
+        scope, mappings, counts = read_schema(schema) if reading is None else reading
         status = job_status(provisioning)
     # create writes the Domain secret last: without it the create did not finish.
     complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)

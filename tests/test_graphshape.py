@@ -22,6 +22,7 @@ from reconciler.errors import ProviderError
 from reconciler.graphshape import (
     PROVISIONING_RULE_ID,
     attribute_mapping_to_model,
+    check_and_read_schema,
     check_job,
     check_schema,
     check_secrets,
@@ -421,6 +422,25 @@ def test_a_schema_the_module_would_misread_is_refused(change: Any, problem: str)
     change(schema)
     with pytest.raises(ProviderError, match=problem):
         check_schema(schema, "the schema")
+    with pytest.raises(ProviderError, match=problem):
+        check_and_read_schema(schema, "the schema")
+
+
+def test_checking_and_reading_in_one_pass_reads_as_the_two_steps() -> None:
+    written = write_schema(template_schema(), Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), ROUND_TRIPS, True)
+    # A function given as a tree only, and a second object mapping of a type (checked, not read).
+    tree_only = copy.deepcopy(written)
+    rule = find_provisioning_rule(tree_only)
+    assert rule is not None
+    user = next(om for om in rule["objectMappings"] if om["sourceObjectName"] == "user")
+    function = next(am for am in user["attributeMappings"] if am["source"]["type"] == "Function")
+    function["source"]["expression"] = None
+    rule["objectMappings"].append(copy.deepcopy(user))
+    for schema in (template_schema(), written, tree_only, {"synchronizationRules": []}):
+        assert check_and_read_schema(schema, "the schema") == read_schema(check_schema(schema, "the schema"))
+    rule["objectMappings"][-1]["attributeMappings"][0]["flowType"] = "Sometimes"
+    with pytest.raises(ProviderError, match="flowType 'Sometimes' is not one"):
+        check_and_read_schema(tree_only, "the schema")
 
 
 @pytest.mark.parametrize(
