@@ -18,15 +18,18 @@ I/O: HTTP requests to the target through ``GraphClient`` (``graphhttp``), nothin
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import itertools
 import os
+import queue
+import sys
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConfigError, ConflictError, NotFoundError, ProviderError, TransientProviderError
@@ -38,6 +41,7 @@ from reconciler.graphshape import (
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
+    check_and_read_schema,
     check_job,
     check_schema,
     check_secrets,
@@ -57,6 +61,7 @@ from reconciler.graphshape import (
 )
 from reconciler.providers.base import RESET_FULL
 from reconciler.providers.graphhttp import (
+    BATCH_LIMIT,
     BatchItem,
     GraphClient,
     RetryPolicy,
@@ -77,6 +82,8 @@ DEFAULT_BASE_URL = "https://graph.microsoft.com/v1.0"
 CONCURRENCY_ENV = "RECONCILER_GRAPH_CONCURRENCY"
 TIMEOUT_ENV = "RECONCILER_GRAPH_TIMEOUT"
 DEFAULT_CONCURRENCY = 10
+
+_T = TypeVar("_T")
 
 # Only what the provider reads from a service principal; a full one is many times larger.
 _SP_SELECT = "id,appId,displayName,tags,applicationTemplateId,servicePrincipalNames"
@@ -203,11 +210,6 @@ def _wanted(sp: JSON, names: frozenset[str]) -> bool:
     return not tags.managed or tags.name in names
 
 
-def _chunks(items: Sequence[JSON], size: int) -> Iterator[Sequence[JSON]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a large tenant is read.
@@ -223,6 +225,182 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# A listed service principal with its jobs, its secrets and its provisioning job, waiting for its schema.
+_Ready = tuple[JSON, list[JSON], list[JSON], JSON]
+# Jobs and secrets of this many configurations fill one $batch; schemas of twice as many.
+_JOBS_PER_BATCH = BATCH_LIMIT // 2
+# Task priorities while reading (lower first).
+_URGENT, _LATER = 0, 1
+# Seconds: the interpreter's switch interval while reading (see _prompt_handover).
+_READ_SWITCH_INTERVAL = 0.001
+
+
+@contextlib.contextmanager
+def _prompt_handover() -> Iterator[None]:
+    """Hand the interpreter lock from thread to thread sooner while a large tenant is read.
+
+    A thread receiving an answer takes the lock back after every socket read (a dozen for a $batch of
+    schemas) while other threads decode and check answers; with Python's 5 ms switch interval each
+    of those waits can take 5 ms, and every request holds its slot that much longer.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, _READ_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+class _PriorityPool:
+    """Worker threads that always take the most urgent task queued (then the oldest)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], None] | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: int, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        future: Future[_T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        self._queue.put((priority, next(self._order), run))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _priority, _order, task = self._queue.get()
+            if task is None:
+                return
+            task()
+
+    def close(self) -> None:
+        """Stop the workers once every task queued (and every task those queue) has run."""
+        for _ in self._threads:
+            self._queue.put((sys.maxsize, next(self._order), None))
+        for thread in self._threads:
+            thread.join()
+
+
+class _Reading:
+    """One reading of the target: the configurations listed are read in two steps, their jobs and
+    secrets (10 configurations a $batch), then the schemas of those with a provisioning job (20 a
+    $batch, as soon as 20 are waiting).
+
+    Schema requests go first: the configurations begun are finished, and their CPU work done, while
+    the requests of the next ones are on the wire; and the last requests do not trail one after the
+    other. There are a few more workers than requests allowed on the wire, so that a worker busy
+    with an answer does not leave a request slot empty.
+    """
+
+    def __init__(self, provider: GraphProvider) -> None:
+        self._provider = provider
+        self.pool = _PriorityPool(provider.client.concurrency + 2, "graph-read")
+        self._lock = threading.Lock()
+        self._listed: list[JSON] = []  # not yet asked for
+        self._ready: list[_Ready] = []
+        self._steps: list[Future[list[Observed]]] = []
+        self._reading_jobs = 0  # job-and-secret requests queued or running
+        self._listing_done = False
+        self._stopped = False
+
+    def __enter__(self) -> _Reading:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:
+            # The reading failed: what has not started yet is not sent at all.
+            with self._lock:
+                self._stopped = True
+                for step in self._steps:
+                    step.cancel()
+        self.pool.close()
+
+    def add(self, sps: Sequence[JSON]) -> None:
+        """Service principals listed: read them (from the listing thread only)."""
+        self._listed.extend(sps)
+        while len(self._listed) >= _JOBS_PER_BATCH:
+            self._read_jobs(self._listed[:_JOBS_PER_BATCH])
+            del self._listed[:_JOBS_PER_BATCH]
+
+    def finish(self) -> list[Observed]:
+        """Once the listing is complete: every configuration listed, as it is read."""
+        if self._listed:
+            self._read_jobs(self._listed)
+            self._listed = []
+        with self._lock:
+            self._listing_done = True
+            self._schemas_left()
+        observed: list[Observed] = []
+        done = 0
+        while True:
+            with self._lock:
+                steps = self._steps[done:]
+            if not steps:
+                # Every step has finished, so no step can add another now.
+                return observed
+            # The first failure ends the reading, whichever step it comes from.
+            concurrent.futures.wait(steps, return_when=concurrent.futures.FIRST_EXCEPTION)
+            for step in steps:
+                if step.done() and step.exception() is not None:
+                    step.result()
+            for step in steps:
+                observed.extend(step.result())
+            done += len(steps)
+
+    def _read_jobs(self, sps: list[JSON]) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._reading_jobs += 1
+            self._steps.append(self.pool.submit(_LATER, self._jobs_step, sps))
+
+    def _jobs_step(self, sps: list[JSON]) -> list[Observed]:
+        try:
+            observed = []
+            for sp, jobs, secrets in self._provider._read_jobs_and_secrets(sps):
+                job = find_job(jobs, PROVISIONING_TEMPLATE)
+                if job is None:
+                    o = observe(sp, jobs, secrets, None)
+                    if o is not None:
+                        observed.append(o)
+                    continue
+                self._provider._remember_job(sp["id"], job)
+                with self._lock:
+                    self._ready.append((sp, jobs, secrets, job))
+                    if len(self._ready) >= BATCH_LIMIT:
+                        self._read_schemas(self._ready[:BATCH_LIMIT])
+                        del self._ready[:BATCH_LIMIT]
+            return observed
+        finally:
+            with self._lock:
+                self._reading_jobs -= 1
+                self._schemas_left()
+
+    def _schemas_left(self) -> None:
+        # Under the lock: once nothing more can become ready, the last few schemas go in one $batch.
+        if self._listing_done and self._reading_jobs == 0 and self._ready:
+            self._read_schemas(self._ready)
+            self._ready = []
+
+    def _read_schemas(self, ready: list[_Ready]) -> None:
+        # Under the lock.
+        if not self._stopped:
+            self._steps.append(self.pool.submit(_URGENT, self._provider._observe_with_schemas, ready))
 
 
 class GraphProvider:
@@ -322,40 +500,36 @@ class GraphProvider:
     # ----------------------------------------------------------------------------------------------
     # reading
 
-    def _read_group(self, sps: Sequence[JSON]) -> list[Observed]:
-        """Jobs, secrets and the provisioning schema of up to 20 service principals, in $batch requests."""
+    def _read_jobs_and_secrets(self, sps: Sequence[JSON]) -> list[tuple[JSON, list[JSON], list[JSON]]]:
+        """Jobs and secrets of up to 10 service principals, in one $batch; those deleted since they were
+        listed are left out."""
         items = [BatchItem("GET", _jobs_path(sp["id"])) for sp in sps]
         items += [BatchItem("GET", _secrets_path(sp["id"])) for sp in sps]
         results = self.client.batch(items)
         n = len(sps)
-        jobs_of: dict[str, list[JSON]] = {}
-        secrets_of: dict[str, list[JSON]] = {}
+        found = []
         for i, sp in enumerate(sps):
             jobs_result, secrets_result = results[i], results[n + i]
             if isinstance(jobs_result, NotFoundError) or isinstance(secrets_result, NotFoundError):
                 continue  # deleted since it was listed
-            jobs_of[sp["id"]] = _jobs_in(_check(jobs_result), sp["id"])
-            secrets_of[sp["id"]] = _secrets_in(_check(secrets_result), sp["id"])
-        wanted = [
-            (sp, job)
-            for sp in sps
-            if sp["id"] in jobs_of and (job := find_job(jobs_of[sp["id"]], PROVISIONING_TEMPLATE)) is not None
-        ]
-        for sp, job in wanted:
-            self._remember_job(sp["id"], job)
-        paths = [_job_path(sp["id"], job["id"]) + "/schema" for sp, job in wanted]
+            jobs = _jobs_in(_check(jobs_result), sp["id"])
+            found.append((sp, jobs, _secrets_in(_check(secrets_result), sp["id"])))
+        return found
+
+    def _observe_with_schemas(self, ready: Sequence[_Ready]) -> list[Observed]:
+        """The configurations of up to 20 service principals with a provisioning job, their schemas
+        read in one $batch."""
+        paths = [_job_path(sp["id"], job["id"]) + "/schema" for sp, _jobs, _secrets, job in ready]
         schemas = self._read_schemas(paths)
-        schema_of: dict[str, JSON | None] = {}
-        for (sp, _job), path, result in zip(wanted, paths, schemas, strict=True):
-            if isinstance(result, NotFoundError):
-                schema_of[sp["id"]] = None  # the job went away in between; reported as it is now
-                continue
-            schema_of[sp["id"]] = _schema_in(_check(result), path)
         observed = []
-        for sp in sps:
-            if sp["id"] not in jobs_of:
-                continue
-            o = observe(sp, jobs_of[sp["id"]], secrets_of[sp["id"]], schema_of.get(sp["id"]))
+        for (sp, jobs, secrets, _job), path, result in zip(ready, paths, schemas, strict=True):
+            if isinstance(result, NotFoundError):
+                schema, reading = None, None  # the job went away in between; reported as it is now
+            else:
+                # Checked as _schema_in checks it, and read on the way.
+                schema = _check(result)
+                reading = check_and_read_schema(schema, f"the schema at {path}")
+            o = observe(sp, jobs, secrets, schema, reading=reading)
             if o is not None:
                 observed.append(o)
         return observed
@@ -382,25 +556,18 @@ class GraphProvider:
         return self._read(names)
 
     def _read(self, names: frozenset[str] | None) -> tuple[Observed, ...]:
-        # Pages arrive one after the other; each page's configurations are read in groups of 20
-        # (three $batch requests per group) while the next page is fetched. Our tags come with the
-        # listing, so with ``names`` the other managed configurations are not read any further.
-        observed: list[Observed] = []
-        with (
-            _collector_paused(),
-            ThreadPoolExecutor(self.client.concurrency, thread_name_prefix="graph-read") as pool,
-        ):
-            futures: list[Future[list[Observed]]] = []
+        # Pages arrive one after the other; the configurations listed are read while the next page is
+        # fetched (see _Reading). Our tags come with the listing, so with ``names`` the other managed
+        # configurations are not read any further.
+        with _collector_paused(), _prompt_handover(), _Reading(self) as reading:
             for listed in self._list_sps():
                 page = listed if names is None else [sp for sp in listed if _wanted(sp, names)]
                 if page and self._template is None and self._template_future is None:
                     # The template is read alongside, through the first configuration found.
                     self._template_source = page[0]["id"]
-                    self._template_future = pool.submit(self._read_template, page[0]["id"])
-                for group in _chunks(page, 20):
-                    futures.append(pool.submit(self._read_group, group))
-            for future in futures:
-                observed.extend(future.result())
+                    self._template_future = reading.pool.submit(_URGENT, self._read_template, page[0]["id"])
+                reading.add(page)
+            observed = reading.finish()
         return tuple(sorted(observed, key=lambda o: o.id))
 
     # ----------------------------------------------------------------------------------------------

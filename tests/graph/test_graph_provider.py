@@ -68,12 +68,30 @@ def test_reads_are_batched(start_emulator: StartEmulator) -> None:
     provider = provider_for(emulator, TOKEN)
     found = provider.read_all()
     assert len(found) == 25
-    # One page of principals; per group of up to 20: jobs and secrets (40 or 10 requests: 2 or 1
-    # $batch) then schemas (1 $batch); and the template alongside.
+    # One page of principals; jobs and secrets of 10 configurations a $batch (3), then schemas of 20
+    # a $batch (2); and the template alongside.
     outer = [r for r in emulator.recorded if not r.inner]
     batches = [r for r in outer if r.path == "/$batch"]
     assert len(outer) == 1 + 5 + 1 and len(batches) == 5
     assert all(len(r.body["requests"]) <= 20 for r in batches)
+    provider.close()
+
+
+def test_a_failed_read_sends_nothing_more(start_emulator: StartEmulator) -> None:
+    emulator = start_emulator(latency_ms=30)
+    for i in range(150):
+        portal_configuration(emulator.store, f"f{i:03d}.contoso.com")
+
+    def refuse(sp_id: str) -> Any:
+        raise ProviderError("no jobs today", code="BadRequest", status=400)
+
+    emulator.store.list_jobs = refuse  # type: ignore[method-assign]
+    provider = provider_for(emulator, concurrency=2)
+    with pytest.raises(ProviderError, match="no jobs today"):
+        provider.read_all()
+    # Reading them all takes 1 + 15 + 8 requests and the template. The reading stops at the first
+    # failure: the listing, the template and the few job requests already begun are all that is sent.
+    assert emulator.stats["requests"] <= 11
     provider.close()
 
 
