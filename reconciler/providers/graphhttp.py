@@ -456,7 +456,7 @@ class GraphClient:
                 self._sent_tokens.add(token)
         content: bytes | None = None
         if body is not None:
-            content = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            content = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
             headers["Content-Type"] = "application/json"
         with self._slots:
             with self._count_lock:
