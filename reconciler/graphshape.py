@@ -22,7 +22,9 @@ import json
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from reconciler.core.model import (
     CREDENTIAL_DATA,
@@ -653,12 +655,36 @@ def _common_key(object_type: str, am: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def check_and_read_schema(schema: Any, what: str) -> tuple[Scope, tuple[Mapping, ...], dict[str, int]]:
+# Whole lists of attribute mappings repeat as well (every configuration made from one mapping set).
+# In a schema parsed from JSON text, equal encodings of two lists mean equal lists: a list read
+# before is neither checked nor read again. Bounded by the bytes of the encodings kept.
+_LIST_CACHE: dict[tuple[str, bytes], tuple[tuple[Mapping, ...], int]] = {}
+_LIST_CACHE_MAX_BYTES = 16 * 1024 * 1024
+_list_cache_bytes = 0
+
+
+class _ListRead(NamedTuple):
+    """The attribute mappings of one object mapping to read: from the list cache, or one by one."""
+
+    obj: str
+    key: tuple[str, bytes] | None
+    items: list[Any]  # a Mapping from the mapping cache, or an attribute mapping to read
+    cached: tuple[tuple[Mapping, ...], int] | None = None
+
+
+def check_and_read_schema(
+    schema: Any, what: str, *, parsed_json: bool = False
+) -> tuple[Scope, tuple[Mapping, ...], dict[str, int]]:
     """``read_schema`` of a schema from the service, refused as ``check_schema`` refuses one.
 
     The same checks and the same reading, with one look at each attribute mapping instead of two; a
     schema holds about a hundred of them, and a tenant may hold thousands of schemas.
+
+    ``parsed_json``: ``schema`` comes straight from a JSON parser that refuses NaN and Infinity (as
+    orjson does), so it holds dicts, lists, strings, numbers, booleans and None only; lists of
+    mappings read before are then taken from a cache.
     """
+    global _list_cache_bytes
     data = _object(schema, what)
     rules = _optional(data, "synchronizationRules", list, what)
     for rule in rules or []:
@@ -671,8 +697,7 @@ def check_and_read_schema(schema: Any, what: str) -> tuple[Scope, tuple[Mapping,
         if part is not None:
             _strings(part, entries, what)
     # Everything is checked before anything new is made, as check_schema then read_schema would.
-    wanted: list[Mapping | tuple[str, Any]] = []  # found in the cache, or to be read
-    counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
+    reads: list[_ListRead] = []
     seen: set[str] = set()
     for om in _optional(rule, "objectMappings", list, what) or []:
         _object(om, what)
@@ -681,28 +706,55 @@ def check_and_read_schema(schema: Any, what: str) -> tuple[Scope, tuple[Mapping,
             continue  # not an object type we manage: left as it is
         first = obj not in seen  # only the first object mapping of a type is read
         seen.add(obj)
-        for am in _optional(om, "attributeMappings", list, what) or []:
+        ams = _optional(om, "attributeMappings", list, what) or []
+        list_key: tuple[str, bytes] | None = None
+        if parsed_json:
+            try:
+                list_key = (obj, orjson.dumps(ams))
+            except TypeError:  # not JSON after all
+                list_key = None
+            cached = _LIST_CACHE.get(list_key) if list_key is not None else None
+            if cached is not None:
+                if first:
+                    reads.append(_ListRead(obj, None, [], cached))
+                continue
+        items: list[Any] = []
+        for am in ams:
             cache_key = _common_key(obj, am)
             if cache_key is _UNCOMMON:
                 _check_attribute_mapping(am, what)
             if not first:
                 continue
             if cache_key is not _UNCOMMON and cache_key is not None and cache_key[1] != CREDENTIAL_DATA:
-                cached = _MAPPING_CACHE.get(cache_key)
-                if cached is not None:
-                    wanted.append(cached)
+                found = _MAPPING_CACHE.get(cache_key)
+                if found is not None:
+                    items.append(found)
                     continue
-            wanted.append((obj, am))
+            items.append(am)
+        if first:
+            reads.append(_ListRead(obj, list_key, items))
     mappings: list[Mapping] = []
-    for item in wanted:
-        if isinstance(item, Mapping):
-            mappings.append(item)
-            continue
-        obj, am = item
-        if am.get("targetAttributeName") == CREDENTIAL_DATA:
-            counts[obj] = counts.get(obj, 0) + 1
+    counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
+    for read in reads:
+        if read.cached is not None:
+            read_mappings, credentials = read.cached
         else:
-            mappings.append(attribute_mapping_to_model(obj, am))
+            made: list[Mapping] = []
+            credentials = 0
+            for item in read.items:
+                if isinstance(item, Mapping):
+                    made.append(item)
+                elif item.get("targetAttributeName") == CREDENTIAL_DATA:
+                    credentials += 1
+                else:
+                    made.append(attribute_mapping_to_model(read.obj, item))
+            read_mappings = tuple(made)
+            if read.key is not None and _list_cache_bytes + len(read.key[1]) <= _LIST_CACHE_MAX_BYTES:
+                _LIST_CACHE[read.key] = (read_mappings, credentials)
+                _list_cache_bytes += len(read.key[1])
+        mappings.extend(read_mappings)
+        if credentials:
+            counts[read.obj] = counts.get(read.obj, 0) + credentials
     return _read_scope(rule), tuple(mappings), counts
 
 

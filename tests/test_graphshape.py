@@ -437,10 +437,17 @@ def test_checking_and_reading_in_one_pass_reads_as_the_two_steps() -> None:
     function["source"]["expression"] = None
     rule["objectMappings"].append(copy.deepcopy(user))
     for schema in (template_schema(), written, tree_only, {"synchronizationRules": []}):
-        assert check_and_read_schema(schema, "the schema") == read_schema(check_schema(schema, "the schema"))
+        expected = read_schema(check_schema(schema, "the schema"))
+        assert check_and_read_schema(schema, "the schema") == expected
+        # As parsed from JSON text, twice: the second time the lists of mappings come from a cache.
+        parsed = json.loads(json.dumps(schema))
+        assert check_and_read_schema(parsed, "the schema", parsed_json=True) == expected
+        assert check_and_read_schema(parsed, "the schema", parsed_json=True) == expected
     rule["objectMappings"][-1]["attributeMappings"][0]["flowType"] = "Sometimes"
     with pytest.raises(ProviderError, match="flowType 'Sometimes' is not one"):
         check_and_read_schema(tree_only, "the schema")
+    with pytest.raises(ProviderError, match="flowType 'Sometimes' is not one"):
+        check_and_read_schema(json.loads(json.dumps(tree_only)), "the schema", parsed_json=True)
 
 
 @pytest.mark.parametrize(

@@ -528,7 +528,7 @@ class GraphProvider:
             else:
                 # Checked as _schema_in checks it, and read on the way.
                 schema = _check(result)
-                reading = check_and_read_schema(schema, f"the schema at {path}")
+                reading = check_and_read_schema(schema, f"the schema at {path}", parsed_json=True)
             o = observe(sp, jobs, secrets, schema, reading=reading)
             if o is not None:
                 observed.append(o)
