@@ -462,10 +462,16 @@ class TenantStore:
         ]
 
     def list_jobs(self, sp_id: str) -> list[JSON]:
-        with self.transaction(write=False):
-            self.get_service_principal(sp_id)
-            rows = self._q("SELECT data FROM jobs WHERE sp_id = ? ORDER BY seq", (sp_id,))
+        # Jobs go with their service principal, so jobs found mean it exists: one query does.
+        rows = self._q("SELECT data FROM jobs WHERE sp_id = ? ORDER BY seq", (sp_id,))
+        if not rows:
+            self._require_service_principal(sp_id)
         return [_loads(r[0]) for r in rows]
+
+    def _require_service_principal(self, id: str) -> None:
+        """NotFoundError unless service principal ``id`` exists (without reading it)."""
+        if self._one("SELECT 1 FROM service_principals WHERE id = ?", (id,)) is None:
+            raise _not_found(f"service principal {id}")
 
     def create_job(self, sp_id: str, template_id: str) -> JSON:
         """``POST …/synchronization/jobs`` ``{"templateId": …}``: created disabled and paused."""
@@ -663,10 +669,12 @@ class TenantStore:
 
     def get_secrets(self, sp_id: str) -> list[JSON]:
         """``GET …/synchronization/secrets`` → the ``value`` list of ``{key, value}``."""
-        with self.transaction(write=False):
-            self.get_service_principal(sp_id)
-            row = self._one("SELECT data FROM secrets WHERE sp_id = ?", (sp_id,))
-        return [] if row is None else list(_loads(row[0]))
+        # Secrets go with their service principal, as jobs do (see list_jobs).
+        row = self._one("SELECT data FROM secrets WHERE sp_id = ?", (sp_id,))
+        if row is None:
+            self._require_service_principal(sp_id)
+            return []
+        return list(_loads(row[0]))
 
     def put_secrets(self, sp_id: str, secrets: Sequence[Mapping[str, Any]]) -> None:
         """``PUT …/synchronization/secrets``: replaces every key (there is no PATCH)."""
