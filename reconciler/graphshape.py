@@ -473,13 +473,16 @@ def _refuse(what: str, problem: str) -> ProviderError:
 
 def _optional(data: AbcMapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = data.get(key)
-    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is int)):
+    # Exact types first: the common case, without the slower isinstance against an ABC.
+    if value is None or type(value) is kind or (type(value) is dict and kind is AbcMapping):
+        return value
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise _refuse(what, f"{key} is a {type(value).__name__}")
     return value
 
 
 def _object(value: Any, what: str) -> AbcMapping[str, Any]:
-    if not isinstance(value, AbcMapping):
+    if type(value) is not dict and not isinstance(value, AbcMapping):
         raise _refuse(what, f"expected an object, got a {type(value).__name__}")
     return value
 
