@@ -233,24 +233,6 @@ _Ready = tuple[JSON, list[JSON], list[JSON], JSON]
 _JOBS_PER_BATCH = BATCH_LIMIT // 2
 # Task priorities while reading (lower first).
 _URGENT, _LATER = 0, 1
-# Seconds: the interpreter's switch interval while reading (see _prompt_handover).
-_READ_SWITCH_INTERVAL = 0.001
-
-
-@contextlib.contextmanager
-def _prompt_handover() -> Iterator[None]:
-    """Hand the interpreter lock from thread to thread sooner while a large tenant is read.
-
-    A thread receiving an answer takes the lock back after every socket read (a dozen for a $batch of
-    schemas) while other threads decode and check answers; with Python's 5 ms switch interval each
-    of those waits can take 5 ms, and every request holds its slot that much longer.
-    """
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, _READ_SWITCH_INTERVAL))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 class _PriorityPool:
@@ -559,7 +541,7 @@ class GraphProvider:
         # Pages arrive one after the other; the configurations listed are read while the next page is
         # fetched (see _Reading). Our tags come with the listing, so with ``names`` the other managed
         # configurations are not read any further.
-        with _collector_paused(), _prompt_handover(), _Reading(self) as reading:
+        with _collector_paused(), _Reading(self) as reading:
             for listed in self._list_sps():
                 page = listed if names is None else [sp for sp in listed if _wanted(sp, names)]
                 if page and self._template is None and self._template_future is None:
