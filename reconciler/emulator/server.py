@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from reconciler.emulator.service import GraphService, Reply, graph_error
+from reconciler.emulator.service import RAW_BODIES, GraphService, Reply, graph_error
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["Emulator", "EmulatorConfig", "Recorded"]
@@ -277,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
         base_url = f"http://{host}{VERSION_PREFIX}"
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         relative = parts.path[len(VERSION_PREFIX) :] or "/"
-        reply = emulator.run(method, relative, query, body, base_url, client_request_id)
+        reply = emulator.run(method, relative, query, body, base_url, client_request_id, raw_bodies=True)
         if fault is not None and fault[0] == "drop-after":
             self._drop()
             return
@@ -407,14 +407,29 @@ class Emulator:
         body: Any,
         base_url: str,
         client_request_id: str,
+        *,
+        raw_bodies: bool = False,
     ) -> Reply:
-        """Carry out one request (``$batch`` included) on a store worker thread."""
+        """Carry out one request (``$batch`` included) on a store worker thread.
+
+        ``raw_bodies``: the reply (or an answer inside it) may hold JSON text already encoded, an
+        ``orjson.Fragment`` (see ``service.RAW_BODIES``); the HTTP handler encodes such replies.
+        """
         try:
-            return self._workers.submit(self._run, method, path, query, body, base_url).result()
+            return self._workers.submit(self._run, method, path, query, body, base_url, raw_bodies).result()
         except RuntimeError:  # shutting down
             return graph_error(503, "serviceNotAvailable", "The emulator is stopping.")
 
-    def _run(self, method: str, path: str, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
+    def _run(
+        self, method: str, path: str, query: Mapping[str, str], body: Any, base_url: str, raw_bodies: bool
+    ) -> Reply:
+        token = RAW_BODIES.set(raw_bodies)
+        try:
+            return self._carry_out(method, path, query, body, base_url)
+        finally:
+            RAW_BODIES.reset(token)
+
+    def _carry_out(self, method: str, path: str, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
         self.record(method, path, query, body, inner=False)
         if path.rstrip("/") == "/$batch":
             if method != "POST":

@@ -13,14 +13,17 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from reconciler.emulator.csdl import metadata
 from reconciler.errors import ExpressionError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.tenant.store import TenantStore
 
-__all__ = ["GraphService", "Reply", "graph_error"]
+__all__ = ["RAW_BODIES", "GraphService", "Reply", "graph_error"]
 
 JSON = dict[str, Any]
 
@@ -33,6 +36,11 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# Whether a reply body may be JSON text already encoded (an ``orjson.Fragment``) rather than JSON data:
+# only for a caller that encodes the reply with orjson and does not look inside it.
+RAW_BODIES: ContextVar[bool] = ContextVar("RAW_BODIES", default=False)
 
 
 def graph_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -356,14 +364,20 @@ class GraphService:
     ) -> Reply:
         select = query.get("$select")
         wanted = {s.strip() for s in (select or "").split(",") if s.strip()}
-        if select and "directories" not in wanted:
-            # The directory definitions are most of a schema; leave them out unless asked for.
-            schema = _select(self.store.get_schema_rules(sp_id, job_id), select)
-        else:
-            schema = _select(self.store.get_schema(sp_id, job_id), select)
         context = self._context(
             base_url, f"servicePrincipals('{sp_id}')/synchronization/jobs('{job_id}')/schema/$entity"
         )
+        if select and "directories" not in wanted:
+            # The directory definitions are most of a schema; leave them out unless asked for.
+            if RAW_BODIES.get() and wanted >= {"version", "synchronizationRules"}:
+                # Everything else: the stored text as it is, when the store can give it so.
+                text = self.store.get_schema_rules_json(sp_id, job_id)
+                if text is not None:
+                    head = b'{"@odata.context":' + orjson.dumps(context) + b","
+                    return Reply(200, orjson.Fragment(head + text[1:].encode()))
+            schema = _select(self.store.get_schema_rules(sp_id, job_id), select)
+        else:
+            schema = _select(self.store.get_schema(sp_id, job_id), select)
         return Reply(200, {"@odata.context": context, **schema})
 
     def _put_schema(self, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Reply:

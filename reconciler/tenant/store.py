@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import uuid
@@ -103,6 +104,10 @@ RESTART_FLAGS: frozenset[str] = frozenset(
 )
 
 _NEVER = "0001-01-01T00:00:00Z"
+# A stored schema's members, in order, when get_schema_rules_json can cut its rules out of the text.
+_RULES_ONLY_KEYS = '["id","version","synchronizationRules","directories"]'
+_DIRECTORIES_REF = re.compile(r',"directories":\{"\$blob":"[0-9a-f]{64}"\}\}')
+_DIRECTORIES_REF_LENGTH = len(',"directories":{"$blob":""}}') + 64
 _PATCHABLE_SP_FIELDS = frozenset(("tags", "displayName", "notes", "accountEnabled"))
 
 _TABLES = """
@@ -637,6 +642,26 @@ class TenantStore:
     def get_schema_rules(self, sp_id: str, job_id: str) -> JSON:
         """The schema without ``directories``: enough to read scope and mappings, and much cheaper."""
         return self._unpack_schema(self._job_row(sp_id, job_id)[1], directories=False)
+
+    def get_schema_rules_json(self, sp_id: str, job_id: str) -> str | None:
+        """``get_schema_rules`` as JSON text, for a schema of exactly ``id``, ``version`` and
+        ``synchronizationRules`` (and its directories): cut out of the stored text, which is not
+        decoded. None for any other schema (``get_schema_rules`` reads those)."""
+        row = self._one(
+            "SELECT schema, CASE WHEN json_valid(schema) THEN "
+            "(SELECT json_group_array(key) FROM json_each(jobs.schema)) END "
+            "FROM jobs WHERE sp_id = ? AND id = ?",
+            (sp_id, job_id),
+        )
+        if row is None:
+            self._job_row(sp_id, job_id)  # the error the service gives
+            return None
+        text, keys = row
+        # Written by _pack_schema: compact, and here with the directories reference last.
+        start = len(text) - _DIRECTORIES_REF_LENGTH
+        if keys != _RULES_ONLY_KEYS or start < 0 or not _DIRECTORIES_REF.fullmatch(text, start):
+            return None
+        return str(text[:start]) + "}"
 
     def put_schema(self, sp_id: str, job_id: str, schema: Mapping[str, Any]) -> None:
         """``PUT …/jobs/{jobId}/schema``: a full replacement; the service stamps a new ``version``."""

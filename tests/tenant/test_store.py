@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
 import sqlite3
@@ -126,6 +127,22 @@ def test_schema_get_put_reset(store: TenantStore) -> None:
     assert store.get_schema(sp, job)["synchronizationRules"] == template["synchronizationRules"]
     phs = store.create_job(sp, PASSWORD_HASH_TEMPLATE)["id"]
     assert store.get_schema(sp, phs)["synchronizationRules"] == []
+
+
+def test_schema_rules_as_json_text(store: TenantStore) -> None:
+    sp = _sp(store)
+    job = store.create_job(sp, PROVISIONING_TEMPLATE)["id"]
+    text = store.get_schema_rules_json(sp, job)
+    assert text is not None and json.loads(text) == store.get_schema_rules(sp, job)
+    assert list(json.loads(text)) == ["id", "version", "synchronizationRules"]
+    # Any other members, or another order: not cut out of the text (get_schema_rules reads those).
+    schema = store.get_schema(sp, job)
+    store.put_schema(sp, job, {**schema, "x-kept": [1]})
+    assert store.get_schema_rules_json(sp, job) is None
+    store.put_schema(sp, job, {"directories": schema["directories"], **schema})
+    assert store.get_schema_rules_json(sp, job) is None
+    with pytest.raises(NotFoundError):
+        store.get_schema_rules_json(sp, "nope")
 
 
 def test_secrets_put_replaces_every_key(store: TenantStore) -> None:
