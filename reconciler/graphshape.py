@@ -24,6 +24,7 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 
 from reconciler.core.model import (
@@ -56,6 +57,7 @@ __all__ = [
     "OwnTags",
     "attribute_mapping_to_model",
     "check_and_read_schema",
+    "check_and_read_schema_text",
     "check_job",
     "check_schema",
     "check_secrets",
@@ -546,19 +548,23 @@ def check_secrets(items: Sequence[Any], sp_id: str) -> list[JSON]:
     return checked
 
 
-def check_schema(schema: Any, what: str) -> JSON:
-    """A job schema with the parts ``read_schema`` and ``write_schema`` use well-typed."""
+def _checked_rule(schema: Any, what: str) -> tuple[AbcMapping[str, Any], dict[str, Any] | None]:
+    """The schema as an object, and its provisioning rule with the scope filters checked."""
     data = _object(schema, what)
     rules = _optional(data, "synchronizationRules", list, what)
     for rule in rules or []:
         _object(rule, what)
-    rule = find_provisioning_rule(data)
+    found = find_provisioning_rule(data)
+    if found is not None:
+        _check_filters(found, what)
+    return data, found
+
+
+def check_schema(schema: Any, what: str) -> JSON:
+    """A job schema with the parts ``read_schema`` and ``write_schema`` use well-typed."""
+    data, rule = _checked_rule(schema, what)
     if rule is None:
         return dict(data)
-    for key, entries in (("containerFilter", "includedContainers"), ("groupFilter", "includedGroups")):
-        part = _optional(rule, key, AbcMapping, what)
-        if part is not None:
-            _strings(part, entries, what)
     for om in _optional(rule, "objectMappings", list, what) or []:
         _object(om, what)
         if _object_type(om) is None:
@@ -659,11 +665,13 @@ def _common_key(object_type: str, am: Any) -> tuple[Any, ...] | None:
 
 
 # Whole lists of attribute mappings repeat as well (every configuration made from one mapping set).
-# In a schema parsed from JSON text, equal encodings of two lists mean equal lists: a list read
-# before is neither checked nor read again. Bounded by the bytes of the encodings kept.
+# In a schema read from JSON text, equal text of two lists means equal lists: a list read before is
+# neither decoded, checked nor read again. Bounded by the bytes of the text kept.
 _LIST_CACHE: dict[tuple[str, bytes], tuple[tuple[Mapping, ...], int]] = {}
 _LIST_CACHE_MAX_BYTES = 16 * 1024 * 1024
 _list_cache_bytes = 0
+
+Reading = tuple[Scope, tuple[Mapping, ...], dict[str, int]]
 
 
 class _ListRead(NamedTuple):
@@ -675,67 +683,34 @@ class _ListRead(NamedTuple):
     cached: tuple[tuple[Mapping, ...], int] | None = None
 
 
-def check_and_read_schema(
-    schema: Any, what: str, *, parsed_json: bool = False
-) -> tuple[Scope, tuple[Mapping, ...], dict[str, int]]:
-    """``read_schema`` of a schema from the service, refused as ``check_schema`` refuses one.
-
-    The same checks and the same reading, with one look at each attribute mapping instead of two; a
-    schema holds about a hundred of them, and a tenant may hold thousands of schemas.
-
-    ``parsed_json``: ``schema`` comes straight from a JSON parser that refuses NaN and Infinity (as
-    orjson does), so it holds dicts, lists, strings, numbers, booleans and None only; lists of
-    mappings read before are then taken from a cache.
-    """
-    global _list_cache_bytes
-    data = _object(schema, what)
-    rules = _optional(data, "synchronizationRules", list, what)
-    for rule in rules or []:
-        _object(rule, what)
-    rule = find_provisioning_rule(data)
-    if rule is None:
-        return read_schema(data)
+def _check_filters(rule: AbcMapping[str, Any], what: str) -> None:
     for key, entries in (("containerFilter", "includedContainers"), ("groupFilter", "includedGroups")):
         part = _optional(rule, key, AbcMapping, what)
         if part is not None:
             _strings(part, entries, what)
-    # Everything is checked before anything new is made, as check_schema then read_schema would.
-    reads: list[_ListRead] = []
-    seen: set[str] = set()
-    for om in _optional(rule, "objectMappings", list, what) or []:
-        _object(om, what)
-        obj = _object_type(om)
-        if obj is None:
-            continue  # not an object type we manage: left as it is
-        first = obj not in seen  # only the first object mapping of a type is read
-        seen.add(obj)
-        ams = _optional(om, "attributeMappings", list, what) or []
-        list_key: tuple[str, bytes] | None = None
-        if parsed_json:
-            try:
-                list_key = (obj, orjson.dumps(ams))
-            except TypeError:  # not JSON after all
-                list_key = None
-            cached = _LIST_CACHE.get(list_key) if list_key is not None else None
-            if cached is not None:
-                if first:
-                    reads.append(_ListRead(obj, None, [], cached))
+
+
+def _mapping_list(obj: str, ams: list[Any], first: bool, what: str) -> _ListRead | None:
+    """Check every attribute mapping of one object mapping; for the first of its type, what to read."""
+    items: list[Any] = []
+    for am in ams:
+        cache_key = _common_key(obj, am)
+        if cache_key is _UNCOMMON:
+            _check_attribute_mapping(am, what)
+        if not first:
+            continue
+        if cache_key is not _UNCOMMON and cache_key is not None and cache_key[1] != CREDENTIAL_DATA:
+            found = _MAPPING_CACHE.get(cache_key)
+            if found is not None:
+                items.append(found)
                 continue
-        items: list[Any] = []
-        for am in ams:
-            cache_key = _common_key(obj, am)
-            if cache_key is _UNCOMMON:
-                _check_attribute_mapping(am, what)
-            if not first:
-                continue
-            if cache_key is not _UNCOMMON and cache_key is not None and cache_key[1] != CREDENTIAL_DATA:
-                found = _MAPPING_CACHE.get(cache_key)
-                if found is not None:
-                    items.append(found)
-                    continue
-            items.append(am)
-        if first:
-            reads.append(_ListRead(obj, list_key, items))
+        items.append(am)
+    return _ListRead(obj, None, items) if first else None
+
+
+def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead]) -> Reading:
+    """Make what the checked lists hold; lists with a key go into the list cache."""
+    global _list_cache_bytes
     mappings: list[Mapping] = []
     counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
     for read in reads:
@@ -759,6 +734,121 @@ def check_and_read_schema(
         if credentials:
             counts[read.obj] = counts.get(read.obj, 0) + credentials
     return _read_scope(rule), tuple(mappings), counts
+
+
+def check_and_read_schema(schema: Any, what: str) -> Reading:
+    """``read_schema`` of a schema from the service, refused as ``check_schema`` refuses one.
+
+    The same checks and the same reading, with one look at each attribute mapping instead of two; a
+    schema holds about a hundred of them, and a tenant may hold thousands of schemas.
+    """
+    data, rule = _checked_rule(schema, what)
+    if rule is None:
+        return read_schema(data)
+    # Everything is checked before anything new is made, as check_schema then read_schema would.
+    reads: list[_ListRead] = []
+    seen: set[str] = set()
+    for om in _optional(rule, "objectMappings", list, what) or []:
+        _object(om, what)
+        obj = _object_type(om)
+        if obj is None:
+            continue  # not an object type we manage: left as it is
+        read = _mapping_list(obj, _optional(om, "attributeMappings", list, what) or [], obj not in seen, what)
+        seen.add(obj)
+        if read is not None:
+            reads.append(read)
+    return _read_lists(rule, reads)
+
+
+# Reading a schema from its JSON text: only the parts read are decoded; the rest (directories, other
+# rules, object mappings of other types) is passed over without making a Python object of it, and the
+# attribute mappings of an object mapping stay text until the list cache has not seen that text.
+class _RuleText(msgspec.Struct):
+    id: Any = None
+    name: Any = None
+    containerFilter: msgspec.Raw = msgspec.Raw()
+    groupFilter: msgspec.Raw = msgspec.Raw()
+    objectMappings: msgspec.Raw = msgspec.Raw()
+
+
+class _SchemaText(msgspec.Struct):
+    synchronizationRules: list[_RuleText] | None = None
+
+
+class _ObjectMappingText(msgspec.Struct):
+    sourceObjectName: Any = None
+    attributeMappings: msgspec.Raw = msgspec.Raw()
+
+
+_SCHEMA_TEXT = msgspec.json.Decoder(_SchemaText)
+_OBJECT_MAPPINGS_TEXT = msgspec.json.Decoder(list[_ObjectMappingText] | None)
+
+
+def _decode_text(decoder: msgspec.json.Decoder[Any], text: Any, what: str) -> Any:
+    try:
+        return decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        raise _refuse(what, str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise _refuse(what, f"it is not JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise _refuse(what, "it is nested too deeply") from exc
+
+
+def _loads(text: msgspec.Raw, what: str) -> Any:
+    if not len(text):
+        return None
+    try:
+        return orjson.loads(memoryview(text))
+    except orjson.JSONDecodeError as exc:
+        raise _refuse(what, f"a part of it cannot be decoded ({exc})") from exc
+
+
+def check_and_read_schema_text(text: Any, what: str) -> Reading:
+    """``check_and_read_schema`` of the schema whose JSON text is ``text`` (bytes): the same refusals
+    and the same reading, without decoding what is not read."""
+    if not isinstance(text, bytes):
+        return check_and_read_schema(text, what)
+    schema: _SchemaText = _decode_text(_SCHEMA_TEXT, text, what)
+    # The rule find_provisioning_rule picks.
+    rules = schema.synchronizationRules or []
+    rule = next((r for r in rules if r.id == PROVISIONING_RULE_ID), None)
+    if rule is None:
+        rule = next((r for r in rules if r.name == PROVISIONING_TEMPLATE), None)
+    if rule is None:
+        if not rules:
+            return read_schema({})
+        rule = rules[0]
+    filters = {
+        "containerFilter": _loads(rule.containerFilter, what),
+        "groupFilter": _loads(rule.groupFilter, what),
+    }
+    _check_filters(filters, what)
+    object_mappings: list[_ObjectMappingText] | None = _decode_text(
+        _OBJECT_MAPPINGS_TEXT, rule.objectMappings or b"null", what
+    )
+    reads: list[_ListRead] = []
+    seen: set[str] = set()
+    for om in object_mappings or []:
+        name = om.sourceObjectName
+        obj = _OBJECT_BY_FOLDED.get(name.casefold()) if isinstance(name, str) else None
+        if obj is None:
+            continue  # not an object type we manage: left as it is
+        first = obj not in seen
+        seen.add(obj)
+        key = (obj, bytes(om.attributeMappings))
+        cached = _LIST_CACHE.get(key)
+        if cached is not None:
+            if first:
+                reads.append(_ListRead(obj, None, [], cached))
+            continue
+        ams = _loads(om.attributeMappings, what)
+        if ams is not None and type(ams) is not list:
+            raise _refuse(what, f"attributeMappings is a {type(ams).__name__}")
+        read = _mapping_list(obj, ams or [], first, what)
+        if read is not None:
+            reads.append(read._replace(key=key))
+    return _read_lists(filters, reads)
 
 
 def _with_password_hash(obj: str, attribute_mappings: list[dict[str, Any]], on: bool) -> list[dict[str, Any]]:
@@ -993,7 +1083,7 @@ def observe(
     """The configuration ``sp`` holds, given its jobs, secrets and provisioning schema; None when ``sp``
     is not one. The one reading of a configuration, shared by every target that stores Graph shapes.
 
-    ``reading``: ``read_schema(schema)``, when the caller has it already.
+    ``reading``: ``read_schema(schema)``, when the caller has it already (``schema`` may then be None).
     """
     tags = parse_tags(sp.get("tags") or [])
     provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
@@ -1007,10 +1097,12 @@ def observe(
     scope: Scope = Scope.all()
     mappings: tuple[Mapping, ...] = ()
     counts: dict[str, int] = {}
-    if provisioning is None or schema is None:
+    if reading is None and schema is not None:
+        reading = read_schema(schema)
+    if provisioning is None or reading is None:
         status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
     else:
-        scope, mappings, counts = read_schema(schema) if reading is None else reading
+        scope, mappings, counts = reading
         status = job_status(provisioning)
     # create writes the Domain secret last: without it the create did not finish.
     complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.core.model import (
     CREDENTIAL_DATA,
@@ -23,6 +25,7 @@ from reconciler.graphshape import (
     PROVISIONING_RULE_ID,
     attribute_mapping_to_model,
     check_and_read_schema,
+    check_and_read_schema_text,
     check_job,
     check_schema,
     check_secrets,
@@ -439,15 +442,15 @@ def test_checking_and_reading_in_one_pass_reads_as_the_two_steps() -> None:
     for schema in (template_schema(), written, tree_only, {"synchronizationRules": []}):
         expected = read_schema(check_schema(schema, "the schema"))
         assert check_and_read_schema(schema, "the schema") == expected
-        # As parsed from JSON text, twice: the second time the lists of mappings come from a cache.
-        parsed = json.loads(json.dumps(schema))
-        assert check_and_read_schema(parsed, "the schema", parsed_json=True) == expected
-        assert check_and_read_schema(parsed, "the schema", parsed_json=True) == expected
+        # From its JSON text, twice: the second time the lists of mappings come from a cache.
+        text = json.dumps(schema).encode()
+        assert check_and_read_schema_text(text, "the schema") == expected
+        assert check_and_read_schema_text(text, "the schema") == expected
     rule["objectMappings"][-1]["attributeMappings"][0]["flowType"] = "Sometimes"
     with pytest.raises(ProviderError, match="flowType 'Sometimes' is not one"):
         check_and_read_schema(tree_only, "the schema")
     with pytest.raises(ProviderError, match="flowType 'Sometimes' is not one"):
-        check_and_read_schema(json.loads(json.dumps(tree_only)), "the schema", parsed_json=True)
+        check_and_read_schema_text(json.dumps(tree_only).encode(), "the schema")
 
 
 @pytest.mark.parametrize(
@@ -466,3 +469,86 @@ def test_checking_and_reading_in_one_pass_reads_as_the_two_steps() -> None:
 def test_other_answers_the_module_would_misread_are_refused(check: Any, value: Any, problem: str) -> None:
     with pytest.raises(ProviderError, match=problem):
         check(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading a schema from its JSON text reads as reading it parsed
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
+    | st.sampled_from(["user", "group", "Always", "Function", "Attribute", "CredentialData"])
+)
+_JSON_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "name", "type"]), inner)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += _paths(v, (*path, i))
+    return found
+
+
+def _read_either(read: Any) -> Any:
+    try:
+        return read()
+    except ProviderError:
+        return "refused"
+
+
+_WRITTEN = write_schema(template_schema(), Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), ROUND_TRIPS, True)
+_WRITTEN_PATHS = [p for p in _paths(_WRITTEN) if "directories" not in p]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(st.integers(min_value=0), st.sampled_from(["replace", "delete"]), _JSON_VALUES),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_a_schema_read_from_text_reads_as_the_parsed_schema(changes: list[tuple[int, str, Any]]) -> None:
+    schema = copy.deepcopy(_WRITTEN)
+    for index, how, value in changes:
+        paths = [p for p in _paths(schema) if "directories" not in p]
+        path = paths[index % len(paths)]
+        if not path:
+            schema = value
+            continue
+        parent = schema
+        for step in path[:-1]:
+            parent = parent[step]
+        if how == "delete" and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = value
+    text = json.dumps(schema).encode()
+    expected = _read_either(lambda: check_and_read_schema(schema, "the schema"))
+    # Twice: the second time from the list cache.
+    assert _read_either(lambda: check_and_read_schema_text(text, "the schema")) == expected
+    assert _read_either(lambda: check_and_read_schema_text(text, "the schema")) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"not json", b"[]", b"null", b'{"synchronizationRules": "x"}', b"[" * 5000 + b"]" * 5000,
+     b'{"synchronizationRules": [{"objectMappings": ' + b"[" * 5000 + b"]" * 5000 + b"}]}"],
+)
+def test_schema_text_that_cannot_be_read_is_refused(text: bytes) -> None:
+    with pytest.raises(ProviderError, match="cannot be read"):
+        check_and_read_schema_text(text, "the schema")

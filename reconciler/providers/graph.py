@@ -41,7 +41,7 @@ from reconciler.graphshape import (
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
-    check_and_read_schema,
+    check_and_read_schema_text,
     check_job,
     check_schema,
     check_secrets,
@@ -506,26 +506,25 @@ class GraphProvider:
         observed = []
         for (sp, jobs, secrets, _job), path, result in zip(ready, paths, schemas, strict=True):
             if isinstance(result, NotFoundError):
-                schema, reading = None, None  # the job went away in between; reported as it is now
+                reading = None  # the job went away in between; reported as it is now
             else:
-                # Checked as _schema_in checks it, and read on the way.
-                schema = _check(result)
-                reading = check_and_read_schema(schema, f"the schema at {path}", parsed_json=True)
-            o = observe(sp, jobs, secrets, schema, reading=reading)
+                # Checked as _schema_in checks it, and read on the way, from its JSON text.
+                reading = check_and_read_schema_text(_check(result), f"the schema at {path}")
+            o = observe(sp, jobs, secrets, None, reading=reading)
             if o is not None:
                 observed.append(o)
         return observed
 
     def _read_schemas(self, paths: Sequence[str]) -> list[Any]:
-        """Job schemas for reading scope and mappings: without the directory definitions when the
-        service honours ``$select`` (they are most of a schema), whole when it does not."""
+        """Job schemas for reading scope and mappings, as JSON text: without the directory definitions
+        when the service honours ``$select`` (they are most of a schema), whole when it does not."""
         if not self._select_schema:
-            return self.client.batch([BatchItem("GET", p) for p in paths])
-        results = self.client.batch([BatchItem("GET", p + _SCHEMA_SELECT) for p in paths])
+            return self.client.batch([BatchItem("GET", p) for p in paths], raw=True)
+        results = self.client.batch([BatchItem("GET", p + _SCHEMA_SELECT) for p in paths], raw=True)
         refused = [i for i, r in enumerate(results) if isinstance(r, ProviderError) and r.status == 400]
         if refused:
             self._select_schema = False
-            again = self.client.batch([BatchItem("GET", paths[i]) for i in refused])
+            again = self.client.batch([BatchItem("GET", paths[i]) for i in refused], raw=True)
             for i, result in zip(refused, again, strict=True):
                 results[i] = result
         return results

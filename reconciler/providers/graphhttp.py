@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import msgspec
 import orjson
 
 from reconciler import __version__
@@ -274,6 +275,53 @@ def _find_request_id(error: Mapping[str, Any]) -> str | None:
     return None
 
 
+class _BatchAnswer(msgspec.Struct):
+    """One inner answer of a ``$batch``; its body is kept as the JSON text it came as."""
+
+    id: Any = None
+    status: Any = None
+    headers: Any = None
+    body: msgspec.Raw = msgspec.Raw()
+
+
+_BATCH_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_BATCH_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_BATCH_ANSWER = msgspec.json.Decoder(_BatchAnswer)
+
+
+def _batch_answers(content: Any) -> list[_BatchAnswer]:
+    """The inner answers of a ``$batch`` answer's JSON text; those that are not objects are left out.
+
+    Only the envelope is parsed here: the bodies stay text until a caller needs them, so the bulk of
+    a batch of schemas is gone through once, by the reader that wants it.
+    """
+    what = "POST /$batch"
+    if not isinstance(content, bytes):
+        raise ProviderError(f"{what}: the answer has no 'responses' list")
+    try:
+        envelope = _BATCH_ENVELOPE.decode(content)
+    except (msgspec.ValidationError, RecursionError) as exc:  # (a ValidationError is a DecodeError)
+        raise ProviderError(f"{what}: the answer has no 'responses' list") from exc
+    except msgspec.DecodeError as exc:
+        raise TransientProviderError(f"{what}: the answer is not JSON") from exc
+    responses = envelope.get("responses")
+    if responses is None:
+        raise ProviderError(f"{what}: the answer has no 'responses' list")
+    try:
+        listed = _BATCH_LIST.decode(responses)
+    except msgspec.ValidationError as exc:
+        raise ProviderError(f"{what}: the answer has no 'responses' list") from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ProviderError(f"{what}: the answer cannot be read") from exc
+    answers = []
+    for item in listed:
+        try:
+            answers.append(_BATCH_ANSWER.decode(item))
+        except (msgspec.ValidationError, RecursionError):
+            continue  # not an object: treated as missing
+    return answers
+
+
 def _collection(data: Any, what: str) -> list[JSON]:
     """The ``value`` of a collection page; a page without a list of objects there is refused."""
     values = data.get("value") if isinstance(data, Mapping) else None
@@ -495,8 +543,12 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         idempotent: bool | None = None,
+        raw: bool = False,
     ) -> Any:
-        """Send one request with retries; the parsed JSON body, or None when there is none."""
+        """Send one request with retries; the parsed JSON body, or None when there is none.
+
+        ``raw``: a successful answer's body is given as it came (bytes), not parsed.
+        """
         method = method.upper()
         safe = (method != "POST") if idempotent is None else idempotent
         url = self._url(path)
@@ -524,6 +576,8 @@ class GraphClient:
                 if status < 400:
                     if status == 204 or not response.content:
                         return None
+                    if raw:
+                        return response.content
                     try:
                         return orjson.loads(response.content)
                     except ValueError as exc:
@@ -563,20 +617,21 @@ class GraphClient:
             followed.add(link)
             data = self.get(link)
 
-    def batch(self, items: Sequence[BatchItem]) -> list[Any]:
+    def batch(self, items: Sequence[BatchItem], *, raw: bool = False) -> list[Any]:
         """Send ``items`` as ``$batch`` requests of at most 20; one result per item, in order.
 
         A result is the inner response's JSON body (None when it has none) or the ``ProviderError``
         it failed with. Throttled or failed inner requests that are safe to repeat are sent again.
+        ``raw``: a successful body is given as its JSON text (bytes), not parsed.
         """
         results: list[Any] = [None] * len(items)
         chunks = [list(range(s, min(s + BATCH_LIMIT, len(items)))) for s in range(0, len(items), BATCH_LIMIT)]
         if len(chunks) <= 1:
             for chunk in chunks:
-                self._batch_chunk(items, chunk, results)
+                self._batch_chunk(items, chunk, results, raw)
             return results
         # Chunks go out side by side; the semaphore still bounds what is on the wire.
-        futures = [self._pool().submit(self._batch_chunk, items, chunk, results) for chunk in chunks]
+        futures = [self._pool().submit(self._batch_chunk, items, chunk, results, raw) for chunk in chunks]
         for future in futures:
             future.result()
         return results
@@ -587,7 +642,9 @@ class GraphClient:
                 self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="graph-batch")
             return self._executor
 
-    def _batch_chunk(self, items: Sequence[BatchItem], indexes: list[int], results: list[Any]) -> None:
+    def _batch_chunk(
+        self, items: Sequence[BatchItem], indexes: list[int], results: list[Any], raw: bool
+    ) -> None:
         pending = indexes
         attempt = 0
         while pending:
@@ -600,11 +657,8 @@ class GraphClient:
                     request["headers"] = {"Content-Type": "application/json"}
                 requests.append(request)
             safe = all(items[i].idempotent for i in pending)
-            data = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe)
-            listed = data.get("responses") if isinstance(data, Mapping) else None
-            if not isinstance(listed, list):
-                raise ProviderError("POST /$batch: the answer has no 'responses' list")
-            responses = {str(r.get("id")): r for r in listed if isinstance(r, Mapping)}
+            content = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe, raw=True)
+            responses = {str(r.id): r for r in _batch_answers(content)}
             again: list[int] = []
             waits: list[float] = []
             for i in pending:
@@ -615,17 +669,24 @@ class GraphClient:
                     results[i] = TransientProviderError(f"{what}: missing from the $batch answer")
                     again.append(i)
                     continue
-                status = response.get("status")
+                status = response.status
                 if type(status) is not int:
                     results[i] = ProviderError(f"{what}: the $batch answer gives no status for it")
                     continue
-                given = response.get("headers")
-                given = given if isinstance(given, Mapping) else {}
-                headers = {str(k).lower(): str(v) for k, v in given.items()}
-                body = response.get("body")
+                if 200 <= status < 400 and raw:
+                    results[i] = bytes(response.body) or None  # absent: None, as parsed
+                    continue
+                try:
+                    body = orjson.loads(memoryview(response.body)) if len(response.body) else None
+                except orjson.JSONDecodeError:
+                    # Valid JSON to the envelope's reader, but beyond what orjson takes (nesting, numbers).
+                    results[i] = ProviderError(f"{what}: the $batch answer for it cannot be read")
+                    continue
                 if 200 <= status < 400:
                     results[i] = body
                     continue
+                given = response.headers if isinstance(response.headers, Mapping) else {}
+                headers = {str(k).lower(): str(v) for k, v in given.items()}
                 error = error_for(
                     status, body, headers, what, auth_hint=self.tokens.rejected_hint, scrub=self._scrub
                 )
