@@ -92,6 +92,24 @@ class Mapping:
     default: str | None = None
     apply: ApplyMode = ApplyMode.ALWAYS
     matching_priority: int = 0  # >0: a matching (joining) attribute; kept as the template has it
+    # Every field as a plain value, for digests and fingerprints: made once, since one Mapping is
+    # shared by the many configurations that hold the same row.
+    canonical: tuple[Any, ...] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "canonical",
+            (
+                self.object,
+                self.target,
+                self.kind._value_,
+                self.value,
+                self.default,
+                self.apply._value_,
+                self.matching_priority,
+            ),
+        )
 
     @property
     def key(self) -> tuple[str, str]:

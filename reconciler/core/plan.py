@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import operator
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -186,13 +187,7 @@ class Plan:
 
 
 def _canon_mappings(mappings: Iterable[Mapping]) -> tuple[tuple[Any, ...], ...]:
-    return tuple(
-        sorted(
-            # _value_ is a plain attribute; .value goes through a descriptor and repr(member) is slower
-            (m.object, m.target, m.kind._value_, m.value, m.default, m.apply._value_, m.matching_priority)
-            for m in mappings
-        )
-    )
+    return tuple(sorted([m.canonical for m in mappings]))
 
 
 def _canon(
@@ -336,11 +331,14 @@ def _scope_shrinks(before: Scope, after: Scope) -> bool:
     return bool({e.casefold() for e in before.entries} - {e.casefold() for e in after.entries})
 
 
+_MAPPING_KEY = operator.attrgetter("object", "target")  # Mapping.key, without a Python call
+
+
 def _observed_spec(o: Observed) -> Spec:
     return Spec(
         settings=o.settings,
         scope=o.scope.normalized(),
-        mappings=tuple(sorted(o.mappings, key=lambda m: m.key)),
+        mappings=tuple(sorted(o.mappings, key=_MAPPING_KEY)),
         deletion_protection=o.deletion_protection,
         restart_token=o.restart_token,
     )
