@@ -173,7 +173,12 @@ def _now() -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # orjson writes the same compact text several times faster; what it will not take (integers
+    # beyond 64 bits, non-string keys) goes through the json module as before.
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _loads(text: str) -> Any:
