@@ -18,7 +18,6 @@ import click
 from reconciler.cli.options import delete_options, lock_options, paths_argument, target_option
 from reconciler.cli.output import echo_warnings, render_plan
 from reconciler.cli.plan_cmd import plan_options_from
-from reconciler.core.plan import Plan
 from reconciler.engine.apply import FAILED, OK, Outcome
 from reconciler.engine.lock import target_lock
 from reconciler.engine.operations import (
@@ -29,7 +28,7 @@ from reconciler.engine.operations import (
     provenance_for,
     read_plan_file,
 )
-from reconciler.errors import ApplyError, LockError, PlanFileError, StalePlanError, UserAbort
+from reconciler.errors import ApplyError, LockError, StalePlanError, UserAbort
 from reconciler.providers import open_target
 
 __all__ = ["apply", "report_run"]
@@ -42,14 +41,6 @@ def _is_plan_file(paths: tuple[str, ...]) -> bool:
     # Whatever it holds: a plan file cut short or emptied must be refused as a plan, not read as an
     # empty desired state (which plans nothing and exits 0 as if the plan had been applied).
     return len(paths) == 1 and os.path.isfile(paths[0]) and not paths[0].endswith((".yaml", ".yml"))
-
-
-def _read_plan(path: str) -> Plan:
-    try:
-        return read_plan_file(path)
-    except RecursionError:
-        # JSON nested deeper than the interpreter can parse; no plan file is.
-        raise PlanFileError(f"{path}: not a plan file (it is nested too deeply)") from None
 
 
 def _progress(outcome: Outcome, done: int, total: int) -> None:
@@ -122,7 +113,7 @@ def apply(
     try:
         progress = _progress if sys.stderr.isatty() or os.environ.get("RECONCILER_PROGRESS") else None
         if _is_plan_file(paths):
-            saved = _read_plan(paths[0])
+            saved = read_plan_file(paths[0])
             if saved.provenance.dirty:
                 click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
             run = apply_saved_plan(
@@ -158,8 +149,15 @@ def apply(
                     progress=progress,
                     check_desired=False,
                 )
-            except StalePlanError:
-                if not auto_approve or attempt == REPLANS:
+            except StalePlanError as exc:
+                if not auto_approve:
+                    # Nothing was saved here: say so in terms of the plan the user just approved.
+                    raise StalePlanError(
+                        "the target changed after the plan shown above was made, so nothing was applied; "
+                        "run apply again to see a fresh plan",
+                        exc.reasons,
+                    ) from exc
+                if attempt == REPLANS:
                     raise
             else:
                 report_run(run, progress_shown=progress is not None)

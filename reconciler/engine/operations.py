@@ -155,10 +155,17 @@ def read_plan_file(path: str) -> Plan:
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot read the plan file ({exc.strerror})") from exc
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PlanFileError(f"{path}: not a plan file (it is not valid JSON: {exc})") from exc
-    return from_document(doc)
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise PlanFileError(f"{path}: not a plan file (it is not valid JSON: {exc})") from exc
+        try:
+            return from_document(doc)
+        except PlanFileError as exc:
+            raise PlanFileError(f"{path}: {exc}") from exc
+    except RecursionError:
+        # JSON nested deeper than the interpreter can follow; no plan file is.
+        raise PlanFileError(f"{path}: not a plan file (it is nested too deeply)") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,3 +181,27 @@ def test_without_a_terminal_a_failed_change_says_why(
     r = run("apply", "configs", "--auto-approve")
     assert r.code == 1
     assert "✗ create contoso: the service refused it for this reason" in r.err
+
+
+def test_an_approved_plan_the_target_moved_on_from_is_not_applied(
+    project: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("apply", "configs", "--auto-approve").code == 0
+    path = project / "configs" / "contoso.yaml"
+    path.write_text(path.read_text().replace("department}", "department, default: none}"))
+
+    def someone_else_pauses_it_while_the_user_reads(*_args: Any, **_kwargs: Any) -> bool:
+        provider = tenant(project)
+        (configuration,) = provider.read_all()
+        provider.pause(configuration.id)
+        provider.close()
+        return True
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr(click, "confirm", someone_else_pauses_it_while_the_user_reads)
+    r = run("apply", "configs")
+    assert r.code == 1
+    assert "the target changed after the plan shown above was made, so nothing was applied" in r.err
+    assert "contoso: changed on the target" in r.err and "saved plan" not in r.err
+    (configuration,) = tenant(project).read_all()
+    assert not any(m.default == "none" for m in configuration.mappings)
