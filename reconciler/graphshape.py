@@ -41,7 +41,7 @@ from reconciler.core.model import (
     ScopeKind,
     Settings,
 )
-from reconciler.errors import ProviderError
+from reconciler.errors import ExpressionError, ProviderError
 
 __all__ = [
     "APP_KEY",
@@ -155,7 +155,11 @@ def _source_to_kind_value(source: AbcMapping[str, Any]) -> tuple[MappingKind, st
         return MappingKind.EXPRESSION, expression
     from reconciler.expressions import from_service_tree
 
-    return MappingKind.EXPRESSION, from_service_tree(dict(source))
+    try:
+        return MappingKind.EXPRESSION, from_service_tree(dict(source))
+    except ExpressionError as exc:
+        # A function the service sent without its text, in a tree that makes no expression.
+        raise _refuse("a function mapping", f"its tree is not an expression ({exc})") from exc
 
 
 # Mappings repeat across configurations (template defaults, shared mapping sets): reading a tenant
@@ -189,7 +193,8 @@ def attribute_mapping_to_model(object_type: str, data: AbcMapping[str, Any]) -> 
             data.get("defaultValue"),
             data.get("flowType"),
             data.get("matchingPriority"),
-            ("Function-expression", source.get("type"), source["expression"]),
+            # The name too: a source of another type with parameters reads its name, not the text.
+            ("Function-expression", source.get("type"), source["expression"], source.get("name")),
         )
     if key is not None:
         try:
@@ -660,7 +665,7 @@ def _common_key(object_type: str, am: Any) -> tuple[Any, ...] | None:
     if not params:
         return (object_type, target, default, flow, priority, (kind, text, name))
     if text is not None:
-        return (object_type, target, default, flow, priority, ("Function-expression", kind, text))
+        return (object_type, target, default, flow, priority, ("Function-expression", kind, text, name))
     return None
 
 
@@ -784,49 +789,56 @@ _SCHEMA_TEXT = msgspec.json.Decoder(_SchemaText)
 _OBJECT_MAPPINGS_TEXT = msgspec.json.Decoder(list[_ObjectMappingText] | None)
 
 
-def _decode_text(decoder: msgspec.json.Decoder[Any], text: Any, what: str) -> Any:
-    try:
-        return decoder.decode(text)
-    except msgspec.ValidationError as exc:
-        raise _refuse(what, str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise _refuse(what, f"it is not JSON ({exc})") from exc
-    except RecursionError as exc:
-        raise _refuse(what, "it is nested too deeply") from exc
+class _Unusual(Exception):
+    """The fast reading of a schema's text met something it leaves to the plain one."""
 
 
-def _loads(text: msgspec.Raw, what: str) -> Any:
-    if not len(text):
-        return None
-    try:
-        return orjson.loads(memoryview(text))
-    except orjson.JSONDecodeError as exc:
-        raise _refuse(what, f"a part of it cannot be decoded ({exc})") from exc
+def _loads(text: msgspec.Raw) -> Any:
+    return orjson.loads(memoryview(text)) if len(text) else None
 
 
 def check_and_read_schema_text(text: Any, what: str) -> Reading:
     """``check_and_read_schema`` of the schema whose JSON text is ``text`` (bytes): the same refusals
-    and the same reading, without decoding what is not read."""
+    and the same reading, without decoding what is not read. Anything else is read as it is.
+
+    Text the fast reading does not take as it is (bytes that are not UTF-8, nesting deeper than
+    msgspec follows, numbers out of range, duplicate keys, a part of the wrong type) is parsed whole
+    and read the plain way, so that it is refused, or read, exactly as the plain way does.
+    """
     if not isinstance(text, bytes):
         return check_and_read_schema(text, what)
-    schema: _SchemaText = _decode_text(_SCHEMA_TEXT, text, what)
-    # The rule find_provisioning_rule picks.
-    rules = schema.synchronizationRules or []
-    rule = next((r for r in rules if r.id == PROVISIONING_RULE_ID), None)
-    if rule is None:
-        rule = next((r for r in rules if r.name == PROVISIONING_TEMPLATE), None)
-    if rule is None:
-        if not rules:
-            return read_schema({})
-        rule = rules[0]
-    filters = {
-        "containerFilter": _loads(rule.containerFilter, what),
-        "groupFilter": _loads(rule.groupFilter, what),
-    }
+    try:
+        return _read_schema_text(text, what)
+    except _Unusual:
+        pass
+    try:
+        schema = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _refuse(what, f"it is not JSON ({exc})") from exc
+    return check_and_read_schema(schema, what)
+
+
+def _read_schema_text(text: bytes, what: str) -> Reading:
+    try:
+        schema: _SchemaText = _SCHEMA_TEXT.decode(text)
+        # The rule find_provisioning_rule picks.
+        rules = schema.synchronizationRules or []
+        rule = next((r for r in rules if r.id == PROVISIONING_RULE_ID), None)
+        if rule is None:
+            rule = next((r for r in rules if r.name == PROVISIONING_TEMPLATE), None)
+        if rule is None:
+            if not rules:
+                return read_schema({})
+            rule = rules[0]
+        filters = {"containerFilter": _loads(rule.containerFilter), "groupFilter": _loads(rule.groupFilter)}
+        object_mappings: list[_ObjectMappingText] | None = _OBJECT_MAPPINGS_TEXT.decode(
+            rule.objectMappings or b"null"
+        )
+    except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
+        # msgspec's errors, UnicodeDecodeError and orjson's JSONDecodeError (both ValueErrors), and
+        # nesting deeper than msgspec follows (it counts the interpreter's recursion limit).
+        raise _Unusual from exc
     _check_filters(filters, what)
-    object_mappings: list[_ObjectMappingText] | None = _decode_text(
-        _OBJECT_MAPPINGS_TEXT, rule.objectMappings or b"null", what
-    )
     reads: list[_ListRead] = []
     seen: set[str] = set()
     for om in object_mappings or []:
@@ -842,7 +854,10 @@ def check_and_read_schema_text(text: Any, what: str) -> Reading:
             if first:
                 reads.append(_ListRead(obj, None, [], cached))
             continue
-        ams = _loads(om.attributeMappings, what)
+        try:
+            ams = _loads(om.attributeMappings)
+        except ValueError as exc:
+            raise _Unusual from exc
         if ams is not None and type(ams) is not list:
             raise _refuse(what, f"attributeMappings is a {type(ams).__name__}")
         read = _mapping_list(obj, ams or [], first, what)

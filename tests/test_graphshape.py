@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -552,3 +553,65 @@ def test_a_schema_read_from_text_reads_as_the_parsed_schema(changes: list[tuple[
 def test_schema_text_that_cannot_be_read_is_refused(text: bytes) -> None:
     with pytest.raises(ProviderError, match="cannot be read"):
         check_and_read_schema_text(text, "the schema")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"synchronizationRules": [{"name": "\xff"}]}',
+        b'{"synchronizationRules": [{"objectMappings": [{"sourceObjectName": "\xff"}]}]}',
+    ],
+)
+def test_schema_text_that_is_not_utf8_is_refused(text: bytes) -> None:
+    with pytest.raises(ProviderError, match="not JSON"):
+        check_and_read_schema_text(text, "the schema")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # As deep as orjson reads (msgspec alone stops at the interpreter's recursion limit).
+        b'{"x": ' + b"[" * 1000 + b"]" * 1000 + b', "synchronizationRules": []}',
+        # Duplicate keys: the last one counts, as orjson reads them.
+        b'{"synchronizationRules": 1, "synchronizationRules": []}',
+        b'{"synchronizationRules": [{"objectMappings": 1, "objectMappings": null}]}',
+    ],
+    ids=["deep", "duplicate rules", "duplicate object mappings"],
+)
+def test_schema_text_the_fast_reading_leaves_alone_reads_as_parsed(text: bytes) -> None:
+    parsed = orjson.loads(text)
+    assert check_and_read_schema_text(text, "the schema") == check_and_read_schema(parsed, "the schema")
+
+
+def test_sources_that_differ_in_name_only_read_as_themselves() -> None:
+    # A source with parameters and an expression, of a type that reads its name: the name tells them apart.
+    def mapping(name: str) -> dict[str, Any]:
+        source = {"type": "Attribute", "name": name, "expression": "[x]", "parameters": [{"key": "k"}]}
+        return {"targetAttributeName": "t", "source": source}
+
+    schema = copy.deepcopy(template_schema())
+    users = _user_mappings(schema)
+    rule = find_provisioning_rule(schema)
+    assert rule is not None
+    om = next(om for om in rule["objectMappings"] if om["sourceObjectName"] == "user")
+    om["attributeMappings"] = [*users[:1], mapping("first")]
+    first = check_and_read_schema(schema, "the schema")[1]
+    om["attributeMappings"] = [*users[:1], mapping("second")]
+    second = check_and_read_schema_text(json.dumps(schema).encode(), "the schema")[1]
+    assert [m.value for m in first if m.target == "t"] == ["first"]
+    assert [m.value for m in second if m.target == "t"] == ["second"]
+
+
+def test_a_function_tree_that_is_no_expression_is_refused_as_unreadable() -> None:
+    schema = copy.deepcopy(template_schema())
+    function = next(am for am in _user_mappings(schema) if am["source"]["type"] == "Function")
+    function["source"] = {"type": "Function", "name": None, "expression": None, "parameters": [{"key": 1}]}
+    rule = find_provisioning_rule(schema)
+    assert rule is not None
+    om = next(om for om in rule["objectMappings"] if om["sourceObjectName"] == "user")
+    om["attributeMappings"] = [
+        function if am["targetAttributeName"] == function["targetAttributeName"] else am
+        for am in om["attributeMappings"]
+    ]
+    with pytest.raises(ProviderError, match="cannot be read"):
+        check_and_read_schema(schema, "the schema")

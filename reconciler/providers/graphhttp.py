@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 import msgspec
@@ -276,7 +276,7 @@ def _find_request_id(error: Mapping[str, Any]) -> str | None:
 
 
 class _BatchAnswer(msgspec.Struct):
-    """One inner answer of a ``$batch``; its body is kept as the JSON text it came as."""
+    """One inner answer of a ``$batch`` as msgspec reads it: the body kept as its JSON text."""
 
     id: Any = None
     status: Any = None
@@ -284,42 +284,83 @@ class _BatchAnswer(msgspec.Struct):
     body: msgspec.Raw = msgspec.Raw()
 
 
+class _Inner(NamedTuple):
+    """One inner answer of a ``$batch``: its body parsed, or (``text``) as the JSON text it came as."""
+
+    id: str
+    status: Any
+    headers: Any
+    body: Any  # None when absent
+    text: bool = False  # ``body`` is JSON text (bytes), not parsed
+
+
 _BATCH_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _BATCH_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _BATCH_ANSWER = msgspec.json.Decoder(_BatchAnswer)
+_NO_LIST = "POST /$batch: the answer has no 'responses' list"
 
 
-def _batch_answers(content: Any) -> list[_BatchAnswer]:
+class _Unusual(Exception):
+    """The fast reading of a ``$batch`` answer met something it leaves to the plain one."""
+
+
+def _batch_answers(content: Any, raw: bool) -> list[_Inner]:
     """The inner answers of a ``$batch`` answer's JSON text; those that are not objects are left out.
 
-    Only the envelope is parsed here: the bodies stay text until a caller needs them, so the bulk of
-    a batch of schemas is gone through once, by the reader that wants it.
+    ``raw``: successful bodies stay JSON text, so the bulk of a batch of schemas is gone through once,
+    by the reader that wants it. Whatever the fast reading does not take as it is (bytes that are not
+    UTF-8, nesting deeper than it follows, numbers out of range, duplicate keys) is read the plain way,
+    which refuses or reads exactly as before.
     """
-    what = "POST /$batch"
     if not isinstance(content, bytes):
-        raise ProviderError(f"{what}: the answer has no 'responses' list")
+        raise ProviderError(_NO_LIST)
+    try:
+        return _batch_answers_fast(content, raw)
+    except _Unusual:
+        pass
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise TransientProviderError("POST /$batch: the answer is not JSON") from exc
+    listed = data.get("responses") if isinstance(data, Mapping) else None
+    if not isinstance(listed, list):
+        raise ProviderError(_NO_LIST)
+    return [
+        _Inner(str(r.get("id")), r.get("status"), r.get("headers"), r.get("body"))
+        for r in listed
+        if isinstance(r, Mapping)
+    ]
+
+
+def _first_byte(text: msgspec.Raw) -> bytes:
+    return bytes(memoryview(text)[:64]).lstrip()[:1]
+
+
+def _batch_answers_fast(content: bytes, raw: bool) -> list[_Inner]:
     try:
         envelope = _BATCH_ENVELOPE.decode(content)
-    except (msgspec.ValidationError, RecursionError) as exc:  # (a ValidationError is a DecodeError)
-        raise ProviderError(f"{what}: the answer has no 'responses' list") from exc
-    except msgspec.DecodeError as exc:
-        raise TransientProviderError(f"{what}: the answer is not JSON") from exc
-    responses = envelope.get("responses")
-    if responses is None:
-        raise ProviderError(f"{what}: the answer has no 'responses' list")
-    try:
-        listed = _BATCH_LIST.decode(responses)
-    except msgspec.ValidationError as exc:
-        raise ProviderError(f"{what}: the answer has no 'responses' list") from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ProviderError(f"{what}: the answer cannot be read") from exc
-    answers = []
-    for item in listed:
-        try:
-            answers.append(_BATCH_ANSWER.decode(item))
-        except (msgspec.ValidationError, RecursionError):
-            continue  # not an object: treated as missing
-    return answers
+        responses = envelope.get("responses")
+        if responses is None or _first_byte(responses) != b"[":
+            raise _Unusual
+        answers = []
+        for item in _BATCH_LIST.decode(responses):
+            if _first_byte(item) != b"{":
+                continue  # not an object: treated as missing
+            answer = _BATCH_ANSWER.decode(item)
+            status, text = answer.status, answer.body
+            if not len(text):
+                body: Any = None
+            elif raw and type(status) is int and 200 <= status < 400:
+                answers.append(_Inner(str(answer.id), status, answer.headers, bytes(text), True))
+                continue
+            else:
+                body = orjson.loads(memoryview(text))
+            answers.append(_Inner(str(answer.id), status, answer.headers, body))
+        return answers
+    except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
+        # msgspec's errors, UnicodeDecodeError and orjson's JSONDecodeError (both ValueErrors), and
+        # nesting deeper than msgspec follows (it counts the interpreter's recursion limit).
+        raise _Unusual from exc
 
 
 def _collection(data: Any, what: str) -> list[JSON]:
@@ -622,7 +663,8 @@ class GraphClient:
 
         A result is the inner response's JSON body (None when it has none) or the ``ProviderError``
         it failed with. Throttled or failed inner requests that are safe to repeat are sent again.
-        ``raw``: a successful body is given as its JSON text (bytes), not parsed.
+        ``raw``: a successful body is given as its JSON text (bytes) where the answer could be read
+        the fast way, parsed where it could not; the reader takes either.
         """
         results: list[Any] = [None] * len(items)
         chunks = [list(range(s, min(s + BATCH_LIMIT, len(items)))) for s in range(0, len(items), BATCH_LIMIT)]
@@ -658,7 +700,7 @@ class GraphClient:
                 requests.append(request)
             safe = all(items[i].idempotent for i in pending)
             content = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe, raw=True)
-            responses = {str(r.id): r for r in _batch_answers(content)}
+            responses = {r.id: r for r in _batch_answers(content, raw)}
             again: list[int] = []
             waits: list[float] = []
             for i in pending:
@@ -673,17 +715,9 @@ class GraphClient:
                 if type(status) is not int:
                     results[i] = ProviderError(f"{what}: the $batch answer gives no status for it")
                     continue
-                if 200 <= status < 400 and raw:
-                    results[i] = bytes(response.body) or None  # absent: None, as parsed
-                    continue
-                try:
-                    body = orjson.loads(memoryview(response.body)) if len(response.body) else None
-                except orjson.JSONDecodeError:
-                    # Valid JSON to the envelope's reader, but beyond what orjson takes (nesting, numbers).
-                    results[i] = ProviderError(f"{what}: the $batch answer for it cannot be read")
-                    continue
+                body = response.body
                 if 200 <= status < 400:
-                    results[i] = body
+                    results[i] = body  # JSON text when asked for raw (and read the fast way)
                     continue
                 given = response.headers if isinstance(response.headers, Mapping) else {}
                 headers = {str(k).lower(): str(v) for k, v in given.items()}

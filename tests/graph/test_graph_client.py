@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from graph_support import SleepRecorder
 
@@ -435,3 +436,44 @@ def test_no_azure_credentials_is_a_clear_authentication_error() -> None:
         c.get("/x")
     text = str(err.value)
     assert "az login" in text and "RECONCILER_GRAPH_TOKEN" in text and "DefaultAzureCredential failed" in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"\xff": 1, "responses": []}',
+        b'{"responses": [{"id": "\xff", "status": 200}]}',
+        b'{"responses": [{"id": "0", "status": 500, "headers": {"a": "\xff"}}]}',
+    ],
+    ids=["envelope key", "inner id", "inner header"],
+)
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_batch_answer_that_is_not_utf8_is_not_json(content: bytes, raw: bool) -> None:
+    c = client(lambda r: httpx.Response(200, content=content))
+    with pytest.raises(TransientProviderError, match="the answer is not JSON"):
+        c.batch([BatchItem("GET", "/a")], raw=raw)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_batch_answer_nested_as_deep_as_json_readers_allow_is_read(raw: bool) -> None:
+    deep = "[" * 1000 + "]" * 1000
+    content = b'{"responses": [{"id": "0", "status": 200, "body": {"x": ' + deep.encode() + b"}}]}"
+    c = client(lambda r: httpx.Response(200, content=content))
+    (result,) = c.batch([BatchItem("GET", "/a")], raw=raw)
+    body = orjson.loads(result) if isinstance(result, bytes) else result
+    assert isinstance(body, dict) and list(body) == ["x"]
+
+
+def test_an_unreadable_batch_answer_to_a_create_is_not_sent_again() -> None:
+    # A number out of range: the answer cannot be read, and the create may have happened.
+    calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(
+            200, content=b'{"responses": [{"id": "0", "status": 201, "headers": {"x": 1e400}, "body": {}}]}'
+        )
+
+    with pytest.raises(TransientProviderError, match="not JSON"):
+        client(answer).batch([BatchItem("POST", "/things", {"a": 1})])
+    assert len(calls) == 1
