@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import orjson
@@ -402,14 +402,21 @@ def secrets_to_settings(
 # schema
 
 
+_T = TypeVar("_T")
+
+
 def find_provisioning_rule(schema: AbcMapping[str, Any]) -> dict[str, Any] | None:
     """The AD2AAD provisioning rule: by its well-known id, else by name, else the first rule."""
     rules: list[dict[str, Any]] = [r for r in schema.get("synchronizationRules") or [] if isinstance(r, dict)]
-    for rule in rules:
-        if rule.get("id") == PROVISIONING_RULE_ID:
+    return _pick_rule(rules, [r.get("id") for r in rules], [r.get("name") for r in rules])
+
+
+def _pick_rule(rules: Sequence[_T], ids: Sequence[Any], names: Sequence[Any]) -> _T | None:
+    for rule, id in zip(rules, ids, strict=True):
+        if id == PROVISIONING_RULE_ID:
             return rule
-    for rule in rules:
-        if rule.get("name") == PROVISIONING_TEMPLATE:
+    for rule, name in zip(rules, names, strict=True):
+        if name == PROVISIONING_TEMPLATE:
             return rule
     return rules[0] if rules else None
 
@@ -695,8 +702,11 @@ def _check_filters(rule: AbcMapping[str, Any], what: str) -> None:
             _strings(part, entries, what)
 
 
-def _mapping_list(obj: str, ams: list[Any], first: bool, what: str) -> _ListRead | None:
-    """Check every attribute mapping of one object mapping; for the first of its type, what to read."""
+def _mapping_list(
+    obj: str, ams: list[Any], first: bool, what: str, key: tuple[str, bytes] | None = None
+) -> _ListRead | None:
+    """Check every attribute mapping of one object mapping; for the first of its type, what to read
+    (``key``: the list's list-cache key, when it has one)."""
     items: list[Any] = []
     for am in ams:
         cache_key = _common_key(obj, am)
@@ -710,7 +720,7 @@ def _mapping_list(obj: str, ams: list[Any], first: bool, what: str) -> _ListRead
                 items.append(found)
                 continue
         items.append(am)
-    return _ListRead(obj, None, items) if first else None
+    return _ListRead(obj, key, items) if first else None
 
 
 def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead]) -> Reading:
@@ -821,15 +831,10 @@ def check_and_read_schema_text(text: Any, what: str) -> Reading:
 def _read_schema_text(text: bytes, what: str) -> Reading:
     try:
         schema: _SchemaText = _SCHEMA_TEXT.decode(text)
-        # The rule find_provisioning_rule picks.
         rules = schema.synchronizationRules or []
-        rule = next((r for r in rules if r.id == PROVISIONING_RULE_ID), None)
+        rule = _pick_rule(rules, [r.id for r in rules], [r.name for r in rules])
         if rule is None:
-            rule = next((r for r in rules if r.name == PROVISIONING_TEMPLATE), None)
-        if rule is None:
-            if not rules:
-                return read_schema({})
-            rule = rules[0]
+            return read_schema({})
         filters = {"containerFilter": _loads(rule.containerFilter), "groupFilter": _loads(rule.groupFilter)}
         object_mappings: list[_ObjectMappingText] | None = _OBJECT_MAPPINGS_TEXT.decode(
             rule.objectMappings or b"null"
@@ -860,9 +865,9 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
             raise _Unusual from exc
         if ams is not None and type(ams) is not list:
             raise _refuse(what, f"attributeMappings is a {type(ams).__name__}")
-        read = _mapping_list(obj, ams or [], first, what)
+        read = _mapping_list(obj, ams or [], first, what, key)
         if read is not None:
-            reads.append(read._replace(key=key))
+            reads.append(read)
     return _read_lists(filters, reads)
 
 

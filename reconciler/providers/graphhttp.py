@@ -285,13 +285,12 @@ class _BatchAnswer(msgspec.Struct):
 
 
 class _Inner(NamedTuple):
-    """One inner answer of a ``$batch``: its body parsed, or (``text``) as the JSON text it came as."""
+    """One inner answer of a ``$batch``: its body parsed, or (read raw) the JSON text (bytes) it came as."""
 
     id: str
     status: Any
     headers: Any
     body: Any  # None when absent
-    text: bool = False  # ``body`` is JSON text (bytes), not parsed
 
 
 _BATCH_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -351,7 +350,7 @@ def _batch_answers_fast(content: bytes, raw: bool) -> list[_Inner]:
             if not len(text):
                 body: Any = None
             elif raw and type(status) is int and 200 <= status < 400:
-                answers.append(_Inner(str(answer.id), status, answer.headers, bytes(text), True))
+                answers.append(_Inner(str(answer.id), status, answer.headers, bytes(text)))
                 continue
             else:
                 body = orjson.loads(memoryview(text))
