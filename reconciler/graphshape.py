@@ -588,29 +588,7 @@ def check_schema(schema: Any, what: str) -> JSON:
 
 def _attribute_mapping_ok(am: Any) -> bool:
     """The common case, decided with exact type tests only; a schema holds thousands of mappings."""
-    if type(am) is not dict:
-        return False
-    flow, default, priority = am.get("flowType"), am.get("defaultValue"), am.get("matchingPriority")
-    if not (
-        type(am.get("targetAttributeName")) is str
-        and (flow is None or (type(flow) is str and flow in FLOW_TYPES))
-        and (default is None or type(default) is str)
-        and (priority is None or type(priority) is int)
-    ):
-        return False
-    source = am.get("source")
-    if source is None:
-        return True
-    if type(source) is not dict:
-        return False
-    kind, name = source.get("type"), source.get("name")
-    text, params = source.get("expression"), source.get("parameters")
-    return (
-        (kind is None or (type(kind) is str and kind in SOURCE_TYPES))
-        and (name is None or type(name) is str)
-        and (text is None or type(text) is str)
-        and (params is None or type(params) is list)
-    )
+    return _common_key("", am) is not _UNCOMMON
 
 
 def _check_attribute_mapping(am: Any, what: str) -> None:
