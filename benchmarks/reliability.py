@@ -622,15 +622,12 @@ def _finish(
     return report
 
 
-def fault_run(seed: int, folder: Path, *, share: float = 0.2, every_request_once: bool = False) -> RunReport:
-    """One fault run in ``folder`` (see the module docstring). ``share`` of the requests is hit:
-    40% of that throttled, 50% failed or dropped, 10% timed out."""
-    began = time.monotonic()
-    scenario = make_scenario(seed)
-    report = RunReport(
-        "fault", seed, target="graph", mode="every request once" if every_request_once else f"{share:.0%}"
-    )
-    token = token_for(seed, "fault")
+def _first_apply(
+    folder: Path, seed: int, kind: str, scenario: Scenario, report: RunReport
+) -> tuple[str, Path, Path, dict[str, str], Planted]:
+    """A run's start: a tenant with unmanaged objects planted, ``scenario.before`` applied to it on the
+    local target, and a secret key we do not manage added. (token, db, configs, env, planted)."""
+    token = token_for(seed, kind)
     db, configs = folder / "tenant.db", folder / "configs"
     env = child_env(folder, token)
     planted = plant(db)
@@ -640,7 +637,18 @@ def fault_run(seed: int, folder: Path, *, share: float = 0.2, every_request_once
         0,
         "the first apply",
     )
-    planted = plant_extra_secret(db, planted, scenario.keeper)
+    return token, db, configs, env, plant_extra_secret(db, planted, scenario.keeper)
+
+
+def fault_run(seed: int, folder: Path, *, share: float = 0.2, every_request_once: bool = False) -> RunReport:
+    """One fault run in ``folder`` (see the module docstring). ``share`` of the requests is hit:
+    40% of that throttled, 50% failed or dropped, 10% timed out."""
+    began = time.monotonic()
+    scenario = make_scenario(seed)
+    report = RunReport(
+        "fault", seed, target="graph", mode="every request once" if every_request_once else f"{share:.0%}"
+    )
+    token, db, configs, env, planted = _first_apply(folder, seed, "fault", scenario, report)
 
     faulty = EmulatorConfig(
         token=token,
@@ -773,17 +781,7 @@ def crash_run(
     graph = seed % 2 == 1 if graph is None else graph
     modes = modes or (("write", "http", "timer") if graph else ("write", "timer"))
     report = RunReport("crash", seed, target="graph" if graph else "local")
-    token = token_for(seed, "crash")
-    db, configs = folder / "tenant.db", folder / "configs"
-    env = child_env(folder, token)
-    planted = plant(db)
-    write_desired(configs, scenario.before)
-    report.expect(
-        cli(folder, "apply", "configs", "--auto-approve", "--target", f"local:{db}", env=env),
-        0,
-        "the first apply",
-    )
-    planted = plant_extra_secret(db, planted, scenario.keeper)
+    token, db, configs, env, planted = _first_apply(folder, seed, "crash", scenario, report)
     write_desired(configs, scenario.after)
     with contextlib.ExitStack() as stack:
         target = f"local:{db}"
