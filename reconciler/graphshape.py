@@ -174,33 +174,13 @@ def attribute_mapping_to_model(object_type: str, data: AbcMapping[str, Any]) -> 
     A mapping without a source (the portal's "None" type, filled from ``defaultValue`` only) has no
     model kind of its own; it reads as an empty constant with that default.
     """
-    source = data.get("source")
-    key: tuple[Any, ...] | None = None
-    if source is None or (type(source) is dict and not source.get("parameters")):
-        key = (
-            object_type,
-            data.get("targetAttributeName"),
-            data.get("defaultValue"),
-            data.get("flowType"),
-            data.get("matchingPriority"),
-            None if source is None else (source.get("type"), source.get("expression"), source.get("name")),
-        )
-    elif type(source) is dict and isinstance(source.get("expression"), str):
-        # A function: its expression text stands for the whole tree.
-        key = (
-            object_type,
-            data.get("targetAttributeName"),
-            data.get("defaultValue"),
-            data.get("flowType"),
-            data.get("matchingPriority"),
-            # The name too: a source of another type with parameters reads its name, not the text.
-            ("Function-expression", source.get("type"), source["expression"], source.get("name")),
-        )
+    # The key the schema readers look mappings up by: made of exactly typed strings and numbers, so
+    # always hashable. None, or not of the common shape: not cached.
+    key = _common_key(object_type, data)
+    if key is _UNCOMMON:
+        key = None
     if key is not None:
-        try:
-            cached = _MAPPING_CACHE.get(key)
-        except TypeError:  # an unhashable value in a malformed mapping
-            key, cached = None, None
+        cached = _MAPPING_CACHE.get(key)
         if cached is not None:
             return cached
     mapping = _attribute_mapping_to_model(object_type, data)
