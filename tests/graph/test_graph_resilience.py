@@ -149,6 +149,18 @@ class Targeted:
         return self.when, self.status, "generalException"
 
 
+def _apply_once_through(emulator: Emulator, faults: Targeted, **provider_options: Any) -> None:
+    """Apply one configuration with ``faults`` hitting one request: it lands once, and only once."""
+    emulator.faults = faults  # type: ignore[assignment]
+    provider = provider_for(emulator, **provider_options)
+    wanted = state(desired("alpha"))
+    run = apply(provider, wanted)
+    assert faults.hits == 1
+    assert run.result.ok, [o.error for o in run.result.outcomes if o.error]
+    assert_converged(provider, wanted)
+    assert_no_duplicates(emulator.store, ("alpha",))
+    provider.close()
+
 @pytest.mark.parametrize(
     ("needle", "when"),
     [
@@ -166,16 +178,7 @@ class Targeted:
 def test_a_lost_answer_never_makes_a_second_object(
     start_emulator: StartEmulator, needle: str, when: str
 ) -> None:
-    emulator = start_emulator()
-    emulator.faults = Targeted(needle, when)  # type: ignore[assignment]
-    provider = provider_for(emulator)
-    wanted = state(desired("alpha"))
-    run = apply(provider, wanted)
-    assert emulator.faults.hits == 1  # type: ignore[attr-defined]
-    assert run.result.ok, [o.error for o in run.result.outcomes if o.error]
-    assert_converged(provider, wanted)
-    assert_no_duplicates(emulator.store, ("alpha",))
-    provider.close()
+    _apply_once_through(start_emulator(), Targeted(needle, when))
 
 
 @pytest.mark.parametrize(
@@ -190,16 +193,7 @@ def test_a_lost_answer_never_makes_a_second_object(
 def test_an_answer_that_times_out_never_makes_a_second_object(
     start_emulator: StartEmulator, needle: str
 ) -> None:
-    emulator = start_emulator(stall_seconds=1.0)
-    emulator.faults = Targeted(needle, "stall-after")  # type: ignore[assignment]
-    provider = provider_for(emulator, timeout=0.3)
-    wanted = state(desired("alpha"))
-    run = apply(provider, wanted)
-    assert emulator.faults.hits == 1  # type: ignore[attr-defined]
-    assert run.result.ok, [o.error for o in run.result.outcomes if o.error]
-    assert_converged(provider, wanted)
-    assert_no_duplicates(emulator.store, ("alpha",))
-    provider.close()
+    _apply_once_through(start_emulator(stall_seconds=1.0), Targeted(needle, "stall-after"), timeout=0.3)
 
 
 @pytest.mark.parametrize("on", [True, False], ids=["turned-on", "turned-off"])
