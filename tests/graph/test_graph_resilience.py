@@ -161,6 +161,7 @@ def _apply_once_through(emulator: Emulator, faults: Targeted, **provider_options
     assert_no_duplicates(emulator.store, ("alpha",))
     provider.close()
 
+
 @pytest.mark.parametrize(
     ("needle", "when"),
     [
