@@ -32,7 +32,7 @@ from benchmarks.corpus import write_corpus
 
 if TYPE_CHECKING:
     from reconciler.core.model import DesiredState
-    from reconciler.providers.graph import GraphProvider
+    from reconciler.graph.provider import GraphProvider
 
 PlanTiming = tuple[float, float, int]
 
@@ -59,8 +59,8 @@ def _emulator(db: Path, latency_ms: float) -> Iterator[str]:
 
 
 def _provider(url: str, concurrency: int) -> GraphProvider:
-    from reconciler.providers.graph import GraphProvider
-    from reconciler.providers.graphhttp import NoToken
+    from reconciler.graph.client import NoToken
+    from reconciler.graph.provider import GraphProvider
 
     return GraphProvider(url + "/v1.0", target="graph+" + url, tokens=NoToken(), concurrency=concurrency)
 

@@ -1030,7 +1030,7 @@ def _hostile_server(db: Path, spoil: Spoil) -> Iterator[_Hostile]:
 @contextlib.contextmanager
 def _fast_retries() -> Iterator[None]:
     """Production retry counts with short waits, so that a case that retries is over in moments."""
-    from reconciler.providers import graphhttp
+    from reconciler.graph import client as graphhttp
 
     original = graphhttp.RetryPolicy
     graphhttp.RetryPolicy = functools.partial(original, base_delay=0.01, max_delay=0.05)  # type: ignore[misc]

@@ -47,7 +47,7 @@ from typing import Any
 from reconciler.core.model import CREDENTIAL_DATA, OBJECT_TYPES, PHS_OBJECTS, Settings
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.engine.journal import read_runs
-from reconciler.graphshape import (
+from reconciler.graph.shapes import (
     DOMAIN,
     MANAGED_SECRET_KEYS,
     PASSWORD_HASH_TEMPLATE,

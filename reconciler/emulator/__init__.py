@@ -8,7 +8,7 @@ how the Graph provider is tested, and how a pipeline can be tried without a tena
 
 - ``service``: the endpoints, as a function from a request to a reply (no sockets).
 - ``server``: HTTP, auth, latency and fault injection (``Emulator``, ``EmulatorConfig``).
-- ``csdl``: request bodies checked against the v1.0 metadata extract.
+- request bodies are checked (``reconciler.graph.metadata``) against the v1.0 metadata extract.
 """
 
 from __future__ import annotations

@@ -129,9 +129,11 @@ class _Faults:
             status, code = _FAULT_STATUSES[int(pick * 5 * len(_FAULT_STATUSES)) % len(_FAULT_STATUSES)]
             if inner:
                 return "error-before", status, code
-            return ("error-before", "drop-before", "error-after", "drop-after", "stall-after")[
-                int(pick * 5)
-            ], status, code
+            return (
+                ("error-before", "drop-before", "error-after", "drop-after", "stall-after")[int(pick * 5)],
+                status,
+                code,
+            )
         if not inner and self.timeout_rate > 0 and self.draw("timeout", key) < self.timeout_rate:
             return "stall-after", 0, ""
         if self.fault_rate <= 0:

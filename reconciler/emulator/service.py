@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from reconciler.emulator.csdl import metadata
 from reconciler.errors import ExpressionError, NotFoundError, ProviderError, TransientProviderError
+from reconciler.graph.metadata import metadata
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["RAW_BODIES", "GraphService", "Reply", "graph_error"]
@@ -333,7 +333,7 @@ class GraphService:
 
     def _provision_on_demand(self, sp_id: str, job_id: str, body: Any, base_url: str) -> Reply:
         """One subject through the embedded tenant's on-demand provisioning (``tenant.provisioning``)."""
-        from reconciler.graphshape import PROVISIONING_TEMPLATE, find_provisioning_rule
+        from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_provisioning_rule
         from reconciler.tenant.provisioning import provision_on_demand
 
         job = self.store.get_job(sp_id, job_id)

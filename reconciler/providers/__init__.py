@@ -56,7 +56,7 @@ def _open_memory(rest: str) -> Provider:
 
 def _open_graph(scheme: str) -> Callable[[str], Provider]:
     def open_(rest: str) -> Provider:
-        from reconciler.providers.graph import open_graph
+        from reconciler.graph.provider import open_graph
 
         return open_graph(f"{scheme}:{rest}" if rest else scheme)
 

@@ -5,7 +5,7 @@ one store transaction, so a configuration is never left half-written by this pro
 may work on the same file at once.
 
 The tenant holds configurations the way the service does, and this provider reads and writes them the
-way the Graph provider does, through ``reconciler.graphshape``: a configuration is a service principal
+way the Graph provider does, through ``reconciler.graph.shapes``: a configuration is a service principal
 made from the AD2AAD template that has an ``AD2AADProvisioning`` job (or, while a create is unfinished,
 only our managed tag). Our tags on the service principal say whether it is ours and under which name.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConflictError, NotFoundError
-from reconciler.graphshape import (
+from reconciler.graph.shapes import (
     JSON,
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,

@@ -150,4 +150,3 @@ def describe_status(name: str, status: JobStatus) -> str:
     if status.last_error:
         parts.append(f"last error: {status.last_error}")
     return printable(f"{name}: " + "; ".join(parts))
-

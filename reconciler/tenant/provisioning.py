@@ -39,7 +39,7 @@ from typing import Any
 
 from reconciler.core.model import OBJECT_TYPES
 from reconciler.errors import NotFoundError, ProviderError
-from reconciler.graphshape import (
+from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     find_job,
     find_provisioning_rule,

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
-from reconciler.graphshape import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
+from reconciler.graph.shapes import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
 from reconciler.tenant.template import template_schema
 
 __all__ = ["FORMAT_VERSION", "JOB_TEMPLATES", "RESTART_FLAGS", "SECRET_KEYS", "TenantStore"]

@@ -34,6 +34,6 @@ def template_schema() -> dict[str, Any]:
 @functools.cache
 def template_defaults() -> tuple[Mapping, ...]:
     """The template's default mappings, without CredentialData."""
-    from reconciler.graphshape import read_schema
+    from reconciler.graph.shapes import read_schema
 
     return read_schema(_load())[1]

@@ -28,7 +28,7 @@ from benchmarks.reliability import (
     write_desired,
 )
 from reconciler.core.model import CREDENTIAL_DATA
-from reconciler.graphshape import PROVISIONING_TEMPLATE, parse_tags
+from reconciler.graph.shapes import PROVISIONING_TEMPLATE, parse_tags
 from reconciler.tenant.store import TenantStore
 
 

@@ -64,7 +64,7 @@ def emulator_process(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.
     children: list[subprocess.Popen[str]] = []
 
     def start(
-        *args: str, module: tuple[str, ...] = ("-m", "reconciler.emulator")
+        *args: str, module: tuple[str, ...] = ("-m", "reconciler", "emulator")
     ) -> tuple[subprocess.Popen[str], str]:
         proc = spawn([*module, "--store", str(tmp_path / "tenant.db"), "--port", "0", *args])
         children.append(proc)

@@ -23,9 +23,9 @@ from reconciler.core.model import (
     Settings,
 )
 from reconciler.emulator import Emulator
-from reconciler.graphshape import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, settings_to_secrets
-from reconciler.providers.graph import GraphProvider
-from reconciler.providers.graphhttp import GraphClient, NoToken, RetryPolicy, StaticToken, TokenProvider
+from reconciler.graph.client import GraphClient, NoToken, RetryPolicy, StaticToken, TokenProvider
+from reconciler.graph.provider import GraphProvider
+from reconciler.graph.shapes import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, settings_to_secrets
 from reconciler.tenant.store import TenantStore
 
 TOKEN = "test-token-3f9c0d2a"

@@ -13,8 +13,8 @@ from graph_support import StartEmulator, desired, portal_configuration, provider
 
 from reconciler.core.model import Scope, ScopeKind
 from reconciler.core.plan import PlanOptions, Provenance
-from reconciler.emulator.csdl import METADATA_FILE, metadata
 from reconciler.engine.operations import plan_and_apply
+from reconciler.graph.metadata import METADATA_FILE, metadata
 from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / METADATA_FILE

@@ -21,7 +21,7 @@ from reconciler.errors import (
     ProviderError,
     TransientProviderError,
 )
-from reconciler.providers.graphhttp import (
+from reconciler.graph.client import (
     AzureIdentityToken,
     BatchItem,
     GraphClient,
@@ -273,7 +273,7 @@ def test_a_next_link_sent_twice_is_not_followed_again() -> None:
 
 
 def test_an_answer_larger_than_the_limit_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reconciler.providers.graphhttp.MAX_ANSWER_BYTES", 1000)
+    monkeypatch.setattr("reconciler.graph.client.MAX_ANSWER_BYTES", 1000)
     declared = httpx.Response(200, content=b"{}", headers={"Content-Length": "5000"})
     with pytest.raises(ProviderError, match="too large"):
         client(Script(declared)).get("/x")

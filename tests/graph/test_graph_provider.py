@@ -13,10 +13,10 @@ from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator, service
 from reconciler.engine.operations import plan_and_apply
 from reconciler.errors import ConfigError, ConflictError, ProviderError
-from reconciler.graphshape import PROVISIONING_TEMPLATE, find_job, find_provisioning_rule
+from reconciler.graph.provider import GraphProvider, parse_target
+from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_job, find_provisioning_rule
 from reconciler.providers import open_target
 from reconciler.providers.base import RESET_FORCE_DELETES
-from reconciler.providers.graph import GraphProvider, parse_target
 
 
 @pytest.mark.parametrize(

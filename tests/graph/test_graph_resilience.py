@@ -28,9 +28,9 @@ from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
 from reconciler.engine.operations import make_plan, plan_and_apply
 from reconciler.errors import AuthenticationError
-from reconciler.graphshape import PROVISIONING_TEMPLATE, find_job, find_provisioning_rule, parse_tags
-from reconciler.providers.graph import GraphProvider
-from reconciler.providers.graphhttp import NoToken, StaticToken
+from reconciler.graph.client import NoToken, StaticToken
+from reconciler.graph.provider import GraphProvider
+from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_job, find_provisioning_rule, parse_tags
 from reconciler.tenant.store import TenantStore
 
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")

@@ -13,9 +13,9 @@ import pytest
 from provider_harness import Harness, store_harness
 
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.graph.client import StaticToken
+from reconciler.graph.provider import GraphProvider
 from reconciler.providers.base import Provider
-from reconciler.providers.graph import GraphProvider
-from reconciler.providers.graphhttp import StaticToken
 from reconciler.providers.local import LocalProvider
 from reconciler.providers.memory import MemoryProvider
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.core.model import Settings
-from reconciler.graphshape import (
+from reconciler.graph.shapes import (
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     find_job,

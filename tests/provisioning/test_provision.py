@@ -25,7 +25,7 @@ from conftest import (
 )
 
 from reconciler.errors import NotFoundError, ProviderError
-from reconciler.graphshape import PROVISIONING_RULE_ID, PROVISIONING_TEMPLATE, find_job
+from reconciler.graph.shapes import PROVISIONING_RULE_ID, PROVISIONING_TEMPLATE, find_job
 from reconciler.providers.local import LocalProvider
 from reconciler.tenant.provisioning import provision_request
 

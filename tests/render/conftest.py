@@ -238,7 +238,7 @@ def hostile_plan() -> Plan:
                 fields=(
                     FieldChange(
                         "mappings.user.info",
-                        {"kind": "expression", "value": "Replace([a], \"```\", \"`\")"},
+                        {"kind": "expression", "value": 'Replace([a], "```", "`")'},
                         {"kind": "constant", "value": "<script>alert(1)</script> & | *x*"},
                     ),
                 ),

@@ -63,7 +63,7 @@ def test_user_text_is_escaped(plans: Plans) -> None:
     # A warning that starts like a list item stays one item of the warnings list.
     assert "\n- \\- &lt;img" in out
     # The fence of a code block is longer than any run of backticks inside it.
-    assert "\n````diff\n- mappings.user.info: Replace([a], \"```\", \"`\")\n" in out
+    assert '\n````diff\n- mappings.user.info: Replace([a], "```", "`")\n' in out
     assert "\n````\n" in out
     assert "\\`tick\\`\\\\u202eevil" in out
 

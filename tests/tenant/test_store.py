@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
-from reconciler.graphshape import (
+from reconciler.graph.shapes import (
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_RULE_ID,
     PROVISIONING_TEMPLATE,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.model import CREDENTIAL_DATA
-from reconciler.graphshape import PROVISIONING_RULE_ID
+from reconciler.graph.shapes import PROVISIONING_RULE_ID
 from reconciler.tenant.template import template_defaults, template_schema
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from reconciler.core.model import (
     Settings,
 )
 from reconciler.errors import ProviderError
-from reconciler.graphshape import (
+from reconciler.graph.shapes import (
     PROVISIONING_RULE_ID,
     attribute_mapping_to_model,
     check_and_read_schema,
@@ -547,8 +547,15 @@ def test_a_schema_read_from_text_reads_as_the_parsed_schema(changes: list[tuple[
 
 @pytest.mark.parametrize(
     "text",
-    [b"", b"not json", b"[]", b"null", b'{"synchronizationRules": "x"}', b"[" * 5000 + b"]" * 5000,
-     b'{"synchronizationRules": [{"objectMappings": ' + b"[" * 5000 + b"]" * 5000 + b"}]}"],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"null",
+        b'{"synchronizationRules": "x"}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"synchronizationRules": [{"objectMappings": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+    ],
 )
 def test_schema_text_that_cannot_be_read_is_refused(text: bytes) -> None:
     with pytest.raises(ProviderError, match="cannot be read"):

@@ -11,9 +11,9 @@ its ``AD2AADProvisioning`` job (and ``AD2AADPasswordHash`` with password hash sy
 Enabled means the jobs are started, disabled paused. Ours carry our tags on the service principal.
 
 Secrets and schema are full replacements on the service, so every write reads first, changes only what
-we manage (through ``reconciler.graphshape``) and writes back everything else as it was read.
+we manage (through ``reconciler.graph.shapes``) and writes back everything else as it was read.
 
-I/O: HTTP requests to the target through ``GraphClient`` (``graphhttp``), nothing else.
+I/O: HTTP requests to the target through ``GraphClient`` (``reconciler.graph.client``), nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ from typing import Any, TypeVar
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConfigError, ConflictError, NotFoundError, ProviderError, TransientProviderError
-from reconciler.graphshape import (
+from reconciler.graph.client import (
+    BATCH_LIMIT,
+    BatchItem,
+    GraphClient,
+    RetryPolicy,
+    TokenProvider,
+    segment,
+    token_provider_for,
+)
+from reconciler.graph.shapes import (
     DOMAIN,
     JSON,
     MANAGED_SECRET_KEYS,
@@ -60,15 +69,6 @@ from reconciler.graphshape import (
     write_schema,
 )
 from reconciler.providers.base import RESET_FULL
-from reconciler.providers.graphhttp import (
-    BATCH_LIMIT,
-    BatchItem,
-    GraphClient,
-    RetryPolicy,
-    TokenProvider,
-    segment,
-    token_provider_for,
-)
 
 __all__ = [
     "CONCURRENCY_ENV",
@@ -155,11 +155,11 @@ def _from_template(sp: JSON) -> bool:
 
 
 def _name_tag(name: str) -> str:
-    """Our tag that carries ``name`` (as ``graphshape`` writes it)."""
+    """Our tag that carries ``name`` (as ``shapes`` writes it)."""
     for tag in tags_for((), name=name):
         if tag != MANAGED_TAG and parse_tags([tag]).name == name:
             return tag
-    raise AssertionError("graphshape.tags_for wrote no name tag")
+    raise AssertionError("shapes.tags_for wrote no name tag")
 
 
 def _sp_path(id: str) -> str:

@@ -98,6 +98,8 @@ _NAME_PREFIX = "reconciler:name="
 def name_tag(name: str) -> str:
     """The tag that names managed configuration ``name`` on its service principal."""
     return _NAME_PREFIX + name
+
+
 _DELETION_PROTECTION_TAG = "reconciler:deletionProtection"
 _RESTART_PREFIX = "reconciler:restartToken="
 # Set before a change that needs a restart, cleared by the restart: a crash in between stays visible.
