@@ -11,6 +11,7 @@ import gc
 import ipaddress
 import signal
 import threading
+import urllib.parse
 from types import FrameType
 
 import click
@@ -30,6 +31,15 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _checked_base_url(text: str | None) -> str | None:
+    if not text:
+        return None
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise click.BadParameter("expected http(s)://HOST[:PORT][/PATH]", param_hint="--base-url")
+    return text.rstrip("/")
 
 
 @click.command()
@@ -93,6 +103,19 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Seconds given in Retry-After on 429 and 503.",
 )
+@click.option(
+    "--base-url",
+    default=None,
+    help="The URL links in answers start with (@odata.context, @odata.nextLink), e.g. behind a proxy; "
+    "default: the address listened on. The Host header of a request is never used.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1, 2**31),
+    default=16 * 1024 * 1024,
+    show_default=True,
+    help="Larger request bodies are refused (413) without being read.",
+)
 def emulator(
     host: str,
     port: int,
@@ -105,6 +128,8 @@ def emulator(
     stall_seconds: float,
     seed: int,
     retry_after: int,
+    base_url: str | None,
+    max_body_bytes: int,
 ) -> None:
     """Serve a Microsoft Graph emulator of the synchronization API over a local tenant store.
 
@@ -122,6 +147,8 @@ def emulator(
         stall_seconds=stall_seconds,
         seed=seed,
         retry_after=retry_after,
+        base_url=_checked_base_url(base_url),
+        max_body_bytes=max_body_bytes,
     )
     server = Emulator(store_path, config)
     try:

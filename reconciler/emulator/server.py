@@ -73,6 +73,11 @@ class EmulatorConfig:
     expired_tokens: frozenset[str] = frozenset()
     page_size: int = 100
     validate_bodies: bool = True
+    # The URL the emulator's links (@odata.context, @odata.nextLink) start with, e.g. when it is
+    # reached through a proxy; default: the address it listens on. Never taken from the Host header.
+    base_url: str | None = None
+    # A request body larger than this is refused (413) before it is read.
+    max_body_bytes: int = 16 * 1024 * 1024
     record: bool = False
     workers: int = 8
 
@@ -145,6 +150,13 @@ class _Faults:
         if inner:
             return "error-before", status, code  # an inner request cannot drop a connection
         return ("error-before", "drop-before", "error-after", "drop-after")[int(pick * 4)], status, code
+
+
+def _header_value(value: str | None, limit: int = 200) -> str:
+    """A header value safe to echo: printable ASCII only, at most ``limit`` characters; else empty."""
+    if not value or len(value) > limit or not all(" " <= c <= "~" for c in value):
+        return ""
+    return value
 
 
 def _now() -> str:
@@ -225,15 +237,56 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
+    def _refuse(self, reply: Reply, request_id: str, client_request_id: str) -> None:
+        """Answer before the body is read; the unread body makes the connection unusable, so close it."""
+        self.close_connection = True
+        reply.headers.setdefault("Connection", "close")
+        self._send(reply, request_id, client_request_id)
+
     def _handle(self) -> None:
         emulator = self.server.emulator
         config = emulator.config
         method = self.command.upper()
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
         request_id = str(uuid.uuid4())
-        client_request_id = self.headers.get("client-request-id") or request_id
+        # Echoed back in a header and an error body: only a bounded, printable value is taken.
+        client_request_id = _header_value(self.headers.get("client-request-id")) or request_id
         emulator.count("requests")
+        # The token and the announced length are checked before a byte of the body is read, so that
+        # an anonymous client cannot make the emulator read (and hold) an arbitrary amount of data.
+        problem = emulator.authenticate(self.headers.get("Authorization"))
+        if problem is not None:
+            emulator.count("unauthorized")
+            reply = graph_error(401, "InvalidAuthenticationToken", problem)
+            self._refuse(reply, request_id, client_request_id)
+            return
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse(
+                graph_error(411, "LengthRequired", "A request body needs a Content-Length header."),
+                request_id,
+                client_request_id,
+            )
+            return
+        announced = (self.headers.get("Content-Length") or "0").strip()
+        if not announced.isascii() or not announced.isdigit() or len(announced) > 18:
+            self._refuse(
+                graph_error(400, "BadRequest", "The Content-Length header is not a number."),
+                request_id,
+                client_request_id,
+            )
+            return
+        length = int(announced)
+        if length > config.max_body_bytes:
+            self._refuse(
+                graph_error(
+                    413,
+                    "RequestEntityTooLarge",
+                    f"The request body is larger than {config.max_body_bytes} bytes.",
+                ),
+                request_id,
+                client_request_id,
+            )
+            return
+        raw = self.rfile.read(length) if length > 0 else b""
         if config.latency_ms > 0:
             time.sleep(config.latency_ms / 1000)
 
@@ -244,11 +297,6 @@ class _Handler(BaseHTTPRequestHandler):
                 request_id,
                 client_request_id,
             )
-            return
-        problem = emulator.authenticate(self.headers.get("Authorization"))
-        if problem is not None:
-            emulator.count("unauthorized")
-            self._send(graph_error(401, "InvalidAuthenticationToken", problem), request_id, client_request_id)
             return
         body: Any = None
         if raw:
@@ -275,8 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault[0] == "error-before":
             self._send(emulator.fault_reply(fault), request_id, client_request_id)
             return
-        host = self.headers.get("Host") or f"{config.host}:{self.server.server_address[1]}"
-        base_url = f"http://{host}{VERSION_PREFIX}"
+        base_url = emulator.base_url + VERSION_PREFIX
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         relative = parts.path[len(VERSION_PREFIX) :] or "/"
         reply = emulator.run(method, relative, query, body, base_url, client_request_id, raw_bodies=True)
@@ -341,6 +388,11 @@ class Emulator:
     def url(self) -> str:
         host = self.config.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """Where links in answers point: the configured base URL, else the listening address."""
+        return (self.config.base_url or self.url).rstrip("/")
 
     @property
     def target(self) -> str:
