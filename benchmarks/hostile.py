@@ -443,7 +443,7 @@ def plan_file_cases(project: Project, rng: random.Random | None = None, random_c
             project,
             "made to delete the unmanaged configuration, checksum redone",
             _edited(_delete_unmanaged(project), resign=True),
-            "not managed by reconciler",
+            "does not match what the desired state it pins",
         ),
         _plan_case(
             project,

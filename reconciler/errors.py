@@ -12,7 +12,8 @@ happen, with ``raise ... from exc``, so nothing else escapes to the user as a tr
     │       └── ExpressionRaised         the expression called Error("...")
     ├── PlanError                        a plan cannot be made or used
     │   ├── PlanFileError                a saved plan file is unreadable, edited or of another version
-    │   └── StalePlanError               the target or the desired files changed since the plan was made
+    │   ├── StalePlanError               the target or the desired files changed since the plan was made
+    │   └── GuardError                   a write refused right before it was made (deletion protection, ...)
     ├── ApplyError                       one or more changes failed while applying
     ├── LockError                        another run holds the target's apply lock
     ├── ProviderError                    the target refused or failed a request (code, request id)
@@ -41,6 +42,7 @@ __all__ = [
     "ExpressionEvaluationError",
     "ExpressionRaised",
     "GitError",
+    "GuardError",
     "LoadError",
     "LockError",
     "NotFoundError",
@@ -133,6 +135,10 @@ class StalePlanError(PlanError):
         self.reasons = tuple(reasons)
         text = message if not self.reasons else message + "\n" + "\n".join(f"  - {r}" for r in self.reasons)
         super().__init__(text)
+
+
+class GuardError(PlanError):
+    """A write refused right before it was made: the plan asks for something the guards forbid."""
 
 
 class ApplyError(ReconcilerError):

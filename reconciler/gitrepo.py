@@ -9,6 +9,14 @@ absolute) and are reported back in the same form, so a file read from a commit c
 as when it is read from disk. *Repository* paths are relative to the repository's top folder, with
 ``/`` separators; they are used for bare clones, which have no work tree.
 
+Repositories and their sources are untrusted input. Every git process gets configuration overrides
+(``_SAFE_CONFIG``, passed as command-line configuration, which wins over every file) so that a
+repository's own ``.git/config`` cannot run anything: no hooks, no ``core.fsmonitor``, no external diff,
+and only the https, ssh and file transports (never ``ext::``). Refs are resolved to a commit by git with
+``--end-of-options``; every ref, URL and path is passed after ``--`` (or ``--end-of-options``) so none is
+read as an option. A submodule (gitlink) inside a desired-state folder is an error, so that reading a
+commit and reading the work tree always see the same files.
+
 I/O: reads repositories; ``sync_branch`` also fetches into a repository in a cache folder.
 """
 
@@ -30,10 +38,13 @@ from reconciler.config.files import YAML_SUFFIXES, SourceFile
 from reconciler.errors import GitError
 
 __all__ = [
+    "SAFE_ENVIRONMENT",
     "CommitInfo",
     "WorktreeInfo",
     "cache_folder",
     "changed_files",
+    "check_merged",
+    "check_source",
     "commits_touching",
     "describe_worktree",
     "files_at",
@@ -55,6 +66,31 @@ _FIELD = "\x1f"
 _LOG_FORMAT = _FIELD.join(("%H", "%P", "%an", "%ae", "%aI", "%s"))
 # user:password@ in a URL: never repeated in a message.
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+# Configuration a repository must not be able to set for us: each entry is passed to every git process
+# as command-line configuration (GIT_CONFIG_COUNT), which takes precedence over the repository's files.
+_SAFE_CONFIG = (
+    ("core.fsmonitor", "false"),  # a command run on every index refresh
+    ("core.hooksPath", os.devnull),  # no hook runs
+    ("core.pager", "cat"),
+    ("diff.external", ""),
+    ("protocol.allow", "never"),  # transports: only those below, never ext:: or fd::
+    ("protocol.https.allow", "always"),
+    ("protocol.ssh.allow", "always"),
+    ("protocol.file.allow", "always"),
+)
+SAFE_ENVIRONMENT: dict[str, str] = {
+    "GIT_CONFIG_COUNT": str(len(_SAFE_CONFIG)),
+    **{f"GIT_CONFIG_KEY_{i}": k for i, (k, _) in enumerate(_SAFE_CONFIG)},
+    **{f"GIT_CONFIG_VALUE_{i}": v for i, (_, v) in enumerate(_SAFE_CONFIG)},
+    "GIT_PROTOCOL_FROM_USER": "0",
+    "GIT_TERMINAL_PROMPT": "0",  # a credential prompt nobody answers would hang a loop
+}
+_BRANCH = re.compile(r"[A-Za-z0-9._/+@-]+")
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+# scp-like ssh sources: [user@]host:path (no "::", which is git's remote-helper syntax such as ext::).
+_SCP_LIKE = re.compile(r"[A-Za-z0-9._~%+-]+(@[A-Za-z0-9._-]+)?:(?!:)[^\0]*")
+_ALLOWED_SCHEMES = ("https://", "ssh://", "git+ssh://", "ssh+git://", "file://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +136,14 @@ def _git_message(exc: git.GitCommandError) -> str:
     return redact(text.removeprefix("stderr: ").strip("'\" "))
 
 
+def _safe(repo: git.Repo) -> git.Repo:
+    repo.git.update_environment(**SAFE_ENVIRONMENT)
+    return repo
+
+
 def _open(path: str | Path) -> git.Repo:
     try:
-        return git.Repo(str(path), search_parent_directories=True)
+        return _safe(git.Repo(str(path), search_parent_directories=True))
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
         raise GitError(f"{path} is not inside a git repository") from exc
 
@@ -133,11 +174,20 @@ def repo_root(path: str | Path = ".") -> str:
 
 
 def _commit(repo: git.Repo, ref: str) -> git.Commit:
+    """The commit ``ref`` names, resolved by git itself; anything else is a ``GitError``."""
+    problem = GitError(f"{ref!r} is not a commit in {repo.git_dir}")
+    if not ref or ref.startswith("-") or "\0" in ref or "\n" in ref:
+        raise problem
     try:
-        obj = repo.rev_parse(ref + "^{commit}")
-    except (git.BadName, ValueError, git.GitCommandError) as exc:
-        raise GitError(f"{ref!r} is not a commit in {repo.git_dir}") from exc
-    assert isinstance(obj, git.Commit)
+        if _FULL_SHA.fullmatch(ref):
+            obj = repo.rev_parse(ref)  # a full commit id: no process needed
+        else:
+            sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", ref + "^{commit}")
+            obj = repo.commit(sha.strip())
+    except Exception as exc:  # GitPython raises several kinds for odd names (@{-1}, HEAD:path)
+        raise problem from exc
+    if not isinstance(obj, git.Commit):
+        raise problem
     return obj
 
 
@@ -182,6 +232,19 @@ def to_repo_paths(paths: Sequence[str], root: str) -> list[str]:
     return out
 
 
+def check_merged(ref: str, *, repo: str | Path = ".") -> None:
+    """Refuse a commit that is not the checked-out commit or one of its ancestors."""
+    r = _open(repo)
+    sha = _commit(r, ref).hexsha
+    try:
+        r.git.merge_base("--is-ancestor", "--end-of-options", sha, "HEAD")
+    except git.GitCommandError as exc:
+        raise GitError(
+            f"commit {sha[:12]} is not part of the checked-out history (HEAD or an ancestor of it); "
+            "a plan made from it is not applied here"
+        ) from exc
+
+
 def _pathspecs(prefixes: Iterable[str]) -> list[str]:
     # ":(top)" keeps the meaning of each path independent of the folder git runs in.
     return [f":(top){p}" if p else ":(top)" for p in prefixes]
@@ -202,7 +265,17 @@ def _ls_tree(repo: git.Repo, commit: str, prefixes: Sequence[str]) -> list[tuple
         # Symbolic links and submodules are not desired-state files; the disk loader refuses odd links too.
         if kind == "blob" and mode != "120000":
             rows.append((path, sha))
+        elif kind == "commit" and not any(part.startswith(".") for part in path.split("/")):
+            _gitlink(path)
     return rows
+
+
+def _gitlink(path: str) -> None:
+    # A submodule's files are not in the commit, but a work-tree read would see them: refuse both ways.
+    raise GitError(
+        f"{path} is a git submodule inside a desired-state folder; desired-state files must be part of "
+        "the repository itself"
+    )
 
 
 def _is_under(path: str, prefix: str) -> bool:
@@ -320,19 +393,24 @@ def changed_files(
     """
     r = _open(repo)
     base_sha = _commit(r, base).hexsha
-    args = ["--name-only", "-z", "--no-renames", base_sha]
+    args = ["--raw", "-z", "--no-renames", "--no-ext-diff", "--no-textconv", base_sha]
     if head is not None:
         args.append(_commit(r, head).hexsha)
     specs = _pathspecs(prefixes)
     try:
-        out = r.git.diff(*args, "--", *specs)
-        if head is None:
-            out += "\0" + r.git.ls_files("--others", "--exclude-standard", "-z", "--", *specs)
+        raw = r.git.diff(*args, "--", *specs)
+        others = r.git.ls_files("--others", "--exclude-standard", "-z", "--", *specs) if head is None else ""
     except git.GitCommandError as exc:
         raise GitError(f"cannot compare with {base}: {_git_message(exc)}") from exc
-    return frozenset(
-        p for p in out.split("\0") if p and any(_is_under(p, x) and _wanted(p, x) for x in prefixes)
-    )
+    # --raw -z: ":MODE MODE SHA SHA STATUS" NUL path NUL, one pair per file.
+    fields = raw.split("\0")
+    paths = [p for p in others.split("\0") if p]
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        modes = meta.lstrip(":").split(" ")[:2]
+        if "160000" in modes and not any(part.startswith(".") for part in path.split("/")):
+            _gitlink(path)
+        paths.append(path)
+    return frozenset(p for p in paths if p and any(_is_under(p, x) and _wanted(p, x) for x in prefixes))
 
 
 def commits_touching(
@@ -367,9 +445,24 @@ def commits_touching(
 # the reconcile loop's clone
 
 
+def check_source(source: str) -> None:
+    """Refuse a repository source that is not a local folder or an https, ssh or file URL."""
+    if source.startswith("-") or any(ch in source for ch in "\0\r\n"):
+        raise GitError(f"{source!r} is not a repository URL or folder")
+    if os.path.isdir(source) or source.startswith(_ALLOWED_SCHEMES):
+        return
+    if "://" not in source and _SCP_LIKE.fullmatch(source) and "::" not in source:
+        return  # [user@]host:path, git's short form of ssh
+    raise GitError(
+        f"{redact(source)!r}: only a local folder or an https://, ssh:// or file:// URL (or user@host:path) "
+        "can be a repository source"
+    )
+
+
 def source_url(source: str) -> str:
     """What ``sync_branch`` fetches from: a folder's absolute path, or the URL as given."""
     # A local folder is cloned by its absolute path, so that the cache does not depend on the current folder.
+    check_source(source)
     return os.path.abspath(source) if os.path.exists(source) else source
 
 
@@ -388,6 +481,8 @@ def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, 
     url = source_url(source)
     folder = cache_folder(source, cache_root)
     ref = f"refs/heads/{branch}"
+    if branch.startswith("-") or not _BRANCH.fullmatch(branch) or ".." in branch:
+        raise GitError(f"{branch!r} is not a branch name")
     try:
         if not (folder / "HEAD").exists():
             Path(cache_root).mkdir(parents=True, exist_ok=True)
@@ -398,8 +493,10 @@ def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, 
                     os.replace(tmp, folder)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        r = git.Repo(str(folder))
-        r.git.fetch("--no-tags", "--force", url, f"+{ref}:{ref}", kill_after_timeout=GIT_NETWORK_TIMEOUT)
+        r = _safe(git.Repo(str(folder)))
+        r.git.fetch(
+            "--no-tags", "--force", "--", url, f"+{ref}:{ref}", kill_after_timeout=GIT_NETWORK_TIMEOUT
+        )
         return str(folder), _info(_commit(r, ref))
     except git.GitCommandError as exc:
         raise GitError(f"cannot fetch branch {branch} from {redact(url)}: {_git_message(exc)}") from exc

@@ -2,7 +2,9 @@
 
 ``collect_files`` walks the paths it is given for ``*.yaml``/``*.yml`` files, in sorted order, and reads
 them. It refuses files over ``MAX_FILE_BYTES`` (without reading them) and symbolic links that lead
-outside the given paths, and skips hidden entries (``.git``, ``.github``, ...) below a given folder.
+outside the given paths, given paths that lead (through a link) outside the git repository they are in,
+and folders that are another repository (a submodule), and skips hidden entries (``.git``,
+``.github``, ...) below a given folder.
 ``check_source`` holds the checks that apply to a file from anywhere (disk or a git commit): its size
 and that it is UTF-8.
 
@@ -17,7 +19,14 @@ from dataclasses import dataclass
 
 from reconciler.errors import Diagnostic
 
-__all__ = ["MAX_FILE_BYTES", "YAML_SUFFIXES", "SourceFile", "check_source", "collect_files"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "YAML_SUFFIXES",
+    "SourceFile",
+    "check_source",
+    "collect_files",
+    "escapes_repository",
+]
 
 # A configuration with hundreds of mappings is about 50 KiB; anything near this is not hand-written.
 MAX_FILE_BYTES = 1024 * 1024
@@ -54,6 +63,35 @@ def check_source(source: SourceFile) -> Diagnostic | None:
 
 def _within(real: str, roots: Sequence[str]) -> bool:
     return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _repository_of(path: str) -> str | None:
+    """The top folder of the git repository ``path`` is in, found by name (no link followed), or None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def escapes_repository(path: str) -> str | None:
+    """Where ``path`` really leads when a link takes it outside the repository it is named in, else None.
+
+    A committed link to a folder outside the repository would otherwise make the tool read (and quote
+    in diagnostics) files nobody reviewed.
+    """
+    top = _repository_of(path)
+    real = os.path.realpath(path)
+    if top is None or _within(real, [os.path.realpath(top)]):
+        return None
+    return real
+
+
+def _is_repository(folder: str) -> bool:
+    return os.path.lexists(os.path.join(folder, ".git"))
 
 
 class _Walk:
@@ -107,6 +145,17 @@ class _Walk:
             else:
                 target = os.path.join(real, name)
             if os.path.isdir(target):
+                if _is_repository(target):
+                    self.problems.append(
+                        Diagnostic(
+                            child,
+                            1,
+                            1,
+                            "is a git submodule (another repository) inside a desired-state folder; "
+                            "desired-state files must be part of the repository itself",
+                        )
+                    )
+                    continue
                 self.walk(child, target)
             elif name.endswith(YAML_SUFFIXES) and os.path.isfile(target):
                 self.add_file(child, target)
@@ -121,7 +170,12 @@ def collect_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnost
     walk = _Walk(roots)
     for given, real in zip(paths, roots, strict=True):
         shown = os.path.normpath(given)
-        if not os.path.exists(real):
+        outside = escapes_repository(given)
+        if outside is not None:
+            walk.problems.append(
+                Diagnostic(shown, 1, 1, f"leads outside its repository (to {outside}); it is not read")
+            )
+        elif not os.path.exists(real):
             walk.problems.append(Diagnostic(shown, 1, 1, "no such file or folder"))
         elif os.path.isdir(real):
             if real in walk.seen_dirs:

@@ -34,7 +34,7 @@ from reconciler.core.plan import (
 )
 from reconciler.errors import PlanFileError
 
-__all__ = ["DOCUMENT_KIND", "from_document", "to_document"]
+__all__ = ["DOCUMENT_KIND", "change_document", "from_document", "to_document"]
 
 DOCUMENT_KIND = "reconciler-plan"
 
@@ -90,7 +90,8 @@ def _spec_from(d: dict[str, Any]) -> Spec:
     )
 
 
-def _change_to(c: Change) -> dict[str, Any]:
+def change_document(c: Change) -> dict[str, Any]:
+    """One change as the plan file holds it (also what apply compares a saved change with)."""
     return {
         "address": c.address,
         "name": c.name,
@@ -166,7 +167,7 @@ def to_document(plan: Plan, *, tool_version: str = "") -> dict[str, Any]:
             "only": sorted(plan.options.only) if plan.options.only is not None else None,
         },
         "summary": plan.summary(),
-        "changes": [_change_to(c) for c in plan.changes],
+        "changes": [change_document(c) for c in plan.changes],
         "held": [
             {
                 "address": h.address,

@@ -1,8 +1,16 @@
 """Carry out a plan exactly as it is, against the target it was made for.
 
-``apply_plan`` never recomputes the plan. Before touching anything it checks, under the target's lock,
-that the plan was made for this target and that every configuration still looks as it did when the plan
-was made (the fingerprints in the plan); a saved plan is refused otherwise.
+``apply_plan`` carries out the changes it is given. Before touching anything the caller checks, under the
+target's lock, that the plan was made for this target, that every configuration still looks as it did
+when the plan was made (the fingerprints in the plan) and, for a saved plan, that its changes are exactly
+those the planner derives again from the desired state the plan pins and the target as read now
+(``check_plan_proved``). A saved plan is refused otherwise: its checksum is not a signature, so whoever
+can edit the file could recompute it.
+
+Whatever the plan says, the guards are enforced again right before each write (``guard``): a delete
+needs the plan's recorded permission and count, and the target's record read at that moment must show a
+managed configuration without deletion protection; a restart is only ever ``Full`` (forced deletes are
+released by their own command, ``restart --approve-deletes``).
 
 Phases run one after the other in ``ACTION_ORDER`` (creates, updates, starts/pauses, restarts, deletes);
 inside a phase, configurations run in parallel (``parallelism`` threads). A failing configuration does
@@ -14,6 +22,7 @@ I/O: the provider (the target) and the journal.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,12 +30,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reconciler.core.model import Observed
-from reconciler.core.plan import ACTION_ORDER, Action, Change, Plan, fingerprints, in_scope
+from reconciler.core.plan import ACTION_ORDER, RESET_FOR_CHANGES, Action, Change, Plan, fingerprints, in_scope
+from reconciler.core.serialize import change_document
 from reconciler.engine.journal import Journal
-from reconciler.errors import ReconcilerError, StalePlanError
-from reconciler.providers.base import Provider
+from reconciler.errors import GuardError, PlanFileError, ReconcilerError, StalePlanError
+from reconciler.providers.base import Provider, ReadsByName
 
-__all__ = ["ApplyResult", "Outcome", "apply_plan", "check_plan_fresh"]
+__all__ = [
+    "ApplyResult",
+    "Outcome",
+    "apply_plan",
+    "check_plan_fresh",
+    "check_plan_proved",
+    "check_target",
+    "guard",
+]
 
 OK = "ok"
 FAILED = "failed"
@@ -56,12 +74,17 @@ class ApplyResult:
 Progress = Callable[[Outcome, int, int], None]
 
 
-def check_plan_fresh(plan: Plan, provider: Provider, observed: Sequence[Observed]) -> None:
-    """Refuse a plan made for another target, or one the target has moved on from."""
+def check_target(plan: Plan, provider: Provider) -> None:
+    """Refuse a plan made for another target."""
     if plan.target != provider.target:
         raise StalePlanError(
             f"this plan was made for target {plan.target}, not {provider.target}; make a plan for this target"
         )
+
+
+def check_plan_fresh(plan: Plan, provider: Provider, observed: Sequence[Observed]) -> None:
+    """Refuse a plan made for another target, or one the target has moved on from."""
+    check_target(plan, provider)
     # A plan of some configurations (--changed-since) depends on those alone.
     observed = [o for o in observed if in_scope(o, plan.options.only)]
     now = dict(fingerprints(observed))
@@ -78,6 +101,78 @@ def check_plan_fresh(plan: Plan, provider: Provider, observed: Sequence[Observed
         elif now[cid] != then[cid]:
             reasons.append(f"{names.get(cid, cid)}: changed on the target")
     raise StalePlanError("the saved plan is stale: the target changed since it was made", reasons)
+
+
+def _plain(change: Change) -> dict[str, object]:
+    # The JSON form, as the plan file holds it: tuples become lists, so a change read back from a file
+    # and one just planned compare equal when they mean the same.
+    data: dict[str, object] = json.loads(json.dumps(change_document(change), ensure_ascii=False))
+    return data
+
+
+def _title(doc: dict[str, object] | None) -> str:
+    return "nothing" if doc is None else f"{doc.get('action')} configuration.{doc.get('name')}"
+
+
+def check_plan_proved(saved: Plan, derived: Plan) -> None:
+    """Refuse a saved plan unless its changes are exactly the ones ``derived`` (planned again now) holds.
+
+    ``derived`` is the planner's answer for the desired state the saved plan pins, the target as read
+    under the lock, and the plan's recorded options. The first difference is named.
+    """
+    mine = [_plain(c) for c in saved.changes]
+    now = [_plain(c) for c in derived.changes]
+    if mine == now:
+        return
+    for i in range(max(len(mine), len(now))):
+        a = mine[i] if i < len(mine) else None
+        b = now[i] if i < len(now) else None
+        if a == b:
+            continue
+        if a is not None and b is not None and (a["name"], a["action"]) == (b["name"], b["action"]):
+            keys = [k for k in a if a.get(k) != b.get(k)]
+            what = f"change {i + 1} ({_title(a)}) differs in {', '.join(keys)}"
+        else:
+            what = f"change {i + 1} is {_title(a)} in the plan file, but planning again gives {_title(b)}"
+        raise PlanFileError(
+            "the saved plan does not match what the desired state it pins and the target give now "
+            f"(it was edited, or made from other input): {what}; nothing was applied, make a new plan"
+        )
+
+
+def _current(provider: Provider, change: Change) -> Observed | None:
+    """The target's record of ``change``'s configuration, read now."""
+    if isinstance(provider, ReadsByName):
+        found = provider.read_named(frozenset({change.name}))
+    else:
+        found = provider.read_all()
+    return next((o for o in found if o.id == change.target_id), None)
+
+
+def guard(change: Change, plan: Plan, provider: Provider) -> None:
+    """Raise ``GuardError`` when ``change`` must not be written, whatever the plan holding it says."""
+    if change.action is Action.RESTART and (change.reset_scope or RESET_FOR_CHANGES) != RESET_FOR_CHANGES:
+        raise GuardError(
+            f"{change.name}: a plan restarts a job only with {RESET_FOR_CHANGES}; forced deletes "
+            f"({change.reset_scope}) are released only by `reconciler restart NAME --approve-deletes`"
+        )
+    if change.action is not Action.DELETE:
+        return
+    deletes = sum(1 for c in plan.changes if c.action is Action.DELETE)
+    if not plan.options.allow_delete:
+        raise GuardError(f"{change.name}: the plan was not made with --allow-delete")
+    if deletes > plan.options.max_deletes and not plan.options.allow_mass_delete:
+        raise GuardError(
+            f"{change.name}: {deletes} deletes is more than the plan's limit of {plan.options.max_deletes} "
+            "and the plan was not made with --allow-mass-delete"
+        )
+    record = _current(provider, change)
+    if record is None:
+        raise GuardError(f"{change.name}: no configuration {change.target_id} on the target to delete")
+    if not record.managed or record.name != change.name:
+        raise GuardError(f"{change.name}: {change.target_id} is not the managed configuration of that name")
+    if record.deletion_protection:
+        raise GuardError(f"{change.name}: the target records deletion protection for it; it is not deleted")
 
 
 def _execute(
@@ -161,6 +256,7 @@ def apply_plan(
             journal.write("change-start", name=change.name, action=change.action.value, id=change.target_id)
             began = time.monotonic()
             try:
+                guard(change, plan, provider)
                 _execute(change, provider, ids, restart_follows=change.name in restarting)
             except Exception as exc:
                 outcome = Outcome(change, FAILED, _describe_error(exc), time.monotonic() - began)

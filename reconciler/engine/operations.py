@@ -25,12 +25,24 @@ from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
-from reconciler.engine.apply import ApplyResult, Progress, apply_plan, check_plan_fresh
+from reconciler.engine.apply import (
+    ApplyResult,
+    Progress,
+    apply_plan,
+    check_plan_fresh,
+    check_plan_proved,
+    check_target,
+)
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.errors import NotFoundError, PlanFileError, StalePlanError
 from reconciler.gitdiff import load_at_ref, load_changed_since
-from reconciler.gitrepo import describe_worktree, resolve_commit
+from reconciler.gitrepo import (
+    WorktreeInfo,
+    check_merged,
+    describe_worktree,
+    resolve_commit,
+)
 from reconciler.providers.base import Provider, ReadsByName
 
 __all__ = [
@@ -80,7 +92,10 @@ def load_desired(paths: Sequence[str]) -> LoadResult:
 
 
 def provenance_for(paths: Sequence[str]) -> Provenance:
-    info = describe_worktree(paths[0] if paths else ".")
+    return _provenance(paths, describe_worktree(paths[0] if paths else "."))
+
+
+def _provenance(paths: Sequence[str], info: WorktreeInfo | None) -> Provenance:
     return Provenance(
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         commit=info.commit if info else None,
@@ -122,18 +137,20 @@ def run_plan(
 
     ``changed_since``: plan only the configurations whose own or shared files changed since that ref.
     """
-    provenance = provenance_for(paths)
     if ref is not None:
         with _no_cyclic_gc():
             loaded = load_at_ref(ref, paths)
         commit = resolve_commit(ref).sha
-        provenance = replace(provenance, commit=commit, dirty=False, ref=commit)
+        # The work tree is neither read nor asked about: only the commit is.
+        provenance = replace(_provenance(paths, None), commit=commit, dirty=False, ref=commit)
     elif changed_since is not None:
+        provenance = provenance_for(paths)
         with _no_cyclic_gc():
             got = load_changed_since(changed_since, paths)
         loaded = got.result
         options = replace(options, only=got.names)
     else:
+        provenance = provenance_for(paths)
         loaded = load_desired(paths)
     return make_plan(loaded.state, provider, options, provenance), loaded
 
@@ -214,6 +231,25 @@ def _execute_locked(
     return AppliedRun(plan, result, journal.run_id, recovered)
 
 
+def _pinned_state(plan: Plan) -> LoadResult:
+    """The desired state a saved plan pins: its paths (in this repository), at its commit if it has one."""
+    if not plan.provenance.paths or not plan.desired_digest:
+        raise PlanFileError(
+            "the plan file does not pin the desired state it was made from (no paths or no digest), so "
+            "it cannot be checked; make a new plan with `reconciler plan PATH... --out FILE`"
+        )
+    paths = plan.provenance.paths
+    if plan.provenance.ref:
+        # Made from a commit: compare with that commit, whatever the work tree holds. Only a commit
+        # already merged into what is checked out counts, never one from a branch nobody merged.
+        check_merged(plan.provenance.ref)
+        return load_at_ref(plan.provenance.ref, paths)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise StalePlanError("the desired files this plan was made from are not here: " + ", ".join(missing))
+    return load_desired(paths)
+
+
 def apply_saved_plan(
     plan: Plan,
     provider: Provider,
@@ -223,25 +259,28 @@ def apply_saved_plan(
     progress: Progress | None = None,
     check_desired: bool = True,
 ) -> AppliedRun:
-    """Apply a plan read from a file: refused if the desired files or the target moved on."""
-    if check_desired and plan.provenance.paths:
-        if plan.provenance.ref:
-            # Made from a commit: compare with that commit, whatever the work tree holds.
-            loaded = load_at_ref(plan.provenance.ref, plan.provenance.paths)
-        else:
-            missing = [p for p in plan.provenance.paths if not os.path.exists(p)]
-            if missing:
-                raise StalePlanError(
-                    "the desired files this plan was made from are not here: " + ", ".join(missing)
-                )
-            loaded = load_desired(plan.provenance.paths)
-        digest = desired_digest(loaded.state, provider.template_defaults(), plan.options.only)
+    """Apply a plan read from a file: refused if the desired files or the target moved on, or if its
+    changes are not exactly what planning again from its desired state and the target gives.
+
+    ``check_desired=False`` is for a plan this process has just made and shown (``apply PATH...``).
+    """
+    check_target(plan, provider)
+    loaded: LoadResult | None = None
+    if check_desired:
+        loaded = _pinned_state(plan)
+        defaults = provider.template_defaults()
+        digest = desired_digest(loaded.state, defaults, plan.options.only)
         if digest != plan.desired_digest:
             raise StalePlanError(
                 "the saved plan is stale: the desired files changed since it was made; make a new plan"
             )
     with target_lock(provider.target, timeout=lock_timeout, command="reconciler apply") as info:
-        check_plan_fresh(plan, provider, read_observed(provider, plan.options.only))
+        observed = read_observed(provider, plan.options.only)
+        check_plan_fresh(plan, provider, observed)
+        if loaded is not None:
+            with _no_cyclic_gc():
+                derived = compute_plan(loaded.state, observed, defaults, plan.options, target=provider.target)
+            check_plan_proved(plan, derived)
         return _execute_locked(
             plan,
             provider,

@@ -65,7 +65,7 @@ def test_a_plan_edited_to_delete_an_unmanaged_configuration_leaves_it_alone(
     (case,) = [c for c in plan_file_cases(project) if "unmanaged" in c.name]
     before = tenant_digest(project.db)
     outcome = run_case(project, case, tmp_path / "case")
-    assert outcome.problem is None and "not managed by reconciler" in outcome.ran.err
+    assert outcome.problem is None and "does not match what the desired state" in outcome.ran.err
     assert tenant_digest(project.db) == before
 
 
