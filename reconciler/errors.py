@@ -9,7 +9,8 @@ happen, with ``raise ... from exc``, so nothing else escapes to the user as a tr
     │   └── LoadError                    carries every Diagnostic (FILE:LINE:COL: message)
     ├── ExpressionError                  an attribute-mapping expression does not parse (message, column)
     │   └── ExpressionEvaluationError    it parses but cannot be evaluated (wrong argument type, ...)
-    │       └── ExpressionRaised         the expression called Error("...")
+    │       ├── ExpressionRaised         the expression called Error("...")
+    │       └── ExpressionLimitError     a value grew past the size cap, or the time limit ran out
     ├── PlanError                        a plan cannot be made or used
     │   ├── PlanFileError                a saved plan file is unreadable, edited or of another version
     │   ├── StalePlanError               the target or the desired files changed since the plan was made
@@ -40,6 +41,7 @@ __all__ = [
     "Diagnostic",
     "ExpressionError",
     "ExpressionEvaluationError",
+    "ExpressionLimitError",
     "ExpressionRaised",
     "GitError",
     "GuardError",
@@ -118,6 +120,10 @@ class ExpressionEvaluationError(ExpressionError):
 
 class ExpressionRaised(ExpressionEvaluationError):
     """The expression called ``Error("...")``; the service would fail the object with this message."""
+
+
+class ExpressionLimitError(ExpressionEvaluationError):
+    """Evaluation stopped at a bound: a value larger than the size cap, or the time limit used up."""
 
 
 class PlanError(ReconcilerError):

@@ -16,6 +16,8 @@ Mapping semantics, as the service documents them (``expressions.md`` §4):
 * ``IgnoreFlowIfNullOrEmpty`` gives *does not flow*: the target attribute is left as it is.
 * An expression that calls ``Error("...")`` or cannot be evaluated fails that mapping with a message;
   the other mappings are still evaluated, so that every problem of an object shows at once.
+* One object's mappings share one time budget (``reconciler.expressions.TIME_LIMIT``): an expression
+  that runs too long fails its mapping, and the object's remaining mappings cannot take longer.
 
 Values are ``str``, ``list[str]`` (multi-valued) or None (null); booleans become ``"True"``/``"False"``
 and numbers their decimal text, the way the service flows them.
@@ -39,7 +41,7 @@ from typing import Any, NamedTuple
 from reconciler.config.dn import DNError, dn_key, parse_dn
 from reconciler.core.model import ApplyMode, Mapping, MappingKind, Scope, ScopeKind
 from reconciler.errors import ExpressionError, ExpressionRaised
-from reconciler.expressions import DOES_NOT_FLOW, evaluate, parse, referenced_attributes
+from reconciler.expressions import DOES_NOT_FLOW, Budget, evaluate, parse, referenced_attributes
 
 __all__ = [
     "DnKey",
@@ -264,6 +266,7 @@ class MappingEvaluator:
         new = tuple.__new__  # an Outcome without NamedTuple's keyword handling: this loop is hot
         context = self._context
         view = self._view(attributes)
+        budget = Budget()
         for m, kind, arg, on_create_only, default in self._steps:
             if on_create_only and not create:
                 append(new(Outcome, (m, OutcomeKind.NOT_APPLIED, None, None, False)))
@@ -276,7 +279,7 @@ class MappingEvaluator:
                 value = arg or None
             elif kind == _EXPRESSION:
                 try:
-                    result = evaluate(arg, view, **context)
+                    result = evaluate(arg, view, budget=budget, **context)
                 except ExpressionRaised as exc:
                     append(new(Outcome, (m, OutcomeKind.ERROR, None, exc.message, True)))
                     continue

@@ -9,7 +9,10 @@ from __future__ import annotations
 from reconciler.expressions.catalog import KNOWN_ATTRIBUTES, known_attribute
 from reconciler.expressions.evaluator import (
     DOES_NOT_FLOW,
+    MAX_TEXT,
+    TIME_LIMIT,
     AttributeValue,
+    Budget,
     DoesNotFlow,
     Result,
     compile_expression,
@@ -30,6 +33,7 @@ from reconciler.expressions.nodes import (
     walk,
 )
 from reconciler.expressions.parser import (
+    MAX_LENGTH,
     ExpressionWarning,
     expression_warnings,
     parse,
@@ -42,9 +46,13 @@ __all__ = [
     "DOES_NOT_FLOW",
     "FUNCTIONS",
     "KNOWN_ATTRIBUTES",
+    "MAX_LENGTH",
+    "MAX_TEXT",
+    "TIME_LIMIT",
     "Attribute",
     "AttributeValue",
     "BinaryOp",
+    "Budget",
     "Call",
     "DoesNotFlow",
     "ExpressionWarning",

@@ -10,12 +10,12 @@ from __future__ import annotations
 import calendar
 import functools
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "DateError",
     "add_interval",
+    "check_format",
     "date_diff",
     "format_datetime",
     "format_default",
@@ -185,23 +185,61 @@ def _offset_text(value: datetime, width: int) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}"
 
 
-_STANDARD: dict[str, Callable[[datetime], str]] = {
-    "o": lambda v: v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond:06d}0Z",
-    "O": lambda v: v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond:06d}0Z",
-    "s": lambda v: v.strftime("%Y-%m-%dT%H:%M:%S"),
-    "u": lambda v: v.strftime("%Y-%m-%d %H:%M:%SZ"),
-    "d": lambda v: f"{v.month:02d}/{v.day:02d}/{v.year:04d}",
-    "G": lambda v: f"{v.month:02d}/{v.day:02d}/{v.year:04d} {v:%H:%M:%S}",
+# .NET reads a format of exactly one character as a standard format; these are the invariant
+# culture's patterns for them. Any other single character is a FormatException in .NET.
+_STANDARD = {
+    "d": "MM/dd/yyyy",
+    "D": "dddd, dd MMMM yyyy",
+    "f": "dddd, dd MMMM yyyy HH:mm",
+    "F": "dddd, dd MMMM yyyy HH:mm:ss",
+    "g": "MM/dd/yyyy HH:mm",
+    "G": "MM/dd/yyyy HH:mm:ss",
+    "m": "MMMM dd",
+    "M": "MMMM dd",
+    "o": "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
+    "O": "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
+    "r": "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'",
+    "R": "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'",
+    "s": "yyyy'-'MM'-'dd'T'HH':'mm':'ss",
+    "t": "HH:mm",
+    "T": "HH:mm:ss",
+    "u": "yyyy'-'MM'-'dd HH':'mm':'ss'Z'",
+    "U": "dddd, dd MMMM yyyy HH:mm:ss",
+    "y": "yyyy MMMM",
+    "Y": "yyyy MMMM",
 }
 
 
+def _custom(fmt: str) -> str:
+    """The custom format ``fmt`` stands for: a standard one expanded; raises DateError as .NET does."""
+    if not fmt:
+        raise DateError("the date format is empty")
+    if len(fmt) == 1:
+        pattern = _STANDARD.get(fmt)
+        if pattern is None:
+            hint = f"; for the custom specifier alone write '%{fmt}'" if fmt in _SPECIFIERS else ""
+            raise DateError(
+                f"'{fmt}' is not a .NET standard date format (a format of one character is read as one){hint}"
+            )
+        return pattern
+    return fmt
+
+
+def check_format(fmt: str, *, reading: bool) -> None:
+    """Raise DateError if .NET would refuse ``fmt`` as an output format or, with ``reading``, as the
+    format to read a date with (which must also name at least one date or time field)."""
+    custom = _custom(fmt)
+    tokens = _tokens(custom)
+    if reading:
+        if not any(kind == "spec" and tok[0] != "g" for kind, tok in tokens):
+            raise DateError(f"the date format '{fmt}' has no date or time field to read")
+        _parse_regex(custom)
+
+
 def format_datetime(value: datetime, fmt: str) -> str:
-    """Render ``value`` with a .NET custom date and time format string (invariant culture)."""
-    if len(fmt) == 1 and fmt not in _SPECIFIERS:
-        standard = _STANDARD.get(fmt)
-        return standard(value) if standard is not None else fmt
+    """Render ``value`` with a .NET date and time format string (invariant culture)."""
     parts: list[str] = []
-    for kind, tok in _tokens(fmt):
+    for kind, tok in _tokens(_custom(fmt)):
         if kind == "lit":
             parts.append(tok)
             continue
@@ -259,51 +297,76 @@ def format_datetime(value: datetime, fmt: str) -> str:
 @functools.lru_cache(maxsize=256)
 def _parse_regex(fmt: str) -> re.Pattern[str]:
     pattern: list[str] = []
+    uses: dict[str, int] = {}
+
+    def group(name: str, body: str) -> str:
+        # A field may appear twice ("yyyy ... yyyy"); .NET then needs both to agree (_fields checks).
+        uses[name] = uses.get(name, 0) + 1
+        return f"(?P<{name}__{uses[name]}>{body})"
+
     for kind, tok in _tokens(fmt):
         if kind == "lit":
             pattern.append(re.escape(tok))
             continue
         ch, width = tok[0], len(tok)
         if ch == "y":
-            pattern.append(r"(?P<y>\d{4})" if width >= 3 else r"(?P<yy>\d{1,2})")
+            pattern.append(group("y", r"\d{4}") if width >= 3 else group("yy", r"\d{1,2}"))
         elif ch == "M":
             pattern.append(
-                r"(?P<M>\d{1,2})"
+                group("M", r"\d{1,2}")
                 if width == 1
-                else r"(?P<M>\d{2})"
+                else group("M", r"\d{2}")
                 if width == 2
-                else r"(?P<Mname>[A-Za-z]+)"
+                else group("Mname", "[A-Za-z]+")
             )
         elif ch == "d":
             pattern.append(
-                r"(?P<d>\d{1,2})" if width == 1 else r"(?P<d>\d{2})" if width == 2 else r"[A-Za-z]+"
+                group("d", r"\d{1,2}") if width == 1 else group("d", r"\d{2}") if width == 2 else "[A-Za-z]+"
             )
         elif ch in "hHms":
-            group = {"h": "h", "H": "H", "m": "mi", "s": "s"}[ch]
-            pattern.append(rf"(?P<{group}>\d{{1,2}})" if width == 1 else rf"(?P<{group}>\d{{2}})")
+            name = {"h": "h", "H": "H", "m": "mi", "s": "s"}[ch]
+            pattern.append(group(name, r"\d{1,2}") if width == 1 else group(name, r"\d{2}"))
         elif ch == "f":
-            pattern.append(rf"(?P<f>\d{{{min(width, 7)}}})")
+            pattern.append(group("f", rf"\d{{{min(width, 7)}}}"))
         elif ch == "F":
-            pattern.append(rf"(?P<f>\d{{0,{min(width, 7)}}})")
+            pattern.append(group("f", rf"\d{{0,{min(width, 7)}}}"))
         elif ch == "t":
-            pattern.append(r"(?P<t>[AaPp])" if width == 1 else r"(?P<t>[AaPp][Mm])")
+            pattern.append(group("t", "[AaPp]") if width == 1 else group("t", "[AaPp][Mm]"))
         elif ch in "zK":
-            pattern.append(r"(?P<tz>Z|[+-]\d{1,2}(?::?\d{2})?)" + ("?" if ch == "K" else ""))
+            pattern.append(group("tz", r"Z|[+-]\d{1,2}(?::?\d{2})?") + ("?" if ch == "K" else ""))
         elif ch == "g":
             pattern.append(r"(?:A\.D\.|AD)")
     try:
         return re.compile("".join(pattern))
     except re.error as exc:
-        # A specifier repeated in one format (e.g. "yyyy ... yyyy") names one group twice.
         raise DateError(f"date format '{fmt}' cannot be used for reading: {exc}") from exc
 
 
+def _fields(m: re.Match[str]) -> dict[str, str]:
+    """Each field's text; a field read twice must have the same value both times."""
+    fields: dict[str, str] = {}
+    for key, text in m.groupdict().items():
+        if text is None:
+            continue
+        name = key.rpartition("__")[0]
+        seen = fields.get(name)
+        if (
+            seen is not None
+            and seen.upper() != text.upper()
+            and not (seen.isdigit() and text.isdigit() and int(seen) == int(text))
+        ):
+            raise DateError(f"the date gives two different values ('{seen}', '{text}') for one field")
+        fields.setdefault(name, text)
+    return fields
+
+
 def parse_with_format(text: str, fmt: str) -> datetime:
-    """Read ``text`` written in the .NET custom format ``fmt`` (leading/trailing spaces allowed)."""
-    m = _parse_regex(fmt).fullmatch(text.strip())
+    """Read ``text`` written in the .NET format ``fmt`` (leading/trailing spaces allowed)."""
+    check_format(fmt, reading=True)
+    m = _parse_regex(_custom(fmt)).fullmatch(text.strip())
     if m is None:
         raise DateError(f"'{text}' does not match the date format '{fmt}'")
-    g = m.groupdict()
+    g = _fields(m)
     if g.get("y"):
         year = int(g["y"])
     elif g.get("yy"):

@@ -22,19 +22,31 @@ Choices where the references are silent or disagree (Cloud Sync wins a disagreem
 * Comparisons: ``=``/``<>`` compare text exactly (case-sensitive); null equals only null. ``<``, ``>``,
   ``<=``, ``>=`` compare as numbers when both sides are whole numbers, else as text; with a null side
   they are false. An IIF condition that is null counts as false.
-* Replace with regexPattern + regexGroupName + replacementAttributeName follows Cloud Sync: a source
-  without a value is returned as is; otherwise the group's match in the source is replaced with the
-  attribute's value. (The app-provisioning article describes the opposite and its Example 5 follows it.)
+* Replace with regexPattern + regexGroupName + replacementAttributeName follows the app-provisioning
+  article and its worked Example 5: a source with a value is returned as is; a source without one
+  takes the group's first match in the replacement attribute (null when nothing matches). The Cloud
+  Sync article describes the opposite; ``docs/expressions.md`` says why this reading was chosen.
 * Item is 1-based; an index outside the values raises (Cloud Sync). RemoveDuplicates keeps the first
   of each exact value, in order. Word skips empty words between adjacent delimiters.
 * FormatDateTime takes three arguments (Cloud Sync) or four with dateTimeStyles second (app
   provisioning); dateTimeStyles is accepted and ignored, the default styles allowing surrounding spaces.
-  A DateTime argument (from DateFromNum or CDate) is used directly; an empty inputFormat reads the
-  common forms CDate reads.
+  A DateTime argument (from DateFromNum, CDate, DateAdd or Now) is used directly and needs no
+  inputFormat, as in the service's own pwdLastSet mapping; text needs one, and a format .NET would
+  refuse (one character that is not a standard format, an unclosed quote, no date or time field) is
+  an error, not a guess.
+* DateTimes become text as ``M/d/yyyy h:mm:ss tt`` (en-US, UTC), the rendering the references give
+  for CDate, DateAdd and Now; DateFromNum's value is rendered the same way.
 * SelectUniqueValue asks the ``exists`` callable from the context (``exists=lambda v: ...``) and
   raises when every candidate is taken; without one it returns the first rule's value.
-* Regular expressions are .NET syntax: ``(?<name>...)``, ``\\k<name>`` and ``${name}``/``$1`` in
-  replacements are translated to Python's ``re``.
+* Regular expressions are .NET syntax, run by ``netregex`` with a time limit.
+
+Bounds, so that no expression (they come from files and from the tenant, both untrusted) can hold the
+process or its memory: every value a function makes is at most ``MAX_TEXT`` characters (a multi-valued
+one counts all its values); the costly steps (regular expressions, and work on values over 64 KiB) of
+one evaluation share a ``Budget`` of ``TIME_LIMIT`` seconds, which ``MappingEvaluator`` shares between
+an object's mappings; the parser bounds the text's length and nesting. Crossing a bound raises
+``ExpressionLimitError`` naming the function. The clock is read only by costly steps, so ordinary
+evaluations never read it.
 """
 
 from __future__ import annotations
@@ -44,14 +56,20 @@ import functools
 import random
 import re
 import string
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from reconciler.errors import ExpressionError, ExpressionEvaluationError, ExpressionRaised
-from reconciler.expressions import dates
+from reconciler.errors import (
+    ExpressionError,
+    ExpressionEvaluationError,
+    ExpressionLimitError,
+    ExpressionRaised,
+)
+from reconciler.expressions import dates, netregex
 from reconciler.expressions.functions import COMPARISON_OPERATORS, function_names
 from reconciler.expressions.nodes import (
     Attribute,
@@ -68,7 +86,10 @@ from reconciler.expressions.parser import parse, unparse
 
 __all__ = [
     "DOES_NOT_FLOW",
+    "MAX_TEXT",
+    "TIME_LIMIT",
     "AttributeValue",
+    "Budget",
     "Compiled",
     "DoesNotFlow",
     "Result",
@@ -126,12 +147,42 @@ class _Raised(_Failure):
     """``Error("...")`` was evaluated."""
 
 
+class _Limit(_Failure):
+    """A bound was crossed: a value over MAX_TEXT, or the time budget used up."""
+
+
 class _NoFlow(Exception):
     """IgnoreFlowIfNullOrEmpty met a null or empty value."""
 
 
+# The largest value (characters; a multi-valued one counts all its values) a function may make. Far
+# above any directory attribute (AD's largest string attributes hold a few KiB), far below what hurts.
+MAX_TEXT: Final = 1 << 20
+# Seconds of costly work one evaluation, or one object's mappings in MappingEvaluator, may take.
+TIME_LIMIT: Final = 2.0
+# Values up to this size cost microseconds whatever is done with them: only larger ones are timed.
+_BIG: Final = 1 << 16
+
+
+class Budget:
+    """The time a set of evaluations may spend on costly steps. The clock starts at the first one."""
+
+    __slots__ = ("deadline", "seconds")
+
+    def __init__(self, seconds: float = TIME_LIMIT) -> None:
+        self.seconds = seconds
+        self.deadline: float | None = None
+
+    def remaining(self) -> float:
+        """Seconds left (0 or less when used up)."""
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.seconds
+        return self.deadline - now
+
+
 class _Context:
-    __slots__ = ("attrs", "context", "folded", "guid", "now", "rng")
+    __slots__ = ("attrs", "budget", "context", "folded", "guid", "now", "rng", "steps")
 
     def __init__(
         self,
@@ -140,6 +191,7 @@ class _Context:
         rng: random.Random | None,
         guid: Callable[[], str] | None,
         context: dict[str, object],
+        budget: Budget | None,
     ) -> None:
         self.attrs = attrs
         self.folded: dict[str, AttributeValue] | None = None
@@ -147,6 +199,21 @@ class _Context:
         self.rng = rng
         self.guid = guid
         self.context = context
+        self.budget = budget
+        self.steps = 0  # matching steps run without a time limit since the clock was last read
+
+    def time_left(self, fname: str, column: int) -> float:
+        """Seconds left for a costly step of ``fname``; raises when the budget is used up."""
+        budget = self.budget
+        if budget is None:
+            budget = self.budget = Budget()
+        left = budget.remaining()
+        if left <= 0:
+            raise _Limit(
+                f"{fname}: stopped at the time limit ({budget.seconds:g} s for one object's mappings)",
+                column,
+            )
+        return left
 
     def lookup_folded(self, name: str) -> AttributeValue:
         folded = self.folded
@@ -257,58 +324,73 @@ def _is_empty(value: Value) -> bool:
     return False
 
 
+# -- bounds ----------------------------------------------------------------------------------------
+
+
+def _size(value: Value) -> int:
+    """Characters in a value, a multi-valued one counting all its values (each at least one)."""
+    if type(value) is str:
+        return len(value)
+    if type(value) is list:
+        return sum(len(v) if type(v) is str else 1 for v in value) + len(value)
+    return 0
+
+
+def _too_big(fname: str, size: int, column: int) -> _Limit:
+    return _Limit(
+        f"{fname}: the value would be at least {size:,} characters, more than the limit of {MAX_TEXT:,}",
+        column,
+    )
+
+
+def _bounded(ctx: _Context, value: Value, fname: str, column: int) -> Value:
+    """``value`` when within MAX_TEXT; a large one also spends from the time budget."""
+    size = _size(value)
+    if size > _BIG:
+        if size > MAX_TEXT:
+            raise _too_big(fname, size, column)
+        ctx.time_left(fname, column)
+    return value
+
+
+def _heavy_input(ctx: _Context, text: str | None, fname: str, column: int) -> None:
+    """Work proportional to a large input (a character loop, a search) is timed like a large result."""
+    if text is not None and len(text) > _BIG:
+        ctx.time_left(fname, column)
+
+
 # -- .NET regular expressions -----------------------------------------------------------------------
 
-_NET_NAMED_GROUP = re.compile(r"\(\?<(?![=!])([A-Za-z_][A-Za-z0-9_]*)>|\(\?'([A-Za-z_][A-Za-z0-9_]*)'")
-_NET_BACKREF = re.compile(r"\\k<([A-Za-z_][A-Za-z0-9_]*)>")
-_NET_REPLACEMENT = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|\d+)\}|(\d+)|([$&]))")
 
-
-@functools.lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    translated = _NET_NAMED_GROUP.sub(lambda m: f"(?P<{m.group(1) or m.group(2)}>", pattern)
-    translated = _NET_BACKREF.sub(r"(?P=\1)", translated)
-    return re.compile(translated)
-
-
-def _compile_regex(pattern: str, fname: str, column: int) -> re.Pattern[str]:
+def _compile_regex(pattern: str, fname: str, column: int) -> netregex.Compiled:
     try:
-        return _regex(pattern)
-    except re.error as exc:
-        raise _Failure(f"{fname}: invalid regular expression {pattern!r}: {exc}", column) from None
+        return netregex.compile_net(pattern)
+    except netregex.RegexError as exc:
+        raise _Failure(f"{fname}: invalid regular expression {_show_short(pattern)}: {exc}", column) from None
 
 
-@functools.lru_cache(maxsize=512)
-def _replacement(template: str) -> Callable[[re.Match[str]], str]:
-    """A .NET replacement string (``${name}``, ``$1``, ``$$``, ``$&``) as a function of the match."""
-    pieces: list[tuple[bool, str | int, str]] = []  # (is a group reference, literal or group, as written)
-    pos = 0
-    for m in _NET_REPLACEMENT.finditer(template):
-        pieces.append((False, template[pos : m.start()], ""))
-        ref = m.group(1) or m.group(2)
-        if m.group(3) == "$":
-            pieces.append((False, "$", ""))
-        elif m.group(3) == "&":
-            pieces.append((True, 0, m.group()))
-        elif ref is not None:
-            pieces.append((True, int(ref) if ref.isdigit() else ref, m.group()))
-        pos = m.end()
-    pieces.append((False, template[pos:], ""))
+def _regex_clock(ctx: _Context, rx: netregex.Compiled, value: str, column: int) -> Callable[[], float]:
+    """The ``timeout`` source for one matching call on ``value``. Calls that run without a limit
+    (``Compiled.cost``) add their worst case to a count that reads the clock every 2^24 steps."""
+    cost = rx.cost(value)
+    if cost is not None:
+        ctx.steps += cost
+        if ctx.steps > 1 << 24:
+            ctx.steps = 0
+            ctx.time_left("Replace", column)
+    return lambda: ctx.time_left("Replace", column)
 
-    def expand(match: re.Match[str]) -> str:
-        out: list[str] = []
-        for is_group, piece, written in pieces:
-            if not is_group:
-                out.append(str(piece))
-                continue
-            try:
-                out.append(match.group(piece) or "")
-            except IndexError:
-                # .NET leaves a reference to a group that does not exist as written.
-                out.append(written)
-        return "".join(out)
 
-    return expand
+def _timed_out(fname: str, pattern: str, value: str, column: int) -> _Limit:
+    return _Limit(
+        f"{fname}: the regular expression {_show_short(pattern)} did not finish within the time limit "
+        f"on a value of {len(value):,} characters (it backtracks too much on such values)",
+        column,
+    )
+
+
+def _show_short(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 # -- compilation ------------------------------------------------------------------------------------
@@ -426,7 +508,7 @@ def _compile_operation(node: BinaryOp) -> Compiled:
         def concatenate(ctx: _Context) -> Value:
             a = _text(left(ctx), "&", column)
             b = _text(right(ctx), "&", column)
-            return (a or "") + (b or "")
+            return _bounded(ctx, (a or "") + (b or ""), "&", column)
 
         return concatenate
     if op not in COMPARISON_OPERATORS:
@@ -454,10 +536,32 @@ def _strict(impl: Callable[..., Value]) -> Builder:
     return build
 
 
-def _per_value(transform: Callable[[str], str], fname: str) -> Builder:
-    """A one-argument string function applied to every value of a multi-valued argument."""
+def _timed(impl: Callable[..., Value]) -> Builder:
+    """Like ``_strict``, for a function whose cost or result grows with its input: ``impl(ctx, column,
+    *values)`` bounds its own result (``_bounded``) and times work on large inputs (``_heavy_input``)."""
 
-    def impl(column: int, value: Value) -> Value:
+    def build(node: Call, args: list[Compiled | None]) -> Compiled:
+        fns = [a if a is not None else _null for a in args]
+        column = node.column
+        if len(fns) == 1:
+            (a0,) = fns
+            return lambda ctx: impl(ctx, column, a0(ctx))
+        if len(fns) == 2:
+            a0, a1 = fns
+            return lambda ctx: impl(ctx, column, a0(ctx), a1(ctx))
+        if len(fns) == 3:
+            a0, a1, a2 = fns
+            return lambda ctx: impl(ctx, column, a0(ctx), a1(ctx), a2(ctx))
+        return lambda ctx: impl(ctx, column, *[f(ctx) for f in fns])
+
+    return build
+
+
+def _per_value(transform: Callable[[str], str], fname: str, *, grows: bool = False) -> Builder:
+    """A one-argument string function applied to every value of a multi-valued argument. One that
+    ``grows`` its input (more characters out than in) has its result bounded."""
+
+    def apply(column: int, value: Value) -> Value:
         if value is None:
             return None
         if type(value) is str:
@@ -467,12 +571,28 @@ def _per_value(transform: Callable[[str], str], fname: str) -> Builder:
         text = _text(value, fname, column)
         return None if text is None else transform(text)
 
-    return _strict(impl)
+    if not grows:
+        return _strict(apply)
+
+    def bounded(ctx: _Context, column: int, value: Value) -> Value:
+        if _size(value) > _BIG:
+            ctx.time_left(fname, column)
+        return _bounded(ctx, apply(column, value), fname, column)
+
+    return _timed(bounded)
 
 
 def _register_strict(name: str) -> Callable[[Callable[..., Value]], Callable[..., Value]]:
     def register(impl: Callable[..., Value]) -> Callable[..., Value]:
         _BUILDERS[name] = _strict(impl)
+        return impl
+
+    return register
+
+
+def _register_timed(name: str) -> Callable[[Callable[..., Value]], Callable[..., Value]]:
+    def register(impl: Callable[..., Value]) -> Callable[..., Value]:
+        _BUILDERS[name] = _timed(impl)
         return impl
 
     return register
@@ -484,13 +604,13 @@ _BUILDERS["Trim"] = _per_value(str.strip, "Trim")
 _BUILDERS["StripSpaces"] = _per_value(lambda s: s.replace(" ", ""), "StripSpaces")
 
 
-@_register_strict("Append")
-def _append(column: int, source: Value, suffix: Value) -> Value:
+@_register_timed("Append")
+def _append(ctx: _Context, column: int, source: Value, suffix: Value) -> Value:
     a = _text(source, "Append", column)
     b = _text(suffix, "Append", column)
     if a is None and b is None:
         return None
-    return (a or "") + (b or "")
+    return _bounded(ctx, (a or "") + (b or ""), "Append", column)
 
 
 @_register_strict("Left")
@@ -518,45 +638,54 @@ def _mid(column: int, source: Value, start: Value, length: Value) -> Value:
     return text[first - 1 : first - 1 + count]
 
 
-@_register_strict("Join")
-def _join(column: int, separator: Value, *sources: Value) -> Value:
+@_register_timed("Join")
+def _join(ctx: _Context, column: int, separator: Value, *sources: Value) -> Value:
     sep = _text(separator, "Join", column) or ""
     parts: list[str] = []
+    size = 0
     for source in sources:
         for value in _values(source):
             text = _text(value, "Join", column)
             if text:
                 parts.append(text)
+                size += len(text) + len(sep)
+                if size > MAX_TEXT:
+                    raise _too_big("Join", size, column)
     if not parts:
         return None
-    return sep.join(parts)
+    return _bounded(ctx, sep.join(parts), "Join", column)
 
 
-@_register_strict("Split")
-def _split(column: int, source: Value, delimiter: Value) -> Value:
+@_register_timed("Split")
+def _split(ctx: _Context, column: int, source: Value, delimiter: Value) -> Value:
     text = _text(source, "Split", column)
     delim = _text(delimiter, "Split", column)
     if text is None:
         return None
     if not delim:
         raise _Failure("Split: the delimiter is empty", column)
-    return text.split(delim)
+    _heavy_input(ctx, text, "Split", column)
+    return _bounded(ctx, text.split(delim), "Split", column)
 
 
-@_register_strict("Word")
-def _word(column: int, source: Value, number: Value, delimiters: Value) -> Value:
+@_register_timed("Word")
+def _word(ctx: _Context, column: int, source: Value, number: Value, delimiters: Value) -> Value:
     text = _text(source, "Word", column)
     n = _int(number, "Word", "wordNumber", column)
     delims = _text(delimiters, "Word", column) or ""
     if text is None or n is None or n < 1:
         return ""
+    _heavy_input(ctx, text, "Word", column)
     words = [w for w in re.split("[" + re.escape(delims) + "]", text) if w] if delims else [text]
     return words[n - 1] if n <= len(words) else ""
 
 
-@_register_strict("InStr")
-def _instr(column: int, source: Value, match: Value, start: Value = None, compare: Value = None) -> Value:
+@_register_timed("InStr")
+def _instr(
+    ctx: _Context, column: int, source: Value, match: Value, start: Value = None, compare: Value = None
+) -> Value:
     haystack = _text(source, "InStr", column)
+    _heavy_input(ctx, haystack, "InStr", column)
     needle = _text(match, "InStr", column)
     first = _int(start, "InStr", "start", column)
     mode = _text(compare, "InStr", column)
@@ -588,28 +717,31 @@ def _culture_upper(text: str, culture: str | None) -> str:
 
 
 def _case_builder(fname: str, convert: Callable[[str, str | None], str]) -> Builder:
-    def impl(column: int, source: Value, culture: Value = None) -> Value:
+    # Case mapping can lengthen text ("ß" upper-cases to "SS"), so the result is bounded.
+    def impl(ctx: _Context, column: int, source: Value, culture: Value = None) -> Value:
         cult = _text(culture, fname, column)
         if source is None:
             return None
         if type(source) is list:
-            return [convert(v if type(v) is str else _text(v, fname, column) or "", cult) for v in source]
+            values = [convert(v if type(v) is str else _text(v, fname, column) or "", cult) for v in source]
+            return _bounded(ctx, values, fname, column)
         text = _text(source, fname, column)
-        return None if text is None else convert(text, cult)
+        return None if text is None else _bounded(ctx, convert(text, cult), fname, column)
 
-    return _strict(impl)
+    return _timed(impl)
 
 
 _BUILDERS["ToLower"] = _case_builder("ToLower", _culture_lower)
 _BUILDERS["ToUpper"] = _case_builder("ToUpper", _culture_upper)
 
 
-@_register_strict("PCase")
-def _pcase(column: int, source: Value, separators: Value = None) -> Value:
+@_register_timed("PCase")
+def _pcase(ctx: _Context, column: int, source: Value, separators: Value = None) -> Value:
     text = _text(source, "PCase", column)
     seps = _text(separators, "PCase", column)
     if text is None:
         return None
+    _heavy_input(ctx, text, "PCase", column)
     out: list[str] = []
     start_of_word = True
     for ch in text.lower():
@@ -620,7 +752,7 @@ def _pcase(column: int, source: Value, separators: Value = None) -> Value:
             is_sep = not (ch.isalnum() or unicodedata.category(ch).startswith("M") or ch == "'")
         out.append(ch.upper() if start_of_word and not is_sep else ch)
         start_of_word = is_sep
-    return "".join(out)
+    return _bounded(ctx, "".join(out), "PCase", column)
 
 
 # Letters that do not decompose into a base letter plus accents; from the app-provisioning table.
@@ -648,24 +780,28 @@ def _normalize_diacritics(text: str) -> str:
     return unicodedata.normalize("NFC", stripped).translate(_DIACRITIC_SPECIALS)
 
 
-_BUILDERS["NormalizeDiacritics"] = _per_value(_normalize_diacritics, "NormalizeDiacritics")
+_BUILDERS["NormalizeDiacritics"] = _per_value(_normalize_diacritics, "NormalizeDiacritics", grows=True)
 
 
-@_register_strict("ConvertToBase64")
-def _to_base64(column: int, source: Value) -> Value:
+@_register_timed("ConvertToBase64")
+def _to_base64(ctx: _Context, column: int, source: Value) -> Value:
     text = _text(source, "ConvertToBase64", column)
-    return None if text is None else base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+    if text is None:
+        return None
+    encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+    return _bounded(ctx, encoded, "ConvertToBase64", column)
 
 
 _ENCODINGS = {"Unicode": "utf-16-le", "ASCII": "ascii", "UTF8": "utf-8"}
 
 
-@_register_strict("ConvertFromBase64")
-def _from_base64(column: int, source: Value, encoding: Value = None) -> Value:
+@_register_timed("ConvertFromBase64")
+def _from_base64(ctx: _Context, column: int, source: Value, encoding: Value = None) -> Value:
     text = _text(source, "ConvertFromBase64", column)
     name = _text(encoding, "ConvertFromBase64", column) or "Unicode"
     if text is None:
         return None
+    _heavy_input(ctx, text, "ConvertFromBase64", column)
     codec = _ENCODINGS.get(name)
     if codec is None:
         raise _Failure(f"ConvertFromBase64: encoding must be Unicode, ASCII or UTF8, got {name}", column)
@@ -675,10 +811,12 @@ def _from_base64(column: int, source: Value, encoding: Value = None) -> Value:
         raise _Failure(f"ConvertFromBase64: {text!r} cannot be decoded as {name}: {exc}", column) from None
 
 
-@_register_strict("ConvertToUTF8Hex")
-def _to_utf8_hex(column: int, source: Value) -> Value:
+@_register_timed("ConvertToUTF8Hex")
+def _to_utf8_hex(ctx: _Context, column: int, source: Value) -> Value:
     text = _text(source, "ConvertToUTF8Hex", column)
-    return None if text is None else text.encode("utf-8").hex().upper()
+    if text is None:
+        return None
+    return _bounded(ctx, text.encode("utf-8").hex().upper(), "ConvertToUTF8Hex", column)
 
 
 @_register_strict("CStr")
@@ -740,12 +878,13 @@ def _dn_components(dn: str) -> list[str]:
     return values
 
 
-@_register_strict("DNComponent")
-def _dn_component(column: int, dn: Value, number: Value) -> Value:
+@_register_timed("DNComponent")
+def _dn_component(ctx: _Context, column: int, dn: Value, number: Value) -> Value:
     text = _text(dn, "DNComponent", column)
     n = _int(number, "DNComponent", "componentNumber", column)
     if text is None or n is None:
         return None
+    _heavy_input(ctx, text, "DNComponent", column)
     parts = _dn_components(text)
     if not 1 <= n <= len(parts):
         return None
@@ -929,8 +1068,17 @@ def _build_format_datetime(node: Call, args: list[Compiled | None]) -> Compiled:
                 moment = value
             else:
                 text = _text(value, "FormatDateTime", column) or ""
-                moment = dates.parse_with_format(text, fmt_in) if fmt_in else dates.parse_flexible(text)
-            return dates.format_datetime(moment, fmt_out)
+                if not fmt_in:
+                    # A DateTime needs no inputFormat; text does (.NET's ParseExact refuses an empty one).
+                    raise dates.DateError(
+                        f"inputFormat is empty, so the text {_show_short(text)} cannot be read; give its "
+                        "format (only a DateTime, from DateFromNum, CDate, DateAdd or Now, needs none)"
+                    )
+                _heavy_input(ctx, text, "FormatDateTime", column)
+                moment = dates.parse_with_format(text, fmt_in)
+            if len(fmt_out) > _BIG:
+                ctx.time_left("FormatDateTime", column)
+            return _bounded(ctx, dates.format_datetime(moment, fmt_out), "FormatDateTime", column)
         except dates.DateError as exc:
             raise _Failure(f"FormatDateTime: {exc}", column) from None
 
@@ -1139,13 +1287,23 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
         if has[3] and has[5]:
 
             def regex_from_attribute(ctx: _Context) -> Value:
+                # A source with a value is kept; one without takes the group from the other attribute.
                 value = text_of(source, ctx)
-                if not value:
+                if value:
                     return value
-                rx = _compile_regex(text_of(pattern_fn, ctx) or "", "Replace", column)
-                group = text_of(group_fn, ctx) or ""
-                substitute = text_of(attr_fn, ctx) or ""
-                return _replace_group(rx, group, value, substitute, column)
+                other = text_of(attr_fn, ctx)
+                if not other:
+                    return value
+                pattern = text_of(pattern_fn, ctx) or ""
+                rx = _compile_regex(pattern, "Replace", column)
+                key = _group_key(rx, text_of(group_fn, ctx) or "", column)
+                try:
+                    found = rx.search(other, _regex_clock(ctx, rx, other, column))
+                except TimeoutError:
+                    raise _timed_out("Replace", pattern, other, column) from None
+                if found is None or found.group(key) is None:
+                    return value
+                return found.group(key)
 
             return regex_from_attribute
         if has[3] and has[4]:
@@ -1154,9 +1312,15 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 value = text_of(source, ctx)
                 if value is None:
                     return None
-                rx = _compile_regex(text_of(pattern_fn, ctx) or "", "Replace", column)
-                group = text_of(group_fn, ctx) or ""
-                return _replace_group(rx, group, value, text_of(replacement, ctx) or "", column)
+                pattern = text_of(pattern_fn, ctx) or ""
+                rx = _compile_regex(pattern, "Replace", column)
+                key = _group_key(rx, text_of(group_fn, ctx) or "", column)
+                substitute = text_of(replacement, ctx) or ""
+                try:
+                    result = _replace_group(ctx, rx, key, value, substitute, column)
+                except TimeoutError:
+                    raise _timed_out("Replace", pattern, value, column) from None
+                return _bounded(ctx, result, "Replace", column)
 
             return regex_group
         if has[4]:
@@ -1165,8 +1329,19 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 value = text_of(source, ctx)
                 if value is None:
                     return None
-                rx = _compile_regex(text_of(pattern_fn, ctx) or "", "Replace", column)
-                return rx.sub(_replacement(text_of(replacement, ctx) or ""), value)
+                pattern = text_of(pattern_fn, ctx) or ""
+                rx = _compile_regex(pattern, "Replace", column)
+                template = netregex.template(rx, text_of(replacement, ctx) or "")
+                n = len(value)
+                try:
+                    if n + (n + 1) * (template.literal + template.groups * n) <= MAX_TEXT:
+                        # Even if every position matched, the result stays within the limit.
+                        result = rx.sub(template.text, value, _regex_clock(ctx, rx, value, column))
+                    else:
+                        result = _sub_counted(ctx, rx, template, value, column)
+                except TimeoutError:
+                    raise _timed_out("Replace", pattern, value, column) from None
+                return _bounded(ctx, result, "Replace", column)
 
             return regex
     if has[1]:
@@ -1177,7 +1352,8 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 find = text_of(old, ctx)
                 if value is None or not find:
                     return value
-                return value.replace(find, text_of(replacement, ctx) or "")
+                new = text_of(replacement, ctx) or ""
+                return _bounded(ctx, _replace_text(value, find, new, column), "Replace", column)
 
             return plain
         if has[6]:
@@ -1188,23 +1364,67 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 pattern_text = text_of(template, ctx)
                 if value is None or pattern_text is None:
                     return None
-                return pattern_text.replace(find, value) if find else pattern_text
+                if not find:
+                    return pattern_text
+                return _bounded(ctx, _replace_text(pattern_text, find, value, column), "Replace", column)
 
             return fill_template
     # No replacement, template or replacement attribute: nothing to replace with.
     return lambda ctx: text_of(source, ctx)
 
 
-def _replace_group(rx: re.Pattern[str], group: str, value: str, substitute: str, column: int) -> str:
-    if group not in rx.groupindex and not (group.isdigit() and int(group) <= rx.groups):
-        raise _Failure(f"Replace: the regular expression has no group named {group!r}", column)
-    key: str | int = int(group) if group.isdigit() else group
+def _replace_text(text: str, find: str, new: str, column: int) -> str:
+    """``text`` with every ``find`` replaced by ``new``, refused before it is made if too large."""
+    if len(new) > len(find):
+        size = len(text) + text.count(find) * (len(new) - len(find))
+        if size > MAX_TEXT:
+            raise _too_big("Replace", size, column)
+    return text.replace(find, new)
+
+
+def _group_key(rx: netregex.Compiled, group: str, column: int) -> str | int:
+    if group in rx.groupindex:
+        return group
+    if group.isdigit() and int(group) <= rx.groups:
+        return int(group)
+    raise _Failure(f"Replace: the regular expression has no group named {group!r}", column)
+
+
+def _sub_counted(
+    ctx: _Context, rx: netregex.Compiled, template: netregex.Template, value: str, column: int
+) -> str:
+    """``rx.sub`` for a replacement that could make a result over the limit: each match's text is
+    bounded before it is made, and the substitution stops as soon as the result would be too large."""
+    size = len(value)
+
+    def expand(m: Any) -> str:
+        nonlocal size
+        longest = max(m.end(i) - m.start(i) for i in range(rx.groups + 1))
+        if template.literal + template.groups * longest > MAX_TEXT:
+            raise _too_big("Replace", size + template.literal + template.groups * longest, column)
+        piece: str = m.expand(template.text)
+        size += len(piece) - (m.end() - m.start())
+        if size > MAX_TEXT:
+            raise _too_big("Replace", size, column)
+        return piece
+
+    return rx.sub(expand, value, _regex_clock(ctx, rx, value, column))
+
+
+def _replace_group(
+    ctx: _Context, rx: netregex.Compiled, key: str | int, value: str, substitute: str, column: int
+) -> str:
+    """Every match's ``key`` group in ``value`` replaced by ``substitute``."""
     out: list[str] = []
+    size = len(value)
     pos = 0
-    for m in rx.finditer(value):
+    for m in rx.finditer(value, _regex_clock(ctx, rx, value, column)):
         start, end = m.span(key)
         if start < 0 or (start == end and m.start() == m.end()):
             continue
+        size += len(substitute) - (end - start)
+        if size > MAX_TEXT:
+            raise _too_big("Replace", size, column)
         out.append(value[pos:start])
         out.append(substitute)
         pos = end
@@ -1258,25 +1478,28 @@ def evaluate(
     now: Callable[[], datetime] | None = None,
     rng: random.Random | None = None,
     guid: Callable[[], str] | None = None,
+    budget: Budget | None = None,
     **context: object,
 ) -> Result:
     """Evaluate an expression for one object.
 
     ``attributes`` maps source attribute names to values (a list for a multi-valued attribute; a
     missing key or None is null). ``now``, ``rng`` and ``guid`` feed Now(), RandomString() and Guid().
-    ``context`` supplies the rest: ``domain_fqdn`` / ``domain_netbios`` (or ``parameters={"Name": v}``)
-    for ``%Name%`` parameters, ``default_domain`` for DefaultDomain(), and ``exists`` (a callable taking a
-    candidate value) for SelectUniqueValue.
+    ``budget`` is the time allowance (a fresh ``TIME_LIMIT`` one when None); pass one Budget to
+    several evaluations to bound them together. ``context`` supplies the rest: ``domain_fqdn`` /
+    ``domain_netbios`` (or ``parameters={"Name": v}``) for ``%Name%`` parameters, ``default_domain`` for
+    DefaultDomain(), and ``exists`` (a callable taking a candidate value) for SelectUniqueValue.
 
     Returns the value, None for null, or DOES_NOT_FLOW. Raises ExpressionError if the text does not
-    parse, ExpressionRaised for ``Error("...")`` and ExpressionEvaluationError for other failures.
+    parse, ExpressionRaised for ``Error("...")``, ExpressionLimitError when a value grows over
+    ``MAX_TEXT`` or the time runs out, and ExpressionEvaluationError for other failures.
     """
     compiled, flows_null = (
         _compile_text(expression) if isinstance(expression, str) else _compile_node(expression)
     )
     if flows_null:
         return None
-    ctx = _Context(attributes, now, rng, guid, context)
+    ctx = _Context(attributes, now, rng, guid, context, budget)
     try:
         value = compiled(ctx)
         if type(value) is str:
@@ -1286,6 +1509,8 @@ def evaluate(
         return DOES_NOT_FLOW
     except _Raised as exc:
         raise ExpressionRaised(exc.message, exc.column, _text_of(expression)) from None
+    except _Limit as exc:
+        raise ExpressionLimitError(exc.message, exc.column, _text_of(expression)) from None
     except _Failure as exc:
         raise ExpressionEvaluationError(exc.message, exc.column, _text_of(expression)) from None
 

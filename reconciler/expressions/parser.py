@@ -18,6 +18,9 @@ Choices where the references leave room:
   when that is the reason.
 * Bare words are enum values and are accepted only in enum parameters (InStr's compareType,
   ConvertFromBase64's encoding). Parentheses for grouping are not part of the language.
+* Size: the text may be ``MAX_LENGTH`` characters long, the same bound the evaluator puts on values.
+* Static checks: a literal FormatDateTime format that .NET would refuse is an error here (see
+  ``dates.check_format``), so that ``validate`` stops it before it reaches a tenant.
 * Depth: calls and operators together may nest ``MAX_DEPTH`` levels. Each operator in a chain is one
   level (``[a] & [b] & [c]`` is a tree two deep); deeper trees are refused here rather than left to
   overflow the stack of whatever walks them later (evaluation, the service tree, printing).
@@ -31,6 +34,7 @@ import re
 from dataclasses import dataclass
 
 from reconciler.errors import ExpressionError
+from reconciler.expressions import dates
 from reconciler.expressions.functions import (
     ENUM,
     ENUM_VALUES,
@@ -127,6 +131,17 @@ def suggest_function(name: str) -> str | None:
 
 # Far deeper than any real mapping; shallow enough for every recursive walk of the tree.
 MAX_DEPTH = 100
+# Characters in one expression: far longer than any real mapping, and the evaluator's value bound.
+MAX_LENGTH = 1 << 20
+
+# Said after an arity error, where an official example calls the function another way.
+_ARITY_HINTS = {
+    "Mid": (
+        "the Cloud Sync reference's Item example writes Mid with two arguments, but Mid's own entry "
+        "(Cloud Sync and app provisioning alike) requires length; for the rest of the text give a "
+        "length that runs past its end, e.g. Mid(source, 6, 1024)"
+    ),
+}
 
 
 class _Parser:
@@ -155,6 +170,8 @@ class _Parser:
 
     # -- grammar ------------------------------------------------------------------------------
     def parse(self) -> Node:
+        if self.n > MAX_LENGTH:
+            raise self.error(f"expression is {self.n:,} characters long; the limit is {MAX_LENGTH:,}", 0)
         self.skip_ws()
         if self.pos >= self.n:
             raise self.error("empty expression", 0)
@@ -427,6 +444,21 @@ class _Parser:
                 self.pos,
             )
 
+    def check_date_formats(self, node: Call) -> None:
+        # Formats written as text are checked now; computed ones when the expression is evaluated.
+        first = 2 if len(node.args) == 4 else 1
+        for offset, reading in ((0, True), (1, False)):
+            arg = node.args[first + offset] if first + offset < len(node.args) else Missing()
+            if not reading and (isinstance(arg, Missing) or (isinstance(arg, String) and not arg.value)):
+                raise self.error("FormatDateTime: outputFormat is empty", node.start)
+            if not isinstance(arg, String) or (reading and not arg.value):
+                continue  # an empty inputFormat is right when the source is a DateTime
+            try:
+                dates.check_format(arg.value, reading=reading)
+            except dates.DateError as exc:
+                name = "inputFormat" if reading else "outputFormat"
+                raise self.error(f"FormatDateTime {name}: {exc}", arg.start) from None
+
     def unclosed(self, spec: FunctionSpec, open_pos: int) -> ExpressionError:
         return self.error(f"missing ')' to close '{spec.name}(' opened here", open_pos)
 
@@ -437,9 +469,14 @@ class _Parser:
             or (spec.max_args is not None and nargs > spec.max_args)
             or (spec.even and nargs % 2)
         ):
+            advice = _ARITY_HINTS.get(spec.name, "")
             raise self.error(
-                f"{spec.name} takes {spec.arity_text()}: {spec.signature()}; got {nargs}", node.start
+                f"{spec.name} takes {spec.arity_text()}: {spec.signature()}; got {nargs}"
+                + (f" ({advice})" if advice else ""),
+                node.start,
             )
+        if spec.name == "FormatDateTime":
+            self.check_date_formats(node)
         for index, arg in enumerate(node.args):
             if not isinstance(arg, Identifier):
                 continue

@@ -67,12 +67,12 @@ def test_invalid_expression_shows_a_caret_and_raises() -> None:
 
 
 def test_caret_on_the_right_line_of_a_multi_line_expression() -> None:
-    code, _, err, _ = run('IIF([a] = "1",\n  Left([b], 2),\n  Mid([c], 1))')
+    code, _, err, _ = run('IIF([a] = "1",\n  Left([b], 2),\n  Word([c], 1))')
     assert code != 0
     assert err.splitlines() == [
-        "  Mid([c], 1))",
+        "  Word([c], 1))",
         "  ^",
-        "Mid takes 3 arguments: Mid(source, start, length); got 2",
+        "Word takes 3 arguments: Word(string, wordNumber, delimiters); got 2",
     ]
 
 

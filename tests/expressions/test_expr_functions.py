@@ -293,19 +293,19 @@ VECTORS: list[tuple[str, dict[str, str | list[str] | None], object]] = [
         {"userPrincipalName": "jsmith@contoso.com"},
         "jsmith",
     ),
-    # AP Example 5 follows the AP reading (empty source -> take the group from [mobile] = 8887779999).
-    # Cloud Sync says an empty source is returned as is, and Cloud Sync wins the disagreement.
+    # AP Example 5 (the app-provisioning reading, see docs/expressions.md): an empty source takes the
+    # phoneNumber group from [mobile]; a source with a value is returned as it is.
     (
         'Replace([telephoneNumber], , "\\\\+(?<isdCode>\\\\d* )(?<phoneNumber>\\\\d{10})", '
         '"phoneNumber" , , [mobile], )',
         {"telephoneNumber": "", "mobile": "+91 8887779999"},
-        "",
+        "8887779999",
     ),
     (
         'Replace([telephoneNumber], , "\\\\+(?<isdCode>\\\\d* )(?<phoneNumber>\\\\d{10})", '
         '"phoneNumber" , , [mobile], )',
         {"telephoneNumber": "+91 1112223333", "mobile": "8887779999"},
-        "+91 8887779999",
+        "+91 1112223333",
     ),
     ('Replace([mailNickname], , "[a-zA-Z_]*", , "", , )', {"mailNickname": "john_doe72"}, "72"),
     # SelectUniqueValue (CS, AP) with and without existing values

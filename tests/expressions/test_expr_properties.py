@@ -17,6 +17,7 @@ from reconciler.expressions import (
     BinaryOp,
     Call,
     Identifier,
+    Literal,
     Missing,
     Node,
     Number,
@@ -67,6 +68,15 @@ def _leaf() -> st.SearchStrategy[Node]:
     )
 
 
+_DATE_FORMATS = ["yyyy-MM-dd", "yyyyMMddHHmmss.fZ", "M/d/yyyy hh:mm:ss tt", "o", "dd MMM yyyy"]
+
+
+def _date_format_slots(name: str, nargs: int) -> tuple[int, ...]:
+    if name != "FormatDateTime":
+        return ()
+    return (2, 3) if nargs == 4 else (1, 2)
+
+
 # SelectUniqueValue must be outermost, so it only appears at the root (see ``trees``).
 _NESTABLE = sorted(name for name in FUNCTIONS if name != "SelectUniqueValue")
 
@@ -79,9 +89,14 @@ def _call(draw: st.DrawFn, child: st.SearchStrategy[Node], names: list[str]) -> 
     if spec.even and nargs % 2:
         nargs += 1
     args: list[Node] = []
+    formats = _date_format_slots(spec.name, nargs)
     for index in range(nargs):
         param = spec.param_for_slot(index, nargs)
-        if param.kind == ENUM and draw(st.booleans()):
+        if index in formats:
+            # Literal formats are checked when parsing; a computed one only when evaluating.
+            computed = child.filter(lambda n: not isinstance(n, Literal))
+            args.append(draw(st.one_of(st.sampled_from(_DATE_FORMATS).map(String), computed)))
+        elif param.kind == ENUM and draw(st.booleans()):
             args.append(Identifier(draw(st.sampled_from(ENUM_VALUES[param.name]))))
         elif nargs > 1 and draw(st.integers(0, 4)) == 0:
             # A single empty slot cannot be written: "F()" has no slots at all.
