@@ -1,7 +1,9 @@
-"""Request bodies checked against the Graph v1.0 metadata for the synchronization API.
+"""Request bodies checked against the Graph metadata (v1.0 and beta) for the synchronization API.
 
-``data/graph-v1.0-synchronization.json`` is an extract of Microsoft Graph's v1.0 CSDL: the entity and
-complex types, enums and bound actions of the synchronization API. ``Metadata.check`` resolves a request
+``data/graph-{version}-synchronization.json`` is an extract of Microsoft Graph's CSDL for that version
+(made by ``tools/extract_metadata.py``): the entity and complex types, enums and bound actions and
+functions of the synchronization API, and the service principal, application and application template
+types. ``Metadata.check`` resolves a request
 URL segment by segment (entity sets, keys, properties, bound actions) and checks the body against the
 type or action it lands on. It reports every violation: an unknown property or parameter, a value of the
 wrong type, an enum member that does not exist, an action that is not bound to the type it is called on.
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-__all__ = ["METADATA_FILE", "Metadata", "Target", "metadata"]
+__all__ = ["METADATA_FILE", "VERSIONS", "Metadata", "Target", "metadata"]
 
 METADATA_FILE = "graph-v1.0-synchronization.json"
+# The versions of the API with an extract in the package, and the file of each.
+VERSIONS = {"v1.0": METADATA_FILE, "beta": "graph-beta-synchronization.json"}
 
 # The entity sets used by the synchronization API, with the type of their members.
 ENTITY_SETS: dict[str, str] = {
@@ -97,7 +101,7 @@ class Metadata:
 
     def bound_actions(self, name: str, type_name: str, collection: bool) -> list[dict[str, Any]]:
         binding = f"Collection({type_name})" if collection else type_name
-        return [a for a in self.actions if a["name"] == name and a["boundTo"] == binding]
+        return [a for a in self.actions if a["name"].lower() == name.lower() and a["boundTo"] == binding]
 
     # -- URLs ----------------------------------------------------------------------------------
 
@@ -111,9 +115,11 @@ class Metadata:
         first = parts[0]
         keyed = _KEY_SEGMENT.match(first)
         set_name = keyed.group("name") if keyed else first
-        if set_name not in ENTITY_SETS:
+        # Graph reads segment names case-insensitively.
+        sets = {name.lower(): type_name for name, type_name in ENTITY_SETS.items()}
+        if set_name.lower() not in sets:
             return None, f"{set_name!r} is not an entity set of the synchronization API"
-        current = Target(ENTITY_SETS[set_name], collection=keyed is None)
+        current = Target(sets[set_name.lower()], collection=keyed is None)
         for i, seg in enumerate(parts[1:], start=1):
             if current.action is not None or current.type is None:
                 return None, f"nothing can follow the action {seg!r}"
@@ -123,16 +129,16 @@ class Metadata:
                 # Not an action bound to the collection: a key, which selects one member.
                 current = Target(None, action=actions[0]) if actions else Target(type_name)
                 continue
-            props = self.properties(type_name)
-            if props is not None and seg in props:
-                inner, many = _unwrap(props[seg]["type"])
+            props = {k.lower(): v for k, v in (self.properties(type_name) or {}).items()}
+            if seg.lower() in props:
+                inner, many = _unwrap(props[seg.lower()]["type"])
                 current = Target(inner, collection=many)
                 continue
             actions = self.bound_actions(seg, type_name, False)
             if actions:
                 current = Target(None, action=actions[0])
                 continue
-            other = [a["boundTo"] for a in self.actions if a["name"] == seg]
+            other = [a["boundTo"] for a in self.actions if a["name"].lower() == seg.lower()]
             where = "/" + "/".join(parts[: i + 1])
             if other:
                 return None, (f"{where}: action {seg!r} is bound to {', '.join(other)}, not to {type_name}")
@@ -217,6 +223,27 @@ class Metadata:
             problems += [f"$batch requests[{n}]: {p}" for p in self.check(method, url, request.get("body"))]
         return problems
 
+    def canonical_enums(self, value: Any, type_name: str) -> Any:
+        """``value`` (of ``type_name``) with every enum member spelt as the metadata spells it."""
+        inner, many = _unwrap(type_name)
+        if many:
+            return [self.canonical_enums(v, inner) for v in value] if isinstance(value, list) else value
+        definition = self.types.get(inner)
+        if definition is None or value is None:
+            return value
+        if definition["kind"] == "enum":
+            if not isinstance(value, str):
+                return value
+            spelling = {m.lower(): m for m in definition["members"]}
+            names = [v.strip() for v in value.split(",")] if definition.get("flags") else [value]
+            return ",".join(spelling.get(n.lower(), n) for n in names)
+        if not isinstance(value, Mapping):
+            return value
+        props = self.properties(inner) or {}
+        return {
+            k: self.canonical_enums(v, props[k]["type"]) if k in props else v for k, v in value.items()
+        }
+
     def check_value(self, value: Any, type_name: str, nullable: bool, where: str) -> list[str]:
         """Violations of ``value`` against ``type_name`` (an Edm, enum, complex or entity type)."""
         problems: list[str] = []
@@ -276,7 +303,9 @@ class Metadata:
         if definition is None:
             return _nothing_to_check  # outside the extract
         if definition["kind"] == "enum":
-            members = frozenset(definition["members"])
+            # Members are matched whatever their case: the documented schema example writes "string"
+            # for String (docs/graph.md); ``canonical_enums`` restores the metadata's spelling.
+            members = frozenset(m.lower() for m in definition["members"])
             flags = bool(definition.get("flags"))
 
             def check_enum(value: Any, path: _Path, problems: list[str]) -> None:
@@ -287,11 +316,17 @@ class Metadata:
                     return
                 names = [v.strip() for v in value.split(",")] if flags else [value]
                 problems += [
-                    f"{_text(path)}: {n!r} is not a member of {short}" for n in names if n not in members
+                    f"{_text(path)}: {n!r} is not a member of {short}"
+                    for n in names
+                    if n.lower() not in members
                 ]
 
             return check_enum
         fields: dict[str, tuple[_Checker, bool, bool, str]] = {}
+        # An open complex type takes any other property; an open directory object only directory
+        # extensions (extension_<appId>_<name>), which is what the service stores on it.
+        open_type = bool(definition.get("open")) and definition.get("kind") == "ComplexType"
+        open_extensions = bool(definition.get("open")) and definition.get("kind") == "EntityType"
         for key, prop in (self.properties(inner) or {}).items():
             writable = not prop.get("navigation") or bool(prop.get("containsTarget"))
             fields[key] = (
@@ -308,7 +343,8 @@ class Metadata:
             for key, item in value.items():
                 field = fields.get(key)
                 if field is None:
-                    if "@odata." not in key:
+                    extension = open_extensions and key.startswith("extension_")
+                    if "@odata." not in key and not open_type and not extension:
                         problems.append(f"{_text(path)}: {short} has no property {key!r}")
                     continue
                 check, nullable, writable, prop_type = field
@@ -374,7 +410,7 @@ def _primitive_problem(value: Any, type_name: str) -> str | None:
 
 
 @functools.cache
-def metadata() -> Metadata:
-    """The packaged extract, read once per process."""
-    text = resources.files("reconciler").joinpath("data", METADATA_FILE).read_text(encoding="utf-8")
+def metadata(version: str = "v1.0") -> Metadata:
+    """The packaged extract of ``version`` (``v1.0`` or ``beta``), read once per process."""
+    text = resources.files("reconciler").joinpath("data", VERSIONS[version]).read_text(encoding="utf-8")
     return Metadata(json.loads(text))
