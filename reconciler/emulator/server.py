@@ -39,12 +39,13 @@ from typing import Any
 
 import orjson
 
-from reconciler.emulator.service import RAW_BODIES, GraphService, Reply, graph_error
+from reconciler.emulator.service import RAW_BODIES, GraphService, Reply, TextBody, graph_error
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["Emulator", "EmulatorConfig", "Recorded"]
 
-VERSION_PREFIX = "/v1.0"
+# The versions served, by their lower-case path segment (Graph reads it case-insensitively).
+VERSIONS = {"v1.0": "v1.0", "beta": "beta"}
 _FAULT_STATUSES = (
     (500, "generalException"),
     (502, "badGateway"),
@@ -84,12 +85,14 @@ class EmulatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """One request as received (``path`` relative to /v1.0, with its query); ``inner``: inside $batch."""
+    """One request as received (``path`` relative to its ``version``, with its query); ``inner``: inside
+    $batch."""
 
     method: str
     path: str
     body: Any
     inner: bool = False
+    version: str = "v1.0"
 
 
 @dataclass(slots=True)
@@ -224,15 +227,21 @@ class _Handler(BaseHTTPRequestHandler):
                 {"date": _now(), "request-id": request_id, "client-request-id": client_request_id},
             )
         # No cycle check: the bodies are fresh JSON trees, and big schemas encode ~15% faster.
-        data = b"" if body is None else orjson.dumps(body)
+        if isinstance(body, TextBody):
+            data = body.encode()
+            content_type = "text/plain;charset=utf-8"
+        else:
+            data = b"" if body is None else orjson.dumps(body)
+            content_type = "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8"
         self.send_response(reply.status)
         if data:
-            self.send_header("Content-Type", "application/json;odata.metadata=minimal;charset=utf-8")
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("request-id", request_id)
         self.send_header("client-request-id", client_request_id)
         for name, value in reply.headers.items():
-            self.send_header(name, value)
+            if name.lower() != "content-type":
+                self.send_header(name, value)
         self.end_headers()
         if data:
             self.wfile.write(data)
@@ -291,9 +300,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(config.latency_ms / 1000)
 
         parts = urllib.parse.urlsplit(self.path)
-        if parts.path != VERSION_PREFIX and not parts.path.startswith(VERSION_PREFIX + "/"):
+        segment, _, rest = parts.path.lstrip("/").partition("/")
+        version = VERSIONS.get(segment.lower())
+        if version is None:
             self._send(
-                graph_error(400, "BadRequest", "Invalid version: only /v1.0 is served"),
+                graph_error(400, "BadRequest", "Invalid version: /v1.0 and /beta are served."),
                 request_id,
                 client_request_id,
             )
@@ -323,10 +334,21 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault[0] == "error-before":
             self._send(emulator.fault_reply(fault), request_id, client_request_id)
             return
-        base_url = emulator.base_url + VERSION_PREFIX
+        base_url = f"{emulator.base_url}/{version}"
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-        relative = parts.path[len(VERSION_PREFIX) :] or "/"
-        reply = emulator.run(method, relative, query, body, base_url, client_request_id, raw_bodies=True)
+        relative = "/" + rest
+        headers = {"ConsistencyLevel": self.headers.get("ConsistencyLevel") or ""}
+        reply = emulator.run(
+            method,
+            relative,
+            query,
+            body,
+            base_url,
+            client_request_id,
+            raw_bodies=True,
+            version=version,
+            headers=headers,
+        )
         if fault is not None and fault[0] == "drop-after":
             self._drop()
             return
@@ -418,12 +440,14 @@ class Emulator:
         with self._lock:
             self.stats[what] += 1
 
-    def record(self, method: str, path: str, query: Mapping[str, str], body: Any, inner: bool) -> None:
+    def record(
+        self, method: str, path: str, query: Mapping[str, str], body: Any, inner: bool, version: str = "v1.0"
+    ) -> None:
         if not self.config.record:
             return
         full = path + ("?" + urllib.parse.urlencode(query) if query else "")
         with self._lock:
-            self.recorded.append(Recorded(method, full, body, inner))
+            self.recorded.append(Recorded(method, full, body, inner, version))
 
     def authenticate(self, header: str | None) -> str | None:
         """None when the request may pass, else the reason it may not."""
@@ -463,6 +487,8 @@ class Emulator:
         client_request_id: str,
         *,
         raw_bodies: bool = False,
+        version: str = "v1.0",
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """Carry out one request (``$batch`` included) on a store worker thread.
 
@@ -470,28 +496,37 @@ class Emulator:
         ``orjson.Fragment`` (see ``service.RAW_BODIES``); the HTTP handler encodes such replies.
         """
         try:
-            return self._workers.submit(self._run, method, path, query, body, base_url, raw_bodies).result()
+            return self._workers.submit(
+                self._run, method, path, query, body, base_url, raw_bodies, version, headers or {}
+            ).result()
         except RuntimeError:  # shutting down
             return graph_error(503, "serviceNotAvailable", "The emulator is stopping.")
 
     def _run(
-        self, method: str, path: str, query: Mapping[str, str], body: Any, base_url: str, raw_bodies: bool
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Any,
+        base_url: str,
+        raw_bodies: bool,
+        version: str,
+        headers: Mapping[str, str],
     ) -> Reply:
         token = RAW_BODIES.set(raw_bodies)
         try:
-            return self._carry_out(method, path, query, body, base_url)
+            self.record(method, path, query, body, inner=False, version=version)
+            if path.rstrip("/").lower() == "/$batch":
+                if method != "POST":
+                    return graph_error(405, "Request_BadRequest", "$batch takes POST")
+                return self._batch(body, base_url, version)
+            return self.service.handle(
+                method, path, query, body, base_url=base_url, version=version, headers=headers
+            )
         finally:
             RAW_BODIES.reset(token)
 
-    def _carry_out(self, method: str, path: str, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
-        self.record(method, path, query, body, inner=False)
-        if path.rstrip("/") == "/$batch":
-            if method != "POST":
-                return graph_error(405, "Request_BadRequest", "$batch takes POST")
-            return self._batch(body, base_url)
-        return self.service.handle(method, path, query, body, base_url=base_url)
-
-    def _batch(self, body: Any, base_url: str) -> Reply:
+    def _batch(self, body: Any, base_url: str, version: str) -> Reply:
         requests = body.get("requests") if isinstance(body, Mapping) else None
         if not isinstance(requests, list) or not requests:
             return graph_error(400, "BadRequest", 'The body must be {"requests": [...]}.')
@@ -501,14 +536,16 @@ class Emulator:
         for request in requests:
             if not isinstance(request, Mapping) or not isinstance(request.get("url"), str):
                 return graph_error(400, "BadRequest", "Each batch request needs an id, a method and a url.")
-            reply = self._inner(request, base_url)
+            reply = self._inner(request, base_url, version)
             if isinstance(reply.body, dict) and isinstance(reply.body.get("error"), dict):
                 request_id = str(uuid.uuid4())  # only errors carry one: a batch of reads needs none
                 reply.body["error"].setdefault(
                     "innerError", {"date": _now(), "request-id": request_id, "client-request-id": request_id}
                 )
             headers = dict(reply.headers)
-            if reply.body is not None:
+            if isinstance(reply.body, TextBody):
+                headers["Content-Type"] = "text/plain"
+            elif reply.body is not None:
                 headers.setdefault("Content-Type", "application/json")
             item: dict[str, Any] = {"id": str(request.get("id")), "status": reply.status, "headers": headers}
             if reply.body is not None:
@@ -516,18 +553,18 @@ class Emulator:
             responses.append(item)
         return Reply(200, {"responses": responses})
 
-    def _inner(self, request: Mapping[str, Any], base_url: str) -> Reply:
+    def _inner(self, request: Mapping[str, Any], base_url: str, version: str) -> Reply:
         method = str(request.get("method") or "GET").upper()
         url = str(request["url"])
         parts = urllib.parse.urlsplit(url)
         path = parts.path
-        if path.startswith(VERSION_PREFIX + "/"):
-            path = path[len(VERSION_PREFIX) :]
+        if path.lower().startswith(f"/{version}/"):
+            path = path[len(version) + 1 :]
         if not path.startswith("/"):
             path = "/" + path
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         body = request.get("body")
-        self.record(method, path, query, body, inner=True)
+        self.record(method, path, query, body, inner=True, version=version)
         key = f"{method} {url} {json.dumps(body, sort_keys=True)}"
         if self.faults.throttled(key, inner=True):
             self.count("throttled")
@@ -536,6 +573,15 @@ class Emulator:
         if fault is not None:
             self.count("faults")
             return self.fault_reply(fault)
-        if path.rstrip("/") == "/$batch":
+        if path.rstrip("/").lower() == "/$batch":
             return graph_error(400, "BadRequest", "A batch cannot contain another batch.")
-        return self.service.handle(method, path, query, body, base_url=base_url)
+        headers = request.get("headers")
+        return self.service.handle(
+            method,
+            path,
+            query,
+            body,
+            base_url=base_url,
+            version=version,
+            headers=headers if isinstance(headers, Mapping) else None,
+        )

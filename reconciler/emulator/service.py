@@ -1,15 +1,19 @@
-"""The Graph endpoints of the synchronization API, answered from a ``TenantStore``.
+"""The Graph endpoints of the synchronization API (v1.0 and beta), answered from a ``TenantStore``.
 
-``GraphService.handle(method, path, query, body)`` takes one request (path relative to ``/v1.0``) and
-returns a ``Reply`` with the status, JSON body and headers the service would give, in the response
-shapes of the v1.0 metadata (``@odata.context``, ``value`` collections, ``@odata.nextLink`` paging). The
-store's errors become Graph error bodies. No sockets here: ``server`` adds HTTP, auth, latency and faults.
+``GraphService.handle(method, path, query, body, version=...)`` takes one request (path relative to the
+version) and returns a ``Reply`` with the status, body and headers the service would give: every call of
+the API reference pages for synchronization jobs, schema, templates, secrets, ``instantiate`` and service
+principals, in the shapes of that version's metadata (every documented property, with Graph's defaults
+for what the store does not hold), with Graph's query options (``odata``) and its error bodies. Routing,
+shapes and errors are shared by the versions; only the metadata differs. No sockets here: ``server``
+adds HTTP, auth, latency and faults.
 
 I/O: the tenant database, through the store.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -19,11 +23,12 @@ from typing import Any
 
 import orjson
 
+from reconciler.emulator import documented, odata
 from reconciler.errors import ExpressionError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.metadata import metadata
 from reconciler.tenant.store import TenantStore
 
-__all__ = ["RAW_BODIES", "GraphService", "Reply", "graph_error"]
+__all__ = ["RAW_BODIES", "GraphService", "Reply", "TextBody", "graph_error"]
 
 JSON = dict[str, Any]
 
@@ -36,6 +41,10 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class TextBody(str):
+    """A reply body that is plain text (``/$count``), not JSON."""
 
 
 # Whether a reply body may be JSON text already encoded (an ``orjson.Fragment``) rather than JSON data:
@@ -66,81 +75,54 @@ def _error_from(exc: ProviderError) -> Reply:
 
 
 # --------------------------------------------------------------------------------------------------
-# $filter, as far as the provider and a user poking around need it
-
-
-_STRING = r"'((?:[^']|'')*)'"
-_CLAUSES: list[tuple[re.Pattern[str], Callable[[JSON, str], bool]]] = [
-    (
-        re.compile(rf"applicationTemplateId\s+eq\s+{_STRING}", re.I),
-        lambda sp, v: sp.get("applicationTemplateId") == v,
-    ),
-    (re.compile(rf"appId\s+eq\s+{_STRING}", re.I), lambda sp, v: sp.get("appId") == v),
-    (re.compile(rf"id\s+eq\s+{_STRING}", re.I), lambda sp, v: sp.get("id") == v),
-    (re.compile(rf"displayName\s+eq\s+{_STRING}", re.I), lambda sp, v: sp.get("displayName") == v),
-    (
-        re.compile(rf"startswith\(\s*displayName\s*,\s*{_STRING}\s*\)", re.I),
-        lambda sp, v: str(sp.get("displayName") or "").casefold().startswith(v.casefold()),
-    ),
-    (
-        re.compile(rf"tags/any\(\s*(\w+)\s*:\s*\1\s+eq\s+{_STRING}\s*\)", re.I),
-        lambda sp, v: v in (sp.get("tags") or []),
-    ),
-    (
-        re.compile(rf"servicePrincipalNames/any\(\s*(\w+)\s*:\s*\1\s+eq\s+{_STRING}\s*\)", re.I),
-        lambda sp, v: v in (sp.get("servicePrincipalNames") or []),
-    ),
-]
-_AND = re.compile(r"\s+and\s+", re.I)
-
-
-def _bind(test: Callable[[JSON, str], bool], value: str) -> Callable[[JSON], bool]:
-    return lambda sp: test(sp, value)
-
-
-def parse_filter(text: str) -> Callable[[JSON], bool]:
-    """A predicate for ``text``: clauses above joined by ``and``. ValueError when unsupported."""
-    predicates: list[Callable[[JSON], bool]] = []
-    pos = 0
-    text = text.strip()
-    while True:
-        for pattern, test in _CLAUSES:
-            m = pattern.match(text, pos)
-            if m:
-                predicates.append(_bind(test, m.groups()[-1].replace("''", "'")))
-                pos = m.end()
-                break
-        else:
-            raise ValueError(f"unsupported filter at {text[pos : pos + 40]!r}")
-        if pos == len(text):
-            break
-        joiner = _AND.match(text, pos)
-        if joiner is None:
-            raise ValueError(f"unsupported filter at {text[pos : pos + 40]!r}")
-        pos = joiner.end()
-    return lambda sp: all(p(sp) for p in predicates)
-
-
-def _select(item: JSON, select: str | None) -> JSON:
-    if not select:
-        return item
-    wanted = {s.strip() for s in select.split(",") if s.strip()} | {"id"}
-    return {k: v for k, v in item.items() if k in wanted}
-
-
-# --------------------------------------------------------------------------------------------------
 # routes
 
 _SEG = r"([^/]+)"
 _SP = rf"/servicePrincipals/{_SEG}"
-_JOB = rf"{_SP}/synchronization/jobs/{_SEG}"
+_JOBS = rf"{_SP}/synchronization/jobs"
+_JOB = rf"{_JOBS}/{_SEG}"
 _TEMPLATE = rf"{_SP}/synchronization/templates/{_SEG}"
+_SCHEMA = rf"(?:{_JOB}|{_TEMPLATE})/schema"
 
 Handler = Callable[..., Reply]
 
+# Options Graph takes on a single resource; the others are refused there.
+_ENTITY_OPTIONS = frozenset({"select", "expand", "format"})
+# Properties Graph leaves out of a service principal unless they are named in $select.
+_ONLY_ON_SELECT = ("customSecurityAttributes",)
+# The documented value of a property the store does not hold, where it is not null or empty.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "servicePrincipal": {"accountEnabled": True, "servicePrincipalType": "Application"},
+    "application": {"signInAudience": "AzureADMyOrg"},
+}
+
+
+@dataclass(slots=True)
+class Request:
+    """What a handler needs besides the ids in its path."""
+
+    method: str
+    path: str
+    options: dict[str, str]
+    body: Any
+    base_url: str  # with the version, e.g. http://127.0.0.1:8080/v1.0
+    version: str
+    headers: Mapping[str, str]
+
+    @property
+    def url(self) -> str:
+        query = urllib.parse.urlencode(
+            {f"${k}": v for k, v in self.options.items()}, quote_via=urllib.parse.quote, safe="$,'()"
+        )
+        return f"{self.base_url}{self.path}" + (f"?{query}" if query else "")
+
+    @property
+    def eventual(self) -> bool:
+        return str(self.headers.get("consistencylevel") or "").strip().lower() == "eventual"
+
 
 class GraphService:
-    """The endpoints the Graph provider uses, over one tenant store."""
+    """The documented synchronization endpoints (v1.0 and beta), over one tenant store."""
 
     def __init__(
         self, store: TenantStore, *, page_size: int = DEFAULT_PAGE_SIZE, validate: bool = True
@@ -148,41 +130,54 @@ class GraphService:
         self.store = store
         self.page_size = page_size
         self.validate = validate
-        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-            (re.compile(rf"/applicationTemplates/{_SEG}/instantiate"), {"POST": self._instantiate}),
-            (re.compile(r"/servicePrincipals"), {"GET": self._list_sps}),
+        routes: list[tuple[str, dict[str, Handler]]] = [
+            (rf"/applicationTemplates/{_SEG}/instantiate", {"POST": self._instantiate}),
+            (r"/servicePrincipals", {"GET": self._list_sps}),
+            (r"/servicePrincipals/\$count", {"GET": self._count_sps}),
+            (_SP, {"GET": self._get_sp, "PATCH": self._patch_sp, "DELETE": self._delete_sp}),
+            (r"/applications", {"GET": self._list_apps}),
             (
-                re.compile(_SP),
-                {"GET": self._get_sp, "PATCH": self._patch_sp, "DELETE": self._delete_sp},
-            ),
-            (re.compile(r"/applications"), {"GET": self._list_apps}),
-            (
-                re.compile(r"/applications\(appId='((?:[^']|'')*)'\)"),
+                r"/applications\(appId='((?:[^']|'')*)'\)",
                 {"GET": self._get_app_by_app_id, "DELETE": self._delete_app_by_app_id},
             ),
-            (re.compile(rf"/applications/{_SEG}"), {"GET": self._get_app, "DELETE": self._delete_app}),
-            (re.compile(rf"{_SP}/synchronization/jobs"), {"GET": self._list_jobs, "POST": self._create_job}),
-            (re.compile(_JOB), {"GET": self._get_job, "DELETE": self._delete_job}),
-            (re.compile(rf"{_JOB}/(start|pause|restart|provisionOnDemand)"), {"POST": self._job_action}),
+            (rf"/applications/{_SEG}", {"GET": self._get_app, "DELETE": self._delete_app}),
+            (_JOBS, {"GET": self._list_jobs, "POST": self._create_job}),
+            (rf"{_JOBS}/validateCredentials", {"POST": self._validate_credentials_new}),
+            (_JOB, {"GET": self._get_job, "DELETE": self._delete_job}),
             (
-                re.compile(rf"{_JOB}/schema"),
+                rf"{_JOB}/(start|pause|restart|provisionOnDemand|validateCredentials)",
+                {"POST": self._job_action},
+            ),
+            (
+                rf"{_JOB}/schema",
                 {"GET": self._get_schema, "PUT": self._put_schema, "DELETE": self._reset_schema},
             ),
-            (re.compile(rf"{_JOB}/schema/parseExpression"), {"POST": self._parse_expression_job}),
-            (re.compile(rf"{_SP}/synchronization/templates"), {"GET": self._list_templates}),
-            (re.compile(_TEMPLATE), {"GET": self._get_template}),
-            (re.compile(rf"{_TEMPLATE}/schema"), {"GET": self._get_template_schema}),
-            (re.compile(rf"{_TEMPLATE}/schema/parseExpression"), {"POST": self._parse_expression_template}),
-            (
-                re.compile(rf"{_SP}/synchronization/secrets"),
-                {"GET": self._get_secrets, "PUT": self._put_secrets},
-            ),
+            (rf"{_SCHEMA}/parseExpression", {"POST": self._parse_expression}),
+            (rf"{_SCHEMA}/functions", {"GET": self._functions}),
+            (rf"{_SCHEMA}/filterOperators", {"GET": self._filter_operators}),
+            (rf"{_SCHEMA}/directories/{_SEG}/discover", {"POST": self._discover}),
+            (rf"{_SP}/synchronization/templates", {"GET": self._list_templates}),
+            (_TEMPLATE, {"GET": self._get_template}),
+            (rf"{_TEMPLATE}/schema", {"GET": self._get_template_schema}),
+            (rf"{_SP}/synchronization/secrets", {"GET": self._get_secrets, "PUT": self._put_secrets}),
         ]
+        # Graph reads segment names case-insensitively; the ids in them keep their case.
+        self._routes = [(re.compile(pattern, re.IGNORECASE), handlers) for pattern, handlers in routes]
 
     # -- dispatch ----------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: Mapping[str, str], body: Any, *, base_url: str) -> Reply:
-        """One request; ``path`` is relative to ``/v1.0`` and not yet percent-decoded."""
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Any,
+        *,
+        base_url: str,
+        version: str = "v1.0",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """One request; ``path`` is relative to the version and not yet percent-decoded."""
         method = method.upper()
         path = "/" + path.strip("/")
         for pattern, handlers in self._routes:
@@ -191,84 +186,179 @@ class GraphService:
                 continue
             handler = handlers.get(method)
             if handler is None:
-                return graph_error(405, "Request_BadRequest", f"{method} is not supported on {path}")
+                return graph_error(405, "Request_BadRequest", f"{method} is not supported on {path[:200]}")
+            try:
+                opts = odata.options(query, version)
+            except odata.QueryError as exc:
+                return graph_error(exc.status, exc.code, str(exc))
             if self.validate and method in ("POST", "PUT", "PATCH"):
-                problems = metadata().check(method, path, body)
+                problems = metadata(version).check(method, path, body)
                 if problems:
                     return graph_error(400, "BadRequest", problems[0])
-            args = [urllib.parse.unquote(g) for g in m.groups()]
+            # The schema routes capture (sp, job) or (sp, template) in one of two pairs of groups.
+            args = [urllib.parse.unquote(g) for g in m.groups() if g is not None]
+            lowered = {k.lower(): v for k, v in (headers or {}).items()}
+            request = Request(method, path, opts, body, base_url, version, lowered)
             try:
-                return handler(*args, query=query, body=body, base_url=base_url)
+                return handler(*args, request)
+            except odata.QueryError as exc:
+                return graph_error(exc.status, exc.code, str(exc))
             except ProviderError as exc:
                 return _error_from(exc)
         segment = path.strip("/").split("/")[-1]
-        return graph_error(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+        return graph_error(400, "BadRequest", f"Resource not found for the segment '{segment[:100]}'.")
 
     @staticmethod
-    def _context(base_url: str, fragment: str) -> str:
-        return f"{base_url}/$metadata#{fragment}"
+    def _context(request: Request, fragment: str) -> str:
+        return f"{request.base_url}/$metadata#{fragment}"
+
+    # -- shapes ------------------------------------------------------------------------------------
+
+    def _documented(self, type_name: str, item: Mapping[str, Any], version: str) -> JSON:
+        """``item`` with every documented property of ``type_name``: what the store lacks gets Graph's
+        default (an empty collection, false for a required flag, null otherwise)."""
+        result: JSON = {}
+        defaults = _DEFAULTS.get(type_name, {})
+        for name, prop in (metadata(version).properties(f"graph.{type_name}") or {}).items():
+            if prop.get("navigation"):
+                continue
+            if name in defaults:
+                result[name] = defaults[name]
+            elif prop["type"].startswith("Collection("):
+                result[name] = []
+            elif prop["type"] == "Edm.Boolean" and not prop.get("nullable", True):
+                result[name] = False
+            else:
+                result[name] = None
+        result.update(item)
+        return result
+
+    def _entity(self, request: Request, type_name: str, item: Mapping[str, Any], fragment: str) -> Reply:
+        """A single resource, with $select and $expand applied."""
+        extra = sorted(set(request.options) - _ENTITY_OPTIONS)
+        if extra:
+            raise odata.QueryError(f"Query option '${extra[0]}' is not allowed on a single resource.")
+        properties = metadata(request.version).properties(f"graph.{type_name}") or {}
+        selected = None
+        if request.options.get("select"):
+            selected = odata.select_names(request.options["select"], properties, type_name)
+        shaped = self._expand(request, type_name, properties, dict(item))
+        body = odata.project(shaped, self._with_expanded(request, properties, selected), _ONLY_ON_SELECT)
+        if selected is not None:
+            fragment = fragment.replace("/$entity", f"({','.join(selected)})/$entity")
+        return Reply(200, {"@odata.context": self._context(request, fragment), **body})
+
+    @staticmethod
+    def _with_expanded(
+        request: Request, properties: Mapping[str, Mapping[str, Any]], selected: list[str] | None
+    ) -> list[str] | None:
+        """``selected`` and the properties $expand names: an expanded property is kept by a $select."""
+        if selected is None or not request.options.get("expand"):
+            return selected
+        names = {k.lower(): k for k in properties}
+        expanded = [names.get(p.strip().lower(), "") for p in request.options["expand"].split(",")]
+        return [*selected, *(e for e in expanded if e)]
+
+    def _expand(
+        self, request: Request, type_name: str, properties: Mapping[str, Mapping[str, Any]], item: JSON
+    ) -> JSON:
+        text = request.options.get("expand")
+        sp_id = item.pop("_sp", None)
+        if not text:
+            return item
+        navigation = {k.lower(): k for k, v in properties.items() if v.get("navigation")}
+        for part in text.split(","):
+            name = navigation.get(part.strip().lower())
+            if name is None:
+                raise odata.QueryError(
+                    f"Parsing OData Select and Expand failed: Could not find a navigation property named "
+                    f"'{part.strip()[:60]}' on type 'microsoft.graph.{type_name}'."
+                )
+            if name == "schema" and type_name == "synchronizationJob":
+                item["schema"] = self.store.get_schema(str(sp_id), item["id"])
+            elif name == "schema" and type_name == "synchronizationTemplate":
+                item["schema"] = self.store.template_schema(item["id"])
+            else:
+                # Nothing else is held for a navigation property: an empty set, or nothing.
+                item[name] = [] if properties[name]["type"].startswith("Collection(") else None
+        return item
+
+    def _collection(
+        self, request: Request, type_name: str, items: list[JSON], fragment: str, *, directory: bool
+    ) -> Reply:
+        properties = metadata(request.version).properties(f"graph.{type_name}") or {}
+        view = odata.Collection(
+            type_name, properties, directory, request.eventual, self.page_size, MAX_PAGE_SIZE
+        )
+        page, count, next_link, selected = view.apply(items, request.options, request.url)
+        kept = self._with_expanded(request, properties, selected)
+        value = [
+            odata.project(self._expand(request, type_name, properties, dict(i)), kept, _ONLY_ON_SELECT)
+            for i in page
+        ]
+        if selected is not None:
+            fragment = f"{fragment}({','.join(selected)})"
+        reply: JSON = {"@odata.context": self._context(request, fragment)}
+        if count is not None:
+            reply["@odata.count"] = count
+        if next_link is not None:
+            reply["@odata.nextLink"] = next_link
+        reply["value"] = value
+        return Reply(200, reply)
+
+    def _sp(self, item: Mapping[str, Any], version: str) -> JSON:
+        return self._documented("servicePrincipal", item, version)
 
     # -- applications and service principals -------------------------------------------------------
 
-    def _instantiate(self, template_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _instantiate(self, template_id: str, request: Request) -> Reply:
+        body = request.body
         if not isinstance(body, Mapping) or not isinstance(body.get("displayName"), str):
             return graph_error(400, "BadRequest", "displayName is required")
         created = self.store.instantiate(body["displayName"], template_id)
-        reply = {"@odata.context": self._context(base_url, "microsoft.graph.applicationServicePrincipal")}
-        reply.update(created)
+        reply: JSON = {
+            "@odata.context": self._context(request, "microsoft.graph.applicationServicePrincipal")
+        }
+        reply["application"] = self._documented("application", created["application"], request.version)
+        reply["servicePrincipal"] = self._sp(created["servicePrincipal"], request.version)
         return Reply(201, reply)
 
-    def _list_sps(self, *, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
-        items = self.store.list_service_principals()
-        text = query.get("$filter")
-        if text:
-            try:
-                predicate = parse_filter(text)
-            except ValueError as exc:
-                return graph_error(400, "Request_UnsupportedQuery", str(exc))
+    def _list_sps(self, request: Request) -> Reply:
+        items = [self._sp(sp, request.version) for sp in self.store.list_service_principals()]
+        return self._collection(request, "servicePrincipal", items, "servicePrincipals", directory=True)
+
+    def _count_sps(self, request: Request) -> Reply:
+        if not request.eventual:
+            return graph_error(
+                400, "Request_BadRequest", "$count needs the header ConsistencyLevel: eventual."
+            )
+        items = [self._sp(sp, request.version) for sp in self.store.list_service_principals()]
+        if "filter" in request.options:
+            predicate = odata.parse_filter(request.options["filter"], "servicePrincipal", advanced=True)
             items = [sp for sp in items if predicate(sp)]
-        try:
-            top = min(int(query.get("$top") or self.page_size), MAX_PAGE_SIZE)
-            skip = int(query.get("$skiptoken") or 0)
-        except ValueError:
-            return graph_error(400, "Request_BadRequest", "invalid $top or $skiptoken")
-        if top < 1:
-            return graph_error(400, "Request_BadRequest", "$top must be at least 1")
-        select = query.get("$select")
-        page = [_select(sp, select) for sp in items[skip : skip + top]]
-        fragment = "servicePrincipals" + (f"({select})" if select else "")
-        reply: JSON = {"@odata.context": self._context(base_url, fragment), "value": page}
-        if skip + top < len(items):
-            params = {k: v for k, v in query.items() if k != "$skiptoken"}
-            params["$skiptoken"] = str(skip + top)
-            reply["@odata.nextLink"] = f"{base_url}/servicePrincipals?{urllib.parse.urlencode(params)}"
-        return Reply(200, reply)
+        if "search" in request.options:
+            predicate = odata.parse_search(request.options["search"], "servicePrincipal")
+            items = [sp for sp in items if predicate(sp)]
+        return Reply(200, TextBody(str(len(items))), {"Content-Type": "text/plain"})
 
-    def _get_sp(self, sp_id: str, *, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
-        sp = _select(self.store.get_service_principal(sp_id), query.get("$select"))
-        return Reply(200, {"@odata.context": self._context(base_url, "servicePrincipals/$entity"), **sp})
+    def _get_sp(self, sp_id: str, request: Request) -> Reply:
+        sp = self._sp(self.store.get_service_principal(sp_id), request.version)
+        return self._entity(request, "servicePrincipal", sp, "servicePrincipals/$entity")
 
-    def _patch_sp(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        if not isinstance(body, Mapping):
+    def _patch_sp(self, sp_id: str, request: Request) -> Reply:
+        if not isinstance(request.body, Mapping):
             return graph_error(400, "BadRequest", "the body must be a JSON object")
-        self.store.patch_service_principal(sp_id, {k: v for k, v in body.items() if "@odata." not in k})
+        changes = {k: v for k, v in request.body.items() if "@odata." not in k}
+        self.store.patch_service_principal(sp_id, changes)
         return Reply(204)
 
-    def _delete_sp(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _delete_sp(self, sp_id: str, request: Request) -> Reply:
         self.store.delete_service_principal(sp_id)
         return Reply(204)
 
-    def _list_apps(self, *, query: Mapping[str, str], body: Any, base_url: str) -> Reply:
-        items = self.store.list_applications()
-        text = query.get("$filter")
-        if text:
-            try:
-                predicate = parse_filter(text)
-            except ValueError as exc:
-                return graph_error(400, "Request_UnsupportedQuery", str(exc))
-            items = [app for app in items if predicate(app)]
-        value = [_select(app, query.get("$select")) for app in items]
-        return Reply(200, {"@odata.context": self._context(base_url, "applications"), "value": value})
+    def _list_apps(self, request: Request) -> Reply:
+        items = [self._documented("application", a, request.version) for a in self.store.list_applications()]
+        return self._collection(request, "application", items, "applications", directory=True)
 
     def _app_by_app_id(self, app_id: str) -> JSON:
         app_id = app_id.replace("''", "'")  # an OData string literal
@@ -277,49 +367,54 @@ class GraphService:
                 return app
         raise NotFoundError(f"application with appId {app_id} not found", code="Request_ResourceNotFound")
 
-    def _get_app(self, id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        app = self.store.get_application(id)
-        return Reply(200, {"@odata.context": self._context(base_url, "applications/$entity"), **app})
+    def _get_app(self, id: str, request: Request) -> Reply:
+        app = self._documented("application", self.store.get_application(id), request.version)
+        return self._entity(request, "application", app, "applications/$entity")
 
-    def _get_app_by_app_id(self, app_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        app = self._app_by_app_id(app_id)
-        return Reply(200, {"@odata.context": self._context(base_url, "applications/$entity"), **app})
+    def _get_app_by_app_id(self, app_id: str, request: Request) -> Reply:
+        app = self._documented("application", self._app_by_app_id(app_id), request.version)
+        return self._entity(request, "application", app, "applications/$entity")
 
-    def _delete_app(self, id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _delete_app(self, id: str, request: Request) -> Reply:
         self.store.delete_application(id)
         return Reply(204)
 
-    def _delete_app_by_app_id(self, app_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _delete_app_by_app_id(self, app_id: str, request: Request) -> Reply:
         self.store.delete_application(self._app_by_app_id(app_id)["id"])
         return Reply(204)
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    def _list_jobs(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        jobs = self.store.list_jobs(sp_id)
-        context = self._context(base_url, f"servicePrincipals('{sp_id}')/synchronization/jobs")
-        return Reply(200, {"@odata.context": context, "value": jobs})
+    def _job(self, sp_id: str, job: Mapping[str, Any], version: str) -> JSON:
+        return {**self._documented("synchronizationJob", job, version), "_sp": sp_id}
 
-    def _create_job(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        template_id = body.get("templateId") if isinstance(body, Mapping) else None
+    def _list_jobs(self, sp_id: str, request: Request) -> Reply:
+        jobs = [self._job(sp_id, j, request.version) for j in self.store.list_jobs(sp_id)]
+        fragment = f"servicePrincipals('{sp_id}')/synchronization/jobs"
+        return self._collection(request, "synchronizationJob", jobs, fragment, directory=False)
+
+    def _create_job(self, sp_id: str, request: Request) -> Reply:
+        template_id = request.body.get("templateId") if isinstance(request.body, Mapping) else None
         if not isinstance(template_id, str):
             return graph_error(400, "BadRequest", "templateId is required")
-        job = self.store.create_job(sp_id, template_id)
-        context = self._context(base_url, f"servicePrincipals('{sp_id}')/synchronization/jobs/$entity")
+        job = self._documented(
+            "synchronizationJob", self.store.create_job(sp_id, template_id), request.version
+        )
+        context = self._context(request, f"servicePrincipals('{sp_id}')/synchronization/jobs/$entity")
         return Reply(201, {"@odata.context": context, **job})
 
-    def _get_job(self, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        job = self.store.get_job(sp_id, job_id)
-        context = self._context(base_url, f"servicePrincipals('{sp_id}')/synchronization/jobs/$entity")
-        return Reply(200, {"@odata.context": context, **job})
+    def _get_job(self, sp_id: str, job_id: str, request: Request) -> Reply:
+        job = self._job(sp_id, self.store.get_job(sp_id, job_id), request.version)
+        fragment = f"servicePrincipals('{sp_id}')/synchronization/jobs/$entity"
+        return self._entity(request, "synchronizationJob", job, fragment)
 
-    def _delete_job(self, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _delete_job(self, sp_id: str, job_id: str, request: Request) -> Reply:
         self.store.delete_job(sp_id, job_id)
         return Reply(204)
 
-    def _job_action(
-        self, sp_id: str, job_id: str, action: str, *, query: Any, body: Any, base_url: str
-    ) -> Reply:
+    def _job_action(self, sp_id: str, job_id: str, action: str, request: Request) -> Reply:
+        action = action.lower()
+        body = request.body
         if action == "start":
             self.store.start_job(sp_id, job_id)
         elif action == "pause":
@@ -327,15 +422,41 @@ class GraphService:
         elif action == "restart":
             criteria = body.get("criteria") if isinstance(body, Mapping) else None
             self.store.restart_job(sp_id, job_id, criteria if isinstance(criteria, Mapping) else None)
+        elif action == "validatecredentials":
+            self.store.get_job(sp_id, job_id)
+            return self._validate_credentials(sp_id, body)
         else:
-            return self._provision_on_demand(sp_id, job_id, body, base_url)
+            return self._provision_on_demand(sp_id, job_id, request)
         return Reply(204)
 
-    def _provision_on_demand(self, sp_id: str, job_id: str, body: Any, base_url: str) -> Reply:
+    def _validate_credentials_new(self, sp_id: str, request: Request) -> Reply:
+        """``jobs/validateCredentials``: the credentials of a job not made yet (``templateId`` names it)."""
+        body = request.body
+        if not isinstance(body, Mapping) or not isinstance(body.get("templateId"), str):
+            return graph_error(400, "BadRequest", "templateId is required")
+        self.store.template_schema(body["templateId"])
+        return self._validate_credentials(sp_id, body)
+
+    def _validate_credentials(self, sp_id: str, body: Any) -> Reply:
+        """204 when there are credentials to test: those given, or (``useSavedCredentials``) the saved ones.
+
+        The emulator reaches no directory, so credentials that are present are taken as valid.
+        """
+        body = body if isinstance(body, Mapping) else {}
+        given = body.get("credentials") or []
+        saved = self.store.get_secrets(sp_id) if body.get("useSavedCredentials") else []
+        if not given and not saved:
+            return graph_error(
+                400, "BadRequest", "No credentials to validate: give credentials or save them first."
+            )
+        return Reply(204)
+
+    def _provision_on_demand(self, sp_id: str, job_id: str, request: Request) -> Reply:
         """One subject through the embedded tenant's on-demand provisioning (``tenant.provisioning``)."""
         from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_provisioning_rule
         from reconciler.tenant.provisioning import provision_on_demand
 
+        body = request.body
         job = self.store.get_job(sp_id, job_id)
         if job.get("templateId") != PROVISIONING_TEMPLATE:
             return graph_error(400, "BadRequest", f"job {job_id} does not provision on demand")
@@ -354,19 +475,17 @@ class GraphService:
         if not isinstance(object_id, str) or not isinstance(object_type, str):
             return graph_error(400, "BadRequest", "a subject needs objectId and objectTypeName")
         result = provision_on_demand(self.store, sp_id, object_id, object_type)
-        context = self._context(base_url, "microsoft.graph.stringKeyStringValuePair")
+        context = self._context(request, "microsoft.graph.stringKeyStringValuePair")
         return Reply(200, {"@odata.context": context, **dict(result)})
 
     # -- schema ----------------------------------------------------------------------------------
 
-    def _get_schema(
-        self, sp_id: str, job_id: str, *, query: Mapping[str, str], body: Any, base_url: str
-    ) -> Reply:
-        select = query.get("$select")
-        wanted = {s.strip() for s in (select or "").split(",") if s.strip()}
-        context = self._context(
-            base_url, f"servicePrincipals('{sp_id}')/synchronization/jobs('{job_id}')/schema/$entity"
-        )
+    def _get_schema(self, sp_id: str, job_id: str, request: Request) -> Reply:
+        select = request.options.get("select")
+        properties = metadata(request.version).properties("graph.synchronizationSchema") or {}
+        wanted = set(odata.select_names(select, properties, "synchronizationSchema")) if select else set()
+        fragment = f"servicePrincipals('{sp_id}')/synchronization/jobs('{job_id}')/schema/$entity"
+        context = self._context(request, fragment)
         if select and "directories" not in wanted:
             # The directory definitions are most of a schema; leave them out unless asked for.
             if RAW_BODIES.get() and wanted >= {"version", "synchronizationRules"}:
@@ -375,43 +494,74 @@ class GraphService:
                 if text is not None:
                     head = b'{"@odata.context":' + orjson.dumps(context) + b","
                     return Reply(200, orjson.Fragment(head + text[1:].encode()))
-            schema = _select(self.store.get_schema_rules(sp_id, job_id), select)
+            schema = self.store.get_schema_rules(sp_id, job_id)
         else:
-            schema = _select(self.store.get_schema(sp_id, job_id), select)
-        return Reply(200, {"@odata.context": context, **schema})
+            schema = self.store.get_schema(sp_id, job_id)
+        return self._entity(request, "synchronizationSchema", schema, fragment)
 
-    def _put_schema(self, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        if not isinstance(body, Mapping):
+    def _put_schema(self, sp_id: str, job_id: str, request: Request) -> Reply:
+        if not isinstance(request.body, Mapping):
             return graph_error(400, "BadRequest", "the schema must be a JSON object")
-        self.store.put_schema(sp_id, job_id, {k: v for k, v in body.items() if not k.startswith("@odata.")})
+        schema = {k: v for k, v in request.body.items() if not k.startswith("@odata.")}
+        # Enum members are read whatever their case (the documented example writes "string"), and kept
+        # in the metadata's spelling, as a GET of the service shows them.
+        schema = metadata(request.version).canonical_enums(schema, "graph.synchronizationSchema")
+        self.store.put_schema(sp_id, job_id, schema)
         return Reply(204)
 
-    def _reset_schema(self, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _reset_schema(self, sp_id: str, job_id: str, request: Request) -> Reply:
         self.store.reset_schema(sp_id, job_id)
         return Reply(204)
 
-    def _parse_expression_job(
-        self, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str
-    ) -> Reply:
-        self.store.get_job(sp_id, job_id)
-        return self._parse_expression(body, base_url)
+    def _schema_owner(self, sp_id: str, owner: str, request: Request) -> None:
+        """404 unless the job or template the schema path names exists."""
+        if "/templates/" in request.path.lower():
+            self.store.get_service_principal(sp_id)
+            self.store.template_schema(owner)
+        else:
+            self.store.get_job(sp_id, owner)
 
-    def _parse_expression_template(
-        self, sp_id: str, template_id: str, *, query: Any, body: Any, base_url: str
-    ) -> Reply:
-        self.store.get_service_principal(sp_id)
-        self.store.template_schema(template_id)
-        return self._parse_expression(body, base_url)
+    def _functions(self, sp_id: str, owner: str, request: Request) -> Reply:
+        self._schema_owner(sp_id, owner, request)
+        value = [dict(f) for f in documented.functions()]
+        return Reply(200, {"@odata.context": self._context(request, "functions"), "value": value})
 
-    def _parse_expression(self, body: Any, base_url: str) -> Reply:
-        """``parseExpression``: 200 with parsingSucceeded false for an invalid expression (as the service)."""
+    def _filter_operators(self, sp_id: str, owner: str, request: Request) -> Reply:
+        self._schema_owner(sp_id, owner, request)
+        value = [dict(f) for f in documented.filter_operators()]
+        return Reply(200, {"@odata.context": self._context(request, "filterOperators"), "value": value})
+
+    def _discover(self, sp_id: str, owner: str, directory_id: str, request: Request) -> Reply:
+        """The directory definition as discovered now: the schema's, with its discovery time set."""
+        if "/templates/" in request.path.lower():
+            self.store.get_service_principal(sp_id)
+            schema = self.store.template_schema(owner)
+        else:
+            schema = self.store.get_schema(sp_id, owner)
+        for directory in schema.get("directories") or []:
+            if str(directory.get("id")) == directory_id or str(directory.get("name")) == directory_id:
+                found = dict(directory)
+                found["discoveryDateTime"] = _now_iso()
+                found.setdefault("discoverabilities", "AttributeNames,AttributeDataTypes,AttributeReadOnly")
+                context = self._context(request, "microsoft.graph.directoryDefinition")
+                return Reply(200, {"@odata.context": context, **found})
+        raise NotFoundError(f"directory definition {directory_id} not found", code="Request_ResourceNotFound")
+
+    def _parse_expression(self, sp_id: str, owner: str, request: Request) -> Reply:
+        """``parseExpression``: 200 with parsingSucceeded false for an invalid expression (as the service).
+
+        Parsing and evaluation are the project's own (``reconciler.expressions``), the same code a plan
+        uses. The test input's ``properties`` are ``{"key", "value"}`` pairs (the documented example).
+        """
         from reconciler import expressions
 
+        self._schema_owner(sp_id, owner, request)
+        body = request.body
         if not isinstance(body, Mapping) or not isinstance(body.get("expression"), str):
             return graph_error(400, "BadRequest", "expression is required")
         text = body["expression"]
         reply: JSON = {
-            "@odata.context": self._context(base_url, "microsoft.graph.parseExpressionResponse"),
+            "@odata.context": self._context(request, "microsoft.graph.parseExpressionResponse"),
             "error": None,
             "evaluationResult": None,
             "evaluationSucceeded": False,
@@ -422,13 +572,7 @@ class GraphService:
             expressions.parse(text)
             tree = dict(expressions.to_service_tree(text))
         except ExpressionError as exc:
-            reply["error"] = {
-                "code": "ParsingError",
-                "message": str(exc),
-                "details": None,
-                "innerError": None,
-                "target": None,
-            }
+            reply["error"] = _public_error("ParsingError", str(exc))
             return Reply(200, reply)
         tree.setdefault("expression", text)
         reply["parsedExpression"] = tree
@@ -440,13 +584,7 @@ class GraphService:
             try:
                 value = expressions.evaluate(text, attributes)
             except ExpressionError as exc:
-                reply["error"] = {
-                    "code": "EvaluationError",
-                    "message": str(exc),
-                    "details": None,
-                    "innerError": None,
-                    "target": None,
-                }
+                reply["error"] = _public_error("EvaluationError", str(exc))
                 return Reply(200, reply)
             if value is None or isinstance(value, expressions.DoesNotFlow):
                 values: list[Any] = []
@@ -458,43 +596,49 @@ class GraphService:
 
     # -- templates -------------------------------------------------------------------------------
 
-    def _list_templates(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        templates = self.store.list_templates(sp_id)
-        context = self._context(base_url, f"servicePrincipals('{sp_id}')/synchronization/templates")
-        return Reply(200, {"@odata.context": context, "value": templates})
+    def _template(self, template: Mapping[str, Any], version: str) -> JSON:
+        return self._documented("synchronizationTemplate", template, version)
 
-    def _get_template(self, sp_id: str, template_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _list_templates(self, sp_id: str, request: Request) -> Reply:
+        templates = [self._template(t, request.version) for t in self.store.list_templates(sp_id)]
+        fragment = f"servicePrincipals('{sp_id}')/synchronization/templates"
+        return self._collection(request, "synchronizationTemplate", templates, fragment, directory=False)
+
+    def _get_template(self, sp_id: str, template_id: str, request: Request) -> Reply:
         for template in self.store.list_templates(sp_id):
-            if template["id"] == template_id:
-                context = self._context(
-                    base_url, f"servicePrincipals('{sp_id}')/synchronization/templates/$entity"
+            if template["id"].lower() == template_id.lower():
+                fragment = f"servicePrincipals('{sp_id}')/synchronization/templates/$entity"
+                return self._entity(
+                    request, "synchronizationTemplate", self._template(template, request.version), fragment
                 )
-                return Reply(200, {"@odata.context": context, **template})
         raise NotFoundError(
             f"synchronization template {template_id} not found", code="Request_ResourceNotFound"
         )
 
-    def _get_template_schema(
-        self, sp_id: str, template_id: str, *, query: Any, body: Any, base_url: str
-    ) -> Reply:
+    def _get_template_schema(self, sp_id: str, template_id: str, request: Request) -> Reply:
         self.store.get_service_principal(sp_id)
         schema = self.store.template_schema(template_id)
-        context = self._context(
-            base_url,
-            f"servicePrincipals('{sp_id}')/synchronization/templates('{template_id}')/schema/$entity",
-        )
-        return Reply(200, {"@odata.context": context, **schema})
+        fragment = f"servicePrincipals('{sp_id}')/synchronization/templates('{template_id}')/schema/$entity"
+        return self._entity(request, "synchronizationSchema", schema, fragment)
 
     # -- secrets ---------------------------------------------------------------------------------
 
-    def _get_secrets(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
+    def _get_secrets(self, sp_id: str, request: Request) -> Reply:
         secrets = self.store.get_secrets(sp_id)
-        context = self._context(base_url, f"servicePrincipals('{sp_id}')/synchronization/secrets")
+        context = self._context(request, f"servicePrincipals('{sp_id}')/synchronization/secrets")
         return Reply(200, {"@odata.context": context, "value": secrets})
 
-    def _put_secrets(self, sp_id: str, *, query: Any, body: Any, base_url: str) -> Reply:
-        value = body.get("value") if isinstance(body, Mapping) else None
+    def _put_secrets(self, sp_id: str, request: Request) -> Reply:
+        value = request.body.get("value") if isinstance(request.body, Mapping) else None
         if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
             return graph_error(400, "BadRequest", 'the body must be {"value": [{"key", "value"}, ...]}')
         self.store.put_secrets(sp_id, value)
         return Reply(204)
+
+
+def _public_error(code: str, message: str) -> JSON:
+    return {"code": code, "message": message, "details": None, "innerError": None, "target": None}
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,9 +1,9 @@
 """The Graph provider: Cloud Sync configurations in a Microsoft Entra tenant, through Microsoft Graph.
 
 Targets: ``graph`` (``https://graph.microsoft.com/v1.0``), ``graph:https://HOST/v1.0`` (another Graph
-cloud) and ``graph+http://HOST:PORT`` (the emulator, or a proxy; ``/v1.0`` is added). The cloud-sync
-how-to uses ``/beta``, but the v1.0 metadata holds every type, property and action used here
-(``containerFilter``/``groupFilter`` included), so this provider stays on v1.0.
+cloud) and ``graph+http://HOST:PORT[/beta]`` (the emulator, or a proxy; ``/v1.0`` unless ``/beta`` is
+named). The cloud-sync how-to uses ``/beta``, but the v1.0 metadata holds every type, property and
+action used here (``containerFilter``/``groupFilter`` included), so ``graph`` stays on v1.0.
 
 A configuration is what the portal makes: a service principal instantiated from the AD2AAD template,
 its ``AD2AADProvisioning`` job (and ``AD2AADPasswordHash`` with password hash sync), the secrets
@@ -111,13 +111,17 @@ def parse_target(target: str) -> tuple[str, str]:
     if text.startswith(("graph+http://", "graph+https://")):
         url = text[len("graph+") :].rstrip("/")
         parts = urllib.parse.urlsplit(url)
-        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ConfigError(f"target {target!r}: expected graph+http://HOST:PORT")
+        # The version may be named (/v1.0 or /beta, both served by the emulator); v1.0 otherwise.
+        version = parts.path.strip("/").lower() or "v1.0"
+        if not parts.hostname or version not in ("v1.0", "beta") or parts.query or parts.fragment:
+            raise ConfigError(f"target {target!r}: expected graph+http://HOST:PORT[/v1.0|/beta]")
         try:
             parts.port  # noqa: B018 - validates the port
         except ValueError as exc:
             raise ConfigError(f"target {target!r}: the port is not a number") from exc
         origin = f"{parts.scheme}://{parts.netloc}"
+        if version == "beta":
+            return origin + "/beta", "graph+" + origin + "/beta"
         return origin + "/v1.0", "graph+" + origin
     raise ConfigError(f"target {target!r} is not a Graph target (graph, graph+http://HOST:PORT)")
 

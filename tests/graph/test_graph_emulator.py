@@ -101,7 +101,7 @@ def test_paging_filter_and_select(start_emulator: StartEmulator) -> None:
         assert [sp["displayName"] for sp in found.json()["value"]] == ["a.com", "a2.com"]
         both = f"applicationTemplateId eq '{TEMPLATE_APP_ID}' and displayName eq 'other.org'"
         assert len(c.get("/v1.0/servicePrincipals", params={"$filter": both}).json()["value"]) == 1
-        bad = c.get("/v1.0/servicePrincipals", params={"$filter": "accountEnabled eq true"})
+        bad = c.get("/v1.0/servicePrincipals", params={"$filter": "notes eq 'x'"})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "Request_UnsupportedQuery"
 
 

@@ -10,7 +10,7 @@ import pytest
 from graph_support import TOKEN, StartEmulator, desired, portal_configuration, provider_for, state
 
 from reconciler.core.plan import PlanOptions, Provenance
-from reconciler.emulator import Emulator, service
+from reconciler.emulator import Emulator, odata, service
 from reconciler.engine.operations import plan_and_apply
 from reconciler.errors import ConfigError, ConflictError, ProviderError
 from reconciler.graph.provider import GraphProvider, parse_target
@@ -31,6 +31,8 @@ from reconciler.providers.base import RESET_FORCE_DELETES
         ),
         ("graph+http://127.0.0.1:8080", "http://127.0.0.1:8080/v1.0", "graph+http://127.0.0.1:8080"),
         ("graph+http://localhost:9/", "http://localhost:9/v1.0", "graph+http://localhost:9"),
+        ("graph+http://localhost:9/v1.0", "http://localhost:9/v1.0", "graph+http://localhost:9"),
+        ("graph+http://localhost:9/beta/", "http://localhost:9/beta", "graph+http://localhost:9/beta"),
     ],
 )
 def test_targets(text: str, base: str, canonical: str) -> None:
@@ -38,7 +40,7 @@ def test_targets(text: str, base: str, canonical: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["graph:http://plain.test/v1.0", "graph+http://h:1/v1.0", "graph+http://h:x", "graphs"]
+    "text", ["graph:http://plain.test/v1.0", "graph+http://h:1/v2.0", "graph+http://h:x", "graphs"]
 )
 def test_bad_targets(text: str) -> None:
     with pytest.raises(ConfigError):
@@ -119,10 +121,10 @@ def test_read_all_follows_pages(start_emulator: StartEmulator) -> None:
 def test_a_refused_filter_falls_back_to_listing_everything(
     start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(text: str) -> Any:
-        raise ValueError("unsupported filter")
+    def refuse(text: str, type_name: str, advanced: bool = False) -> Any:
+        raise odata.QueryError("unsupported filter", "Request_UnsupportedQuery")
 
-    monkeypatch.setattr(service, "parse_filter", refuse)
+    monkeypatch.setattr(odata, "parse_filter", refuse)
     emulator = start_emulator()
     provider = provider_for(emulator)
     wanted = state(desired("alpha"), desired("beta"))
@@ -138,10 +140,10 @@ def test_a_refused_schema_select_falls_back_to_whole_schemas(
 ) -> None:
     original = service.GraphService._get_schema
 
-    def no_select(self: Any, sp_id: str, job_id: str, *, query: Any, body: Any, base_url: str) -> Any:
-        if "$select" in query:
+    def no_select(self: Any, sp_id: str, job_id: str, request: service.Request) -> Any:
+        if "select" in request.options:
             return service.graph_error(400, "BadRequest", "$select is not supported here")
-        return original(self, sp_id, job_id, query=query, body=body, base_url=base_url)
+        return original(self, sp_id, job_id, request)
 
     emulator = start_emulator()
     local_view = portal_configuration(emulator.store, "portal.contoso.com")
