@@ -27,18 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from benchmarks.corpus import configuration_yaml, write_corpus
+from benchmarks.corpus import GIT_ENV, configuration_yaml, write_corpus
 
 T = TypeVar("T")
-
-_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Benchmark",
-    "GIT_AUTHOR_EMAIL": "benchmark@example.com",
-    "GIT_COMMITTER_NAME": "Benchmark",
-    "GIT_COMMITTER_EMAIL": "benchmark@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-}
 
 
 def _best(fn: Callable[[], T], repeat: int = 3) -> tuple[float, T]:
@@ -63,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp) / "repo"
         os.environ["RECONCILER_STATE_DIR"] = str(Path(tmp) / "state")
         write_corpus(root / "configs", args.configs, args.mappings)
-        env = {**os.environ, **_GIT_ENV}
+        env = {**os.environ, **GIT_ENV}
         for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "corpus"]):
             subprocess.run(["git", *command], cwd=root, env=env, check=True)
-        os.environ.update(_GIT_ENV)
+        os.environ.update(GIT_ENV)
         os.chdir(root)
 
         from reconciler.core.plan import PlanOptions, Provenance

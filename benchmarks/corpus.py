@@ -5,9 +5,20 @@ Writes YAML files into a folder the caller gives (a temporary one); nothing else
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["configuration_yaml", "write_corpus"]
+__all__ = ["GIT_ENV", "configuration_yaml", "write_corpus"]
+
+# For benchmarks that commit a corpus: a fixed identity, and no user or system git configuration.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Benchmark",
+    "GIT_AUTHOR_EMAIL": "benchmark@example.com",
+    "GIT_COMMITTER_NAME": "Benchmark",
+    "GIT_COMMITTER_EMAIL": "benchmark@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
 
 # Real Active Directory attribute names, so that the corpus validates without warnings.
 _SOURCES = (

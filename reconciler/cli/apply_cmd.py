@@ -92,7 +92,7 @@ def report_run(run: AppliedRun, *, progress_shown: bool = False) -> None:
         )
 
 
-@click.command()
+@click.command(short_help="Apply a saved plan, or plan and apply after approval.")
 @paths_argument
 @target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (plan-and-apply mode).")

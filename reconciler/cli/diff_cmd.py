@@ -13,7 +13,7 @@ from reconciler.gitdiff import diff_refs, render_diff
 __all__ = ["diff"]
 
 
-@click.command()
+@click.command(short_help="What a change between two commits means for the desired state.")
 @click.argument("base")
 @click.argument("rest", nargs=-1, metavar="[HEAD] [PATH]...")
 @format_option("text", "markdown", "json")

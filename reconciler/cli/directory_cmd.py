@@ -31,7 +31,7 @@ def _store(provider: Provider) -> TenantStore:
     return provider.store
 
 
-@click.group()
+@click.group(short_help="The local tenant's on-premises directory (load, list).")
 def directory() -> None:
     """The local tenant's on-premises directory, for on-demand provisioning."""
 

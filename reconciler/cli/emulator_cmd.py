@@ -42,7 +42,7 @@ def _checked_base_url(text: str | None) -> str | None:
     return text.rstrip("/")
 
 
-@click.command()
+@click.command(short_help="Serve a Graph emulator of the synchronization API.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 picks a free one."

@@ -12,14 +12,9 @@ Writes: stderr, and the crash log file on an unexpected error.
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 
@@ -43,6 +38,13 @@ class ExitCode(Exception):
 
 
 def _crash_log(exc: BaseException) -> str:
+    # Imported here: only a crash needs them, and every start of the command line would pay for them.
+    import datetime as _dt
+    import os
+    import tempfile
+    import traceback
+    from pathlib import Path
+
     state = Path(os.environ.get("RECONCILER_STATE_DIR", ".reconciler"))
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     text = "".join(traceback.format_exception(exc))

@@ -10,6 +10,7 @@ import json
 
 import click
 
+from reconciler.cli.options import format_option
 from reconciler.errors import ExpressionError
 from reconciler.expressions import DOES_NOT_FLOW, AttributeValue, Result, evaluate
 
@@ -64,7 +65,7 @@ def _render_json(value: Result) -> str:
     return json.dumps({"value": value if flows else None, "flows": flows}, ensure_ascii=False)
 
 
-@click.command("expr")
+@click.command("expr", short_help="Evaluate a mapping expression against given attributes.")
 @click.argument("expression")
 @click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE", help="A source attribute value.")
 @click.option(
@@ -73,7 +74,7 @@ def _render_json(value: Result) -> str:
     metavar="NAME",
     help="Treat NAME as multi-valued: its --attr value is split on commas.",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("text", "json")
 @click.option("--domain", metavar="FQDN", help="The value of %DomainFQDN%.")
 def expr(
     expression: str, attrs: tuple[str, ...], multi: tuple[str, ...], fmt: str, domain: str | None

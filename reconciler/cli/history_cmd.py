@@ -12,7 +12,7 @@ from reconciler.engine.journal import read_runs
 __all__ = ["history"]
 
 
-@click.command()
+@click.command(short_help="Past applies, restarts and reconcile passes, with outcomes.")
 @click.option(
     "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs."
 )

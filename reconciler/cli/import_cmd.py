@@ -11,7 +11,7 @@ from reconciler.providers import open_target
 __all__ = ["import_"]
 
 
-@click.command("import")
+@click.command("import", short_help="Write YAML for what a target holds; --adopt marks it managed.")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @target_option
 @click.option(

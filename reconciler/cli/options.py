@@ -7,7 +7,14 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["delete_options", "format_option", "lock_options", "paths_argument", "target_option"]
+__all__ = [
+    "delete_options",
+    "format_option",
+    "lock_options",
+    "lock_timeout_option",
+    "paths_argument",
+    "target_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,15 +49,19 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
     return deco
 
 
-def lock_options(f: F) -> F:
-    f = click.option(
+def lock_timeout_option(f: F) -> F:
+    return click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
         default=0.0,
         show_default=True,
         metavar="SECONDS",
-        help="How long to wait for another run's apply lock on the target.",
+        help="How long to wait for another run's lock on the target before failing.",
     )(f)
+
+
+def lock_options(f: F) -> F:
+    f = lock_timeout_option(f)
     f = click.option(
         "--parallelism",
         type=click.IntRange(min=1, max=100),

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from reconciler.core.plan import Plan
-from reconciler.errors import Diagnostic
-from reconciler.render import render
-from reconciler.render.text import use_color
+if TYPE_CHECKING:
+    from reconciler.core.plan import Plan
+    from reconciler.errors import Diagnostic
 
 __all__ = ["echo_warnings", "render_plan"]
 
 
 def render_plan(plan: Plan, fmt: str, stream: TextIO) -> str:
+    # The renderers are loaded by the commands that render a plan, not by every command.
+    from reconciler.render import render
+    from reconciler.render.text import use_color
+
     if fmt == "text":
         return render(plan, "text", color=use_color(stream))
     return render(plan, fmt)

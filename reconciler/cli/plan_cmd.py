@@ -11,7 +11,6 @@ from reconciler.cli.options import delete_options, format_option, paths_argument
 from reconciler.cli.output import echo_warnings, render_plan
 from reconciler.core.plan import Plan, PlanOptions
 from reconciler.engine.operations import run_plan, write_plan_file
-from reconciler.engine.remote_check import remote_expression_check
 from reconciler.errors import LoadError
 from reconciler.providers import open_target
 
@@ -34,7 +33,7 @@ def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode:
         raise ExitCode(EXIT_CHANGES)
 
 
-@click.command()
+@click.command(short_help="Show (or save) what apply would change on the target.")
 @paths_argument
 @target_option
 @format_option("text", "markdown", "json")
@@ -87,6 +86,8 @@ def plan(
             changed_since=changed_since,
         )
         if remote:
+            from reconciler.engine.remote_check import remote_expression_check
+
             rejected = remote_expression_check(loaded.state, provider)
             if rejected:
                 raise LoadError([*rejected, *loaded.warnings])

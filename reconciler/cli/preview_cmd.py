@@ -188,7 +188,7 @@ def _observed_by_name(observed: Sequence[Observed], name: str) -> Observed | Non
     return None
 
 
-@click.command()
+@click.command(short_help="The Entra ID attributes a configuration's mappings give objects.")
 @paths_argument
 @click.option("--config", "config_name", required=True, metavar="NAME", help="The configuration to preview.")
 @click.option(

@@ -75,7 +75,7 @@ def render_response(response: dict[str, Any], heading: str) -> tuple[str, str]:
     return "\n".join(lines), result
 
 
-@click.command()
+@click.command(short_help="Provision one object on demand and show what happened.")
 @click.argument("name")
 @click.option("--subject", required=True, metavar="DN", help="Distinguished name of the object to provision.")
 @click.option(

@@ -38,7 +38,7 @@ def _repo_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-@click.command()
+@click.command(short_help="Keep a target in line with a git branch; report or heal drift.")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(
     "--repo",

@@ -7,7 +7,7 @@ import json
 import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
-from reconciler.cli.options import format_option, target_option
+from reconciler.cli.options import format_option, lock_timeout_option, target_option
 from reconciler.engine.operations import restart_configuration
 from reconciler.errors import NotFoundError
 from reconciler.providers import open_target
@@ -16,7 +16,7 @@ from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
 __all__ = ["restart", "status"]
 
 
-@click.command()
+@click.command(short_help="Each configuration's job status, quarantine and last run.")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @target_option
 @format_option("text", "json")
@@ -71,7 +71,7 @@ def status(names: tuple[str, ...], target: str | None, fmt: str) -> None:
         raise ExitCode(EXIT_CHANGES)
 
 
-@click.command()
+@click.command(short_help="Restart one configuration's provisioning job now.")
 @click.argument("name")
 @target_option
 @click.option(
@@ -79,9 +79,7 @@ def status(names: tuple[str, ...], target: str | None, fmt: str) -> None:
     is_flag=True,
     help="Release the deletes the accidental-delete threshold is holding back (resetScope ForceDeletes).",
 )
-@click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS"
-)
+@lock_timeout_option
 def restart(name: str, target: str | None, approve_deletes: bool, lock_timeout: float) -> None:
     """Restart configuration NAME's provisioning job now (a full restart). Journaled."""
     provider = open_target(target)

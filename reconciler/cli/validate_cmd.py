@@ -7,16 +7,15 @@ diagnostics to stderr (text format). Exit 0 when valid, 1 when not.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.options import target_option
-from reconciler.cli.output import echo_warnings
-from reconciler.config.load import load_paths
-from reconciler.engine.remote_check import remote_expression_check
-from reconciler.errors import Diagnostic, LoadError
-from reconciler.gitdiff import load_at_ref
-from reconciler.providers import open_target
+from reconciler.errors import LoadError
+
+if TYPE_CHECKING:
+    from reconciler.errors import Diagnostic
 
 __all__ = ["validate"]
 
@@ -29,7 +28,7 @@ def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
     return json.dumps({"valid": valid, "diagnostics": [d.as_dict() for d in diagnostics]}, indent=2)
 
 
-@click.command("validate")
+@click.command("validate", short_help="Check the desired-state files (YAML, schema, meaning, expressions).")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
     "--format",
@@ -53,10 +52,22 @@ def validate(paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, ta
 
     Every *.yaml and *.yml file is read; every problem is reported, each at its FILE:LINE:COL.
     """
+    # Imported here, not at the top: what a command needs is loaded only when it runs (start-up time).
+    from reconciler.cli.output import echo_warnings
+    from reconciler.config.load import load_paths
+
     try:
         roots = list(paths) or ["."]
-        result = load_at_ref(ref, roots) if ref else load_paths(roots)
+        if ref:
+            from reconciler.gitdiff import load_at_ref
+
+            result = load_at_ref(ref, roots)
+        else:
+            result = load_paths(roots)
         if remote:
+            from reconciler.engine.remote_check import remote_expression_check
+            from reconciler.providers import open_target
+
             provider = open_target(target)
             try:
                 rejected = remote_expression_check(result.state, provider)

@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.core.model import Mapping, Scope, ScopeKind, Settings
 
 __all__ = ["FieldChange", "essence", "field_changes", "flatten", "mapping_essence", "scope_essence"]
@@ -80,6 +78,9 @@ def field_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -
     """Changes from ``before`` to ``after`` (either may be None: a create or a delete)."""
     if before == after:
         return ()
+    # Imported on the first change only: a plan with no changes never needs it, and it is slow to load.
+    from deepdiff import DeepDiff
+
     old = before or {}
     new = after or {}
     diff = DeepDiff(old, new, view="tree", ignore_order=False, verbose_level=2)

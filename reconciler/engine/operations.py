@@ -36,7 +36,6 @@ from reconciler.engine.apply import (
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.errors import NotFoundError, PlanFileError, StalePlanError
-from reconciler.gitdiff import load_at_ref, load_changed_since
 from reconciler.gitrepo import (
     WorktreeInfo,
     check_merged,
@@ -137,6 +136,9 @@ def run_plan(
 
     ``changed_since``: plan only the configurations whose own or shared files changed since that ref.
     """
+    if ref is not None or changed_since is not None:
+        # Reading desired files from git commits is loaded only by the plans that do it.
+        from reconciler.gitdiff import load_at_ref, load_changed_since
     if ref is not None:
         with _no_cyclic_gc():
             loaded = load_at_ref(ref, paths)
@@ -242,6 +244,8 @@ def _pinned_state(plan: Plan) -> LoadResult:
     if plan.provenance.ref:
         # Made from a commit: compare with that commit, whatever the work tree holds. Only a commit
         # already merged into what is checked out counts, never one from a branch nobody merged.
+        from reconciler.gitdiff import load_at_ref
+
         check_merged(plan.provenance.ref)
         return load_at_ref(plan.provenance.ref, paths)
     missing = [p for p in paths if not os.path.exists(p)]

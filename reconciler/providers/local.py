@@ -37,7 +37,6 @@ from reconciler.graph.shapes import (
     write_schema,
 )
 from reconciler.providers.base import RESET_FULL
-from reconciler.tenant.provisioning import provision_on_demand
 from reconciler.tenant.store import TenantStore
 from reconciler.tenant.template import template_defaults
 
@@ -286,6 +285,9 @@ class LocalProvider:
         with self.store.transaction():
             if not _from_template(self.store.get_service_principal(id)):
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+            # Loaded by the one command that provisions, not by every plan.
+            from reconciler.tenant.provisioning import provision_on_demand
+
             return provision_on_demand(self.store, id, subject, object_type, apply_scoping=apply_scoping)
 
     def close(self) -> None:
