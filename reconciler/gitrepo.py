@@ -148,8 +148,13 @@ def _open(path: str | Path) -> git.Repo:
         raise GitError(f"{path} is not inside a git repository") from exc
 
 
-def describe_worktree(path: str | Path = ".") -> WorktreeInfo | None:
-    """The commit checked out at ``path`` and whether the tree differs from it; None outside a repository."""
+def describe_worktree(path: str | Path = ".", only: Sequence[str] = ()) -> WorktreeInfo | None:
+    """The commit checked out at ``path`` and whether the tree differs from it; None outside a repository.
+
+    ``only``: given paths; then only changes (staged, unstaged or untracked files) under them count, so
+    that a state folder or a build output elsewhere in the tree does not mark a plan as made from
+    uncommitted files.
+    """
     try:
         repo = _open(path)
     except GitError:
@@ -158,8 +163,11 @@ def describe_worktree(path: str | Path = ".") -> WorktreeInfo | None:
         commit: str | None = repo.head.commit.hexsha
     except ValueError:
         commit = None
+    # Absolute, since git runs in the top folder; after "--", so that no path is read as an option.
+    pathspecs = [os.path.abspath(p) for p in only]
     try:
-        dirty = repo.is_dirty(untracked_files=True)
+        status = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *pathspecs)
+        dirty = bool(status)
     except git.GitCommandError:
         dirty = True
     return WorktreeInfo(root=str(repo.working_tree_dir), commit=commit, dirty=dirty)

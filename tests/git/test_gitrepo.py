@@ -114,6 +114,20 @@ def test_describe_worktree_reports_dirty(repo: GitRepo) -> None:
     assert info is not None and info.dirty
 
 
+def test_describe_worktree_counts_only_changes_under_the_given_paths(repo: GitRepo) -> None:
+    repo.write("configs/a.yaml", configuration("a"))
+    repo.write("README.md", "notes\n")
+    repo.commit("one")
+    repo.write(".reconciler/tenant.db", "state")
+    repo.write("README.md", "notes, edited\n")
+    assert describe_worktree(".").dirty  # type: ignore[union-attr]
+    info = describe_worktree("configs", only=["configs"])
+    assert info is not None and not info.dirty
+    repo.write("configs/new.yaml", configuration("b"))
+    info = describe_worktree("configs", only=["configs"])
+    assert info is not None and info.dirty
+
+
 def test_sync_branch_clones_then_fetches(tmp_path: Path, pinned_git: dict[str, str]) -> None:
     source = make_repo(tmp_path / "source", pinned_git)
     source.write("configs/a.yaml", configuration("a"))
