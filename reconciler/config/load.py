@@ -99,6 +99,17 @@ def load_files(
     return LoadResult(state, warnings, tuple(f.path for f in files))
 
 
+@functools.cache
+def _template_targets(obj: str) -> frozenset[str]:
+    """The target attributes of the template's default mappings of object type ``obj``.
+
+    Loaded on the first removal only: most repositories remove nothing, and the template costs a read.
+    """
+    from reconciler.tenant.template import template_defaults
+
+    return frozenset(m.target for m in template_defaults() if m.object == obj)
+
+
 def _override_order(key: tuple[str, str]) -> tuple[int, str]:
     return _OBJECT_ORDER[key[0]], key[1]
 
@@ -426,6 +437,15 @@ class _Run:
                 if extra in entry:
                     self.error(file, loc.key(extra) or loc, f"a removal of '{target}' takes no {extra}")
                     ok = False
+            defaults = _template_targets(obj)
+            if ok and target not in defaults:
+                # Removing what is not there would change nothing: it is a typo, or a misunderstanding.
+                message = (
+                    f"'{target}' is not a template default mapping of {obj}, so there is nothing to remove"
+                    + (did_you_mean(target, defaults) or "; a removal names a template default mapping")
+                )
+                self.error(file, loc.child("target") or loc, message)
+                ok = False
             return MappingOverride(obj, target, None, origin) if ok else None
         if how == "constant" and "default" in entry:
             message = f"mapping of '{target}': default goes with source or expression, not with constant"

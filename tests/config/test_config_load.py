@@ -284,6 +284,16 @@ def with_mappings(lines: str) -> str:
             "spec.passwordHashSync",
         ),
         ("{target: displayName, expression: '  '}", "a.yaml:14:43: expression is empty"),
+        (
+            "{target: ExtensionAtribute3, remove: true}",
+            "a.yaml:14:18: 'ExtensionAtribute3' is not a template default mapping of user, so there is "
+            "nothing to remove; did you mean 'ExtensionAttribute3'?",
+        ),
+        (
+            "{target: department, remove: true}",
+            "a.yaml:14:18: 'department' is not a template default mapping of user, so there is nothing "
+            "to remove; a removal names a template default mapping",
+        ),
     ],
 )
 def test_mapping_entry_rules(problems: Problems, entry: str, expected: str) -> None:
