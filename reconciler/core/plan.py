@@ -296,20 +296,13 @@ def _specs_digest(by_name: dict[str, Spec]) -> str:
     )
 
 
-def _create_fields(spec: Spec, defaults: Sequence[Mapping]) -> tuple[tuple[FieldChange, ...], str]:
+def _create_fields(spec: Spec, defaults: Sequence[Mapping]) -> tuple[FieldChange, ...]:
     """A create shows every setting, but mappings only where they differ from the template defaults."""
     data = _spec_essence(spec)
     mappings = data.pop("mappings")
     rows = flatten(data)
     template = mapping_essence(m for m in defaults if m.target != CREDENTIAL_DATA)
-    rows += field_changes({"mappings": template}, {"mappings": mappings})
-    same = sum(
-        1
-        for obj, targets in mappings.items()
-        for t, v in targets.items()
-        if template.get(obj, {}).get(t) == v
-    )
-    return rows, f"{same} template default mappings unchanged"
+    return rows + field_changes({"mappings": template}, {"mappings": mappings})
 
 
 def _name(d: Desired) -> str:
@@ -344,6 +337,11 @@ def _observed_spec(o: Observed) -> Spec:
     )
 
 
+def _phs_state(count: int) -> str:
+    """Password hash sync for one object type, from its number of CredentialData mappings."""
+    return {0: "off", 1: "on"}.get(count, f"{count} password hash mappings")
+
+
 def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> list[Change]:
     current = _observed_spec(o)
     # Enabled/disabled is carried out by start/pause, not by an update.
@@ -371,14 +369,13 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
     after = _spec_essence(spec)
     before["settings"]["enabled"] = after["settings"]["enabled"]
     rows = field_changes(before, after)
-    if phs_drift:
+    if phs_drift and not any(r.path == "settings.passwordHashSync" for r in rows):
+        # In the words of the YAML (passwordHashSync), not of the service's mapping that carries it.
         rows += (
             FieldChange(
-                "settings.passwordHashSync(CredentialData mappings)",
-                dict(sorted(o.credential_data_count.items())),
-                "exactly one per user and inetOrgPerson mapping"
-                if want_settings.password_hash_sync
-                else "none",
+                "settings.passwordHashSync",
+                ", ".join(f"{obj}: {_phs_state(n)}" for obj, n in sorted(o.credential_data_count.items())),
+                want_settings.password_hash_sync,
             ),
         )
     settings_changed = (
@@ -488,14 +485,14 @@ def compute_plan(
                     )
                 )
                 continue
-            rows, note = _create_fields(spec, defaults)
             changes.append(
                 Change(
                     name=d.name,
                     action=Action.CREATE,
                     target_id=found.id if found is not None else None,
-                    reasons=(("resume an interrupted create",) if found is not None else ()) + (note,),
-                    fields=rows,
+                    # The unchanged template defaults are not a reason: only the differences are shown.
+                    reasons=("resume an interrupted create",) if found is not None else (),
+                    fields=_create_fields(spec, defaults),
                     spec=spec,
                 )
             )

@@ -167,6 +167,8 @@ def to_document(plan: Plan, *, tool_version: str = "") -> dict[str, Any]:
             "only": sorted(plan.options.only) if plan.options.only is not None else None,
         },
         "summary": plan.summary(),
+        # A plan of some configurations only (--changed-since): options.only names them.
+        "partial": plan.options.only is not None,
         "changes": [change_document(c) for c in plan.changes],
         "held": [
             {

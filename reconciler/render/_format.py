@@ -22,6 +22,7 @@ __all__ = [
     "by_configuration",
     "describe_status",
     "format_value",
+    "partial_line",
     "printable",
     "rows",
     "summary_line",
@@ -105,15 +106,55 @@ class Row:
     after: str | None
 
 
+# A delete is named by its domain; every other field it held would only lengthen the review.
+_DELETE_FIELDS = frozenset({"settings.domain"})
+
+
 def rows(change: Change) -> Iterator[Row]:
-    for f in change.fields:
+    fields = change.fields
+    if change.action is Action.DELETE:
+        fields = tuple(f for f in fields if f.path in _DELETE_FIELDS)
+    for f in fields:
         # A field absent on both sides (a create's unset restartToken) has nothing to show.
         if f.before is None and f.after is None:
+            continue
+        entries = _list_change(f.path, f.before, f.after)
+        if entries is not None:
+            yield from entries
             continue
         before = None if f.before is None else format_value(f.path, f.before)
         after = None if f.after is None else format_value(f.path, f.after)
         sign = "+" if before is None else "-" if after is None else "~"
         yield Row(sign, printable(f.path), before, after)
+
+
+def _entries(path: str, value: Any) -> tuple[str, list[Any]] | None:
+    """A list-valued field as (the path its entries are shown under, the entries); None for others."""
+    if isinstance(value, list):
+        return path, value
+    if path == "scope" and isinstance(value, dict) and value.get("kind") not in (None, "all"):
+        return f"scope.{value['kind']}", list(value.get("entries") or ())
+    return None
+
+
+def _list_change(path: str, before: Any, after: Any) -> list[Row] | None:
+    """A change of a list (scope OUs or groups, any list value) as one row per entry added or removed,
+    instead of the whole list before and after; None when the change is not between two lists of the
+    same kind."""
+    old, new = _entries(path, before), _entries(path, after)
+    if old is None or new is None or old[0] != new[0]:
+        return None
+    shown = printable(old[0])
+    # Entries compare as the service compares DNs and names: without regard to case.
+    kept = {_fold(e) for e in new[1]}
+    had = {_fold(e) for e in old[1]}
+    out = [Row("-", shown, format_value("", e), None) for e in old[1] if _fold(e) not in kept]
+    out += [Row("+", shown, None, format_value("", e)) for e in new[1] if _fold(e) not in had]
+    return out
+
+
+def _fold(entry: Any) -> Any:
+    return entry.casefold() if isinstance(entry, str) else json.dumps(entry, sort_keys=True)
 
 
 def by_configuration(plan: Plan) -> list[list[Change]]:
@@ -132,8 +173,31 @@ def summary_line(plan: Plan) -> str:
     # Starts and pauses are rare; they are named only when the plan has some.
     parts += [f"{counts[a]} to {a}" for a in ("start", "pause") if counts[a]]
     parts += [f"{counts[a]} to {a}" for a in ("restart", "delete")]
-    parts.append(f"{counts['held']} held back")
-    return "Plan: " + ", ".join(parts) + "."
+    held = f"{counts['held']} held back"
+    if counts["held"]:
+        # Held-back changes are differences the plan leaves in place; say so where CI logs show it.
+        held += " (not applied: the target still differs)"
+    parts.append(held)
+    return "Plan: " + ", ".join(parts) + "." + (" Partial: see the line above." if partial_line(plan) else "")
+
+
+# How many names a partial plan's note lists before it says "and N more".
+_COVERED_NAMES = 20
+
+
+def partial_line(plan: Plan) -> str | None:
+    """For a plan of some configurations only (``--changed-since``): that it is partial, and of which."""
+    only = plan.options.only
+    if only is None:
+        return None
+    names = sorted(only)
+    shown = ", ".join(names[:_COVERED_NAMES])
+    more = f" and {len(names) - _COVERED_NAMES} more" if len(names) > _COVERED_NAMES else ""
+    count = f"{len(names)} configuration{'s' if len(names) != 1 else ''}"
+    listed = f": {shown}{more}" if names else ""
+    return printable(
+        f"Partial plan (--changed-since): it covers only the {count} whose files changed{listed}."
+    )
 
 
 def describe_status(name: str, status: JobStatus) -> str:

@@ -19,6 +19,7 @@ from reconciler.render._format import (
     SYMBOLS,
     by_configuration,
     describe_status,
+    partial_line,
     printable,
     rows,
     summary_line,
@@ -119,7 +120,11 @@ def _head(plan: Plan) -> str:
         origin.append("uncommitted files")
     if p.created_at:
         origin.append(f"made {_text(p.created_at)}" + (f" by {_text(p.user)}" if p.user else ""))
-    parts = [title, f"**{_text(summary_line(plan))}**", "\n".join(table)]
+    parts = [title, f"**{_text(summary_line(plan))}**"]
+    partial = partial_line(plan)
+    if partial:
+        parts.append(f"> {_text(partial)}")
+    parts.append("\n".join(table))
     if origin:
         parts.append(" · ".join(origin))
     return "\n\n".join(parts)

@@ -15,6 +15,7 @@ from reconciler.render._format import (
     SYMBOLS,
     by_configuration,
     describe_status,
+    partial_line,
     printable,
     rows,
     summary_line,
@@ -61,6 +62,9 @@ def render(plan: Plan, *, color: bool) -> str:
         origin.append("uncommitted files")
     if origin:
         out += [", ".join(origin), ""]
+    partial = partial_line(plan)
+    if partial:
+        out += [paint(partial, _BOLD), ""]
 
     if plan.changes:
         out += ["The following changes will be made:", ""]

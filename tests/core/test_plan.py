@@ -75,7 +75,7 @@ def test_new_configuration_is_created_then_started() -> None:
     assert rows["mappings.user.department"] == (None, {"kind": "direct", "value": "department"})
     assert rows["mappings.user.ExtensionAttribute3"][1] is None
     assert "mappings.user.displayName" not in rows
-    assert create.reasons == ("1 template default mappings unchanged",)
+    assert create.reasons == ()
 
 
 def test_disabled_new_configuration_is_created_but_not_started() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 
 import pytest
@@ -44,7 +45,11 @@ def test_actions_are_colored(plans: Plans, plan_name: str, colored: str) -> None
         ("create", "Plan: 1 to create, 0 to update, 1 to start, 0 to restart, 0 to delete, 0 held back."),
         ("update", "Plan: 0 to create, 1 to update, 1 to restart, 0 to delete, 0 held back."),
         ("pause", "Plan: 0 to create, 0 to update, 1 to pause, 0 to restart, 0 to delete, 0 held back."),
-        ("held_deletes", "Plan: 0 to create, 0 to update, 0 to restart, 0 to delete, 2 held back."),
+        (
+            "held_deletes",
+            "Plan: 0 to create, 0 to update, 0 to restart, 0 to delete, "
+            "2 held back (not applied: the target still differs).",
+        ),
         ("delete", "Plan: 0 to create, 0 to update, 0 to restart, 1 to delete, 0 held back."),
         ("health", "No changes. The target matches the desired state."),
         ("no_changes", "No changes. The target matches the desired state."),
@@ -119,3 +124,36 @@ def test_use_color(monkeypatch: pytest.MonkeyPatch, no_color: str | None, tty: b
 def test_use_color_without_isatty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert text.use_color(object()) is False  # type: ignore[arg-type]
+
+
+def test_a_list_change_shows_each_entry_added_or_removed() -> None:
+    from reconciler.core.diff import FieldChange
+    from reconciler.core.plan import Action, Change, Plan
+    from reconciler.render import markdown
+
+    before = {"kind": "organizationalUnits", "entries": ["OU=A,DC=x", "OU=B,DC=x"]}
+    after = {"kind": "organizationalUnits", "entries": ["ou=b,dc=x", "OU=C,DC=x"]}
+    change = Change("x", Action.UPDATE, "id-1", fields=(FieldChange("scope", before, after),))
+    out = text.render(Plan(target="t", changes=(change,)), color=False)
+    assert '      - scope.organizationalUnits: "OU=A,DC=x"' in out
+    assert '      + scope.organizationalUnits: "OU=C,DC=x"' in out
+    # Same entry in another case: the service compares DNs without regard to case.
+    assert "OU=B" not in out and "ou=b" not in out
+    md = markdown.render(Plan(target="t", changes=(change,)))
+    assert (
+        '- scope.organizationalUnits: "OU=A,DC=x"' in md and '+ scope.organizationalUnits: "OU=C,DC=x"' in md
+    )
+
+
+def test_a_partial_plan_says_so_and_names_what_it_covers() -> None:
+    from reconciler.core.plan import Plan, PlanOptions
+    from reconciler.render import json as json_format
+    from reconciler.render import markdown
+
+    plan = Plan(target="t", options=PlanOptions(only=frozenset({"b", "a"})))
+    line = "Partial plan (--changed-since): it covers only the 2 configurations whose files changed: a, b."
+    assert line in text.render(plan, color=False)
+    assert "Partial plan (--changed-since)" in markdown.render(plan)
+    doc = json.loads(json_format.render(plan))
+    assert doc["partial"] is True and doc["options"]["only"] == ["a", "b"]
+    assert "Partial" not in text.render(Plan(target="t"), color=False)
