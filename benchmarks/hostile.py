@@ -41,6 +41,7 @@ from benchmarks.reliability import (
     write_desired,
 )
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.providers.local import LocalProvider
 
 __all__ = [
     "GRAPH_CASES",
@@ -239,6 +240,8 @@ def make_project(folder: Path) -> Project:
     changed = [scenario.after[0], scenario.after[1]]
     write_desired(configs, changed)
     ran = run_main(["plan", str(configs), "--out", str(folder / "plan.json")], env)
+    # A plan only reads, so it needs a tenant that exists: an empty one.
+    LocalProvider(str(folder / "other.db")).close()
     other = run_main(
         [
             "plan",

@@ -1,56 +1,44 @@
 """``reconciler apply``: carry out a saved plan, or plan and apply in one step.
 
-``apply PLANFILE`` applies exactly that plan (refused when stale or made for another target).
-``apply [PATH]...`` makes a plan, shows it and asks on a terminal (``--auto-approve`` skips the question;
-with no terminal and no ``--auto-approve`` it refuses). With ``--auto-approve``, a plan another run made
-stale while this one waited for the lock is made again (a few times at most); an approved plan is
-never replaced by another one.
+``apply PLANFILE`` applies exactly that plan, on the target the plan records (refused when stale, or when
+``--target`` names another target). ``apply [PATH]...`` makes a plan, shows it and asks on a terminal
+(with no terminal and no ``--auto-approve`` it refuses); an approved plan is applied exactly, or refused
+if the target moved on. ``--auto-approve`` plans and applies as one task under the target's lock, so
+what is shown is what is applied.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.options import delete_options, lock_options, paths_argument, target_option
-from reconciler.cli.output import echo_warnings, render_plan
-from reconciler.cli.plan_cmd import plan_options_from
-from reconciler.engine.apply import FAILED, OK, Outcome
-from reconciler.engine.lock import target_lock
-from reconciler.engine.operations import (
-    AppliedRun,
-    apply_saved_plan,
-    load_desired,
-    make_plan,
-    provenance_for,
-    read_plan_file,
+from reconciler.cli.options import (
+    delete_options,
+    format_option,
+    lock_options,
+    paths_argument,
+    quiet_option,
+    target_option,
+    verbose_option,
 )
-from reconciler.errors import ApplyError, LockError, StalePlanError, UserAbort
-from reconciler.providers import open_target
+from reconciler.errors import ApplyError, StalePlanError, UserAbort
+
+if TYPE_CHECKING:
+    from reconciler.core.plan import Plan
+    from reconciler.engine.operations import AppliedRun
+    from reconciler.providers.base import Provider
 
 __all__ = ["apply", "report_run"]
-
-# How often an auto-approved apply plans again after other runs changed the target while it waited.
-REPLANS = 3
 
 
 def _is_plan_file(paths: tuple[str, ...]) -> bool:
     # Whatever it holds: a plan file cut short or emptied must be refused as a plan, not read as an
     # empty desired state (which plans nothing and exits 0 as if the plan had been applied).
     return len(paths) == 1 and os.path.isfile(paths[0]) and not paths[0].endswith((".yaml", ".yml"))
-
-
-def _progress(outcome: Outcome, done: int, total: int) -> None:
-    mark = {"ok": "✓", "failed": "✗", "skipped": "·"}[outcome.status]
-    line = f"[{done}/{total}] {mark} {outcome.change.action.value} {outcome.change.name}"
-    if outcome.status == OK:
-        line += f" ({outcome.seconds:.1f}s)"
-    elif outcome.error:
-        line += f": {outcome.error}"
-    click.echo(line, err=outcome.status != OK)
 
 
 def _note_recovered(holder: dict[str, object]) -> None:
@@ -61,30 +49,54 @@ def _note_recovered(holder: dict[str, object]) -> None:
     )
 
 
-def _recover_idle_lock(target: str) -> None:
-    """With nothing to apply, still clear (and report) the lock of a run that died holding it."""
-    with contextlib.suppress(LockError), target_lock(target, timeout=0, command="reconciler apply") as info:
-        if info.recovered_from:
-            _note_recovered(info.recovered_from)
+def _run_document(run: AppliedRun) -> dict[str, object]:
+    result = run.result
+    return {
+        "target": run.plan.target,
+        "runId": run.run_id or None,
+        "applied": run.applied,
+        "result": "ok" if result.ok else "failed",
+        "counts": {s: result.count(s) for s in ("ok", "failed", "skipped")},
+        "outcomes": [
+            {
+                "name": o.change.name,
+                "action": o.change.action.value,
+                "status": o.status,
+                "error": o.error,
+                "seconds": round(o.seconds, 3),
+            }
+            for o in result.outcomes
+        ],
+        "held": [
+            {"name": h.name, "action": h.action.value, "reasons": list(h.reasons), "override": h.override}
+            for h in run.plan.held
+        ],
+        "dirty": run.plan.provenance.dirty,
+    }
 
 
-def report_run(run: AppliedRun, *, progress_shown: bool = False) -> None:
+def report_run(run: AppliedRun, *, progress_shown: bool = False, fmt: str = "text") -> None:
+    """The end of an apply: notes on stderr, the summary (or the JSON run document) on stdout."""
+    from reconciler.cli.progress import failure_line
+
     result = run.result
     if run.recovered_lock:
         _note_recovered(run.recovered_lock)
     if not progress_shown:
-        # Without the progress lines (no terminal, as in CI) the reasons would be in the journal only.
+        # Without the progress lines (--quiet, or JSON) the reasons would be in the journal only.
         for o in result.outcomes:
-            if o.status == FAILED:
-                click.echo(f"✗ {o.change.action.value} {o.change.name}: {o.error}", err=True)
+            if o.status == "failed":
+                click.echo(failure_line(o), err=True)
     if run.plan.provenance.dirty:
         click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
-    ok, failed, skipped = result.count(OK), result.count(FAILED), result.count("skipped")
-    if not result.outcomes:
+    ok, failed, skipped = result.count("ok"), result.count("failed"), result.count("skipped")
+    if fmt == "json":
+        click.echo(json.dumps(_run_document(run), indent=2, ensure_ascii=False))
+    elif not result.outcomes:
         click.echo("Nothing to apply: the target already matches the desired state.")
     else:
         click.echo(f"Apply complete: {ok} succeeded, {failed} failed, {skipped} skipped. (run {run.run_id})")
-    if run.plan.held:
+    if run.plan.held and fmt != "json":
         click.echo(f"{len(run.plan.held)} change(s) were held back; see the plan for why.")
     if failed or skipped:
         raise ApplyError(
@@ -92,16 +104,52 @@ def report_run(run: AppliedRun, *, progress_shown: bool = False) -> None:
         )
 
 
+def _open_for_saved_plan(plan: Plan, target: str | None) -> Provider:
+    """The target a saved plan records; a --target (or RECONCILER_TARGET) naming another is refused."""
+    from reconciler.providers import open_target, target_name
+
+    if target:
+        named = target_name(target)
+        if named != plan.target:
+            raise StalePlanError(
+                f"this plan was made for target {plan.target}, not {named}; "
+                "`reconciler apply PLANFILE` applies it to the target it records: leave out --target"
+            )
+    return open_target(plan.target)
+
+
+def _show_plan(plan: Plan, fmt: str, quiet: bool) -> None:
+    from reconciler.cli.output import render_plan
+    from reconciler.render._format import summary_line
+
+    if fmt == "json":
+        return
+    if quiet:
+        click.echo(summary_line(plan))
+    else:
+        click.echo(render_plan(plan, "text", sys.stdout), nl=False)
+
+
 @click.command(short_help="Apply a saved plan, or plan and apply after approval.")
 @paths_argument
 @target_option
-@click.option("--auto-approve", is_flag=True, help="Apply without asking (plan-and-apply mode).")
+@click.option("--auto-approve", is_flag=True, help="Plan and apply without asking, under one lock.")
+@format_option(
+    "text",
+    "json",
+    help="json: the run's outcomes as one JSON document on stdout, instead of the plan and summary.",
+)
+@quiet_option
+@verbose_option
 @lock_options
 @delete_options
 def apply(
     paths: tuple[str, ...],
     target: str | None,
     auto_approve: bool,
+    fmt: str,
+    quiet: bool,
+    verbose: bool,
     lock_timeout: float,
     parallelism: int,
     allow_delete: bool,
@@ -109,67 +157,95 @@ def apply(
     max_deletes: int,
 ) -> None:
     """Apply a saved plan (PLANFILE), or plan PATH... and apply after approval."""
+    from reconciler.cli.output import echo_warnings
+    from reconciler.cli.plan_cmd import check_delete_request, plan_options_from
+    from reconciler.cli.progress import ApplyProgress
+    from reconciler.engine.operations import (
+        apply_saved_plan,
+        load_desired,
+        make_plan,
+        plan_and_apply,
+        provenance_for,
+        read_plan_file,
+    )
+    from reconciler.providers import open_target
+
+    show_progress = not quiet and fmt == "text"
+    progress = ApplyProgress()
+
+    def apply_exactly(plan: Plan, provider: Provider, *, check_desired: bool) -> AppliedRun:
+        with progress:
+            return apply_saved_plan(
+                plan,
+                provider,
+                lock_timeout=lock_timeout,
+                parallelism=parallelism,
+                progress=progress if show_progress else None,
+                check_desired=check_desired,
+            )
+
+    if _is_plan_file(paths):
+        saved = read_plan_file(paths[0])
+        provider = _open_for_saved_plan(saved, target)
+        try:
+            run = apply_exactly(saved, provider, check_desired=True)
+        finally:
+            provider.close()
+        report_run(run, progress_shown=show_progress, fmt=fmt)
+        return
+
+    roots = list(paths) or ["."]
+    loaded = load_desired(roots)
+    echo_warnings(loaded.warnings, verbose=verbose)
+    options = plan_options_from(allow_delete, allow_mass_delete, max_deletes)
+    provenance = provenance_for(roots)
     provider = open_target(target)
     try:
-        progress = _progress if sys.stderr.isatty() or os.environ.get("RECONCILER_PROGRESS") else None
-        if _is_plan_file(paths):
-            saved = read_plan_file(paths[0])
-            if saved.provenance.dirty:
-                click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
-            run = apply_saved_plan(
-                saved, provider, lock_timeout=lock_timeout, parallelism=parallelism, progress=progress
-            )
-            report_run(run, progress_shown=progress is not None)
-            return
-        roots = list(paths) or ["."]
-        loaded = load_desired(roots)
-        echo_warnings(loaded.warnings)
-        options = plan_options_from(allow_delete, allow_mass_delete, max_deletes)
-        provenance = provenance_for(roots)
-        plan = make_plan(loaded.state, provider, options, provenance)
-        click.echo(render_plan(plan, "text", sys.stdout), nl=False)
-        if not plan.has_changes:
-            _recover_idle_lock(provider.target)
-            return
-        if not auto_approve:
-            if not sys.stdin.isatty():
-                raise UserAbort(
-                    "no terminal to ask for approval; save a plan with `reconciler plan --out FILE` and "
-                    "apply that file, or pass --auto-approve"
-                )
-            if not click.confirm("\nApply these changes?", default=False):
-                raise UserAbort("apply cancelled; nothing was changed")
-        for attempt in range(REPLANS + 1):
-            try:
-                run = apply_saved_plan(
-                    plan,
+        if auto_approve:
+
+            def show(plan: Plan) -> bool:
+                _show_plan(plan, fmt, quiet)
+                check_delete_request(plan)
+                return plan.has_changes
+
+            with progress:
+                run = plan_and_apply(
+                    loaded.state,
                     provider,
+                    options,
+                    provenance,
                     lock_timeout=lock_timeout,
                     parallelism=parallelism,
-                    progress=progress,
-                    check_desired=False,
+                    progress=progress if show_progress else None,
+                    approve=show,
                 )
-            except StalePlanError as exc:
-                if not auto_approve:
-                    # Nothing was saved here: say so in terms of the plan the user just approved.
-                    raise StalePlanError(
-                        "the target changed after the plan shown above was made, so nothing was applied; "
-                        "run apply again to see a fresh plan",
-                        exc.reasons,
-                    ) from exc
-                if attempt == REPLANS:
-                    raise
-            else:
-                report_run(run, progress_shown=progress is not None)
-                return
-            # Another run applied while this one waited for the lock: what is left to do has changed.
-            click.echo(
-                "note: the target changed while this apply waited for the lock; planning again.", err=True
+            if run.recovered_lock and not run.applied:
+                _note_recovered(run.recovered_lock)
+            if run.applied or fmt == "json":
+                report_run(run, progress_shown=show_progress, fmt=fmt)
+            return
+
+        plan = make_plan(loaded.state, provider, options, provenance)
+        _show_plan(plan, fmt, quiet)
+        check_delete_request(plan)
+        if not plan.has_changes:
+            return
+        if not sys.stdin.isatty():
+            raise UserAbort(
+                "no terminal to ask for approval; save a plan with `reconciler plan --out FILE` and "
+                "apply that file, or pass --auto-approve"
             )
-            plan = make_plan(loaded.state, provider, options, provenance)
-            click.echo(render_plan(plan, "text", sys.stdout), nl=False)
-            if not plan.has_changes:
-                _recover_idle_lock(provider.target)
-                return
+        if not click.confirm("\nApply these changes?", default=False):
+            raise UserAbort("apply cancelled; nothing was changed")
+        try:
+            run = apply_exactly(plan, provider, check_desired=False)
+        except StalePlanError as exc:
+            # Nothing was saved here: say so in terms of the plan the user just approved.
+            raise StalePlanError(
+                "the target changed after the plan shown above was made, so nothing was applied; "
+                "run apply again to see a fresh plan",
+                exc.reasons,
+            ) from exc
+        report_run(run, progress_shown=show_progress, fmt=fmt)
     finally:
         provider.close()

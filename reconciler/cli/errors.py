@@ -59,9 +59,21 @@ def _crash_log(exc: BaseException) -> str:
     return "(could not write a log file)"
 
 
+# What a desired state that does not load stopped, in the words of the command that was run.
+_NOT_DONE = {
+    "plan": "; no plan was made",
+    "apply": "; nothing was applied",
+    "reconcile": "; nothing was applied",
+    "preview": "; nothing was evaluated",
+}
+
+
 @contextmanager
-def error_handler() -> Iterator[None]:
-    """Run a command; turn whatever escapes into a message and a ``SystemExit`` with our code."""
+def error_handler(command: str | None = None) -> Iterator[None]:
+    """Run a command; turn whatever escapes into a message and a ``SystemExit`` with our code.
+
+    ``command`` (the command's name) words the end of a report of invalid desired files.
+    """
     try:
         yield
     except ExitCode as exc:
@@ -81,7 +93,7 @@ def error_handler() -> Iterator[None]:
         for diag in exc.diagnostics:
             click.echo(str(diag), err=True)
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
-        click.echo(f"error: {errors} problem(s) found; nothing was applied.", err=True)
+        click.echo(f"error: {errors} problem(s) found{_NOT_DONE.get(command or '', '')}.", err=True)
         raise SystemExit(exc.exit_code) from None
     except ReconcilerError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -44,7 +44,7 @@ def import_(
     no changes. Configurations made outside this tool get a name from their domain; without --adopt the
     plan holds them back rather than create second ones.
     """
-    provider = open_target(target)
+    provider = open_target(target, read_only=not adopt)
     try:
         result = import_target(
             provider, out, adopt=adopt, overwrite=overwrite, names=names, lock_timeout=lock_timeout

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "plan": ("plan_cmd", "plan", "Show (or save) what apply would change on the target."),
     "apply": ("apply_cmd", "apply", "Apply a saved plan, or plan and apply after approval."),
+    "show": ("show_cmd", "show", "Render a saved plan file; no target is read."),
     "diff": ("diff_cmd", "diff", "What a change between two commits means for the desired state."),
     "status": ("status_cmd", "status", "Each configuration's job status, quarantine and last run."),
     "restart": ("status_cmd", "restart", "Restart one configuration's provisioning job now."),
@@ -104,8 +105,10 @@ def cli() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting when called from tests."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # The group takes no option with a value, so the first word that names a command is the command.
+    command = next((a for a in args if a in COMMANDS), None)
     try:
-        with error_handler():
+        with error_handler(command):
             rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code

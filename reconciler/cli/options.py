@@ -13,7 +13,9 @@ __all__ = [
     "lock_options",
     "lock_timeout_option",
     "paths_argument",
+    "quiet_option",
     "target_option",
+    "verbose_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,11 +33,23 @@ def target_option(f: F) -> F:
     )(f)
 
 
+def verbose_option(f: F) -> F:
+    return click.option(
+        "--verbose", "-v", is_flag=True, help="List every warning, not one line per distinct cause."
+    )(f)
+
+
+def quiet_option(f: F) -> F:
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="Print only errors and the summary line (no plan, no progress)."
+    )(f)
+
+
 def paths_argument(f: F) -> F:
     return click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")(f)
 
 
-def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
+def format_option(*choices: str, default: str = "text", help: str = "Output format.") -> Callable[[F], F]:
     def deco(f: F) -> F:
         return click.option(
             "--format",
@@ -43,7 +57,7 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
             type=click.Choice(list(choices)),
             default=default,
             show_default=True,
-            help="Output format.",
+            help=help,
         )(f)
 
     return deco

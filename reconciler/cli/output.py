@@ -24,6 +24,21 @@ def render_plan(plan: Plan, fmt: str, stream: TextIO) -> str:
     return render(plan, fmt)
 
 
-def echo_warnings(warnings: Iterable[Diagnostic]) -> None:
+def echo_warnings(warnings: Iterable[Diagnostic], *, verbose: bool = False) -> None:
+    """Warnings on stderr: one line per distinct cause, with the first place and a count of the others
+    (a repository of many files repeats one cause thousands of times); ``verbose`` prints every one."""
+    from reconciler.render._format import printable
+
+    if verbose:
+        for w in warnings:
+            click.echo(printable(str(w)), err=True)
+        return
+    first: dict[str, Diagnostic] = {}
+    count: dict[str, int] = {}
     for w in warnings:
-        click.echo(str(w), err=True)
+        first.setdefault(w.message, w)
+        count[w.message] = count.get(w.message, 0) + 1
+    for message, w in first.items():
+        more = count[message] - 1
+        tail = f" (and {more} more like it; --verbose lists all)" if more else ""
+        click.echo(printable(str(w)) + tail, err=True)

@@ -3,33 +3,67 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
-from reconciler.cli.options import delete_options, format_option, paths_argument, target_option
-from reconciler.cli.output import echo_warnings, render_plan
-from reconciler.core.plan import Plan, PlanOptions
-from reconciler.engine.operations import run_plan, write_plan_file
-from reconciler.errors import LoadError
-from reconciler.providers import open_target
+from reconciler.cli.options import (
+    delete_options,
+    format_option,
+    paths_argument,
+    quiet_option,
+    target_option,
+    verbose_option,
+)
+from reconciler.errors import LoadError, PlanError
 
-__all__ = ["finish_plan_output", "plan", "plan_options_from"]
+if TYPE_CHECKING:
+    from reconciler.core.plan import Plan, PlanOptions
+
+__all__ = ["check_delete_request", "finish_plan_output", "plan", "plan_options_from"]
 
 
 def plan_options_from(allow_delete: bool, allow_mass_delete: bool, max_deletes: int) -> PlanOptions:
+    from reconciler.core.plan import PlanOptions
+
     return PlanOptions(
         allow_delete=allow_delete, allow_mass_delete=allow_mass_delete, max_deletes=max_deletes
     )
 
 
-def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode: bool) -> None:
+def check_delete_request(plan: Plan) -> None:
+    """--allow-delete asked for a delete that deletion protection holds back: that is a failure."""
+    from reconciler.core.plan import Action
+
+    if not plan.options.allow_delete:
+        return
+    # A held delete with no flag to release it is one that deletion protection holds.
+    protected = sorted(h.name for h in plan.held if h.action is Action.DELETE and h.override is None)
+    if protected:
+        raise PlanError(
+            f"--allow-delete cannot delete {', '.join(protected)}: deletion protection is on for "
+            f"{'it' if len(protected) == 1 else 'them'} on the target; first apply a change that sets "
+            "deletionProtection: false, then remove the configuration"
+        )
+
+
+def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode: bool, quiet: bool) -> None:
+    from reconciler.cli.output import render_plan
+    from reconciler.engine.operations import write_plan_file
+    from reconciler.render._format import summary_line
+
+    if quiet and fmt == "text":
+        click.echo(summary_line(plan))
+    else:
+        click.echo(render_plan(plan, fmt, sys.stdout), nl=False)
+    check_delete_request(plan)
     if out:
         write_plan_file(plan, out)
-    click.echo(render_plan(plan, fmt, sys.stdout), nl=False)
-    if out and fmt == "text":
-        click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
-    if detailed_exitcode and plan.has_changes:
+        if fmt == "text":
+            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
+    # Held-back changes are changes: the target still differs from the desired state.
+    if detailed_exitcode and (plan.has_changes or plan.held):
         raise ExitCode(EXIT_CHANGES)
 
 
@@ -43,7 +77,7 @@ def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there are no changes, 2 when there are changes, 1 on error.",
+    help="Exit 0 when there are no changes, 2 when there are changes or held-back changes, 1 on error.",
 )
 @click.option(
     "--ref", metavar="REF", help="Read the desired state from commit REF; the work tree is left alone."
@@ -59,6 +93,8 @@ def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode:
     is_flag=True,
     help="Also have the target's service parse every expression (Graph parseExpression).",
 )
+@quiet_option
+@verbose_option
 @delete_options
 def plan(
     paths: tuple[str, ...],
@@ -69,6 +105,8 @@ def plan(
     ref: str | None,
     changed_since: str | None,
     remote: bool,
+    quiet: bool,
+    verbose: bool,
     allow_delete: bool,
     allow_mass_delete: bool,
     max_deletes: int,
@@ -76,7 +114,11 @@ def plan(
     """Show what apply would change on the target to match PATH... (default: the current folder)."""
     if ref and changed_since:
         raise click.UsageError("--ref and --changed-since cannot be combined")
-    provider = open_target(target)
+    from reconciler.cli.output import echo_warnings
+    from reconciler.engine.operations import run_plan
+    from reconciler.providers import open_target
+
+    provider = open_target(target, read_only=True)
     try:
         result, loaded = run_plan(
             list(paths) or ["."],
@@ -93,5 +135,5 @@ def plan(
                 raise LoadError([*rejected, *loaded.warnings])
     finally:
         provider.close()
-    echo_warnings(loaded.warnings)
-    finish_plan_output(result, fmt, out, detailed_exitcode)
+    echo_warnings(loaded.warnings, verbose=verbose)
+    finish_plan_output(result, fmt, out, detailed_exitcode, quiet)

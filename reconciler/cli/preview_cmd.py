@@ -237,7 +237,8 @@ def preview(
     directory = read_objects(object_file)
     before: _Side | None = None
     if against or target:
-        provider = open_target(target)
+        # A preview shows mappings; a tenant not made yet simply holds none.
+        provider = open_target(target, read_only=True, missing_is_empty=True)
         try:
             defaults = provider.template_defaults()
             observed = _observed_by_name(provider.read_all(), config_name) if against else None

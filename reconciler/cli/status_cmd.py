@@ -22,7 +22,7 @@ __all__ = ["restart", "status"]
 @format_option("text", "json")
 def status(names: tuple[str, ...], target: str | None, fmt: str) -> None:
     """Show each configuration's job status, quarantine and last run. Exit 2 when any is unhealthy."""
-    provider = open_target(target)
+    provider = open_target(target, read_only=True)
     try:
         observed = provider.read_all()
     finally:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.options import target_option
+from reconciler.cli.options import format_option, target_option, verbose_option
 from reconciler.errors import LoadError
 
 if TYPE_CHECKING:
@@ -30,12 +30,9 @@ def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
 
 @click.command("validate", short_help="Check the desired-state files (YAML, schema, meaning, expressions).")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
+@format_option(
+    "text",
+    "json",
     help="text: one FILE:LINE:COL: message per line on stderr; json: {valid, diagnostics} on stdout.",
 )
 @click.option(
@@ -47,7 +44,10 @@ def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
     help="Also have the target's service parse every expression (Graph parseExpression; needs --target).",
 )
 @target_option
-def validate(paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, target: str | None) -> None:
+@verbose_option
+def validate(
+    paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, target: str | None, verbose: bool
+) -> None:
     """Check the desired-state files under PATH... (default: the current folder).
 
     Every *.yaml and *.yml file is read; every problem is reported, each at its FILE:LINE:COL.
@@ -68,7 +68,7 @@ def validate(paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, ta
             from reconciler.engine.remote_check import remote_expression_check
             from reconciler.providers import open_target
 
-            provider = open_target(target)
+            provider = open_target(target, read_only=True)
             try:
                 rejected = remote_expression_check(result.state, provider)
             finally:
@@ -83,6 +83,6 @@ def validate(paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, ta
     if fmt == "json":
         click.echo(_json(True, result.warnings))
         return
-    echo_warnings(result.warnings)
+    echo_warnings(result.warnings, verbose=verbose)
     configs = len(result.state.configurations)
     click.echo(f"{_count(configs, 'configuration')} valid ({_count(len(result.files), 'file')})")

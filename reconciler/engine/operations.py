@@ -15,7 +15,7 @@ import getpass
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -91,7 +91,7 @@ def load_desired(paths: Sequence[str]) -> LoadResult:
 
 
 def provenance_for(paths: Sequence[str]) -> Provenance:
-    return _provenance(paths, describe_worktree(paths[0] if paths else "."))
+    return _provenance(paths, describe_worktree(paths[0] if paths else ".", only=paths))
 
 
 def _provenance(paths: Sequence[str], info: WorktreeInfo | None) -> Provenance:
@@ -193,6 +193,8 @@ class AppliedRun:
     result: ApplyResult
     run_id: str
     recovered_lock: dict[str, object] | None
+    # False when the plan made under the lock was not approved (or had nothing to do): nothing ran.
+    applied: bool = True
 
 
 def _execute_locked(
@@ -306,13 +308,19 @@ def plan_and_apply(
     progress: Progress | None = None,
     kind: str = "apply",
     stop: threading.Event | None = None,
+    approve: Callable[[Plan], bool] | None = None,
 ) -> AppliedRun:
-    """Plan and apply in one step under one lock (``apply --auto-approve PATH...``, the reconcile loop).
+    """Plan and apply as one task under one lock (``apply --auto-approve PATH...``, the reconcile loop).
 
-    Setting ``stop`` skips the changes not started yet.
+    The plan is made after the lock is taken, so no other run can change the target between planning
+    and applying, and nothing is planned twice. ``approve`` is shown that plan first (to render it, or
+    to decide); when it returns False nothing is applied or journaled (``applied`` is False). Setting
+    ``stop`` skips the changes not started yet.
     """
     with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
         plan = make_plan(state, provider, options, provenance)
+        if approve is not None and not approve(plan):
+            return AppliedRun(plan, ApplyResult(()), "", info.recovered_from, applied=False)
         return _execute_locked(
             plan,
             provider,

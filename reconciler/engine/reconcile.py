@@ -128,7 +128,7 @@ def default_status_file(target: str) -> Path:
 
 @dataclass
 class Status:
-    """The status file's content; ``drift`` is per configuration: the actions a heal would take."""
+    """The status file's content; ``drift`` is per configuration (see ``_drift``)."""
 
     target: str
     source: str
@@ -143,7 +143,7 @@ class Status:
     last_result: dict[str, Any] = field(default_factory=dict)
     consecutive_failures: int = 0
     next_pass_at: str | None = None
-    drift: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -191,13 +191,36 @@ def _read_previous(path: Path, fresh: Status) -> None:
         fresh.last_applied_at = data.get("lastAppliedAt")
 
 
-def _drift(plan: Plan) -> dict[str, dict[str, list[str]]]:
-    out: dict[str, dict[str, list[str]]] = {}
+def _drift(plan: Plan, seen: str) -> dict[str, dict[str, Any]]:
+    """Per configuration: the actions a heal would take, the fields that differ, and each field's git
+    value, live value and when the difference was seen."""
+    out: dict[str, dict[str, Any]] = {}
     for c in plan.changes:
-        entry = out.setdefault(c.name, {"actions": [], "fields": []})
+        entry = out.setdefault(c.name, {"actions": [], "fields": [], "changes": []})
         entry["actions"].append(c.action.value)
         entry["fields"] += [f.path for f in c.fields]
+        entry["changes"] += [
+            {"field": f.path, "git": f.after, "live": f.before, "seenAt": seen} for f in c.fields
+        ]
     return out
+
+
+def drift_lines(plan: Plan, seen: str) -> list[str]:
+    """One line per drifted field: configuration, field, git value, live value, when it was seen."""
+    lines = []
+    for c in plan.changes:
+        if not c.fields:
+            lines.append(f"{c.name}: {c.action.value} owed (seen {seen})")
+        for f in c.fields:
+            lines.append(
+                f"{c.name}: {f.path}: git {_short(f.after)}, live {_short(f.before)} (seen {seen})"
+            )
+    return lines
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = "(none)" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _held(plan: Plan) -> dict[str, list[str]]:
@@ -261,7 +284,13 @@ class Reconciler:
         self.report(f"{result.value}: {message}")
         return result
 
-    def _apply(self, head: CommitInfo, state: DesiredState, kind: str) -> AppliedRun:
+    def _apply(
+        self,
+        head: CommitInfo,
+        state: DesiredState,
+        kind: str,
+        approve: Callable[[Plan], bool] | None = None,
+    ) -> AppliedRun:
         return plan_and_apply(
             state,
             self.provider,
@@ -271,6 +300,7 @@ class Reconciler:
             parallelism=self.options.parallelism,
             kind=kind,
             stop=self.stop,
+            approve=approve,
         )
 
     def run_pass(self) -> PassResult:
@@ -301,16 +331,31 @@ class Reconciler:
         status, opts = self.status, self.options
         if head.sha != status.last_applied_commit:
             return self._after_apply(head, self._apply(head, state, "reconcile"), healed=False)
+        if opts.self_heal:
+            # One task under the target's lock: the drift found is the drift reverted.
+            def heal(plan: Plan) -> bool:
+                self._record_drift(head, plan, healing=True)
+                return plan.has_changes
+
+            run = self._apply(head, state, "self-heal", approve=heal)
+            if not run.applied:
+                return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
+            return self._after_apply(head, run, healed=True)
+        # Only looking: no lock, no write.
         plan = make_plan(state, self.provider, opts.plan_options, self._provenance(head))
-        status.held = _held(plan)
-        status.drift = _drift(plan)
+        self._record_drift(head, plan, healing=False)
         if not plan.has_changes:
             return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
         names = ", ".join(sorted(status.drift))
-        if not opts.self_heal:
-            return self._finish(PassResult.DRIFT, head, f"drift from {head.short} in {names}")
-        self.report(f"drift from {head.short} in {names}; reverting it")
-        return self._after_apply(head, self._apply(head, state, "self-heal"), healed=True)
+        return self._finish(PassResult.DRIFT, head, f"drift from {head.short} in {names}")
+
+    def _record_drift(self, head: CommitInfo, plan: Plan, *, healing: bool) -> None:
+        """Put the plan's drift in the status and report one line per drifted field."""
+        seen = _now()
+        self.status.held = _held(plan)
+        self.status.drift = _drift(plan, seen)
+        for line in drift_lines(plan, seen):
+            self.report(f"drift from {head.short}: {line}" + ("; reverting it" if healing else ""))
 
     def _after_apply(self, head: CommitInfo, run: AppliedRun, *, healed: bool) -> PassResult:
         status, result = self.status, run.result

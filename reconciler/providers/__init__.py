@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, NotFoundError
 from reconciler.providers.base import Provider
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Provider",
     "open_target",
     "reset_memory_targets",
+    "target_name",
 ]
 
 DEFAULT_TARGET = "local:.reconciler/tenant.db"
@@ -40,6 +41,24 @@ def _open_local(rest: str) -> Provider:
     if not rest:
         raise ConfigError("a local target needs a path: local:<file>")
     return LocalProvider(rest)
+
+
+def _open_local_to_read(rest: str, *, default: bool) -> Provider:
+    """A local tenant for a command that only reads: an existing file is opened; none is ever created.
+
+    The default tenant not made yet reads as empty (the first plan of the quick start); any other
+    missing file is an error, since a mistyped path would otherwise plan against nothing.
+    """
+    if not rest or os.path.exists(rest):
+        return _open_local(rest)
+    if default:
+        from reconciler.providers.local import EmptyLocalTenant
+
+        return EmptyLocalTenant(rest)
+    raise NotFoundError(
+        f"there is no local tenant at {rest}; a command that only reads never creates one "
+        "(`reconciler apply` does); check the path given to --target"
+    )
 
 
 def _open_memory(rest: str) -> Provider:
@@ -70,10 +89,19 @@ PROVIDERS: dict[str, Callable[[str], Provider]] = {
 }
 
 
-def open_target(target: str | None = None) -> Provider:
-    """Open the provider for ``target``; None means ``$RECONCILER_TARGET``, else ``DEFAULT_TARGET``."""
+def open_target(
+    target: str | None = None, *, read_only: bool = False, missing_is_empty: bool = False
+) -> Provider:
+    """Open the provider for ``target``; None means ``$RECONCILER_TARGET``, else ``DEFAULT_TARGET``.
+
+    ``read_only``: the command only reads, so a local tenant that does not exist is not created; it is
+    an error, except for the default tenant or with ``missing_is_empty``, which read it as empty.
+    """
     text = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
     scheme, sep, rest = text.partition(":")
+    if read_only and scheme == "local" and sep:
+        empty = missing_is_empty or text == DEFAULT_TARGET
+        return _killable(_open_local_to_read(rest, default=empty))
     # "graph" alone is a whole target (Microsoft Graph itself).
     factory = PROVIDERS.get(scheme) if sep or scheme == "graph" else None
     if factory is None:
@@ -81,7 +109,20 @@ def open_target(target: str | None = None) -> Provider:
         raise ConfigError(
             f"unknown target {text!r}: the scheme must be one of {known} (e.g. {DEFAULT_TARGET})"
         )
-    provider = factory(rest)
+    return _killable(factory(rest))
+
+
+def target_name(target: str) -> str:
+    """The canonical form of ``target`` (as providers record it in plans), without creating anything."""
+    scheme, sep, rest = target.partition(":")
+    if scheme == "local" and sep and rest:
+        return "local:" + os.path.abspath(rest)
+    provider = open_target(target, read_only=True)
+    provider.close()
+    return provider.target
+
+
+def _killable(provider: Provider) -> Provider:
     kill_after = os.environ.get(KILL_ENV)
     if kill_after:
         from reconciler.providers.killswitch import with_kill_switch

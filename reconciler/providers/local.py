@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConflictError, NotFoundError
@@ -40,7 +40,7 @@ from reconciler.providers.base import RESET_FULL
 from reconciler.tenant.store import TenantStore
 from reconciler.tenant.template import template_defaults
 
-__all__ = ["LocalProvider"]
+__all__ = ["EmptyLocalTenant", "LocalProvider"]
 
 
 def _from_template(sp: JSON) -> bool:
@@ -292,3 +292,30 @@ class LocalProvider:
 
     def close(self) -> None:
         self.store.close()
+
+
+class EmptyLocalTenant:
+    """The default local tenant before anything created it, for commands that only read: it holds
+    nothing, and it is never written (a plan made on it is applied through a real ``LocalProvider``,
+    which creates the file)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.target = "local:" + os.path.abspath(os.fspath(path))
+
+    def read_all(self) -> tuple[Observed, ...]:
+        return ()
+
+    def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
+        return ()
+
+    def template_defaults(self) -> tuple[Mapping, ...]:
+        return template_defaults()
+
+    def _refuse(self, *_: object, **__: object) -> NoReturn:
+        raise NotFoundError(f"there is no local tenant at {self.target.removeprefix('local:')} yet")
+
+    create = update_settings = replace_scope_and_mappings = _refuse
+    start = pause = restart = set_restart_pending = delete = adopt = provision_on_demand = _refuse
+
+    def close(self) -> None:
+        pass

@@ -27,6 +27,7 @@ from benchmarks.reliability import (
     write_desired,
 )
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.providers.local import LocalProvider
 
 APPLIES = 4
 
@@ -107,6 +108,7 @@ def test_a_saved_plan_is_refused_after_another_apply_changed_the_target(tmp_path
     db = tmp_path / "tenant.db"
     env = {"RECONCILER_STATE_DIR": str(tmp_path / "state"), "RECONCILER_TARGET": f"local:{db}"}
     configs = tmp_path / "configs"
+    LocalProvider(str(db)).close()  # a plan only reads: the tenant must exist
     for seed in range(1, 6):
         scenario = make_scenario(seed)
         write_desired(configs, scenario.before)

@@ -100,10 +100,20 @@ def test_plan_file_edited_by_hand_is_refused(project: Path, run: Run) -> None:
     assert tenant(project).read_all() == ()
 
 
-def test_plan_for_another_target_is_refused(project: Path, run: Run) -> None:
+def test_a_saved_plan_goes_to_its_own_target_and_a_contradicting_target_is_refused(
+    project: Path, run: Run
+) -> None:
+    assert run("apply", "configs", "--auto-approve", "--target", "local:other.db").code == 0
+    cfg = project / "configs" / "contoso.yaml"
+    cfg.write_text(cfg.read_text().replace("ops@", "identity@"))
     assert run("plan", "configs", "--out", "p.json", "--target", "local:other.db").code == 0
-    r = run("apply", "p.json")
+    r = run("apply", "p.json", "--target", "local:.reconciler/tenant.db")
     assert r.code == 1 and "made for target local:" in r.err and "other.db" in r.err
+    assert not (project / ".reconciler" / "tenant.db").exists()
+    r = run("apply", "p.json")
+    assert r.code == 0, r.err
+    (o,) = LocalProvider(str(project / "other.db")).read_all()
+    assert o.settings.notification_email == "identity@contoso.com"
 
 
 def test_deletes_need_allow_delete(project: Path, run: Run) -> None:
@@ -111,7 +121,12 @@ def test_deletes_need_allow_delete(project: Path, run: Run) -> None:
     (project / "configs" / "contoso.yaml").unlink()
     (project / "configs" / "empty.yaml").write_text("# nothing here\n")
     r = run("plan", "configs", "--detailed-exitcode")
-    assert r.code == 0 and "--allow-delete" in r.out
+    # A held-back delete is a difference the plan leaves in place: a drift job must not stay green.
+    assert (
+        r.code == 2
+        and "--allow-delete" in r.out
+        and "1 held back (not applied: the target still differs)" in r.out
+    )
     r = run("apply", "configs", "--auto-approve")
     assert r.code == 0 and len(tenant(project).read_all()) == 1
     r = run("apply", "configs", "--auto-approve", "--allow-delete")

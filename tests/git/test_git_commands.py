@@ -9,6 +9,7 @@ import pytest
 from gitrepos import GitRepo, configuration
 
 from reconciler.cli.main import main
+from reconciler.providers.local import LocalProvider
 
 OFFICE = "      - {target: department, source: physicalDeliveryOfficeName}\n"
 
@@ -50,6 +51,7 @@ def test_a_plan_records_its_commit_and_a_dirty_tree(
     repo.write("configs/a.yaml", configuration("a"))
     head = repo.commit("base")
     target = f"local:{tmp_path / 'tenant.db'}"
+    LocalProvider(str(tmp_path / "tenant.db")).close()  # a plan only reads: the tenant must exist
 
     assert run(capsys, "plan", "configs", "--target", target, "--out", str(tmp_path / "clean.json"))[0] == 0
     clean = json.loads((tmp_path / "clean.json").read_text())
@@ -68,6 +70,7 @@ def test_plan_and_validate_at_a_ref_ignore_the_work_tree(
     repo: GitRepo, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = f"local:{tmp_path / 'tenant.db'}"
+    LocalProvider(str(tmp_path / "tenant.db")).close()  # a plan only reads: the tenant must exist
     repo.write("configs/a.yaml", configuration("a"))
     first = repo.commit("add a")
     # the work tree now holds something else, even something invalid
@@ -93,6 +96,7 @@ def test_plan_changed_since_plans_only_what_changed(
     repo: GitRepo, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = f"local:{tmp_path / 'tenant.db'}"
+    LocalProvider(str(tmp_path / "tenant.db")).close()  # a plan only reads: the tenant must exist
     repo.write("configs/a.yaml", configuration("a"))
     repo.write("configs/b.yaml", configuration("b"))
     base = repo.commit("a and b")

@@ -108,7 +108,12 @@ def test_drift_is_reported_and_healed_with_self_heal(
     assert watcher.run_pass() is PassResult.DRIFT
     s = status(tmp_path)
     assert not s["inSync"]
-    assert s["drift"] == {"a": {"actions": ["update", "start"], "fields": ["settings.notificationEmail"]}}
+    drift = s["drift"]["a"]
+    assert drift["actions"] == ["update", "start"] and drift["fields"] == ["settings.notificationEmail"]
+    # Each drifted field: its git value, its live value and when the difference was seen.
+    (field,) = drift["changes"]
+    assert field["field"] == "settings.notificationEmail" and field["git"] == "ops@a.example.com"
+    assert field["live"] == "someone@else.example.com" and field["seenAt"].startswith("20")
     assert s["lastResult"]["message"] == f"drift from {source.shas[-1][:12]} in a"
     assert next(o for o in tenant.read_all() if o.name == "a").settings.enabled is False
 
