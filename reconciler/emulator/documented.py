@@ -15,23 +15,27 @@ from reconciler.expressions.functions import FUNCTIONS, NUM
 
 __all__ = ["filter_operators", "functions"]
 
-# (name, arity, the attribute types it compares). Names as the scoping-filter reference and the
-# service's own schemas spell them (see docs/graph.md); a unary operator takes no value.
+# (name, arity, the attribute types it compares). The first eight, with their types, are the full list
+# the beta filterOperators reference page gives; the others are used by the service's own schemas (the
+# real Cloud Sync schema uses ENDS_WITH and !&) and named by the scoping-filter reference, with the
+# attribute types read from what they compare (docs/graph.md).
+_STRING_INTEGER = ("Integer", "String")
+_ANY_TYPE = ("Integer", "String", "Binary", "Boolean")
 _OPERATORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("EQUALS", "Binary", _STRING_INTEGER),
+    ("IS FALSE", "Unary", ("Boolean",)),
+    ("IS NOT NULL", "Unary", _ANY_TYPE),
+    ("IS NULL", "Unary", _ANY_TYPE),
+    ("IS TRUE", "Unary", ("Boolean",)),
+    ("NOT EQUALS", "Binary", _STRING_INTEGER),
+    ("NOT REGEX MATCH", "Binary", _STRING_INTEGER),
+    ("REGEX MATCH", "Binary", _STRING_INTEGER),
     ("&", "Binary", ("Integer",)),
     ("!&", "Binary", ("Integer",)),
     ("ENDS_WITH", "Binary", ("String",)),
-    ("EQUALS", "Binary", ("String", "Integer", "Reference", "Boolean", "DateTime")),
-    ("Greater_Than", "Binary", ("Integer", "DateTime")),
-    ("Greater_Than_OR_EQUALS", "Binary", ("Integer", "DateTime")),
+    ("Greater_Than", "Binary", ("Integer",)),
+    ("Greater_Than_OR_EQUALS", "Binary", ("Integer",)),
     ("Includes", "Binary", ("String",)),
-    ("IS FALSE", "Unary", ("Boolean",)),
-    ("IS NOT NULL", "Unary", ("String", "Integer", "Reference", "Binary", "Boolean", "DateTime")),
-    ("IS NULL", "Unary", ("String", "Integer", "Reference", "Binary", "Boolean", "DateTime")),
-    ("IS TRUE", "Unary", ("Boolean",)),
-    ("NOT EQUALS", "Binary", ("String", "Integer", "Reference", "Boolean", "DateTime")),
-    ("NOT REGEX MATCH", "Binary", ("String",)),
-    ("REGEX MATCH", "Binary", ("String",)),
 )
 
 
@@ -42,7 +46,7 @@ def filter_operators() -> tuple[dict[str, Any], ...]:
         {
             "name": name,
             "arity": arity,
-            "multivaluedComparisonType": "Any",
+            "multivaluedComparisonType": "All",
             "supportedAttributeTypes": list(types),
         }
         for name, arity, types in _OPERATORS
