@@ -135,6 +135,26 @@ class StaticToken:
         return False
 
 
+_SECRET_VARIABLES = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE")
+
+
+def missing_credential(env: Mapping[str, str] | None = None) -> str:
+    """Which variable or sign-in is missing, judged from the environment azure-identity reads."""
+    env = os.environ if env is None else env
+    ids = [v for v in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if env.get(v)]
+    if ids:
+        absent = [v for v in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if v not in ids]
+        if absent:
+            return f"{ids[0]} is set but {absent[0]} is not"
+        if not any(env.get(v) for v in _SECRET_VARIABLES):
+            return "AZURE_TENANT_ID and AZURE_CLIENT_ID are set but none of " + ", ".join(_SECRET_VARIABLES)
+        return "the AZURE_* credentials were refused by Microsoft Entra ID"
+    return (
+        f"set {TOKEN_ENV}, or AZURE_TENANT_ID and AZURE_CLIENT_ID with a secret, certificate or "
+        "federated token, or sign in with `az login` (or run with a managed identity)"
+    )
+
+
 class AzureIdentityToken:
     """Tokens from azure-identity's ``DefaultAzureCredential``, cached until shortly before they expire.
 
@@ -181,13 +201,12 @@ class AzureIdentityToken:
                 ClientAuthenticationError = Exception  # type: ignore[misc,assignment]
             try:
                 access = self._get_credential().get_token(self.scope)
-            except ClientAuthenticationError as exc:
-                # azure-identity's messages name the credentials it tried; they hold no secrets.
-                detail = " ".join(str(exc).split())[:600]
+            except ClientAuthenticationError:
+                # azure-identity's own message lists every credential of its chain, several hundred
+                # characters; one line saying what is missing serves better.
                 raise AuthenticationError(
-                    "no Microsoft Graph credentials could be obtained: set AZURE_CLIENT_ID/AZURE_TENANT_ID "
-                    "(with a secret, certificate or federated token), use a managed identity, sign in with "
-                    f"`az login`, or set {TOKEN_ENV}. {detail}"
+                    f"no Microsoft Graph credentials: {missing_credential()} "
+                    "(sign-in: docs/graph.md, 'Pointing at a tenant')"
                 ) from None
             self._token = str(access.token)
             self._expires_on = float(access.expires_on)

@@ -424,8 +424,11 @@ def test_azure_identity_tokens_are_cached_and_renewed_after_a_401() -> None:
     assert credential.calls == 2
 
 
-def test_no_azure_credentials_is_a_clear_authentication_error() -> None:
+def test_no_azure_credentials_is_a_clear_authentication_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.core.exceptions import ClientAuthenticationError
+
+    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
 
     class Failing:
         def get_token(self, scope: str) -> Any:
@@ -435,7 +438,9 @@ def test_no_azure_credentials_is_a_clear_authentication_error() -> None:
     with pytest.raises(AuthenticationError) as err:
         c.get("/x")
     text = str(err.value)
-    assert "az login" in text and "RECONCILER_GRAPH_TOKEN" in text and "DefaultAzureCredential failed" in text
+    assert "az login" in text and "RECONCILER_GRAPH_TOKEN" in text and "docs/graph.md" in text
+    # azure-identity's own account of every credential it tried is left out: one line says what to do.
+    assert "DefaultAzureCredential failed" not in text and "\n" not in text
 
 
 @pytest.mark.parametrize(
@@ -477,3 +482,26 @@ def test_an_unreadable_batch_answer_to_a_create_is_not_sent_again() -> None:
     with pytest.raises(TransientProviderError, match="not JSON"):
         client(answer).batch([BatchItem("POST", "/things", {"a": 1})])
     assert len(calls) == 1
+
+
+def test_a_failed_sign_in_is_one_line_naming_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from reconciler.errors import AuthenticationError
+    from reconciler.graph.client import AzureIdentityToken, missing_credential
+
+    class Refusing:
+        def get_token(self, *_: object) -> None:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token " + "x" * 800)
+
+    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "RECONCILER_GRAPH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001")
+    with pytest.raises(AuthenticationError) as info:
+        AzureIdentityToken("https://graph.microsoft.com/.default", credential=Refusing()).token()
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 200 and "xxx" not in message
+    assert "AZURE_CLIENT_ID is set but AZURE_TENANT_ID is not" in message and "docs/graph.md" in message
+    assert "az login" in missing_credential({})
+    both = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"}
+    assert "none of AZURE_CLIENT_SECRET" in missing_credential(both)
