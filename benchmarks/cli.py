@@ -1,7 +1,9 @@
 """Benchmark: whole ``reconciler`` processes, start-up included, as a CI job or a shell runs them.
 
-Each figure is the median wall time of ``--runs`` runs of a fresh process; the command and its
-baseline run in turn (A B A B ...) so that a machine getting slower or faster moves both alike.
+Each figure is the median of ``--runs`` runs of a fresh process, as wall time and as CPU time (user +
+system, which a machine busy with other work disturbs less); the command and its baseline run in turn
+(A B A B ...) and ratios are taken pair by pair, so that a machine getting slower or faster moves both
+alike. The verdicts are on wall time.
 
 - ``reconciler --help`` and ``reconciler --version``: target under 0.12 s each (``python -c pass`` is
   shown for reference);
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.corpus import GIT_ENV, write_corpus
@@ -52,37 +56,62 @@ def _reconciler() -> list[str]:
     return [found] if found else [sys.executable, "-m", "reconciler"]
 
 
-def _wall(argv: list[str], cwd: Path, env: dict[str, str], expect: int = 0) -> float:
+@dataclass
+class Times:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system of the process and what it waited for
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str], into: Times | None) -> None:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    seconds = time.perf_counter() - began
-    if done.returncode != expect:
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
         tail = done.stderr.decode(errors="replace")[-500:]
         raise SystemExit(f"{argv[:3]} exited {done.returncode}: {tail}")
-    return seconds
+    if into is not None:
+        into.wall.append(wall)
+        into.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
 
 
 def _paired(
     a: list[str], b: list[str] | None, runs: int, cwd: Path, env: dict[str, str]
-) -> tuple[float, float | None, float | None]:
-    """Medians of A and B, and the median of the per-pair ratios A/B; one warm-up run of each first."""
-    _wall(a, cwd, env)
-    if b:
-        _wall(b, cwd, env)
-    times_a: list[float] = []
-    times_b: list[float] = []
+) -> tuple[Times, Times]:
+    """Every run of A and B (alternating), after one warm-up run of each."""
+    times_a, times_b = Times(), Times()
+    for argv in (a, b):
+        if argv:
+            _run(argv, cwd, env, None)
     for _ in range(runs):
-        times_a.append(_wall(a, cwd, env))
+        _run(a, cwd, env, times_a)
         if b:
-            times_b.append(_wall(b, cwd, env))
-    if not b:
-        return statistics.median(times_a), None, None
-    ratios = [x / y for x, y in zip(times_a, times_b, strict=True)]
-    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+            _run(b, cwd, env, times_b)
+    return times_a, times_b
+
+
+def _ratio(a: list[float], b: list[float]) -> float:
+    """The median of the per-pair ratios (pairing keeps a ratio meaningful while the speed drifts)."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def _verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
+
+
+def _start_up(name: str, times: Times) -> None:
+    wall, cpu = statistics.median(times.wall), statistics.median(times.cpu)
+    verdict = _verdict(wall < START_TARGET)
+    print(f"{name:<30} wall {wall:.3f}s  cpu {cpu:.3f}s  (target < {START_TARGET}s) {verdict}")
+
+
+def _against_parse(name: str, times: Times, parse: Times, target: float) -> None:
+    wall, cpu = _ratio(times.wall, parse.wall), _ratio(times.cpu, parse.cpu)
+    print(
+        f"{name:<30} wall {statistics.median(times.wall):.3f}s vs {statistics.median(parse.wall):.3f}s: "
+        f"{wall:.2f}x; cpu {cpu:.2f}x  (target <= {target}x) {_verdict(wall <= target)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["git", *git_args], cwd=root, env=env, check=True)
         target = f"local:{root / 'tenant.db'}"
         subprocess.run(
-            [*cli, "apply", "configs", "--target", target, "--auto-approve"],
+            [*cli, "apply", "configs", "--target", target, "--auto-approve", "--quiet"],
             cwd=root,
             env=env,
             check=True,
@@ -113,31 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         parse = [sys.executable, "-c", _PARSE, *(str(p.relative_to(root)) for p in paths)]
 
-        bare, _, _ = _paired([sys.executable, "-c", "pass"], None, args.runs, root, env)
-        print(f"python -c pass:                    {bare:.3f}s")
+        print(f"medians of {args.runs} runs of each process")
+        bare, _ = _paired([sys.executable, "-c", "pass"], None, args.runs, root, env)
+        wall, cpu = statistics.median(bare.wall), statistics.median(bare.cpu)
+        print(f"{'python -c pass':<30} wall {wall:.3f}s  cpu {cpu:.3f}s")
         for flag in ("--help", "--version"):
-            seconds, _, _ = _paired([*cli, flag], None, args.runs, root, env)
-            label = f"reconciler {flag}:"
-            print(f"{label:<34} {seconds:.3f}s (target < {START_TARGET}s) {_verdict(seconds < START_TARGET)}")
-
-        print(f"configurations: {args.configs} x {args.mappings} mappings, medians of {args.runs} runs")
-        validate, base, ratio = _paired([*cli, "validate", "configs"], parse, args.runs, root, env)
-        assert base is not None and ratio is not None
-        print(f"baseline, C loader parse process:  {base:.3f}s")
-        print(f"reconciler validate:               {validate:.3f}s")
-        print(
-            f"ratio validate / parse:            {ratio:.2f}x (target <= {VALIDATE_TARGET}x) "
-            f"{_verdict(ratio <= VALIDATE_TARGET)}"
-        )
+            _start_up(f"reconciler {flag}", _paired([*cli, flag], None, args.runs, root, env)[0])
+        print(f"configurations: {args.configs} x {args.mappings} mappings, against a C-loader parse process")
+        validate, parsed = _paired([*cli, "validate", "configs"], parse, args.runs, root, env)
+        _against_parse("reconciler validate", validate, parsed, VALIDATE_TARGET)
         plan_argv = [*cli, "plan", "configs", "--target", target, "--detailed-exitcode"]
-        plan, base, ratio = _paired(plan_argv, parse, args.runs, root, env)
-        assert base is not None and ratio is not None
-        print(f"baseline, C loader parse process:  {base:.3f}s")
-        print(f"reconciler plan (no changes):      {plan:.3f}s")
-        print(
-            f"ratio plan / parse:                {ratio:.2f}x (target <= {PLAN_TARGET}x) "
-            f"{_verdict(ratio <= PLAN_TARGET)}"
-        )
+        plan, parsed = _paired(plan_argv, parse, args.runs, root, env)
+        _against_parse("reconciler plan (no changes)", plan, parsed, PLAN_TARGET)
     return 0
 
 

@@ -240,3 +240,11 @@ def test_a_plan_of_changed_files_says_it_is_partial_everywhere(project: Path, cl
     assert note.replace("--", "\\-\\-") in r.out or note in r.out
     doc = json.loads(cli("plan", "configs", "--changed-since", "HEAD", "--format", "json").out)
     assert doc["partial"] is True and doc["options"]["only"] == ["beta"]
+
+
+def test_a_reconcile_pass_that_cannot_fetch_says_why_in_one_line(project: Path, cli: Cli) -> None:
+    (project / "not-a-repository").mkdir()
+    r = cli("reconcile", "configs", "--repo", str(project / "not-a-repository"), "--branch", "main", "--once")
+    assert r.code == 1
+    (line,) = r.err.splitlines()
+    assert line.startswith("error: ") and "not-a-repository" in line and "Traceback" not in line

@@ -4,6 +4,7 @@ what it is for. Run as real processes, as a shell or a CI job runs them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,3 +92,22 @@ def test_every_option_of_every_command_has_help() -> None:
         if isinstance(param, click.Option) and not (param.help or "").strip()
     ]
     assert not missing
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [("reconciler pl", "1", "plain,plan"), ("reconciler plan --detailed", "2", "plain,--detailed-exitcode")],
+)
+def test_click_shell_completion_completes_commands_and_options(words: str, cword: str, expected: str) -> None:
+    # What the bash script that `_RECONCILER_COMPLETE=bash_source reconciler` prints asks for.
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": cword, "_RECONCILER_COMPLETE": "bash_complete"}
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0 and expected in done.stdout.splitlines()
+    for shell in ("bash", "zsh", "fish"):
+        env = {**os.environ, "_RECONCILER_COMPLETE": f"{shell}_source"}
+        script = subprocess.run(
+            [sys.executable, "-m", "reconciler"], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert script.returncode == 0 and "_reconciler_completion" in script.stdout
