@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config.dn import DNError, dn_domain, parse_dn
+from reconciler.config.files import read_bounded
 from reconciler.config.yamlio import Document, Locator, parse_documents
 from reconciler.core.model import OBJECT_TYPES, Origin
-from reconciler.errors import Diagnostic, LoadError
+from reconciler.errors import Diagnostic, FileReadError, LoadError
 from reconciler.mapping_eval import SourceValue, dn_compare_key, normalize_attributes
 from reconciler.tenant.store import TenantStore
 
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 DIRECTORY_KIND = "Directory"
+# A directory dump of a few thousand objects is a few MiB; the limit keeps a wrong path (a device, a
+# disk image) from being read into memory.
+MAX_DIRECTORY_BYTES = 64 * 1024 * 1024
 CONTAINER_TYPES: tuple[str, ...] = ("organizationalUnit", "container")
 OBJECT_CLASSES: tuple[str, ...] = (*OBJECT_TYPES, *CONTAINER_TYPES)
 _CLASS_BY_FOLDED = {c.casefold(): c for c in OBJECT_CLASSES}
@@ -372,9 +376,9 @@ def _at(obj: DirectoryObject, message: str) -> Diagnostic:
 def _read(path: str | Path) -> tuple[str, bytes]:
     shown = str(path)
     try:
-        return shown, Path(path).read_bytes()
-    except OSError as exc:
-        raise LoadError([Diagnostic(shown, 1, 1, f"cannot read the file: {exc.strerror or exc}")]) from exc
+        return shown, read_bounded(shown, MAX_DIRECTORY_BYTES)
+    except FileReadError as exc:
+        raise LoadError([exc.diagnostic()]) from exc
 
 
 def read_directory(*paths: str | Path) -> Directory:

@@ -6,7 +6,8 @@ happen, with ``raise ... from exc``, so nothing else escapes to the user as a tr
 
     ReconcilerError                      exit 1 unless stated
     ├── ConfigError                      desired state cannot be loaded
-    │   └── LoadError                    carries every Diagnostic (FILE:LINE:COL: message)
+    │   ├── LoadError                    carries every Diagnostic (FILE:LINE:COL: message)
+    │   └── FileReadError                a file cannot be read: not a regular file, too large, ...
     ├── ExpressionError                  an attribute-mapping expression does not parse (message, column)
     │   └── ExpressionEvaluationError    it parses but cannot be evaluated (wrong argument type, ...)
     │       ├── ExpressionRaised         the expression called Error("...")
@@ -23,6 +24,7 @@ happen, with ``raise ... from exc``, so nothing else escapes to the user as a tr
     │   ├── NotFoundError
     │   └── ConflictError
     ├── GitError                         a repository, ref or commit cannot be read
+    ├── StateFileError                   a file of the state folder is not what the tool keeps there
     └── UserAbort                        the user answered no at a prompt
 
 No message of any of these may contain a secret: callers pass identifiers, never tokens.
@@ -43,6 +45,7 @@ __all__ = [
     "ExpressionEvaluationError",
     "ExpressionLimitError",
     "ExpressionRaised",
+    "FileReadError",
     "GitError",
     "GuardError",
     "LoadError",
@@ -53,6 +56,7 @@ __all__ = [
     "ProviderError",
     "ReconcilerError",
     "StalePlanError",
+    "StateFileError",
     "TransientProviderError",
     "UserAbort",
 ]
@@ -102,6 +106,18 @@ class LoadError(ConfigError):
 
     def __str__(self) -> str:
         return "\n".join(str(d) for d in self.diagnostics)
+
+
+class FileReadError(ConfigError):
+    """A file the tool was given cannot be read: missing, not a regular file, or over its size limit."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+    def diagnostic(self, shown: str | None = None) -> Diagnostic:
+        return Diagnostic(shown if shown is not None else self.path, 1, 1, self.reason)
 
 
 class ExpressionError(ReconcilerError):
@@ -201,6 +217,10 @@ class ConflictError(ProviderError):
 
 class GitError(ReconcilerError):
     """A repository, ref or commit cannot be read."""
+
+
+class StateFileError(ReconcilerError):
+    """A file of the state folder (the journal, ...) is not a regular file, or cannot be written."""
 
 
 class UserAbort(ReconcilerError):

@@ -45,14 +45,15 @@ def _crash_log(exc: BaseException) -> str:
     import traceback
     from pathlib import Path
 
-    state = Path(os.environ.get("RECONCILER_STATE_DIR", ".reconciler"))
+    from reconciler.engine.state import private_dir, state_dir, write_private
+
+    state = state_dir()
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     text = "".join(traceback.format_exception(exc))
     for folder in (state, Path(tempfile.gettempdir())):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"crash-{stamp}-{os.getpid()}.log"
-            path.write_text(text, encoding="utf-8")
+            path = private_dir(folder) / f"crash-{stamp}-{os.getpid()}.log"
+            write_private(path, text.encode("utf-8"))
             return str(path)
         except OSError:
             continue

@@ -8,16 +8,21 @@ and folders that are another repository (a submodule), and skips hidden entries 
 ``check_source`` holds the checks that apply to a file from anywhere (disk or a git commit): its size
 and that it is UTF-8.
 
+``read_bounded`` is the one way the tool reads a file a user names (desired state, sample objects,
+directory dumps, plan files): regular files only, opened without blocking (a named pipe with no writer
+or a device never stalls the tool), and never more than a limit read into memory.
+
 Reads the file system; writes nothing.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.errors import Diagnostic
+from reconciler.errors import Diagnostic, FileReadError
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -26,6 +31,7 @@ __all__ = [
     "check_source",
     "collect_files",
     "escapes_repository",
+    "read_bounded",
 ]
 
 # A configuration with hundreds of mappings is about 50 KiB; anything near this is not hand-written.
@@ -43,6 +49,41 @@ class SourceFile:
 
 def _too_big(path: str, size: int) -> Diagnostic:
     return Diagnostic(path, 1, 1, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+
+
+_CHUNK = 1024 * 1024
+
+
+def read_bounded(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of regular file ``path``, at most ``limit`` of them; ``FileReadError`` otherwise.
+
+    The file is opened with ``O_NONBLOCK`` and checked on the open descriptor, so a named pipe or a
+    device is refused without waiting for a writer and without reading it, and a file swapped for
+    something else between a check and the open is still refused. The size is checked before and
+    while reading (a file can grow under the reader).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileReadError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileReadError(path, "not a regular file")
+        if info.st_size > limit:
+            raise FileReadError(path, f"file is {info.st_size} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, min(_CHUNK, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise FileReadError(path, f"file is more than {limit} bytes; the limit is {limit}")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise FileReadError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
 
 
 def check_source(source: SourceFile) -> Diagnostic | None:
@@ -107,14 +148,9 @@ class _Walk:
             return  # the same file reached twice (two given paths, or a link to it): read it once
         self.seen_files.add(real)
         try:
-            size = os.stat(real).st_size
-            if size > MAX_FILE_BYTES:
-                self.problems.append(_too_big(path, size))
-                return
-            with open(real, "rb") as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            self.problems.append(Diagnostic(path, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+            data = read_bounded(real)
+        except FileReadError as exc:
+            self.problems.append(exc.diagnostic(path))
             return
         self.files.append(SourceFile(path, data))
 

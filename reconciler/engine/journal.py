@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import stat
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.state import state_dir
+from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
+from reconciler.errors import StateFileError
 
 __all__ = ["Journal", "RunRecord", "read_runs"]
 
@@ -32,8 +34,8 @@ class Journal:
     """Appends the entries of one run. Thread-safe; each entry is flushed as it is written."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or state_dir() / "journal.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path or ensure_state_dir() / "journal.jsonl"
+        private_dir(self.path.parent)
         self.run_id = uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
 
@@ -41,8 +43,14 @@ class Journal:
         entry = {"time": _now(), "run": self.run_id, "event": event, **data}
         line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            # O_NONBLOCK: a named pipe put where the journal belongs must not stall the run.
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    # Checked at every entry; the first one (run-start) comes before any change.
+                    raise StateFileError(
+                        f"{self.path} is not a regular file; the journal cannot be kept there"
+                    )
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     # A run killed in the middle of a line left it unfinished: end it, so that this

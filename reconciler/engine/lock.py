@@ -23,7 +23,7 @@ from pathlib import Path
 
 import filelock
 
-from reconciler.engine.state import state_dir
+from reconciler.engine.state import ensure_state_dir
 from reconciler.errors import LockError
 
 __all__ = ["LockInfo", "target_lock"]
@@ -38,7 +38,7 @@ class LockInfo:
 
 def _lock_paths(target: str) -> tuple[Path, Path]:
     key = hashlib.sha256(target.encode()).hexdigest()[:16]
-    folder = state_dir() / "locks"
+    folder = ensure_state_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{key}.lock", folder / f"{key}.holder.json"
 

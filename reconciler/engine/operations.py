@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from reconciler import __version__
+from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
@@ -35,7 +35,8 @@ from reconciler.engine.apply import (
 )
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
-from reconciler.errors import NotFoundError, PlanFileError, StalePlanError
+from reconciler.engine.state import write_private
+from reconciler.errors import FileReadError, NotFoundError, PlanFileError, StalePlanError
 from reconciler.gitrepo import (
     WorktreeInfo,
     check_merged,
@@ -159,20 +160,15 @@ def run_plan(
 
 def write_plan_file(plan: Plan, path: str) -> None:
     doc = to_document(plan, tool_version=__version__)
-    tmp = Path(path + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # 0600 whatever the umask: a plan names configurations and values nobody else on the machine needs.
+    write_private(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def read_plan_file(path: str) -> Plan:
     try:
-        size = os.path.getsize(path)
-        if size > MAX_PLAN_FILE_BYTES:
-            raise PlanFileError(f"{path}: the plan file is too large ({size} bytes)")
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise PlanFileError(f"{path}: cannot read the plan file ({exc.strerror})") from exc
+        data = read_bounded(path, MAX_PLAN_FILE_BYTES)
+    except FileReadError as exc:
+        raise PlanFileError(f"{path}: {exc.reason}") from exc
     try:
         try:
             doc = json.loads(data.decode("utf-8"))

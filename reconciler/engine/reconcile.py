@@ -47,7 +47,7 @@ from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import OK, ApplyResult
 from reconciler.engine.lock import target_lock
 from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
-from reconciler.engine.state import state_dir
+from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
 from reconciler.errors import LoadError, ReconcilerError
 from reconciler.gitrepo import CommitInfo, redact, source_url, sync_branch, tree_files
 from reconciler.providers.base import Provider
@@ -170,7 +170,7 @@ class Status:
 
     def write(self, path: Path) -> None:
         self.updated_at = _now()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, path)
@@ -253,7 +253,7 @@ class Reconciler:
         self.report = report
         self.stop = stop or threading.Event()
         self.status_path = options.status_file or default_status_file(provider.target)
-        self.cache = state_dir() / "git"
+        self.cache = ensure_state_dir() / "git"
         self.status = Status(
             target=provider.target,
             source=redact(source_url(options.source)),

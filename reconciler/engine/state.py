@@ -1,7 +1,11 @@
 """Where the tool keeps its own files: the state folder (``.reconciler`` or ``RECONCILER_STATE_DIR``).
 
 It holds the embedded tenant by default, the apply journal, lock files and crash logs. Nothing in it is
-secret: tokens are never written anywhere.
+secret: tokens are never written anywhere. It is still private to its owner whatever the umask (0700,
+files written through ``write_private`` 0600): other local users have no business reading journals or
+plans, nor planting files where the tool will read them.
+
+I/O: ``ensure_state_dir`` creates the folder; ``write_private`` writes one file.
 """
 
 from __future__ import annotations
@@ -9,8 +13,41 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["state_dir"]
+__all__ = ["ensure_state_dir", "private_dir", "state_dir", "write_private"]
 
 
 def state_dir() -> Path:
     return Path(os.environ.get("RECONCILER_STATE_DIR") or ".reconciler")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder, created 0700 when missing (the umask can only take bits away from that)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def ensure_state_dir() -> Path:
+    """The state folder, created private to its owner when it does not exist yet."""
+    return private_dir(state_dir())
+
+
+def write_private(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` as a file only its owner can read (0600), replacing it atomically.
+
+    The file is written beside the target and renamed over it; the temporary name is never followed
+    through a link.
+    """
+    final = os.fspath(path)
+    tmp = f"{final}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode through O_TRUNC
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, final)

@@ -58,6 +58,7 @@ __all__ = [
     "RetryPolicy",
     "StaticToken",
     "TokenProvider",
+    "check_token",
     "segment",
     "token_provider_for",
 ]
@@ -220,6 +221,18 @@ class AzureIdentityToken:
         return had
 
 
+def check_token(value: str, where: str) -> None:
+    """Refuse a bearer token that cannot go into an HTTP header as it is; the token is never quoted."""
+    if not value.isascii():
+        raise AuthenticationError(
+            f"the token in {where} holds a character that is not ASCII; set the token alone"
+        )
+    if any(not (0x21 <= ord(ch) <= 0x7E) for ch in value):
+        raise AuthenticationError(
+            f"the token in {where} holds a space, a line break or a control character; set the token alone"
+        )
+
+
 def token_provider_for(base_url: str, env: Mapping[str, str] | None = None) -> TokenProvider:
     """``RECONCILER_GRAPH_TOKEN`` when set; else azure-identity for Microsoft's own Graph hosts only.
 
@@ -229,6 +242,7 @@ def token_provider_for(base_url: str, env: Mapping[str, str] | None = None) -> T
     env = os.environ if env is None else env
     value = env.get(TOKEN_ENV, "").strip()
     if value:
+        check_token(value, TOKEN_ENV)
         return StaticToken(value)
     parts = urllib.parse.urlsplit(base_url)
     host = (parts.hostname or "").lower()

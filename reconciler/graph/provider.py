@@ -129,21 +129,27 @@ def parse_target(target: str) -> tuple[str, str]:
 def open_graph(target: str) -> GraphProvider:
     """The provider for ``target``; concurrency and timeout from the environment."""
     base_url, canonical = parse_target(target)
-    concurrency = _env_number(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int)
-    timeout = _env_number(TIMEOUT_ENV, 60.0, float)
+    concurrency = _env_number(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int, MAX_CONCURRENCY)
+    timeout = _env_number(TIMEOUT_ENV, 60.0, float, MAX_TIMEOUT)
     return GraphProvider(base_url, target=canonical, concurrency=concurrency, timeout=timeout)
 
 
-def _env_number(name: str, default: Any, kind: type) -> Any:
+# Bounds on the settings read from the environment: beyond them a typo would exhaust the machine
+# (a pool of a billion connections) or hang a run.
+MAX_CONCURRENCY = 256
+MAX_TIMEOUT = 3600.0
+
+
+def _env_number(name: str, default: Any, kind: type, maximum: float) -> Any:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0")
+        raise ConfigError(f"{name}={raw[:40]!r} is not a number") from None
+    if not (0 < value <= maximum):  # also refuses nan
+        raise ConfigError(f"{name} must be greater than 0 and at most {maximum:g}")
     return value
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from reconciler.errors import ConfigError, NotFoundError
 from reconciler.providers.base import Provider
@@ -89,18 +90,30 @@ PROVIDERS: dict[str, Callable[[str], Provider]] = {
 }
 
 
+def _default_target(*, create: bool) -> str:
+    """The local tenant in the state folder (``RECONCILER_STATE_DIR`` when set), made private to its owner."""
+    from reconciler.engine.state import ensure_state_dir, state_dir
+
+    if create:
+        ensure_state_dir()
+    if state_dir() == Path(".reconciler"):
+        return DEFAULT_TARGET  # the same canonical name plans made before have recorded
+    return f"local:{state_dir() / 'tenant.db'}"
+
+
 def open_target(
     target: str | None = None, *, read_only: bool = False, missing_is_empty: bool = False
 ) -> Provider:
-    """Open the provider for ``target``; None means ``$RECONCILER_TARGET``, else ``DEFAULT_TARGET``.
+    """Open the provider for ``target``; None means ``$RECONCILER_TARGET``, else the state folder's tenant.
 
     ``read_only``: the command only reads, so a local tenant that does not exist is not created; it is
     an error, except for the default tenant or with ``missing_is_empty``, which read it as empty.
     """
-    text = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    default = not target and not os.environ.get(TARGET_ENV)
+    text = _default_target(create=not read_only) if default else (target or os.environ[TARGET_ENV])
     scheme, sep, rest = text.partition(":")
     if read_only and scheme == "local" and sep:
-        empty = missing_is_empty or text == DEFAULT_TARGET
+        empty = missing_is_empty or default
         return _killable(_open_local_to_read(rest, default=empty))
     # "graph" alone is a whole target (Microsoft Graph itself).
     factory = PROVIDERS.get(scheme) if sep or scheme == "graph" else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -31,8 +32,13 @@ class Ran:
         return self.out + self.err
 
 
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+def _limits(umask: int | None) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        if umask is not None:
+            os.umask(umask)
+
+    return apply
 
 
 def configuration(name: str, domain: str | None = None, extra: str = "") -> str:
@@ -64,7 +70,9 @@ class Sandbox:
     def db(self) -> Path:
         return self.state / "tenant.db"
 
-    def run(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Ran:
+    def run(
+        self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, umask: int | None = None
+    ) -> Ran:
         done = subprocess.run(
             [sys.executable, "-m", "reconciler", *args],
             cwd=cwd or self.repo,
@@ -73,7 +81,7 @@ class Sandbox:
             text=True,
             errors="replace",
             timeout=TIMEOUT,
-            preexec_fn=_limits,
+            preexec_fn=_limits(umask),
             stdin=subprocess.DEVNULL,
         )
         return Ran(done.returncode, done.stdout, done.stderr)
