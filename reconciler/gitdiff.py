@@ -13,7 +13,6 @@ I/O: reads repositories through ``reconciler.gitrepo``; never a target. ``render
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from reconciler.gitrepo import (
     to_repo_paths,
 )
 from reconciler.render._format import format_value, printable
+from reconciler.render.escape import json_text
 from reconciler.render.markdown import DEFAULT_LIMIT, _code, _code_block, _html, _text
 from reconciler.tenant.template import template_defaults
 
@@ -532,7 +532,7 @@ def _render_json(d: RefDiff) -> str:
         "warnings": list(d.diff.warnings),
         "attributedAll": d.attributed_all,
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_diff(d: RefDiff, fmt: str, *, limit: int = DEFAULT_LIMIT) -> str:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import click
 
 from reconciler.errors import LoadError, ReconcilerError
+from reconciler.render.escape import message, printable
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_UNEXPECTED", "EXIT_USAGE", "error_handler"]
 
@@ -92,12 +93,12 @@ def error_handler(command: str | None = None) -> Iterator[None]:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except LoadError as exc:
         for diag in exc.diagnostics:
-            click.echo(str(diag), err=True)
+            click.echo(printable(str(diag)), err=True)
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         click.echo(f"error: {errors} problem(s) found{_NOT_DONE.get(command or '', '')}.", err=True)
         raise SystemExit(exc.exit_code) from None
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(message(f"error: {exc}"), err=True)
         raise SystemExit(exc.exit_code) from None
     except BrokenPipeError:
         # The reader went away (| head); nothing more to say.

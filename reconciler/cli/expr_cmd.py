@@ -6,13 +6,12 @@ stderr. No other I/O.
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from reconciler.cli.options import format_option
 from reconciler.errors import ExpressionError
 from reconciler.expressions import DOES_NOT_FLOW, AttributeValue, Result, evaluate
+from reconciler.render.escape import json_text, printable
 
 __all__ = ["expr"]
 
@@ -43,9 +42,10 @@ def _caret(error: ExpressionError) -> str:
     offset = min(max(error.column - 1, 0), len(text))
     line_start = text.rfind("\n", 0, offset) + 1
     line_end = text.find("\n", offset)
-    line = text[line_start : line_end if line_end >= 0 else len(text)]
-    pad = "".join("\t" if ch == "\t" else " " for ch in text[line_start:offset])
-    return f"{line}\n{pad}^\n{error.message}"
+    line = printable(text[line_start : line_end if line_end >= 0 else len(text)], None)
+    # The caret sits under the escaped text: each character before it counts as wide as it is shown.
+    pad = " " * len(printable(text[line_start:offset], None))
+    return f"{line}\n{pad}^\n{printable(error.message)}"
 
 
 def _render_text(value: Result) -> str:
@@ -54,15 +54,15 @@ def _render_text(value: Result) -> str:
     if value is None:
         return "(null)"
     if isinstance(value, list):
-        return "\n".join(value)
+        return "\n".join(printable(v, None) for v in value)
     if isinstance(value, bool):
         return "True" if value else "False"
-    return str(value)
+    return printable(str(value), None)
 
 
 def _render_json(value: Result) -> str:
     flows = value is not DOES_NOT_FLOW
-    return json.dumps({"value": value if flows else None, "flows": flows}, ensure_ascii=False)
+    return json_text({"value": value if flows else None, "flows": flows}, ensure_ascii=False)
 
 
 @click.command("expr", short_help="Evaluate a mapping expression against given attributes.")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from reconciler.cli.options import format_option
+from reconciler.cli.output import echo_lines
 from reconciler.engine.journal import read_runs
+from reconciler.render.escape import json_text
 
 __all__ = ["history"]
 
@@ -23,7 +23,7 @@ def history(limit: int, target: str | None, fmt: str) -> None:
     runs = [r for r in read_runs() if target is None or r.target.endswith(target)]
     runs = list(reversed(runs))[:limit]
     if fmt == "json":
-        click.echo(json.dumps([r.__dict__ for r in runs], indent=2, default=str))
+        click.echo(json_text([r.__dict__ for r in runs], indent=2, default=str))
         return
     if not runs:
         click.echo("No runs recorded yet.")
@@ -33,12 +33,14 @@ def history(limit: int, target: str | None, fmt: str) -> None:
         failed = sum(1 for c in changes if c["outcome"] == "failed")
         interrupted = [c for c in changes if c["outcome"] == "interrupted"]
         commit = (r.commit or "")[:10] or "-"
-        click.echo(
-            f"{r.started}  {r.run}  {r.kind:<9} {r.result:<11} {len(changes)} change(s)"
-            f"{f', {failed} failed' if failed else ''}  user {r.user or '-'}  commit {commit}  {r.target}"
+        echo_lines(
+            [
+                f"{r.started}  {r.run}  {r.kind:<9} {r.result:<11} {len(changes)} change(s)"
+                f"{f', {failed} failed' if failed else ''}  user {r.user or '-'}  commit {commit}  {r.target}"
+            ]
         )
         for c in interrupted:
-            click.echo(f"    interrupted during {c['action']} {c['name']}")
+            echo_lines([f"    interrupted during {c['action']} {c['name']}"])
         for c in changes:
             if c.get("error"):
-                click.echo(f"    {c['action']} {c['name']} failed: {c['error']}")
+                echo_lines([f"    {c['action']} {c['name']} failed: {c['error']}"])

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from reconciler.core.plan import Plan
     from reconciler.errors import Diagnostic
 
-__all__ = ["echo_warnings", "render_plan"]
+__all__ = ["echo_lines", "echo_warnings", "render_plan"]
 
 
 def render_plan(plan: Plan, fmt: str, stream: TextIO) -> str:
@@ -22,6 +22,13 @@ def render_plan(plan: Plan, fmt: str, stream: TextIO) -> str:
     if fmt == "text":
         return render(plan, "text", color=use_color(stream))
     return render(plan, fmt)
+
+
+def echo_lines(lines: Iterable[str], *, err: bool = False) -> None:
+    """Print lines the command made, each one escaped: a value inside cannot break or forge a line."""
+    from reconciler.render.escape import printable
+
+    click.echo("\n".join(printable(line, None) for line in lines), err=err)
 
 
 def echo_warnings(warnings: Iterable[Diagnostic], *, verbose: bool = False) -> None:

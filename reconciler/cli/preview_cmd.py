@@ -23,7 +23,7 @@ import click
 
 from reconciler.cli.errors import EXIT_ERROR, ExitCode
 from reconciler.cli.options import format_option, paths_argument, target_option
-from reconciler.cli.output import echo_warnings
+from reconciler.cli.output import echo_lines, echo_warnings
 from reconciler.config.load import load_paths
 from reconciler.core.model import OBJECT_TYPES, Desired, Mapping, Observed, Scope, effective_mappings
 from reconciler.directory import Directory, DirectoryObject, read_objects
@@ -281,7 +281,7 @@ def preview(
         if not first:
             click.echo()
         first = False
-        click.echo("\n".join(lines))
+        echo_lines(lines)
     if fmt == "json":
         document: dict[str, object] = {"configuration": config_name}
         if before is not None:

@@ -17,6 +17,7 @@ import click
 
 from reconciler.cli.errors import EXIT_ERROR, ExitCode
 from reconciler.cli.options import format_option, target_option
+from reconciler.cli.output import echo_lines
 from reconciler.core.model import OBJECT_TYPES
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.providers import open_target
@@ -126,6 +127,6 @@ def provision(
     else:
         heading = f"On-demand provisioning of {subject} ({object_type}) with {name} on {provider.target}"
         text, result = render_response(response, heading)
-        click.echo(text)
+        echo_lines(text.split("\n"))
     if result == "Failure":
         raise ExitCode(EXIT_ERROR)

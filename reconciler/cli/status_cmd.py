@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
@@ -12,6 +10,7 @@ from reconciler.engine.operations import restart_configuration
 from reconciler.errors import NotFoundError
 from reconciler.providers import open_target
 from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
+from reconciler.render.escape import json_text, printable
 
 __all__ = ["restart", "status"]
 
@@ -33,7 +32,7 @@ def status(names: tuple[str, ...], target: str | None, fmt: str) -> None:
     unhealthy = [o for o in rows if not o.status.healthy]
     if fmt == "json":
         click.echo(
-            json.dumps(
+            json_text(
                 [
                     {
                         "name": o.name,
@@ -66,7 +65,7 @@ def status(names: tuple[str, ...], target: str | None, fmt: str) -> None:
                 line += f" last run: {s.last_run_state}" + (f" at {s.last_run_end}" if s.last_run_end else "")
             if s.last_error:
                 line += f" error: {s.last_error}"
-            click.echo(line)
+            click.echo(printable(line, None))
     if unhealthy:
         raise ExitCode(EXIT_CHANGES)
 

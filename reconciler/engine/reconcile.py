@@ -212,9 +212,7 @@ def drift_lines(plan: Plan, seen: str) -> list[str]:
         if not c.fields:
             lines.append(f"{c.name}: {c.action.value} owed (seen {seen})")
         for f in c.fields:
-            lines.append(
-                f"{c.name}: {f.path}: git {_short(f.after)}, live {_short(f.before)} (seen {seen})"
-            )
+            lines.append(f"{c.name}: {f.path}: git {_short(f.after)}, live {_short(f.before)} (seen {seen})")
     return lines
 
 

@@ -240,9 +240,7 @@ class Metadata:
         if not isinstance(value, Mapping):
             return value
         props = self.properties(inner) or {}
-        return {
-            k: self.canonical_enums(v, props[k]["type"]) if k in props else v for k, v in value.items()
-        }
+        return {k: self.canonical_enums(v, props[k]["type"]) if k in props else v for k, v in value.items()}
 
     def check_value(self, value: Any, type_name: str, nullable: bool, where: str) -> list[str]:
         """Violations of ``value`` against ``type_name`` (an Edm, enum, complex or entity type)."""

@@ -8,13 +8,13 @@ break a line nor send escape sequences to a terminal.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.model import JobStatus
 from reconciler.core.plan import Action, Change, Plan
+from reconciler.render.escape import printable
 
 __all__ = [
     "SYMBOLS",
@@ -36,23 +36,6 @@ SYMBOLS: dict[Action, str] = {
     Action.START: "▶",
     Action.PAUSE: "⏸",
 }
-
-# C0 and C1 controls (ESC and CSI start terminal sequences; newlines would split a row) and the
-# bidirectional overrides that can make text read differently from what it is.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str) -> str:
-    return _UNPRINTABLE.sub(_escape_char, text)
 
 
 def _json(value: Any) -> str:

@@ -20,10 +20,10 @@ from reconciler.render._format import (
     by_configuration,
     describe_status,
     partial_line,
-    printable,
     rows,
     summary_line,
 )
+from reconciler.render.escape import mentions, printable
 
 __all__ = ["DEFAULT_LIMIT", "render"]
 
@@ -41,9 +41,15 @@ _BLOCK_START = re.compile(r"^(\s*)([-+>]|\d+[.)])")
 _BACKTICKS = re.compile(r"`+")
 
 
+def _plain(value: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(value, quote=False))
+
+
 def _text(value: str) -> str:
-    """Plain Markdown text: HTML entities for ``<>&``, backslashes before Markdown punctuation."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", html.escape(printable(value), quote=False))
+    """Plain Markdown text: HTML entities for ``<>&``, backslashes before Markdown punctuation, and
+    mentions (``@org/team``) as code spans, which never notify anyone."""
+    pieces = mentions(printable(value))
+    escaped = "".join(_code(part) if is_mention else _plain(part) for is_mention, part in pieces)
     return _BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped, count=1)
 
 

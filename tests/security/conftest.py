@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sectools import Sandbox
+from sectools import Sandbox, configuration
 
 
 @pytest.fixture
@@ -28,3 +28,11 @@ def sandbox(tmp_path: Path) -> Sandbox:
     box.git("init", "-q", "-b", "main")
     box.write(".gitignore", ".reconciler/\n*.json\n")
     return box
+
+
+@pytest.fixture
+def box(sandbox: Sandbox) -> Sandbox:
+    """The sandbox with one configuration, alpha, committed."""
+    sandbox.write("configs/alpha.yaml", configuration("alpha"))
+    sandbox.commit("alpha")
+    return sandbox

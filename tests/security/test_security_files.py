@@ -9,14 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sectools import Sandbox, configuration
-
-
-@pytest.fixture
-def box(sandbox: Sandbox) -> Sandbox:
-    sandbox.write("configs/alpha.yaml", configuration("alpha"))
-    sandbox.commit("alpha")
-    return sandbox
+from sectools import Sandbox
 
 
 def _fifo(folder: Path) -> Path:

@@ -11,13 +11,6 @@ import pytest
 from sectools import Sandbox, configuration
 
 
-@pytest.fixture
-def committed(sandbox: Sandbox) -> Sandbox:
-    sandbox.write("configs/alpha.yaml", configuration("alpha"))
-    sandbox.commit("alpha")
-    return sandbox
-
-
 def _clean_failure(ran_code: int, text: str) -> None:
     assert ran_code == 1, text
     assert "Traceback" not in text
@@ -32,15 +25,15 @@ def _clean_failure(ran_code: int, text: str) -> None:
         "http://127.0.0.1:9/repo.git",
     ],
 )
-def test_a_reconcile_source_cannot_run_a_command(committed: Sandbox, tmp_path: Path, source: str) -> None:
+def test_a_reconcile_source_cannot_run_a_command(box: Sandbox, tmp_path: Path, source: str) -> None:
     marker = tmp_path / "PWNED"
-    ran = committed.run("reconcile", "configs", "--repo", source.format(marker=marker), "--once")
+    ran = box.run("reconcile", "configs", "--repo", source.format(marker=marker), "--once")
     _clean_failure(ran.code, ran.text)
     assert not marker.exists()
 
 
-def test_a_local_folder_is_still_a_source(committed: Sandbox) -> None:
-    ran = committed.run("reconcile", "configs", "--repo", str(committed.repo), "--once", "--branch", "main")
+def test_a_local_folder_is_still_a_source(box: Sandbox) -> None:
+    ran = box.run("reconcile", "configs", "--repo", str(box.repo), "--once", "--branch", "main")
     assert ran.code == 0, ran.text
 
 
@@ -55,28 +48,28 @@ def test_a_local_folder_is_still_a_source(committed: Sandbox) -> None:
     ],
     ids=lambda a: " ".join(a[:3]),
 )
-def test_the_repositorys_own_config_runs_nothing(committed: Sandbox, tmp_path: Path, args: list[str]) -> None:
+def test_the_repositorys_own_config_runs_nothing(box: Sandbox, tmp_path: Path, args: list[str]) -> None:
     marker = tmp_path / "PWNED"
-    committed.git("config", "core.fsmonitor", f"touch {marker}; false")
-    committed.git("config", "core.hooksPath", str(tmp_path / "hooks"))
+    box.git("config", "core.fsmonitor", f"touch {marker}; false")
+    box.git("config", "core.hooksPath", str(tmp_path / "hooks"))
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     for hook in ("post-checkout", "pre-commit", "post-index-change", "reference-transaction"):
         (hooks / hook).write_text(f"#!/bin/sh\ntouch {marker}\n")
         (hooks / hook).chmod(0o755)
-    committed.write("configs/alpha.yaml", configuration("alpha", extra="  enabled: false\n"))
-    ran = committed.run(*args)
+    box.write("configs/alpha.yaml", configuration("alpha", extra="  enabled: false\n"))
+    ran = box.run(*args)
     assert ran.code in (0, 2), ran.text
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("ref", ["@{-1}", "HEAD:configs/alpha.yaml", "HEAD^{tree}", "--output=x", "nope"])
-def test_odd_refs_give_a_clean_error(committed: Sandbox, ref: str) -> None:
+def test_odd_refs_give_a_clean_error(box: Sandbox, ref: str) -> None:
     for args in (["plan", "configs", "--ref", ref], ["plan", "configs", "--changed-since", ref]):
-        ran = committed.run(*args)
+        ran = box.run(*args)
         _clean_failure(ran.code, ran.text)
         assert "not a commit" in ran.err or "cannot" in ran.err, ran.err
-    assert not (committed.repo / "x").exists()
+    assert not (box.repo / "x").exists()
 
 
 def test_a_top_level_folder_linked_outside_the_repository_is_not_read(
@@ -94,26 +87,24 @@ def test_a_top_level_folder_linked_outside_the_repository_is_not_read(
         assert "TOPSECRET" not in ran.text
 
 
-def test_a_given_path_outside_the_repository_is_refused_for_a_commit(
-    committed: Sandbox, tmp_path: Path
-) -> None:
-    ran = committed.run("plan", str(tmp_path), "--ref", "HEAD")
+def test_a_given_path_outside_the_repository_is_refused_for_a_commit(box: Sandbox, tmp_path: Path) -> None:
+    ran = box.run("plan", str(tmp_path), "--ref", "HEAD")
     _clean_failure(ran.code, ran.text)
     assert "outside the repository" in ran.err
 
 
 def test_a_submodule_in_a_desired_state_folder_is_an_error_from_disk_and_from_a_commit(
-    committed: Sandbox, tmp_path: Path
+    box: Sandbox, tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
     other.mkdir()
-    committed.git("init", "-q", "-b", "main", cwd=other)
+    box.git("init", "-q", "-b", "main", cwd=other)
     (other / "ghost.yaml").write_text(configuration("ghost"))
-    committed.git("add", "-A", cwd=other)
-    committed.git("commit", "-q", "-m", "ghost", cwd=other)
-    committed.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(other), "configs/team")
-    base = committed.git("rev-parse", "HEAD")
-    committed.commit("a submodule under configs")
+    box.git("add", "-A", cwd=other)
+    box.git("commit", "-q", "-m", "ghost", cwd=other)
+    box.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(other), "configs/team")
+    base = box.git("rev-parse", "HEAD")
+    box.commit("a submodule under configs")
     runs = [
         ["validate", "configs"],
         ["plan", "configs"],
@@ -122,7 +113,7 @@ def test_a_submodule_in_a_desired_state_folder_is_an_error_from_disk_and_from_a_
         ["diff", base, "HEAD", "configs"],
     ]
     for args in runs:
-        ran = committed.run(*args)
+        ran = box.run(*args)
         _clean_failure(ran.code, ran.text)
         assert "submodule" in ran.err, (args, ran.err)
         assert "ghost" not in ran.out
