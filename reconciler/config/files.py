@@ -48,40 +48,42 @@ class SourceFile:
 
 
 def _too_big(path: str, size: int) -> Diagnostic:
-    return Diagnostic(path, 1, 1, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+    return Diagnostic(path, 1, 1, f"file is {size} bytes, too large; the limit is {MAX_FILE_BYTES}")
 
 
 _CHUNK = 1024 * 1024
 
 
-def read_bounded(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_bounded(path: str, limit: int = MAX_FILE_BYTES, *, what: str = "file") -> bytes:
     """The bytes of regular file ``path``, at most ``limit`` of them; ``FileReadError`` otherwise.
 
     The file is opened with ``O_NONBLOCK`` and checked on the open descriptor, so a named pipe or a
     device is refused without waiting for a writer and without reading it, and a file swapped for
     something else between a check and the open is still refused. The size is checked before and
-    while reading (a file can grow under the reader).
+    while reading (a file can grow under the reader). ``what`` names the file in messages ("plan file").
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise FileReadError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+        raise FileReadError(path, f"cannot read the {what}: {exc.strerror or exc}") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FileReadError(path, "not a regular file")
         if info.st_size > limit:
-            raise FileReadError(path, f"file is {info.st_size} bytes; the limit is {limit}")
+            raise FileReadError(path, f"{what} is {info.st_size} bytes, too large; the limit is {limit}")
         chunks: list[bytes] = []
         total = 0
         while chunk := os.read(fd, min(_CHUNK, limit + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:
-                raise FileReadError(path, f"file is more than {limit} bytes; the limit is {limit}")
+                raise FileReadError(
+                    path, f"{what} is more than {limit} bytes, too large; the limit is {limit}"
+                )
         return b"".join(chunks)
     except OSError as exc:
-        raise FileReadError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+        raise FileReadError(path, f"cannot read the {what}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
 

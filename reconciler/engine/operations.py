@@ -166,7 +166,7 @@ def write_plan_file(plan: Plan, path: str) -> None:
 
 def read_plan_file(path: str) -> Plan:
     try:
-        data = read_bounded(path, MAX_PLAN_FILE_BYTES)
+        data = read_bounded(path, MAX_PLAN_FILE_BYTES, what="plan file")
     except FileReadError as exc:
         raise PlanFileError(f"{path}: {exc.reason}") from exc
     try:

@@ -58,7 +58,7 @@ def test_a_folder_without_yaml_files_is_a_warning(make_config_dir: MakeDir) -> N
 def test_a_file_over_the_size_limit_is_refused_unread(problems: Problems) -> None:
     big = "# " + "x" * MAX_FILE_BYTES + "\n"
     assert problems({"big.yaml": big}) == [
-        f"big.yaml:1:1: file is {len(big)} bytes; the limit is {MAX_FILE_BYTES}"
+        f"big.yaml:1:1: file is {len(big)} bytes, too large; the limit is {MAX_FILE_BYTES}"
     ]
 
 
