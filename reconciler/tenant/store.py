@@ -212,7 +212,7 @@ class TenantStore:
         self._connections: list[sqlite3.Connection] = []
         parent = os.path.dirname(self.path)
         if parent:
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(parent, mode=0o700, exist_ok=True)  # private: it holds the tenant
         self._initialize()
 
     # ----------------------------------------------------------------------------------------------

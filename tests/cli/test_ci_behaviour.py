@@ -82,7 +82,7 @@ def test_a_saved_plan_is_applied_to_the_target_it_records(project: Path, cli: Cl
     r = cli("apply", "plan.json")
     assert r.code == 0, r.err
     assert {o.name for o in tenant(project / "lab.db").read_all()} == {"alpha", "beta"}
-    assert not (project / ".reconciler").exists()
+    assert not (project / "state" / "tenant.db").exists()
     assert cli("plan", "configs", "--target", target, "--detailed-exitcode").code == 0
 
 
@@ -97,7 +97,7 @@ def test_show_renders_a_saved_plan_without_any_target(project: Path, cli: Cli) -
     r = cli("show", "moved/plan.json", "--format", "json")
     assert json.loads(r.out)["kind"] == "reconciler-plan"
     # Nothing was read or made: no tenant, no state folder.
-    assert not (project / ".reconciler").exists()
+    assert not (project / "state").exists()
     doc = json.loads((project / "moved" / "plan.json").read_text())
     doc["target"] = "local:/tmp/else.db"
     (project / "moved" / "plan.json").write_text(json.dumps(doc))
@@ -125,7 +125,7 @@ def test_allow_delete_of_a_protected_configuration_fails_and_names_the_flag(proj
     assert not (project / "p.json").exists()
     r = cli("apply", "configs", "--allow-delete", "--auto-approve")
     assert r.code == 1 and "--allow-delete cannot delete alpha" in r.err
-    assert [o.name for o in tenant(project / ".reconciler" / "tenant.db").read_all()] == ["alpha"]
+    assert [o.name for o in tenant(project / "state" / "tenant.db").read_all()] == ["alpha"]
 
 
 def test_read_only_commands_never_create_a_tenant(project: Path, cli: Cli) -> None:
@@ -138,7 +138,7 @@ def test_read_only_commands_never_create_a_tenant(project: Path, cli: Cli) -> No
     # The default tenant before the first apply: a first plan, and still no file.
     r = cli("plan", "configs")
     assert r.code == 0 and "1 to create" in r.out
-    assert not (project / ".reconciler").exists()
+    assert not (project / "state").exists()
 
 
 def test_messages_say_what_the_command_did_not_do(project: Path, cli: Cli) -> None:
