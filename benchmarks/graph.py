@@ -44,7 +44,7 @@ _CHANGED_ROW = "{target: extensionAttribute1, constant: changed}"
 @contextlib.contextmanager
 def _emulator(db: Path, latency_ms: float) -> Iterator[str]:
     """A child ``reconciler emulator`` over ``db``; yields its base URL (http://127.0.0.1:PORT)."""
-    command = [sys.executable, "-m", "reconciler.emulator", "--store", str(db), "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "reconciler", "emulator", "--store", str(db), "--host", "127.0.0.1"]
     command += ["--port", "0", "--latency-ms", str(latency_ms)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
