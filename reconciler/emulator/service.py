@@ -597,7 +597,10 @@ class GraphService:
     # -- templates -------------------------------------------------------------------------------
 
     def _template(self, template: Mapping[str, Any], version: str) -> JSON:
-        return self._documented("synchronizationTemplate", template, version)
+        """A template with its schema inline, as the documented list of templates shows it."""
+        shaped = self._documented("synchronizationTemplate", template, version)
+        shaped["schema"] = self.store.template_schema(str(template["id"]))
+        return shaped
 
     def _list_templates(self, sp_id: str, request: Request) -> Reply:
         templates = [self._template(t, request.version) for t in self.store.list_templates(sp_id)]

@@ -202,6 +202,8 @@ def test_templates_carry_their_schema_when_expanded(api: tuple[Emulator, httpx.C
     templates = r.json()["value"]
     assert {t["id"] for t in templates} >= {PROVISIONING_TEMPLATE}
     schemas = {t["id"]: t["schema"] for t in templates}
+    plain = client.get(f"/{version}/servicePrincipals/{sp_id}/synchronization/templates").json()["value"]
+    assert {t["id"]: t["schema"] for t in plain} == schemas
     assert schemas[PROVISIONING_TEMPLATE]["synchronizationRules"]
     assert all("directories" in schema for schema in schemas.values())
     one = client.get(
