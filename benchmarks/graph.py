@@ -147,7 +147,7 @@ def _apply_run(
         began = time.perf_counter()
         plan = make_plan(state, provider, PlanOptions(), Provenance())
         planned = time.perf_counter()
-        result = apply_plan(plan, provider, journal=Journal(), parallelism=parallelism)
+        result = apply_plan(plan, provider, journal=Journal(provider.target), parallelism=parallelism)
         done = time.perf_counter()
         assert result.ok, [o.error for o in result.outcomes if o.error][:3]
         after = make_plan(state, provider, PlanOptions(), Provenance())

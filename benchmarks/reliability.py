@@ -46,7 +46,8 @@ from typing import Any
 
 from reconciler.core.model import CREDENTIAL_DATA, OBJECT_TYPES, PHS_OBJECTS, Settings
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.engine.journal import read_runs
+from reconciler.engine.journal import RunRecord, read_runs
+from reconciler.engine.lock import APPLY_LOCK
 from reconciler.graph.shapes import (
     DOMAIN,
     MANAGED_SECRET_KEYS,
@@ -58,6 +59,8 @@ from reconciler.graph.shapes import (
     settings_to_secrets,
 )
 from reconciler.providers import KILL_ENV
+from reconciler.state import StateStore, canonical_target, default_sqlite_path
+from reconciler.state.sqlite import SqliteStore
 from reconciler.tenant.store import TenantStore
 from reconciler.tenant.template import template_defaults
 
@@ -76,6 +79,8 @@ __all__ = [
     "find_secret",
     "make_scenario",
     "plant",
+    "runs_of",
+    "state_store",
     "token_for",
     "write_desired",
 ]
@@ -699,12 +704,23 @@ def fault_run(seed: int, folder: Path, *, share: float = 0.2, every_request_once
     return _finish(report, folder, db, scenario.after, planted, token)
 
 
-def _holder_left(folder: Path) -> bool:
-    return any((folder / "state" / "locks").glob("*.holder.json"))
+def state_store(folder: Path, target: str) -> StateStore:
+    """The state store the commands run in ``folder`` use for ``target`` (the default SQLite one)."""
+    key = canonical_target(target)
+    return SqliteStore(default_sqlite_path(key, folder / "state"))
 
 
-def _interrupted(folder: Path) -> int:
-    return sum(1 for r in read_runs(folder / "state" / "journal.jsonl") if r.result == "interrupted")
+def runs_of(folder: Path, target: str) -> list[RunRecord]:
+    """Every run the journal of ``target`` holds, as the commands run in ``folder`` recorded it."""
+    return read_runs(target, state_store(folder, target))
+
+
+def _holder_left(folder: Path, target: str) -> bool:
+    return state_store(folder, target).lock_holder(canonical_target(target), APPLY_LOCK) is not None
+
+
+def _interrupted(folder: Path, target: str) -> int:
+    return sum(1 for r in runs_of(folder, target) if r.result == "interrupted")
 
 
 def _planned_changes(
@@ -738,7 +754,7 @@ def _crash_once(
         return
     mode = rng.choice(modes)
     args = ("apply", "configs", "--auto-approve", "--allow-delete", "--target", target)
-    began_runs = len(read_runs(folder / "state" / "journal.jsonl"))
+    began_runs = len(runs_of(folder, target))
     if mode == "timer":
         # The apply plans as long as the plan did, then writes: a moment from start-up to the writes.
         after = rng.uniform(0.5, 1.5) * planning
@@ -759,7 +775,7 @@ def _crash_once(
     )
     if mode != "timer":
         # Killed after a write: the run had journaled its start, and not its end.
-        runs = read_runs(folder / "state" / "journal.jsonl")
+        runs = runs_of(folder, target)
         if len(runs) <= began_runs or runs[-1].result != "interrupted":
             report.problems.append(f"the journal does not show the run killed by {label} as interrupted")
 
@@ -789,8 +805,8 @@ def crash_run(
             target = stack.enter_context(Emulator(db, EmulatorConfig(token=token))).target
         for _ in range(kills or (1 if rng.random() < 0.7 else 2)):
             _crash_once(report, rng, folder, target, env, modes)
-        holder = _holder_left(folder)
-        interrupted = _interrupted(folder)
+        holder = _holder_left(folder, target)
+        interrupted = _interrupted(folder, target)
         recovery = report.expect(
             cli(folder, "apply", "configs", "--auto-approve", "--allow-delete", "--target", target, env=env),
             0,
@@ -798,10 +814,10 @@ def crash_run(
         )
         if holder and "it was recovered" not in recovery.err:
             report.problems.append("the apply after the crash did not say it recovered the lock")
-        if _holder_left(folder):
-            report.problems.append("a lock holder file is left after the recovering apply")
+        if _holder_left(folder, target):
+            report.problems.append("a lock holder is left after the recovering apply")
         history = report.expect(
-            cli(folder, "history", "--format", "json", "-n", "100", env=env), 0, "history"
+            cli(folder, "history", "--format", "json", "-n", "100", "--target", target, env=env), 0, "history"
         )
         try:
             shown = sum(1 for r in json.loads(history.out) if r.get("result") == "interrupted")

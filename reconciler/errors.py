@@ -24,6 +24,7 @@ happen, with ``raise ... from exc``, so nothing else escapes to the user as a tr
     │   ├── NotFoundError
     │   └── ConflictError
     ├── GitError                         a repository, ref or commit cannot be read
+    ├── StateError                       the state store (lock, journal, status) cannot be reached or used
     ├── StateFileError                   a file of the state folder is not what the tool keeps there
     └── UserAbort                        the user answered no at a prompt
 
@@ -56,6 +57,7 @@ __all__ = [
     "ProviderError",
     "ReconcilerError",
     "StalePlanError",
+    "StateError",
     "StateFileError",
     "TransientProviderError",
     "UserAbort",
@@ -169,6 +171,10 @@ class ApplyError(ReconcilerError):
 
 class LockError(ReconcilerError):
     """The target's apply lock is held by another run."""
+
+
+class StateError(ReconcilerError):
+    """The state store (lock, journal, status) cannot be reached or used; nothing was changed after it."""
 
 
 class ProviderError(ReconcilerError):

@@ -163,7 +163,7 @@ def _user() -> str | None:
 
 
 def _adopt(provider: Provider, pending: Iterable[tuple[Observed, str]], lock_timeout: float) -> str:
-    journal = Journal()
+    journal = Journal(provider.target)
     with target_lock(provider.target, timeout=lock_timeout, command="reconciler import --adopt") as info:
         journal.write(
             "run-start",

@@ -16,11 +16,17 @@ __all__ = ["history"]
 @click.option(
     "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs."
 )
-@click.option("--target", "-t", default=None, metavar="TARGET", help="Only runs against this target.")
+@click.option(
+    "--target",
+    "-t",
+    default=None,
+    metavar="TARGET",
+    help="The target whose runs to list (default: RECONCILER_TARGET, else the default target).",
+)
 @format_option("text", "json")
 def history(limit: int, target: str | None, fmt: str) -> None:
     """List past applies, restarts and reconcile passes with their outcomes."""
-    runs = [r for r in read_runs() if target is None or r.target.endswith(target)]
+    runs = read_runs(target)
     runs = list(reversed(runs))[:limit]
     if fmt == "json":
         click.echo(json_text([r.__dict__ for r in runs], indent=2, default=str))

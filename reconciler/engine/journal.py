@@ -1,27 +1,23 @@
-"""The apply journal: every apply, restart and reconcile pass, append-only, one JSON object a line.
+"""The apply journal: every apply, restart and reconcile pass, append-only, in the target's state store.
 
-Each run writes ``run-start``, then ``change-start``/``change-end`` around every write to the target, then
-``run-end``. A run killed part-way leaves a start without an end, which ``history`` shows as interrupted.
-Entries hold names, actions, outcomes and error messages, never credentials.
+Each run writes ``run-start`` (with the runner's identity: host, user, CI run id, and the commit and plan
+digest), then ``change-start``/``change-end`` around every write to the target, then ``run-end``. A run
+killed part-way leaves a start without an end, which ``history`` shows as interrupted. Every entry has a
+unique id, so an entry written twice (a retried write) is kept once. Entries hold names, actions,
+outcomes and error messages, never credentials.
 
-I/O: ``journal.jsonl`` in the state folder.
+I/O: the state store of the target.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
-import stat
-import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
-from reconciler.errors import StateFileError
+from reconciler.state import canonical_target, open_store
+from reconciler.state.base import JournalEntry, StateStore, runner_identity
 
 __all__ = ["Journal", "RunRecord", "read_runs"]
 
@@ -31,38 +27,22 @@ def _now() -> str:
 
 
 class Journal:
-    """Appends the entries of one run. Thread-safe; each entry is flushed as it is written."""
+    """Appends the entries of one run against ``target``. Thread-safe; each entry is committed as written.
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or ensure_state_dir() / "journal.jsonl"
-        private_dir(self.path.parent)
+    A store that cannot take an entry raises ``StateError``: the apply stops there, before its next
+    write to the target.
+    """
+
+    def __init__(self, target: str, store: StateStore | None = None) -> None:
+        self.target = target
+        self.store = store or open_store(target)
         self.run_id = uuid.uuid4().hex[:12]
-        self._lock = threading.Lock()
 
     def write(self, event: str, **data: Any) -> None:
-        entry = {"time": _now(), "run": self.run_id, "event": event, **data}
-        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-        with self._lock:
-            # O_NONBLOCK: a named pipe put where the journal belongs must not stall the run.
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    # Checked at every entry; the first one (run-start) comes before any change.
-                    raise StateFileError(
-                        f"{self.path} is not a regular file; the journal cannot be kept there"
-                    )
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    # A run killed in the middle of a line left it unfinished: end it, so that this
-                    # entry is not glued to it and lost along with it.
-                    line = b"\n" + line
-                # One write call per entry, so that concurrent runs never interleave inside a line.
-                while line:
-                    line = line[os.write(fd, line) :]
-                if event in ("run-start", "run-end"):
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+        if event == "run-start":
+            data = {k: v for k, v in runner_identity().items() if k != "since"} | data
+        entry = JournalEntry(uuid.uuid4().hex, self.run_id, event, _now(), data)
+        self.store.append(self.target, [entry])
 
 
 @dataclass
@@ -79,24 +59,16 @@ class RunRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _entries(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if isinstance(entry, dict):
-                yield entry
+def read_runs(target: str | None = None, store: StateStore | None = None) -> list[RunRecord]:
+    """Every run against ``target`` (None: the default target) in its store (or ``store``), oldest first.
 
-
-def read_runs(path: Path | None = None) -> list[RunRecord]:
-    """Every run in the journal, oldest first; runs with no ``run-end`` keep result ``interrupted``."""
+    Runs with no ``run-end`` keep result ``interrupted``.
+    """
+    target = canonical_target(target)
+    store = store or open_store(target)
     runs: dict[str, RunRecord] = {}
     open_changes: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for e in _entries(path or state_dir() / "journal.jsonl"):
+    for e in store.entries(target):
         run = str(e.get("run"))
         event = e.get("event")
         if event == "run-start":
@@ -104,7 +76,7 @@ def read_runs(path: Path | None = None) -> list[RunRecord]:
                 run=run,
                 started=str(e.get("time")),
                 kind=str(e.get("kind", "apply")),
-                target=str(e.get("target", "")),
+                target=str(e.get("target", target)),
                 user=e.get("user"),
                 commit=e.get("commit"),
                 extra={k: v for k, v in e.items() if k not in {"time", "run", "event", "kind", "target"}},

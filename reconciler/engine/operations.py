@@ -203,7 +203,7 @@ def _execute_locked(
     recovered: dict[str, object] | None,
     stop: threading.Event | None = None,
 ) -> AppliedRun:
-    journal = Journal()
+    journal = Journal(provider.target)
     journal.write(
         "run-start",
         kind=kind,
@@ -211,6 +211,7 @@ def _execute_locked(
         user=_user(),
         commit=plan.provenance.commit,
         dirty=plan.provenance.dirty,
+        plan_digest=to_document(plan, tool_version=__version__)["checksum"],
         changes=len(plan.changes),
         recovered_lock=recovered,
     )
@@ -332,7 +333,7 @@ def restart_configuration(
     provider: Provider, name: str, reset_scope: str, *, lock_timeout: float = 0.0
 ) -> str:
     """Restart one managed or unmanaged configuration by name or id, journaled; returns the run id."""
-    journal = Journal()
+    journal = Journal(provider.target)
     with target_lock(provider.target, timeout=lock_timeout, command="reconciler restart") as info:
         found = [o for o in provider.read_all() if name in (o.name, o.id)]
         if not found:

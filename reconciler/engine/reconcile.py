@@ -11,16 +11,19 @@ when ``run`` owns the signals) is honoured between changes: the change being wri
 rest of the plan is skipped (the run's journal entry counts them), the status file is written, and the
 loop ends.
 
-Only one loop runs per target: the loop holds a lock of its own (the apply-lock mechanism, under a key
-derived from the target) for its whole life, and takes the target's apply lock for each apply, so a
-manual ``reconciler apply`` can still run between passes.
+Only one loop is active per target, however many replicas run (two pods, say): the active one holds a
+leader lease in the target's state store and renews it every third of its time-to-live; the others
+stand by and take over once a lease expires unrenewed (its holder was killed or cut off), so a handover
+takes at most the lease time. A loop that fails to renew stops at the next safe point. The loop takes
+the target's apply lock for each apply, so a manual ``reconciler apply`` can still run between passes.
 
-After every pass the status file (JSON) says what monitoring needs: the last commit seen and applied,
-the last result, and the drift per configuration. It is replaced atomically, so a reader never sees
-half of it.
+After every pass the status document (JSON) says what monitoring needs: the last commit seen and
+applied, the last result, and the drift per configuration. It is stored in the state store (so
+``reconciler status`` anywhere sees it) and written to the status file, replaced atomically so a reader
+never sees half of it.
 
-I/O: git (fetch into the state folder), the target (through the provider), the locks, the journal, the
-status file, and process signals in ``run``.
+I/O: git (fetch into the state folder), the target (through the provider), the state store (lock,
+lease, journal, status), the status file, and process signals in ``run``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import os
 import random
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,17 +49,20 @@ from reconciler.config.load import load_files
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import OK, ApplyResult
-from reconciler.engine.lock import target_lock
 from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
 from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
-from reconciler.errors import LoadError, ReconcilerError
+from reconciler.errors import LoadError, LockError, ReconcilerError, StateError
 from reconciler.gitrepo import CommitInfo, redact, source_url, sync_branch, tree_files
 from reconciler.providers.base import Provider
+from reconciler.state import open_store
+from reconciler.state.base import describe_holder, runner_identity
 
 __all__ = [
     "EXIT_DRIFT",
     "EXIT_ERROR",
     "EXIT_IN_SYNC",
+    "LEADER_LEASE",
+    "STATUS_KEY",
     "LoopOptions",
     "PassResult",
     "Reconciler",
@@ -64,6 +71,9 @@ __all__ = [
 ]
 
 STATUS_FORMAT_VERSION = 1
+# The names of the loop's lease and status document in the target's state store.
+LEADER_LEASE = "reconcile-leader"
+STATUS_KEY = "reconcile"
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 2
@@ -104,6 +114,7 @@ class LoopOptions:
     status_file: Path | None = None
     lock_timeout: float = 0.0
     parallelism: int = 10
+    lease_ttl: float = 30.0
 
 
 def _now() -> str:
@@ -170,6 +181,7 @@ class Status:
 
     def write(self, path: Path) -> None:
         self.updated_at = _now()
+        open_store(self.target).put_status(self.target, STATUS_KEY, self.to_json())
         private_dir(path.parent)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -177,11 +189,17 @@ class Status:
 
 
 def _read_previous(path: Path, fresh: Status) -> None:
-    """Carry the applied commit over from an earlier loop for the same target, source and branch."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
+    """Carry the applied commit over from an earlier loop for the same target, source and branch.
+
+    The state store's document comes first (it may have been written by another replica or runner);
+    the local status file is the fallback.
+    """
+    data = open_store(fresh.target).get_status(fresh.target, STATUS_KEY)
+    if data is None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
     if not isinstance(data, dict):
         return
     key = ("target", "source", "branch", "paths")
@@ -251,6 +269,8 @@ class Reconciler:
         self.report = report
         self.stop = stop or threading.Event()
         self.status_path = options.status_file or default_status_file(provider.target)
+        self.lease_owner = uuid.uuid4().hex
+        self.lease_lost = threading.Event()
         self.cache = ensure_state_dir() / "git"
         self.status = Status(
             target=provider.target,
@@ -392,9 +412,9 @@ class Reconciler:
 
         A loop that was asked to stop exits 0; ``once`` exits with the code of its pass.
         """
-        with target_lock(
-            "reconcile-loop:" + self.provider.target, timeout=0.0, command="reconciler reconcile"
-        ):
+        with self._leadership(once=once) as leading:
+            if not leading:
+                return EXIT_IN_SYNC  # stopped while standing by
             self.status.state = "running"
             last = PassResult.IN_SYNC
             try:
@@ -412,9 +432,68 @@ class Reconciler:
                 self.status.state = "stopped"
                 self.status.next_pass_at = None
                 self.status.write(self.status_path)
+        if self.lease_lost.is_set():
+            raise StateError(
+                f"this loop lost its leader lease on {self.provider.target} (the state store could not "
+                "renew it); it stopped so that another replica can take over"
+            )
         if self.stop.is_set() and not once:
             return EXIT_IN_SYNC  # a requested stop of a loop is a clean end, wherever it came
         return EXIT_CODES[last]
+
+    # -- the leader lease ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _leadership(self, *, once: bool) -> Iterator[bool]:
+        """Stand by until this loop holds the target's leader lease, keep it renewed, release it at the end.
+
+        Yields False when a stop came while standing by. With ``once`` a held lease fails at once.
+        """
+        target, ttl = self.provider.target, self.options.lease_ttl
+        store = open_store(target)
+        holder = runner_identity("reconciler reconcile")
+        announced = False
+        while True:
+            current = store.try_lease(target, LEADER_LEASE, owner=self.lease_owner, ttl=ttl, holder=holder)
+            if current is None:
+                break
+            if once:
+                raise LockError(
+                    f"another reconcile loop is active on {target}: {describe_holder(current)}"
+                )
+            if not announced:
+                self.report(f"standing by: {describe_holder(current)} is the active loop on {target}")
+                announced = True
+            if self.stop.wait(min(ttl / 3, float(current.get("expires_in", ttl)) + 0.05)):
+                yield False
+                return
+        if announced:
+            self.report(f"took over as the active loop on {target}")
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(ttl / 3):
+                try:
+                    lost = store.try_lease(
+                        target, LEADER_LEASE, owner=self.lease_owner, ttl=ttl, holder=holder
+                    )
+                except ReconcilerError:
+                    lost = {}
+                if lost is not None:
+                    # Another replica may take over now: stop at the next safe point.
+                    self.lease_lost.set()
+                    self.stop.set()
+                    return
+
+        renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
+        renewer.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            renewer.join()
+            if not self.lease_lost.is_set():
+                store.release_lease(target, LEADER_LEASE, owner=self.lease_owner)
 
 
 @contextmanager

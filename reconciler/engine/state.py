@@ -1,9 +1,11 @@
-"""Where the tool keeps its own files: the state folder (``.reconciler`` or ``RECONCILER_STATE_DIR``).
+"""Where the tool keeps its own files in a folder: ``.reconciler`` or ``RECONCILER_STATE_DIR``.
 
-It holds the embedded tenant by default, the apply journal, lock files and crash logs. Nothing in it is
-secret: tokens are never written anywhere. It is still private to its owner whatever the umask (0700,
-files written through ``write_private`` 0600): other local users have no business reading journals or
-plans, nor planting files where the tool will read them.
+It holds the embedded tenant by default, the reconcile loop's git cache and crash logs, and, from
+earlier releases, a journal and status files that ``reconciler.state`` imports into the target's state
+store (locks, the journal and status documents live in that store). Nothing in it is secret: tokens are
+never written anywhere. It is still private to its owner whatever the umask (0700, files written through
+``write_private`` 0600): other local users have no business reading journals or plans, nor planting
+files where the tool will read them.
 
 I/O: ``ensure_state_dir`` creates the folder; ``write_private`` writes one file.
 """

@@ -18,9 +18,12 @@ from benchmarks.reliability import (
     crash_run,
     make_scenario,
     plant,
+    state_store,
     write_desired,
 )
+from reconciler.engine.lock import APPLY_LOCK
 from reconciler.providers import KILL_ENV
+from reconciler.state import canonical_target
 
 
 @pytest.mark.slow
@@ -76,6 +79,6 @@ def test_the_next_apply_says_it_recovered_the_lock_even_with_nothing_left_to_do(
     again = cli(tmp_path, *apply, env=env)
     assert again.code == 0 and "No changes" in again.out
     assert "ended without releasing its lock; it was recovered" in again.err
-    assert not list((tmp_path / "state" / "locks").glob("*.holder.json"))
-    history = cli(tmp_path, "history", env=env)
+    assert state_store(tmp_path, target).lock_holder(canonical_target(target), APPLY_LOCK) is None
+    history = cli(tmp_path, "history", "--target", target, env=env)
     assert "interrupted" in history.out and "interrupted during start" in history.out

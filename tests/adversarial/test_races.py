@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,20 +23,21 @@ from benchmarks.reliability import (
     child_env,
     make_scenario,
     plant,
+    state_store,
     write_desired,
 )
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.providers.local import LocalProvider
+from reconciler.state import canonical_target
 
 APPLIES = 4
 
 
-def _intervals(journal: Path) -> list[tuple[str, str, str]]:
+def _intervals(folder: Path, target: str) -> list[tuple[str, str, str]]:
     """(start, end, run) of every finished run in the journal."""
     starts: dict[str, str] = {}
     found = []
-    for line in journal.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
+    for entry in state_store(folder, target).entries(canonical_target(target)):
         if entry["event"] == "run-start":
             starts[entry["run"]] = entry["time"]
         elif entry["event"] == "run-end":
@@ -95,10 +95,10 @@ def test_applies_and_a_reconcile_pass_started_together_serialize(
         final = run_main(["plan", str(repo.path / "configs"), "--detailed-exitcode", "--target", target], env)
         traces.add("plan", final.out, final.err)
         assert final.code == 0, final.out + final.err
+        runs = _intervals(tmp_path, target)
     findings = check_tenant(db, specs, planted)
     assert findings.all() == []
     # Serialized: no run started before the one before it had ended.
-    runs = _intervals(tmp_path / "state" / "journal.jsonl")
     assert runs
     for (_, end, first), (start, _, second) in itertools.pairwise(runs):
         assert dt.datetime.fromisoformat(end) <= dt.datetime.fromisoformat(start), (first, second)

@@ -21,6 +21,7 @@ from benchmarks.reliability import (
     find_secret,
     make_scenario,
     plant,
+    runs_of,
     write_desired,
 )
 from reconciler.emulator import Emulator, EmulatorConfig
@@ -69,8 +70,8 @@ def test_every_command_against_a_target_that_needs_the_token(
         reconcile = ("reconcile", "configs", "--repo", str(repo.path), "--once", "--status-file", status)
         _run(tmp_path, traces, *reconcile, "--allow-delete", *t, env=env)
         _run(tmp_path, traces, *reconcile, *t, env=env)
-        _run(tmp_path, traces, "history", env=env)
-        _run(tmp_path, traces, "history", "--format", "json", env=env)
+        _run(tmp_path, traces, "history", *t, env=env)
+        _run(tmp_path, traces, "history", "--format", "json", *t, env=env)
         _run(tmp_path, traces, "import", "--help", env=env)
         # Refused credentials: the message says which variable, never what it held.
         wrong = {**env, "RECONCILER_GRAPH_TOKEN": secret_token[::-1]}
@@ -78,7 +79,7 @@ def test_every_command_against_a_target_that_needs_the_token(
         traces.add("refused", refused.out, refused.err)
         assert refused.code == 1 and "RECONCILER_GRAPH_TOKEN" in refused.err
         assert secret_token[::-1] not in refused.out + refused.err
-    assert (tmp_path / "state" / "journal.jsonl").exists() and Path(status).exists()
+        assert runs_of(tmp_path, t[1]) and Path(status).exists()
 
 
 def test_an_error_that_quotes_the_token_does_not_print_it(tmp_path: Path) -> None:

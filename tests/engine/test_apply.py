@@ -166,7 +166,7 @@ def test_a_failure_does_not_stop_the_others_and_the_next_run_converges(provider:
     assert [(c.action.value, c.name) for c in left.changes] == [("create", "b"), ("start", "b")]
     converge(provider, desired)
     assert plan(provider, desired).changes == ()
-    runs = read_runs()
+    runs = read_runs(provider.target)
     assert [r.result for r in runs] == ["failed", "ok"]
 
 
@@ -197,7 +197,7 @@ def test_lock_of_a_killed_process_is_recovered(provider: Provider, state_dir: Pa
 
 def test_journal_records_every_change(provider: Provider) -> None:
     converge(provider, state(cfg("a")))
-    (run,) = read_runs()
+    (run,) = read_runs(provider.target)
     assert run.kind == "apply" and run.result == "ok" and run.target == provider.target
     assert [(c["action"], c["name"], c["outcome"]) for c in run.changes] == [
         ("create", "a", "ok"),

@@ -103,7 +103,8 @@ def test_import_round_trip_plans_no_changes(tenant: LocalProvider, tmp_path: Pat
 
     adopted = {o.id: o for o in tenant.read_all()}[theirs]
     assert adopted.managed and adopted.name == "fabrikam"
-    assert read_runs()[-1].kind == "import" and read_runs()[-1].changes[0]["outcome"] == "ok"
+    last = read_runs(tenant.target)[-1]
+    assert last.kind == "import" and last.changes[0]["outcome"] == "ok"
 
     plan = make_plan(load_paths([str(out)]).state, tenant, PlanOptions(), Provenance())
     assert plan.changes == () and plan.held == ()

@@ -19,10 +19,10 @@ from reconciler.cli.errors import error_handler
 from reconciler.cli.reconcile_cmd import parse_interval, reconcile
 from reconciler.core.plan import PlanOptions
 from reconciler.engine.journal import read_runs
-from reconciler.engine.lock import target_lock
-from reconciler.engine.reconcile import LoopOptions, PassResult, Reconciler
+from reconciler.engine.reconcile import LEADER_LEASE, LoopOptions, PassResult, Reconciler
 from reconciler.errors import LockError
 from reconciler.providers.local import LocalProvider
+from reconciler.state import open_store
 
 
 @pytest.fixture
@@ -80,14 +80,14 @@ def test_the_loop_applies_each_new_commit(source: GitRepo, tenant: LocalProvider
     assert r.run_pass() is PassResult.APPLIED
     assert names(tenant) == {"a", "b", "c"}
     assert status(tmp_path)["lastAppliedCommit"] == new
-    runs = read_runs()
+    runs = read_runs(tenant.target)
     assert [run.kind for run in runs] == ["reconcile", "reconcile"]
     assert runs[-1].commit == new
 
     # A later loop on the same status file knows that this commit is applied already.
     again = loop(source, tenant, tmp_path)
     assert again.run_pass() is PassResult.IN_SYNC
-    assert len(read_runs()) == 2
+    assert len(read_runs(tenant.target)) == 2
 
 
 def test_drift_is_reported_and_healed_with_self_heal(
@@ -122,7 +122,7 @@ def test_drift_is_reported_and_healed_with_self_heal(
     healed = next(o for o in tenant.read_all() if o.name == "a")
     assert healed.settings.enabled and healed.settings.notification_email == "ops@a.example.com"
     assert status(tmp_path)["drift"] == {}
-    assert read_runs()[-1].kind == "self-heal"
+    assert read_runs(tenant.target)[-1].kind == "self-heal"
     assert healer.run_pass() is PassResult.IN_SYNC
 
 
@@ -164,8 +164,10 @@ def test_errors_back_off_and_keep_the_status(source: GitRepo, tenant: LocalProvi
 
 
 def test_only_one_loop_per_target(source: GitRepo, tenant: LocalProvider, tmp_path: Path) -> None:
-    lock = target_lock("reconcile-loop:" + tenant.target, timeout=0, command="another loop")
-    with lock, pytest.raises(LockError, match="another loop"):
+    store = open_store(tenant.target)
+    holder = {"command": "another loop", "pid": 1}
+    assert store.try_lease(tenant.target, LEADER_LEASE, owner="other", ttl=60, holder=holder) is None
+    with pytest.raises(LockError, match=r"another reconcile loop is active .* another loop"):
         loop(source, tenant, tmp_path).run(once=True)
 
 
@@ -249,11 +251,9 @@ def wait_for(check: Any, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def journal_lines() -> list[dict[str, Any]]:
-    path = Path(os.environ["RECONCILER_STATE_DIR"]) / "journal.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def journal_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    target = f"local:{tmp_path / 'tenant.db'}"
+    return list(open_store(target).entries(target))
 
 
 @pytest.mark.slow
@@ -263,20 +263,20 @@ def test_sigterm_stops_between_changes(source: GitRepo, tmp_path: Path) -> None:
     head = source.commit("many configurations")
     proc = child(source, tmp_path, "--interval", "1h")
     try:
-        wait_for(lambda: sum(e["event"] == "change-end" for e in journal_lines()) >= 5)
+        wait_for(lambda: sum(e["event"] == "change-end" for e in journal_lines(tmp_path)) >= 5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
 
-    entries = journal_lines()
+    entries = journal_lines(tmp_path)
     starts = [e for e in entries if e["event"] == "change-start"]
     ends = [e for e in entries if e["event"] == "change-end"]
     # Every change that began was finished; the rest were never started.
     assert len(starts) == len(ends) < 2 * 152
     assert [e["event"] for e in entries][-1] == "run-end"
-    runs = read_runs()
+    runs = read_runs(f"local:{tmp_path / 'tenant.db'}")
     assert runs[-1].result == "failed" and runs[-1].extra["commit"] == head
     s = status(tmp_path)
     assert s["state"] == "stopped" and s["lastResult"]["result"] == "stopped"

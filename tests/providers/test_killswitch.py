@@ -63,7 +63,7 @@ def test_the_process_dies_after_the_write_and_before_its_journal_entry(tmp_path:
         timeout=120,
     )
     assert done.returncode == -signal.SIGKILL
-    (run,) = read_runs(tmp_path / "state" / "journal.jsonl")
+    (run,) = read_runs(target)
     assert run.result == "interrupted"
     # The create was carried out; its change-end entry was never written.
     assert [(c["action"], c["outcome"]) for c in run.changes][:1] == [("create", "interrupted")]
