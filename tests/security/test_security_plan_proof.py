@@ -150,7 +150,7 @@ def _make(provider: LocalProvider, name: str, *, protected: bool) -> str:
 
 
 def _run(provider: LocalProvider, plan: Plan) -> list[tuple[str, str | None]]:
-    result = apply_plan(plan, provider, journal=Journal())
+    result = apply_plan(plan, provider, journal=Journal(provider.target))
     return [(o.status, o.error) for o in result.outcomes]
 
 
