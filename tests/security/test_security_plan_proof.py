@@ -4,7 +4,6 @@ even with the checksum recomputed, and the guards hold inside the engine whateve
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from reconciler.core.plan import Action, Change, Plan, PlanOptions
 from reconciler.engine.apply import FAILED, apply_plan
 from reconciler.engine.journal import Journal
 from reconciler.providers.local import LocalProvider
+from reconciler.state import open_store
 
 
 @pytest.fixture
@@ -193,5 +193,5 @@ def test_the_engine_restarts_with_forced_deletes_only_through_its_own_command(
     )
     [(status, error)] = _run(tenant, plan)
     assert status == FAILED and "--approve-deletes" in (error or "")
-    journal = (tmp_path / "state" / "journal.jsonl").read_text(encoding="utf-8")
-    assert '"outcome": "failed"' in journal and json.loads(journal.splitlines()[-1])["event"] == "change-end"
+    *_, last = open_store(tenant.target).entries(tenant.target)
+    assert last["event"] == "change-end" and last["outcome"] == "failed"
