@@ -33,6 +33,7 @@ __all__ = [
     "configure",
     "default_sqlite_path",
     "open_store",
+    "open_url",
     "redact_url",
     "reset_stores",
     "state_url",
@@ -103,7 +104,8 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def _open(url: str) -> StateStore:
+def open_url(url: str) -> StateStore:
+    """A new store instance for a state URL (``open_store`` shares one per process instead)."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from reconciler.state.sqlite import SqliteStore
@@ -135,7 +137,7 @@ def open_store(target: str) -> StateStore:
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
-            store = _stores[key] = _open(url)
+            store = _stores[key] = open_url(url)
         if (os.getpid(), url, target) not in _imported:
             _import_legacy(store, target)
             _imported.add((os.getpid(), url, target))
