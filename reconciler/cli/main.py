@@ -97,15 +97,28 @@ class _LazyGroup(click.Group):
 @click.version_option(
     __version__, "--version", "-V", prog_name="reconciler", help="Show the version and exit."
 )
-def cli() -> None:
+@click.option(
+    "--state",
+    envvar="RECONCILER_STATE",
+    default=None,
+    metavar="URL",
+    help="Where locks, the journal and status live: sqlite:PATH or postgresql://USER@HOST/DB "
+    "(default: an SQLite file next to a local tenant, else under the user's state folder). "
+    "Env: RECONCILER_STATE.",
+)
+def cli(state: str | None) -> None:
     """Declarative GitOps for Microsoft Entra Cloud Sync: describe configurations in YAML, review a plan,
     apply exactly that plan, and keep the target in line with git."""
+    from reconciler.state import configure
+
+    configure(state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting when called from tests."""
     args = list(sys.argv[1:] if argv is None else argv)
-    # The group takes no option with a value, so the first word that names a command is the command.
+    # The group's one option with a value (--state) takes a URL, never a command's name, so the first
+    # word that names a command is the command.
     command = next((a for a in args if a in COMMANDS), None)
     try:
         with error_handler(command):

@@ -71,6 +71,14 @@ def _repo_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
     metavar="SECONDS",
     help="How long an apply waits for another run's lock on the target.",
 )
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The leader lease of replicas: a standby takes over this long after the active loop died.",
+)
 @delete_options
 def reconcile(
     paths: tuple[str, ...],
@@ -82,6 +90,7 @@ def reconcile(
     self_heal: bool,
     status_file: Path | None,
     lock_timeout: float,
+    lease_ttl: float,
     allow_delete: bool,
     allow_mass_delete: bool,
     max_deletes: int,
@@ -90,7 +99,8 @@ def reconcile(
 
     PATH... are desired-state folders or files, relative to the repository's top folder (default: all
     of it); they are read from the branch's head commit, never from a work tree. A loop
-    runs until SIGTERM or SIGINT, which stop it between two changes; only one loop runs per target.
+    runs until SIGTERM or SIGINT, which stop it between two changes; of the loops started for one target
+    (replicas), one is active and the others stand by until its lease expires.
     """
     options = LoopOptions(
         source=repo,
@@ -101,6 +111,7 @@ def reconcile(
         plan_options=plan_options_from(allow_delete, allow_mass_delete, max_deletes),
         status_file=status_file,
         lock_timeout=lock_timeout,
+        lease_ttl=lease_ttl,
     )
     provider = open_target(target)
     try:

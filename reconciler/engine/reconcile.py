@@ -469,6 +469,8 @@ class Reconciler:
                 return
         if announced:
             self.report(f"took over as the active loop on {target}")
+            # What the previous active loop applied, so that it is not applied again.
+            _read_previous(self.status_path, self.status)
         done = threading.Event()
 
         def renew() -> None:

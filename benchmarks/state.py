@@ -1,0 +1,239 @@
+"""Benchmark and concurrency runs of the state store (SQLite and PostgreSQL).
+
+* **lock and journal**: the median of lock acquire+release and of one journal append, per backend;
+* **no-op overhead**: whole processes, ``reconciler plan`` (touches no state) against ``reconciler apply
+  --auto-approve`` (the same plan, then the state store opened and the lock taken and released) of N
+  in-sync configurations; the overhead is their difference as a share of the plan's time;
+* **concurrent appliers**: N ``reconciler apply`` processes from N checkouts at once against one target;
+  counts journaled runs that overlap in time, journal entries lost (a change started and never ended, a
+  run never ended) or repeated, and processes that did not exit 0.
+
+    python -m benchmarks.state [--postgresql URL] [--configs 1000] [--appliers 20]
+
+Without ``--postgresql`` only SQLite is measured. Writes only to a temporary folder (and, with
+``--postgresql``, to that database: use an empty one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.corpus import write_corpus
+from reconciler.state import canonical_target, open_url
+from reconciler.state.base import JournalEntry, StateStore, runner_identity
+
+__all__ = [
+    "ConcurrencyReport",
+    "concurrent_applies",
+    "journal_problems",
+    "lock_and_append",
+    "noop_overhead",
+    "run_intervals",
+]
+
+COMMAND_TIMEOUT = 600.0
+
+
+def _env(state_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    env.update(RECONCILER_STATE=state_url, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", **extra)
+    return env
+
+
+def _reconciler(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "reconciler", *args]
+
+
+def lock_and_append(store: StateStore, rounds: int = 200) -> dict[str, float]:
+    """Median seconds of one lock acquire+release and of one journal append on ``store``."""
+    target = f"memory:bench-{uuid.uuid4().hex[:8]}"
+    holder = runner_identity("benchmark")
+    locks, appends = [], []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        with store.lock(target, "apply", timeout=10, holder=holder):
+            pass
+        locks.append(time.perf_counter() - began)
+    for i in range(rounds):
+        entry = JournalEntry(uuid.uuid4().hex, "bench", "change-end", "", {"name": f"c{i}", "outcome": "ok"})
+        began = time.perf_counter()
+        store.append(target, [entry])
+        appends.append(time.perf_counter() - began)
+    return {"lock_s": statistics.median(locks), "append_s": statistics.median(appends)}
+
+
+def _timed(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float:
+    began = time.perf_counter()
+    done = subprocess.run(_reconciler(args), cwd=cwd, env=env, capture_output=True, timeout=COMMAND_TIMEOUT)
+    took = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+    return took
+
+
+def noop_overhead(folder: Path, state_url: str, configs: int, repeat: int = 3) -> dict[str, float]:
+    """Best-of-``repeat`` whole-process seconds of a no-op plan and a no-op apply, and the overhead share."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_corpus(folder / "configs", configs)
+    target = f"local:{folder / 'tenant.db'}"
+    env = _env(state_url, RECONCILER_TARGET=target)
+    _timed(["apply", "configs", "--auto-approve", "--parallelism", "4"], folder, env)
+    plan = min(_timed(["plan", "configs"], folder, env) for _ in range(repeat))
+    apply = min(_timed(["apply", "configs", "--auto-approve"], folder, env) for _ in range(repeat))
+    return {"plan_s": plan, "apply_s": apply, "overhead_share": (apply - plan) / plan}
+
+
+@dataclass
+class ConcurrencyReport:
+    appliers: int
+    exit_codes: list[int] = field(default_factory=list)
+    runs: int = 0
+    overlaps: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(code != 0 for code in self.exit_codes)
+
+
+def run_intervals(entries: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(start, end, run) of every journaled run that ended, by start time."""
+    starts: dict[str, str] = {}
+    found = []
+    for e in entries:
+        if e["event"] == "run-start":
+            starts[e["run"]] = e["time"]
+        elif e["event"] == "run-end" and e["run"] in starts:
+            found.append((starts[e["run"]], e["time"], e["run"]))
+    return sorted(found)
+
+
+def _overlaps(intervals: Sequence[tuple[str, str, str]]) -> int:
+    return sum(1 for (_, end, _a), (start, _, _b) in itertools.pairwise(intervals) if start < end)
+
+
+def journal_problems(entries: Sequence[dict[str, Any]], *, interrupted_ok: int = 0) -> list[str]:
+    """Entries lost or repeated: every change-start has one change-end, every run one start and end."""
+    problems = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for e in entries:
+        key = (e["run"], e["event"], str(e.get("name")), str(e.get("action")))
+        seen[key] = seen.get(key, 0) + 1
+    repeated = [k for k, n in seen.items() if n > 1]
+    if repeated:
+        problems.append(f"{len(repeated)} journal entries repeated, e.g. {repeated[0]}")
+    started = {(r, n, a) for (r, ev, n, a) in seen if ev == "change-start"}
+    ended = {(r, n, a) for (r, ev, n, a) in seen if ev == "change-end"}
+    runs = {r for (r, ev, _n, _a) in seen if ev == "run-start"}
+    finished = {r for (r, ev, _n, _a) in seen if ev == "run-end"}
+    unfinished = {r for (r, _n, _a) in started - ended} | (runs - finished)
+    if len(unfinished) > interrupted_ok:
+        problems.append(f"{len(unfinished)} run(s) with entries missing: {sorted(unfinished)[:3]}")
+    if ended - started or finished - runs:
+        problems.append("journal ends without their starts")
+    return problems
+
+
+def concurrent_applies(folder: Path, state_url: str, appliers: int, configs: int = 10) -> ConcurrencyReport:
+    """``appliers`` processes, each in its own checkout of the same desired state, apply at once."""
+    target = f"local:{folder / 'tenant.db'}"
+    env = _env(state_url)
+    for i in range(appliers):
+        write_corpus(folder / f"checkout-{i}" / "configs", configs, mappings=5)
+    report = ConcurrencyReport(appliers)
+    args = [
+        "apply",
+        "configs",
+        "--auto-approve",
+        "--lock-timeout",
+        str(int(COMMAND_TIMEOUT)),
+        "--target",
+        target,
+    ]
+    began = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            _reconciler(args),
+            cwd=folder / f"checkout-{i}",
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(appliers)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=COMMAND_TIMEOUT)
+        report.exit_codes.append(p.returncode)
+        report.outputs.append(out + err)
+    report.seconds = time.perf_counter() - began
+    key = canonical_target(target)
+    store = open_url(state_url)
+    try:
+        entries = list(store.entries(key))
+    finally:
+        store.close()
+    intervals = run_intervals(entries)
+    report.runs = len(intervals)
+    report.overlaps = _overlaps(intervals)
+    report.problems = journal_problems(entries)
+    check = subprocess.run(
+        _reconciler(["plan", "configs", "--detailed-exitcode", "--target", target]),
+        cwd=folder / "checkout-0",
+        env=env,
+        capture_output=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    if check.returncode != 0:
+        report.problems.append(f"the plan after the applies exits {check.returncode}: not converged")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgresql", metavar="URL", help="an empty PostgreSQL database to measure too")
+    parser.add_argument("--configs", type=int, default=1000)
+    parser.add_argument("--appliers", type=int, default=20)
+    args = parser.parse_args(argv)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="reconciler-state-bench-") as tmp:
+        backends = {"sqlite": f"sqlite:{Path(tmp) / 'state.db'}"}
+        if args.postgresql:
+            backends["postgresql"] = args.postgresql
+        for name, url in backends.items():
+            store = open_url(url)
+            try:
+                out[name] = lock_and_append(store)
+            finally:
+                store.close()
+            out[name]["noop"] = noop_overhead(Path(tmp) / f"noop-{name}", url, args.configs)
+            report = concurrent_applies(Path(tmp) / f"race-{name}", url, args.appliers)
+            out[name]["concurrent"] = {
+                "appliers": report.appliers,
+                "failed": report.failed,
+                "journaled_runs": report.runs,
+                "overlaps": report.overlaps,
+                "problems": report.problems,
+                "seconds": round(report.seconds, 2),
+            }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
