@@ -147,8 +147,24 @@ class PostgresStore(StateStore):
             version = self._version(db)
         if version == SCHEMA_VERSION:
             return
+        # A session lock taken before the transaction that migrates: a transaction that waited for a lock
+        # inside itself would still look tables up in the catalog as it was before the wait.
+        c = self._data_conn()
+        with c.mutex:
+            try:
+                c.conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_KEY,))
+            except psycopg.Error as exc:
+                raise StateError(
+                    f"the state store {self.location} failed: {self._redact(str(exc))}"
+                ) from None
+        try:
+            self._migrate_locked()
+        finally:
+            with c.mutex, contextlib.suppress(psycopg.Error):
+                c.conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_KEY,))
+
+    def _migrate_locked(self) -> None:
         with self._use() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_KEY,))
             version = self._version(db)  # another runner may have migrated while this one waited
             if version > SCHEMA_VERSION:
                 raise StateError(
