@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.errors import StateError
 from reconciler.state import canonical_target, open_store
 from reconciler.state.base import JournalEntry, StateStore, runner_identity
 
@@ -42,7 +43,15 @@ class Journal:
         if event == "run-start":
             data = {k: v for k, v in runner_identity().items() if k != "since"} | data
         entry = JournalEntry(uuid.uuid4().hex, self.run_id, event, _now(), data)
-        self.store.append(self.target, [entry])
+        try:
+            self.store.append(self.target, [entry])
+        except StateError as exc:
+            if event == "run-start":
+                raise
+            raise StateError(
+                f"{exc}; the run stopped before its next change to the target (the next plan shows what "
+                "is left)"
+            ) from None
 
 
 @dataclass
