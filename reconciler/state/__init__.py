@@ -163,7 +163,7 @@ def _import_legacy(store: StateStore, target: str) -> None:
     folder = state_dir()
     journal = folder / "journal.jsonl"
     try:
-        size = journal.stat().st_size
+        size = journal.stat().st_size if journal.is_file() else -1
     except OSError:
         size = -1
     if 0 < size <= MAX_LEGACY_BYTES:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 
 import filelock
 
-from reconciler.errors import LockError, StateError
+from reconciler.errors import LockError, StateError, StateFileError
 from reconciler.state.base import SCHEMA_VERSION, JournalEntry, StateStore, describe_holder
 
 __all__ = ["SqliteStore"]
@@ -68,6 +69,18 @@ class SqliteStore(StateStore):
         self._mutex = threading.RLock()
         try:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            # Private to its owner whatever the umask (SQLite gives its WAL files the same mode), and
+            # never a link, a pipe or a device planted where the store belongs.
+            fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600
+            )
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise StateFileError(
+                        f"{self.path} is not a regular file; the state store cannot be kept there"
+                    )
+            finally:
+                os.close(fd)
             self._db = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )

@@ -61,7 +61,7 @@ def test_state_and_plan_files_are_private_whatever_the_umask(box: Sandbox) -> No
     assert _mode(box.repo / "plan.json") == 0o600
     assert box.run("apply", "plan.json", umask=0).code == 0
     assert _mode(box.state) == 0o700
-    assert _mode(box.state / "journal.jsonl") == 0o600
+    assert _mode(box.state / "tenant.state.db") == 0o600  # the journal's store, next to the tenant
 
 
 def test_the_default_local_tenant_is_in_the_state_folder_given(box: Sandbox, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_the_default_local_tenant_is_in_the_state_folder_given(box: Sandbox, tmp
 
 def test_a_named_pipe_as_the_journal_ends_cleanly_before_any_change(box: Sandbox) -> None:
     box.state.mkdir()
-    os.mkfifo(box.state / "journal.jsonl")
+    os.mkfifo(box.state / "tenant.state.db")  # the state store (journal, lock) of the default tenant
     ran = box.run("apply", "configs", "--auto-approve")
     assert ran.code == 1, ran.text
     assert "not a regular file" in ran.err and "Traceback" not in ran.text
