@@ -69,9 +69,9 @@ def _target_key(target: str) -> str:
 
 def canonical_target(text: str | None) -> str:
     """The target string every provider reports for ``text`` (None: ``$RECONCILER_TARGET`` or the default)."""
-    from reconciler.providers import DEFAULT_TARGET, TARGET_ENV
+    from reconciler.providers import TARGET_ENV, _default_target
 
-    text = text or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    text = text or os.environ.get(TARGET_ENV) or _default_target(create=False)
     if text.startswith("local:") and len(text) > len("local:"):
         return "local:" + os.path.abspath(text[len("local:") :])
     if text == "graph" or text.startswith(("graph:", "graph+")):
