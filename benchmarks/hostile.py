@@ -785,7 +785,7 @@ def _deep_tree(depth: int) -> dict[str, Any]:
 
 def _set_source(source: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     def change(am: dict[str, Any]) -> None:
-        if am.get("targetAttributeName") == "displayName":
+        if str(am.get("targetAttributeName")).casefold() == "displayname":
             am["source"] = source
 
     return change

@@ -350,7 +350,7 @@ def _check_schema(spec: ConfigSpec, schema: dict[str, Any], found: Findings) -> 
         found.mismatched.append(f"{where}: scope {containers or groups} instead of {list(spec.scope)}")
     defaults: dict[str, set[str]] = collections.defaultdict(set)
     for m in template_defaults():
-        defaults[m.object].add(m.target)
+        defaults[m.object].add(m.target.casefold())
     seen_objects: set[str] = set()
     for om in rule.get("objectMappings") or []:
         obj = om.get("sourceObjectName")
@@ -360,20 +360,26 @@ def _check_schema(spec: ConfigSpec, schema: dict[str, Any], found: Findings) -> 
             found.duplicates.append(f"{where}: a second {obj} object mapping")
             continue
         seen_objects.add(obj)
-        targets = [am.get("targetAttributeName") for am in om.get("attributeMappings") or []]
+        # The service matches target names case-insensitively: so does this count.
+        targets = [str(am.get("targetAttributeName")).casefold() for am in om.get("attributeMappings") or []]
         counts = collections.Counter(targets)
+        credential = CREDENTIAL_DATA.casefold()
         for target, n in counts.items():
-            if n > 1 and target != CREDENTIAL_DATA:
+            if n > 1 and target != credential:
                 found.duplicates.append(f"{where}: {n} {obj} mappings of {target}")
         want_phs = 1 if spec.password_hash_sync and obj in PHS_OBJECTS else 0
-        if counts[CREDENTIAL_DATA] > want_phs:
-            found.duplicates.append(f"{where}: {counts[CREDENTIAL_DATA]} {obj} CredentialData mappings")
-        elif counts[CREDENTIAL_DATA] < want_phs:
+        if counts[credential] > want_phs:
+            found.duplicates.append(f"{where}: {counts[credential]} {obj} CredentialData mappings")
+        elif counts[credential] < want_phs:
             found.lost.append(f"{where}: the {obj} CredentialData mapping")
         wanted = set(defaults[obj])
         if obj == "user":
-            wanted = (wanted - set(spec.removed)) | set(spec.mappings)
-            for target in spec.removed:
+            # A row the desired state stops speaking about is the service's from then on, as it is:
+            # only rows no desired state of the run names must be the template's.
+            removed = {t.casefold() for t in spec.removed}
+            spoken = {t.casefold() for t in REMOVABLE} | {t.casefold() for t, _ in MAPPINGS}
+            wanted = (wanted - spoken) | {t.casefold() for t in spec.mappings}
+            for target in sorted(removed):
                 if target in counts:
                     found.mismatched.append(f"{where}: removed mapping {target} is still there")
         for target in sorted(wanted - set(counts)):

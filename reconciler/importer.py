@@ -6,10 +6,11 @@ after the import shows no changes. A configuration the tool does not manage yet 
 domain; with ``adopt`` it is then marked managed under that name, under the target's apply lock and in
 the journal, so the next plan takes it over instead of proposing a second one.
 
-A few things a target can hold have no place in the format (a changed mapping's matching priority) or
-break one of its rules (a scope DN outside the domain); the files are checked as the loader checks them
-before they are written, what does not fit is reported as warnings, and the plan after the import
-shows it.
+Target names are matched as the service matches them, case-insensitively, and written as the service
+spells them. A matching priority has no place in the format; the plan keeps the service's. What breaks
+one of the format's rules (no notification e-mail, a scope DN outside the domain) is found by checking
+the files as the loader checks them before they are written: then import stops with those errors and
+writes nothing, so that whatever it writes always plans to no changes.
 
 I/O: reads the target; writes the YAML files (each one atomically) and, with ``adopt``, the target.
 """
@@ -20,7 +21,7 @@ import getpass
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,25 +98,31 @@ def _mapping_entry(m: Mapping) -> dict[str, Any]:
     return entry
 
 
-def _mapping_overrides(
-    o: Observed, defaults: Sequence[Mapping], warnings: list[str], name: str
-) -> dict[str, list[dict[str, Any]]]:
-    """Per object type: entries that set a mapping the defaults lack or differ in, or remove a default."""
-    have = {m.key: m for m in o.mappings}
-    base = {m.key: m for m in defaults}
+def _mapping_overrides(o: Observed, defaults: Sequence[Mapping]) -> dict[str, list[dict[str, Any]]]:
+    """Per object type: entries that set a mapping the defaults lack or differ in, or remove a default.
+
+    Rows are matched as the service matches them, case-insensitively by (object, target); a row is
+    written with the service's spelling of its target, so that what is written plans to no change.
+    A row that differs from the default only in its matching priority is not written: the format has
+    no word for it, and the plan keeps the service's.
+    """
+    have: dict[tuple[str, str], Mapping] = {}
+    for m in o.mappings:
+        have.setdefault(m.folded_key, m)
+    base: dict[tuple[str, str], Mapping] = {}
+    for m in defaults:
+        base.setdefault(m.folded_key, m)
     out: dict[str, list[dict[str, Any]]] = {}
-    for key in sorted(set(have) | set(base), key=lambda k: (OBJECT_TYPES.index(k[0]), k[1].casefold())):
+    for key in sorted(set(have) | set(base), key=lambda k: (OBJECT_TYPES.index(k[0]), k[1])):
         mine, default = have.get(key), base.get(key)
-        if mine == default:
-            continue
         if mine is None:
-            out.setdefault(key[0], []).append({"target": key[1], "remove": True})
+            assert default is not None
+            out.setdefault(key[0], []).append({"target": default.target, "remove": True})
             continue
-        if mine.matching_priority:
-            warnings.append(
-                f"{name}: the {key[0]} mapping of {key[1]} is a matching attribute (priority "
-                f"{mine.matching_priority}); the format cannot say so, and the next plan will show it"
-            )
+        if default is not None and replace(mine, target=default.target, matching_priority=0) == replace(
+            default, matching_priority=0
+        ):
+            continue
         out.setdefault(key[0], []).append(_mapping_entry(mine))
     return out
 
@@ -125,7 +132,10 @@ def configuration_document(
 ) -> dict[str, Any]:
     """The smallest Configuration document that describes ``o`` exactly (as far as the format can)."""
     s = o.settings
-    spec: dict[str, Any] = {"domain": s.domain, "notificationEmail": s.notification_email}
+    spec: dict[str, Any] = {"domain": s.domain}
+    if s.notification_email:
+        # Without one, the document lacks the required field: loading it says so, and import stops.
+        spec["notificationEmail"] = s.notification_email
     if not s.enabled:
         spec["enabled"] = False
     if not s.password_hash_sync:
@@ -143,7 +153,7 @@ def configuration_document(
         spec["restartToken"] = o.restart_token
     if o.scope.kind is not ScopeKind.ALL:
         spec["scope"] = {o.scope.kind.value: list(o.scope.entries)}
-    mappings = _mapping_overrides(o, defaults, warnings if warnings is not None else [], name)
+    mappings = _mapping_overrides(o, defaults)
     if mappings:
         spec["attributeMappings"] = mappings
     return {"apiVersion": API_VERSION, "kind": "Configuration", "metadata": {"name": name}, "spec": spec}
@@ -223,11 +233,15 @@ def import_target(
         taken.add(name)
         text = dump_yaml(configuration_document(o, name, defaults, warnings))
         planned.append((o, name, folder / f"{name}.yaml", text))
-    # What the target holds may break a rule of the format (a scope DN outside the domain): say so now.
+    # What the target holds may break a rule of the format (no notification e-mail, a scope DN outside
+    # the domain): then the files would not plan to "no changes", so nothing is written.
     try:
         load_files([SourceFile(str(path), text.encode()) for _, _, path, text in planned])
     except LoadError as exc:
-        warnings += [f"{d}" for d in exc.diagnostics]
+        raise ReconcilerError(
+            "the format cannot express what the target holds, so nothing was imported:\n"
+            + "\n".join(f"  {d}" for d in exc.diagnostics)
+        ) from exc
     existing = [str(p) for _, _, p, _ in planned if p.exists()]
     if existing and not overwrite:
         raise ReconcilerError(

@@ -254,9 +254,12 @@ def preview(
                 before = _Side(provider.target, observed.mappings, observed.scope, observed.settings.domain)
     else:
         defaults = template_defaults()
+    # An apply edits the rows the target holds (a new configuration: the template's): rows the
+    # desired state does not name stay as they are.
+    base = before.mappings if before is not None and before.mappings else defaults
     after = _Side(
         "desired",
-        tuple(effective_mappings(defaults, desired.overrides).values()),
+        tuple(effective_mappings(base, desired.overrides).values()),
         desired.scope,
         desired.settings.domain,
     )

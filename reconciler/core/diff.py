@@ -95,6 +95,10 @@ def field_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -
             depth = _ROLLUP_DEPTH.get(str(raw[0]), 1)
             if raw[0] == "settings" and len(raw) >= 2 and raw[1] != "accidentalDeletes":
                 depth = 2
+            if raw[0] == "mappings" and len(raw) < 3:
+                # A whole object's rows told apart at once: still one row per mapping for the reviewer.
+                paths.update(_mapping_paths(old, new, raw))
+                continue
             paths.add(raw[:depth])
     changes = []
     for path in sorted(paths, key=lambda p: tuple(str(x) for x in p)):
@@ -102,6 +106,17 @@ def field_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -
         if b != a:
             changes.append(FieldChange(".".join(str(p) for p in path), b, a))
     return tuple(changes)
+
+
+def _mapping_paths(old: dict[str, Any], new: dict[str, Any], prefix: tuple[Any, ...]) -> set[tuple[Any, ...]]:
+    objects = (
+        {prefix[1]} if len(prefix) > 1 else set(old.get("mappings") or {}) | set(new.get("mappings") or {})
+    )
+    found: set[tuple[Any, ...]] = set()
+    for obj in objects:
+        targets = set(_get(old, ("mappings", obj)) or {}) | set(_get(new, ("mappings", obj)) or {})
+        found.update(("mappings", obj, t) for t in targets)
+    return found
 
 
 def flatten(data: dict[str, Any], *, removed: bool = False) -> tuple[FieldChange, ...]:

@@ -6,9 +6,11 @@ says) or one ``Observed`` value (what a target holds). Both share ``Settings``, 
 that the planner can compare them field by field.
 
 Mappings are keyed by ``(object, target)``: the object type (``user``, ``inetOrgPerson``, ``group``,
-``contact``) and the target attribute name. The *effective* set on a target is the template defaults plus
-overrides minus removals; password hash sync adds ``CredentialData <- [PasswordHash]`` to the user and
-inetOrgPerson object mappings.
+``contact``) and the target attribute name, which the service matches case-insensitively
+(``folded_key``). The desired state speaks about some rows only: overrides (set a row) and removals
+(delete a row). Every other row of the service's schema is the service's own and is kept as it is
+(``edit_mappings``). Password hash sync adds ``CredentialData <- [PasswordHash]`` to the user and
+inetOrgPerson object mappings that the schema has.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -36,7 +38,9 @@ __all__ = [
     "Scope",
     "ScopeKind",
     "Settings",
+    "edit_mappings",
     "effective_mappings",
+    "folded_key",
     "mapping_key",
     "password_hash_mapping",
 ]
@@ -115,6 +119,10 @@ class Mapping:
     def key(self) -> tuple[str, str]:
         return (self.object, self.target)
 
+    @property
+    def folded_key(self) -> tuple[str, str]:
+        return folded_key(self.object, self.target)
+
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind.value, "value": self.value}
         if self.default is not None:
@@ -152,6 +160,10 @@ class MappingOverride:
     @property
     def key(self) -> tuple[str, str]:
         return (self.object, self.target)
+
+    @property
+    def folded_key(self) -> tuple[str, str]:
+        return folded_key(self.object, self.target)
 
     @property
     def remove(self) -> bool:
@@ -296,22 +308,55 @@ def mapping_key(m: Mapping | MappingOverride) -> tuple[str, str]:
     return (m.object, m.target)
 
 
+def folded_key(obj: str, target: str) -> tuple[str, str]:
+    """The key two rows are the same row by: the service matches target names case-insensitively."""
+    return (obj, target.casefold())
+
+
 def password_hash_mapping(obj: str) -> Mapping:
     return Mapping(obj, CREDENTIAL_DATA, MappingKind.DIRECT, "PasswordHash")
+
+
+def edit_mappings(
+    rows: Iterable[Mapping],
+    overrides: Iterable[Mapping],
+    removals: Iterable[tuple[str, str]],
+) -> tuple[Mapping, ...]:
+    """``rows`` (the service's, in its order) with ``overrides`` set and ``removals`` taken out.
+
+    Rows are matched case-insensitively by (object, target). An overridden row keeps the service's
+    spelling of its target and its matching priority (the desired state cannot say either); a new row
+    goes after the others. CredentialData is never touched here: it follows password hash sync.
+    """
+    wanted = {m.folded_key: m for m in overrides if m.target != CREDENTIAL_DATA}
+    gone = {folded_key(o, t) for o, t in removals}
+    result: list[Mapping] = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = row.folded_key
+        if key in gone or (key in seen and key in wanted):
+            continue
+        want = wanted.get(key)
+        if want is not None:
+            row = replace(want, target=row.target, matching_priority=row.matching_priority)
+        seen.add(key)
+        result.append(row)
+    result.extend(m for k, m in wanted.items() if k not in seen)
+    return tuple(result)
 
 
 def effective_mappings(
     defaults: Iterable[Mapping],
     overrides: Iterable[MappingOverride],
 ) -> dict[tuple[str, str], Mapping]:
-    """Template defaults, then overrides (set or replace), minus removals. CredentialData excluded."""
-    result: dict[tuple[str, str], Mapping] = {m.key: m for m in defaults if m.target != CREDENTIAL_DATA}
-    for o in overrides:
-        if o.mapping is None:
-            result.pop(o.key, None)
-        else:
-            result[o.key] = o.mapping
-    return result
+    """Template defaults, then overrides (set or replace), minus removals. CredentialData excluded.
+
+    Keyed by ``folded_key``; an overridden default keeps the template's spelling of its target.
+    """
+    sets = [o.mapping for o in overrides if o.mapping is not None]
+    removals = [o.key for o in overrides if o.mapping is None]
+    rows = edit_mappings((m for m in defaults if m.target != CREDENTIAL_DATA), sets, removals)
+    return {m.folded_key: m for m in rows}
 
 
 def freeze_labels(labels: AbcMapping[str, str] | None) -> tuple[tuple[str, str], ...]:

@@ -18,7 +18,7 @@ import hashlib
 import operator
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -34,7 +34,8 @@ from reconciler.core.model import (
     Scope,
     ScopeKind,
     Settings,
-    effective_mappings,
+    edit_mappings,
+    folded_key,
 )
 
 __all__ = [
@@ -93,13 +94,18 @@ RESET_FOR_CHANGES = "Full"
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """The full desired values of one configuration: what apply writes."""
+    """The desired values of one configuration: what apply writes.
+
+    ``mappings`` are the rows the desired state sets and ``removals`` the (object, target) rows it
+    takes out; every other row of the service's schema is the service's and is kept as it is.
+    """
 
     settings: Settings
     scope: Scope
     mappings: tuple[Mapping, ...]
     deletion_protection: bool = False
     restart_token: str | None = None
+    removals: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +202,7 @@ def _canon(
     mappings: Iterable[Mapping],
     deletion_protection: bool,
     restart_token: str | None,
+    removals: Iterable[tuple[str, str]] = (),
 ) -> tuple[Any, ...]:
     """A canonical tuple of plain values (strings, numbers, booleans, None and tuples of them)."""
     s = settings
@@ -212,6 +219,7 @@ def _canon(
         _canon_mappings(mappings),
         deletion_protection,
         restart_token,
+        *((tuple(sorted(folded_key(o, t) for o, t in removals)),) if removals else ()),
     )
 
 
@@ -247,15 +255,39 @@ def fingerprints(observed: Iterable[Observed]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((o.id, fingerprint(o)) for o in observed))
 
 
-def _spec_for(d: Desired, defaults: Sequence[Mapping]) -> Spec:
-    eff = effective_mappings(defaults, d.overrides)
+def _spec_for(d: Desired, defaults: Sequence[Mapping] = ()) -> Spec:
+    sets = [o.mapping for o in d.overrides if o.mapping is not None]
     return Spec(
         settings=d.settings,
         scope=d.scope.normalized(),
-        mappings=tuple(eff[k] for k in sorted(eff)),
+        mappings=tuple(sorted(sets, key=lambda m: m.folded_key)),
         deletion_protection=d.deletion_protection,
         restart_token=d.restart_token,
+        removals=tuple(
+            sorted((o.key for o in d.overrides if o.mapping is None), key=lambda k: folded_key(*k))
+        ),
     )
+
+
+def spoken_rows(spec: Spec, rows: Iterable[Mapping]) -> tuple[tuple[Mapping, ...], tuple[Mapping, ...]]:
+    """The rows of ``rows`` the desired state speaks about, as they are and as the spec makes them.
+
+    Rows it does not speak about are the service's: they are neither compared nor shown.
+    """
+    spoken = {m.folded_key for m in spec.mappings} | {folded_key(o, t) for o, t in spec.removals}
+    before: dict[tuple[str, str], Mapping] = {}
+    for m in rows:
+        if m.folded_key in spoken:
+            before.setdefault(m.folded_key, m)
+    current = tuple(before.values())
+    return current, edit_mappings(current, spec.mappings, spec.removals)
+
+
+def missing_objects(spec: Spec, rows: Sequence[Mapping]) -> list[str]:
+    """Object types the spec speaks about that ``rows`` (a schema's) have no row of."""
+    have = {m.object for m in rows}
+    wanted = {m.object for m in spec.mappings} | {o for o, _ in spec.removals}
+    return sorted(wanted - have) if have else []
 
 
 def _spec_essence(spec: Spec) -> dict[str, Any]:
@@ -290,19 +322,40 @@ def _specs_digest(by_name: dict[str, Spec]) -> str:
     specs = sorted(by_name.items())
     return _digest(
         tuple(
-            (name, _canon(s.settings, s.scope, s.mappings, s.deletion_protection, s.restart_token))
+            (
+                name,
+                _canon(s.settings, s.scope, s.mappings, s.deletion_protection, s.restart_token, s.removals),
+            )
             for name, s in specs
         )
     )
 
 
 def _create_fields(spec: Spec, defaults: Sequence[Mapping]) -> tuple[FieldChange, ...]:
-    """A create shows every setting, but mappings only where they differ from the template defaults."""
+    """A create shows every setting, and of the mappings only the overrides and removals it makes on
+    the rows the service gives a new job (``defaults``); those rows are kept."""
     data = _spec_essence(spec)
-    mappings = data.pop("mappings")
+    data.pop("mappings")
     rows = flatten(data)
-    template = mapping_essence(m for m in defaults if m.target != CREDENTIAL_DATA)
-    return rows + field_changes({"mappings": template}, {"mappings": mappings})
+    before, after = spoken_rows(spec, (m for m in defaults if m.target != CREDENTIAL_DATA))
+    old, new = _aligned_essences(mapping_essence(before), mapping_essence(after))
+    return rows + field_changes({"mappings": old}, {"mappings": new})
+
+
+def _aligned_essences(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both mapping essences with the same object keys, so that a change is reported row by row even
+    where one side has no row of that object at all."""
+    for obj in set(before) | set(after):
+        before.setdefault(obj, {})
+        after.setdefault(obj, {})
+    return before, after
+
+
+def _no_object(missing: Sequence[str]) -> str:
+    return (
+        f"its mappings speak about {', '.join(missing)}, but the job schema has no object mapping for "
+        f"{'it' if len(missing) == 1 else 'them'}; remove those mappings from the desired state"
+    )
 
 
 def _name(d: Desired) -> str:
@@ -327,14 +380,18 @@ def _scope_shrinks(before: Scope, after: Scope) -> bool:
 _MAPPING_KEY = operator.attrgetter("object", "target")  # Mapping.key, without a Python call
 
 
-def _observed_spec(o: Observed) -> Spec:
-    return Spec(
+def _observed_spec(o: Observed, spec: Spec) -> tuple[Spec, Spec]:
+    """What ``o`` holds of what ``spec`` speaks about, and ``spec`` with its rows aligned to the
+    service's (its spelling of each target, its matching priority)."""
+    before, after = spoken_rows(spec, o.mappings)
+    current = Spec(
         settings=o.settings,
         scope=o.scope.normalized(),
-        mappings=tuple(sorted(o.mappings, key=_MAPPING_KEY)),
+        mappings=tuple(sorted(before, key=_MAPPING_KEY)),
         deletion_protection=o.deletion_protection,
         restart_token=o.restart_token,
     )
+    return current, replace(spec, mappings=tuple(sorted(after, key=_MAPPING_KEY)))
 
 
 def _phs_state(count: int) -> str:
@@ -343,7 +400,7 @@ def _phs_state(count: int) -> str:
 
 
 def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> list[Change]:
-    current = _observed_spec(o)
+    current, aligned = _observed_spec(o, spec)
     # Enabled/disabled is carried out by start/pause, not by an update.
     cur_settings = current.settings
     want_settings = spec.settings
@@ -359,14 +416,16 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
         and spec.restart_token == current.restart_token
         and not phs_drift
     )
-    same_schema = spec.scope == current.scope and spec.mappings == current.mappings
+    same_mappings = aligned.mappings == current.mappings
+    same_schema = aligned.scope == current.scope and same_mappings
     if same_settings and same_schema and not o.restart_pending:
         return []
 
     changes: list[Change] = []
     # Compare with 'enabled' aligned so that it never shows as an update field.
     before = _spec_essence(current)
-    after = _spec_essence(spec)
+    after = _spec_essence(aligned)
+    _aligned_essences(before["mappings"], after["mappings"])
     before["settings"]["enabled"] = after["settings"]["enabled"]
     rows = field_changes(before, after)
     if phs_drift and not any(r.path == "settings.passwordHashSync" for r in rows):
@@ -407,7 +466,7 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
                 f"than {want_settings.accidental_deletes_threshold} deletes stop the job (accidental-delete "
                 "threshold) until someone approves them"
             )
-    if spec.mappings != current.mappings:
+    if not same_mappings:
         reasons.append("attribute mappings changed")
     if want_settings.password_hash_sync != cur_settings.password_hash_sync or phs_drift:
         reasons.append("password hash sync changed")
@@ -485,6 +544,10 @@ def compute_plan(
                     )
                 )
                 continue
+            missing = missing_objects(spec, defaults)
+            if missing:
+                held.append(Held(d.name, Action.CREATE, found.id if found else None, (_no_object(missing),)))
+                continue
             changes.append(
                 Change(
                     name=d.name,
@@ -503,6 +566,10 @@ def compute_plan(
             continue
 
         o = found
+        missing = missing_objects(spec, o.mappings)
+        if missing:
+            held.append(Held(d.name, Action.UPDATE, o.id, (_no_object(missing),)))
+            continue
         existing = _plan_existing(d, spec, o, warnings)
         changes.extend(existing)
         # A restart of a paused job is preceded by a start: apply runs starts before restarts.

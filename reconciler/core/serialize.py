@@ -62,6 +62,7 @@ def _spec_to(s: Spec) -> dict[str, Any]:
         "settings": s.settings.as_dict(),
         "scope": {"kind": s.scope.kind.value, "entries": list(s.scope.entries)},
         "mappings": [_mapping_to(m) for m in s.mappings],
+        "removals": [{"object": o, "target": t} for o, t in s.removals],
         "deletionProtection": s.deletion_protection,
         "restartToken": s.restart_token,
     }
@@ -87,6 +88,7 @@ def _spec_from(d: dict[str, Any]) -> Spec:
         mappings=tuple(_mapping_from(m) for m in d["mappings"]),
         deletion_protection=bool(d["deletionProtection"]),
         restart_token=d.get("restartToken"),
+        removals=tuple((str(r["object"]), str(r["target"])) for r in d.get("removals") or ()),
     )
 
 

@@ -187,6 +187,7 @@ def _execute(
             spec.settings,
             spec.scope,
             spec.mappings,
+            removals=spec.removals,
             deletion_protection=spec.deletion_protection,
             restart_token=spec.restart_token,
         )
@@ -208,7 +209,7 @@ def _execute(
                 restart_token=spec.restart_token,
             )
         if change.write_schema:
-            provider.replace_scope_and_mappings(target_id, spec.scope, spec.mappings)
+            provider.edit_schema(target_id, spec.scope, spec.mappings, spec.removals)
     elif change.action is Action.START:
         provider.start(target_id)
     elif change.action is Action.PAUSE:

@@ -55,18 +55,18 @@ from reconciler.graph.shapes import (
     check_schema,
     check_secrets,
     check_service_principal,
+    edit_schema,
     find_job,
     find_provisioning_rule,
     job_enabled,
     observe,
     parse_tags,
     read_schema,
-    secrets_to_settings,
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
     with_restart_pending,
-    write_schema,
+    without_annotations,
 )
 from reconciler.providers.base import RESET_FULL
 
@@ -689,9 +689,9 @@ class GraphProvider:
 
     def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
         # An unchanged schema is not written back: the service would stamp a new version for nothing.
-        if schema != current:
-            body = {k: v for k, v in schema.items() if not k.startswith("@odata.")}
-            self.client.request("PUT", _job_path(id, job_id) + "/schema", body=body)
+        # Annotations describe the answer, not the schema: they never count as a change.
+        if schema != without_annotations(current):
+            self.client.request("PUT", _job_path(id, job_id) + "/schema", body=without_annotations(schema))
 
     def _ensure_job(self, id: str, template_id: str, jobs: list[JSON] | None = None) -> JSON:
         """The job of ``template_id``, created when missing. Never makes a second one."""
@@ -793,6 +793,7 @@ class GraphProvider:
         scope: Scope,
         mappings: Sequence[Mapping],
         *,
+        removals: Sequence[tuple[str, str]] = (),
         deletion_protection: bool = False,
         restart_token: str | None = None,
     ) -> str:
@@ -815,13 +816,17 @@ class GraphProvider:
                 # Tagged first: from now on a retry finds this principal instead of making another.
                 self._retry_new(self._set_tags, sp, name, deletion_protection, restart_token)
                 job = self._retry_new(self._ensure_job, id, PROVISIONING_TEMPLATE, jobs)
+                # The schema the service made for the job is the base: only what the desired state
+                # says is changed in it.
                 current = self._retry_new(self._schema, id, job["id"])
-                self._put_schema(
-                    id,
-                    job["id"],
-                    write_schema(current, scope, mappings, settings.password_hash_sync),
+                edited = edit_schema(
                     current,
+                    scope=scope,
+                    mappings=mappings,
+                    removals=removals,
+                    password_hash_sync=settings.password_hash_sync,
                 )
+                self._put_schema(id, job["id"], edited, current)
                 jobs = [j for j in jobs if j.get("id") != job["id"]] + [job]
                 self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
                 # Secrets last: the Domain secret marks the create as finished.
@@ -861,17 +866,15 @@ class GraphProvider:
             raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
         return job
 
-    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
+    def edit_schema(
+        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+    ) -> None:
         with self._serialized(id):
-            _sp, jobs, secrets, schema = self._load_managed_with_schema(id)
+            _sp, jobs, _secrets, schema = self._load_managed_with_schema(id)
             job = self._provisioning_job(id, jobs)
-            phs = secrets_to_settings(
-                secrets,
-                enabled=job_enabled(job),
-                password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
-            ).password_hash_sync
             current = schema or self._schema(id, job["id"])
-            self._put_schema(id, job["id"], write_schema(current, scope, mappings, phs), current)
+            edited = edit_schema(current, scope=scope, mappings=mappings, removals=removals)
+            self._put_schema(id, job["id"], edited, current)
 
     def _job_action(self, id: str, job_id: str, action: str, body: Any = None) -> None:
         # start, pause and restart leave the same state when repeated, so they are retried like reads.

@@ -21,7 +21,7 @@ import copy
 import json
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
@@ -62,10 +62,12 @@ __all__ = [
     "check_schema",
     "check_secrets",
     "check_service_principal",
+    "edit_schema",
     "find_job",
     "find_provisioning_rule",
     "job_enabled",
     "job_status",
+    "missing_object_mappings",
     "model_to_attribute_mapping",
     "parse_tags",
     "password_hash_attribute_mapping",
@@ -74,7 +76,7 @@ __all__ = [
     "set_password_hash_mappings",
     "settings_to_secrets",
     "tags_for",
-    "write_schema",
+    "without_annotations",
 ]
 
 JSON = dict[str, Any]
@@ -325,6 +327,10 @@ def settings_to_secrets(settings: Settings, existing: Sequence[AbcMapping[str, A
             "DeleteThresholdValue": settings.accidental_deletes_threshold,
         },
     }
+    if not settings.password_hash_sync and any(item.get("key") == APP_KEY for item in existing):
+        # AppKey sets tenant-wide flags (graph-sync-api.md 1d): one configuration turning password hash
+        # sync off must not lower them for the tenant, so an AppKey already there is kept as it is.
+        del ours[APP_KEY]
     result: list[JSON] = []
     written: set[str] = set()
     for item in existing:
@@ -340,7 +346,7 @@ def settings_to_secrets(settings: Settings, existing: Sequence[AbcMapping[str, A
         else:
             result.append(copy.deepcopy(dict(item)))
     for key in MANAGED_SECRET_KEYS:
-        if key not in written:
+        if key not in written and key in ours:
             result.append({"key": key, "value": _dump(ours[key])})
     return result
 
@@ -353,8 +359,10 @@ def secrets_to_settings(
 ) -> Settings:
     """``Settings`` from the secret set. ``enabled`` comes from the job schedule, not from secrets.
 
-    Password hash sync is what ``AppKey`` says; without an ``AppKey`` it is whether the configuration
-    has an ``AD2AADPasswordHash`` job (``password_hash_job``).
+    Password hash sync is the configuration's own: whether it has an ``AD2AADPasswordHash`` job
+    (``password_hash_job``, given by the caller); its CredentialData rows are checked by the planner
+    (``Observed.credential_data_count``). ``AppKey`` is not read for it: it sets tenant-wide flags and
+    is never lowered for one configuration (``settings_to_secrets``).
     """
     values: dict[str, str | None] = {}
     for item in secrets:
@@ -362,9 +370,8 @@ def secrets_to_settings(
         if isinstance(key, str) and key not in values:
             values[key] = item.get("value")
     domain = _secret_object(values.get(DOMAIN)) or {}
-    app_key = _secret_object(values.get(APP_KEY))
     notify = _secret_object(values.get(SYNC_NOTIFICATION_SETTINGS)) or {}
-    phs = password_hash_job if app_key is None else app_key.get("appKeyScenario") == PASSWORD_HASH_TEMPLATE
+    phs = password_hash_job
     threshold = notify.get("DeleteThresholdValue", DEFAULT_DELETE_THRESHOLD)
     try:
         threshold_value = int(threshold)
@@ -422,7 +429,56 @@ def _managed_object_mappings(rule: AbcMapping[str, Any]) -> dict[str, dict[str, 
     return found
 
 
-def _read_scope(rule: AbcMapping[str, Any]) -> Scope:
+# The organizational-unit scope as the portal wrote it before containerFilter existed (and as a real
+# 2020 schema holds it): an input-filter group of the object mapping named like
+# "DefaultUserExclusions.0.UX-OrganizationalGroup-Scope", whose clauses are the default exclusions plus
+# one "distinguishedName ENDS_WITH <OU>". Clauses of one group must all hold and any one group may
+# match, so each OU has a group of its own.
+OU_SCOPE_GROUP_SUFFIX = "UX-OrganizationalGroup-Scope"
+_OU_OPERATOR = "ENDS_WITH"
+_OU_ATTRIBUTE = "distinguishedname"
+
+
+def _is_credential_data(target: Any) -> bool:
+    return isinstance(target, str) and target.casefold() == _CREDENTIAL_FOLDED
+
+
+_CREDENTIAL_FOLDED = CREDENTIAL_DATA.casefold()
+
+
+def _is_ou_group(group: Any) -> bool:
+    return isinstance(group, AbcMapping) and str(group.get("name") or "").endswith(OU_SCOPE_GROUP_SUFFIX)
+
+
+def _is_ou_clause(clause: Any) -> bool:
+    return (
+        isinstance(clause, AbcMapping)
+        and clause.get("operatorName") == _OU_OPERATOR
+        and str(clause.get("sourceOperandName") or "").casefold() == _OU_ATTRIBUTE
+    )
+
+
+def _clause_ous(scope: Any) -> list[str]:
+    """The OUs an object mapping's scope names in the clause form, in order."""
+    if not isinstance(scope, AbcMapping):
+        return []
+    found: list[str] = []
+    for group in scope.get("inputFilterGroups") or []:
+        if not _is_ou_group(group):
+            continue
+        for clause in group.get("clauses") or []:
+            if _is_ou_clause(clause):
+                found += [str(v) for v in (clause.get("targetOperand") or {}).get("values") or []]
+    return found
+
+
+def _scopes_of(object_mappings: Iterable[tuple[str, AbcMapping[str, Any]]]) -> list[Any]:
+    return [om.get("scope") for _, om in object_mappings]
+
+
+def _read_scope(rule: AbcMapping[str, Any], scopes: Iterable[Any] = ()) -> Scope:
+    """The scope in whichever form the schema holds it: ``groupFilter``, ``containerFilter``, or the
+    OU clauses of the object mappings' scoping filters (``scopes``)."""
     containers = list((rule.get("containerFilter") or {}).get("includedContainers") or [])
     groups = list((rule.get("groupFilter") or {}).get("includedGroups") or [])
     # The service treats the two as mutually exclusive; should both be set, groups are reported and
@@ -431,6 +487,12 @@ def _read_scope(rule: AbcMapping[str, Any]) -> Scope:
         return Scope(ScopeKind.GROUPS, tuple(str(g) for g in groups))
     if containers:
         return Scope(ScopeKind.ORGANIZATIONAL_UNITS, tuple(str(c) for c in containers))
+    clause_ous: dict[str, str] = {}
+    for scope in scopes:
+        for ou in _clause_ous(scope):
+            clause_ous.setdefault(ou.casefold(), ou)
+    if clause_ous:
+        return Scope(ScopeKind.ORGANIZATIONAL_UNITS, tuple(clause_ous.values()))
     return Scope.all()
 
 
@@ -441,16 +503,18 @@ def read_schema(schema: AbcMapping[str, Any]) -> tuple[Scope, tuple[Mapping, ...
     """
     rule = find_provisioning_rule(schema)
     if rule is None:
-        return Scope.all(), (), dict.fromkeys(PHS_OBJECTS, 0)
+        return Scope.all(), (), {}
     mappings: list[Mapping] = []
-    counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
-    for obj, om in _managed_object_mappings(rule).items():
+    managed = _managed_object_mappings(rule)
+    # Only object mappings the schema has can hold the password-hash row.
+    counts: dict[str, int] = {obj: 0 for obj in PHS_OBJECTS if obj in managed}
+    for obj, om in managed.items():
         for am in om.get("attributeMappings") or []:
-            if am.get("targetAttributeName") == CREDENTIAL_DATA:
+            if _is_credential_data(am.get("targetAttributeName")):
                 counts[obj] = counts.get(obj, 0) + 1
             else:
                 mappings.append(attribute_mapping_to_model(obj, am))
-    return _read_scope(rule), tuple(mappings), counts
+    return _read_scope(rule, _scopes_of(managed.items())), tuple(mappings), counts
 
 
 # --------------------------------------------------------------------------------------------------
@@ -683,11 +747,11 @@ def _mapping_list(
     return _ListRead(obj, key, items) if first else None
 
 
-def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead]) -> Reading:
+def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead], scopes: Iterable[Any] = ()) -> Reading:
     """Make what the checked lists hold; lists with a key go into the list cache."""
     global _list_cache_bytes
     mappings: list[Mapping] = []
-    counts: dict[str, int] = dict.fromkeys(PHS_OBJECTS, 0)
+    counts: dict[str, int] = {read.obj: 0 for read in reads if read.obj in PHS_OBJECTS}
     for read in reads:
         if read.cached is not None:
             read_mappings, credentials = read.cached
@@ -697,7 +761,7 @@ def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead]) -> Reading:
             for item in read.items:
                 if isinstance(item, Mapping):
                     made.append(item)
-                elif item.get("targetAttributeName") == CREDENTIAL_DATA:
+                elif _is_credential_data(item.get("targetAttributeName")):
                     credentials += 1
                 else:
                     made.append(attribute_mapping_to_model(read.obj, item))
@@ -708,7 +772,7 @@ def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead]) -> Reading:
         mappings.extend(read_mappings)
         if credentials:
             counts[read.obj] = counts.get(read.obj, 0) + credentials
-    return _read_scope(rule), tuple(mappings), counts
+    return _read_scope(rule, scopes), tuple(mappings), counts
 
 
 def check_and_read_schema(schema: Any, what: str) -> Reading:
@@ -723,16 +787,19 @@ def check_and_read_schema(schema: Any, what: str) -> Reading:
     # Everything is checked before anything new is made, as check_schema then read_schema would.
     reads: list[_ListRead] = []
     seen: set[str] = set()
+    scopes: list[Any] = []
     for om in _optional(rule, "objectMappings", list, what) or []:
         _object(om, what)
         obj = _object_type(om)
         if obj is None:
             continue  # not an object type we manage: left as it is
         read = _mapping_list(obj, _optional(om, "attributeMappings", list, what) or [], obj not in seen, what)
+        if obj not in seen:
+            scopes.append(om.get("scope"))
         seen.add(obj)
         if read is not None:
             reads.append(read)
-    return _read_lists(rule, reads)
+    return _read_lists(rule, reads, scopes)
 
 
 # Reading a schema from its JSON text: only the parts read are decoded; the rest (directories, other
@@ -753,6 +820,7 @@ class _SchemaText(msgspec.Struct):
 class _ObjectMappingText(msgspec.Struct):
     sourceObjectName: Any = None
     attributeMappings: msgspec.Raw = msgspec.Raw()
+    scope: msgspec.Raw = msgspec.Raw()
 
 
 _SCHEMA_TEXT = msgspec.json.Decoder(_SchemaText)
@@ -806,6 +874,7 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
     _check_filters(filters, what)
     reads: list[_ListRead] = []
     seen: set[str] = set()
+    scopes: list[Any] = []
     for om in object_mappings or []:
         name = om.sourceObjectName
         obj = _OBJECT_BY_FOLDED.get(name.casefold()) if isinstance(name, str) else None
@@ -813,6 +882,11 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
             continue  # not an object type we manage: left as it is
         first = obj not in seen
         seen.add(obj)
+        if first:
+            try:
+                scopes.append(_loads(om.scope))
+            except ValueError as exc:
+                raise _Unusual from exc
         key = (obj, bytes(om.attributeMappings))
         cached = _LIST_CACHE.get(key)
         if cached is not None:
@@ -828,16 +902,17 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
         read = _mapping_list(obj, ams or [], first, what, key)
         if read is not None:
             reads.append(read)
-    return _read_lists(filters, reads)
+    return _read_lists(filters, reads, scopes)
 
 
 def _with_password_hash(obj: str, attribute_mappings: list[dict[str, Any]], on: bool) -> list[dict[str, Any]]:
     # The service does not de-duplicate: a second CredentialData row makes the job fail, so keep one.
+    # A row already there stays exactly as read.
     want = on and obj in PHS_OBJECTS
     result: list[dict[str, Any]] = []
     have = False
     for am in attribute_mappings:
-        if am.get("targetAttributeName") != CREDENTIAL_DATA:
+        if not _is_credential_data(am.get("targetAttributeName")):
             result.append(am)
         elif want and not have:
             result.append(am if _is_password_hash(am) else password_hash_attribute_mapping())
@@ -865,83 +940,188 @@ def _copy_json(value: Any) -> Any:
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def set_password_hash_mappings(schema: AbcMapping[str, Any], on: bool) -> JSON:
-    """A copy of ``schema`` with exactly one CredentialData row per PHS object mapping (none when off)."""
-    new: JSON = _copy_json(schema)
+def without_annotations(value: Any) -> Any:
+    """A copy of JSON ``value`` without ``@odata.*`` annotations (``@odata.context``,
+    ``directories@odata.context``, ...) at any depth: they describe a response, never a request."""
+    kind = type(value)
+    if kind is dict:
+        return {k: without_annotations(v) for k, v in value.items() if "@odata." not in k}
+    if kind is list:
+        return [without_annotations(v) for v in value]
+    return _copy_json(value)
+
+
+def _writable_copy(schema: AbcMapping[str, Any]) -> tuple[JSON, dict[str, Any]]:
+    new: JSON = without_annotations(dict(schema))
     rule = find_provisioning_rule(new)
     if rule is None:
         raise ProviderError("the job schema has no AD2AADProvisioning rule")
+    return new, rule
+
+
+def set_password_hash_mappings(schema: AbcMapping[str, Any], on: bool) -> JSON:
+    """A copy of ``schema`` with exactly one CredentialData row per PHS object mapping it has (none when
+    off); nothing else changes."""
+    new, rule = _writable_copy(schema)
     for obj, om in _managed_object_mappings(rule).items():
         om["attributeMappings"] = _with_password_hash(obj, list(om.get("attributeMappings") or []), on)
     return new
 
 
-def _set_scope(rule: dict[str, Any], scope: Scope) -> None:
-    containers = list(scope.entries) if scope.kind is ScopeKind.ORGANIZATIONAL_UNITS else []
-    groups = list(scope.entries) if scope.kind is ScopeKind.GROUPS else []
-    container_filter = dict(rule.get("containerFilter") or {})
-    container_filter["includedContainers"] = containers
-    group_filter = dict(rule.get("groupFilter") or {})
-    group_filter["includedGroups"] = groups
-    rule["containerFilter"] = container_filter
-    rule["groupFilter"] = group_filter
+def _ou_clause(like: AbcMapping[str, Any] | None, ou: str) -> JSON:
+    clause = _copy_json(dict(like)) if like is not None else {"sourceOperandName": "distinguishedName"}
+    clause["operatorName"] = _OU_OPERATOR
+    clause["targetOperand"] = {"values": [ou]}
+    return clause
 
 
-def _replace_attribute_mappings(
-    obj: str, existing: Sequence[dict[str, Any]], wanted: Sequence[Mapping]
+def _numbered(name: str, index: int) -> str:
+    """``DefaultUserExclusions.0.UX-...`` as the group of the ``index``-th OU."""
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[-2].isdigit():
+        parts[-2] = str(index)
+        return ".".join(parts)
+    return name if index == 0 else f"{name}.{index}"
+
+
+def _set_clause_scope(scope: dict[str, Any], ous: Sequence[str]) -> None:
+    """The OU groups of one object mapping's scope made to say ``ous`` (none: no OU clause at all).
+
+    The first OU group is the pattern: its other clauses (the default exclusions) go into every OU
+    group. Groups that are not OU groups stay where and as they are.
+    """
+    groups = list(scope.get("inputFilterGroups") or [])
+    ou_groups = [g for g in groups if _is_ou_group(g)]
+    if not ou_groups:
+        return
+    pattern = ou_groups[0]
+    like = next((c for c in pattern.get("clauses") or [] if _is_ou_clause(c)), None)
+    base = [c for c in pattern.get("clauses") or [] if not _is_ou_clause(c)]
+    made: list[JSON] = []
+    for index, ou in enumerate(ous or [None]):
+        group = _copy_json(dict(pattern))
+        group["name"] = _numbered(str(pattern.get("name")), index)
+        group["clauses"] = _copy_json(base) + ([_ou_clause(like, ou)] if ou is not None else [])
+        made.append(group)
+    at = groups.index(pattern)
+    rest = [g for g in groups if not _is_ou_group(g)]
+    scope["inputFilterGroups"] = rest[:at] + made + rest[at:]
+
+
+def _set_scope(rule: dict[str, Any], object_mappings: AbcMapping[str, dict[str, Any]], scope: Scope) -> None:
+    """``scope`` written in the form the schema already uses; never two forms at once.
+
+    The clause form is kept when the schema holds its OU scope that way and the new scope is OUs or
+    everything; otherwise the documented ``containerFilter``/``groupFilter`` are used, and any OU
+    clauses are taken out. A filter property the schema does not have is only added to hold entries.
+    """
+    uses_clauses = any(_clause_ous(om.get("scope")) for om in object_mappings.values())
+    if uses_clauses and scope.kind is not ScopeKind.GROUPS:
+        for om in object_mappings.values():
+            if isinstance(om.get("scope"), dict):
+                _set_clause_scope(om["scope"], list(scope.entries))
+        containers: list[str] = []
+        groups: list[str] = []
+    else:
+        for om in object_mappings.values():
+            if isinstance(om.get("scope"), dict) and _clause_ous(om["scope"]):
+                _set_clause_scope(om["scope"], [])
+        containers = list(scope.entries) if scope.kind is ScopeKind.ORGANIZATIONAL_UNITS else []
+        groups = list(scope.entries) if scope.kind is ScopeKind.GROUPS else []
+    for key, entries_key, entries in (
+        ("containerFilter", "includedContainers", containers),
+        ("groupFilter", "includedGroups", groups),
+    ):
+        if entries or isinstance(rule.get(key), dict):
+            part = dict(rule.get(key) or {})
+            part[entries_key] = entries
+            rule[key] = part
+
+
+def _edit_rows(
+    obj: str,
+    existing: Sequence[dict[str, Any]],
+    sets: AbcMapping[str, Mapping],
+    gone: set[str],
 ) -> list[dict[str, Any]]:
-    wanted_by_target = {m.target: m for m in wanted}
+    """One object mapping's rows with ``sets`` (by folded target) set and ``gone`` taken out.
+
+    Every other row is the service's and stays exactly as read, in its place. A row set keeps the
+    service's spelling of its target and its matching priority, and every field the model has no
+    word for. A second row for a target that is set is dropped (the service does not de-duplicate).
+    """
     result: list[dict[str, Any]] = []
-    emitted: set[str] = set()
+    done: set[str] = set()
     for am in existing:
         target = am.get("targetAttributeName")
-        if target == CREDENTIAL_DATA:
-            result.append(am)  # settled by _with_password_hash
+        if not isinstance(target, str) or _is_credential_data(target):
+            result.append(am)  # CredentialData: settled by _with_password_hash
             continue
-        if not isinstance(target, str) or target not in wanted_by_target or target in emitted:
-            continue  # removed, or a duplicate row for a target already written
-        want = wanted_by_target[target]
+        key = target.casefold()
+        if key in gone:
+            continue
+        want = sets.get(key)
+        if want is None:
+            result.append(am)
+            continue
+        if key in done:
+            continue
+        done.add(key)
         current = attribute_mapping_to_model(obj, am)
-        result.append(am if current == want else _update_attribute_mapping(am, current, want))
-        emitted.add(target)
-    for m in wanted:
-        if m.target not in emitted:
-            result.append(model_to_attribute_mapping(wanted_by_target[m.target]))
-            emitted.add(m.target)
+        wanted = replace(want, target=target, matching_priority=current.matching_priority)
+        result.append(am if current == wanted else _update_attribute_mapping(am, current, wanted))
+    result += [model_to_attribute_mapping(m) for key, m in sets.items() if key not in done]
     return result
 
 
-def write_schema(
-    schema: AbcMapping[str, Any],
-    scope: Scope,
-    mappings: Iterable[Mapping],
-    password_hash_sync: bool,
-) -> JSON:
-    """A new schema: scope and the full mapping set written into a copy of ``schema``.
+def missing_object_mappings(schema: AbcMapping[str, Any], objects: Iterable[str]) -> list[str]:
+    """The object types among ``objects`` that ``schema`` has no object mapping for."""
+    rule = find_provisioning_rule(schema)
+    have = set(_managed_object_mappings(rule)) if rule is not None else set()
+    return sorted(set(objects) - have)
 
-    The attribute mappings of each object mapping we manage become exactly ``mappings`` of that object
-    type (plus CredentialData when ``password_hash_sync``). An existing row whose model value is unchanged
-    is kept as it is, so fields we do not model survive. Everything else is left alone.
+
+def edit_schema(
+    schema: AbcMapping[str, Any],
+    *,
+    scope: Scope | None,
+    mappings: Iterable[Mapping] = (),
+    removals: Iterable[tuple[str, str]] = (),
+    password_hash_sync: bool | None = None,
+) -> JSON:
+    """A copy of ``schema`` (as the service returned it) with the smallest edits that make it say what
+    the desired state says; everything else is written back exactly as read, minus ``@odata.*``.
+
+    ``mappings`` are set and ``removals`` (object, target) taken out, matched case-insensitively;
+    ``scope`` (None: left as it is) is written in the form the schema uses; ``password_hash_sync``
+    (None: left as it is) settles the CredentialData rows of the PHS object mappings the schema has.
+    A mapping or removal for an object type the schema has no object mapping for is refused, before
+    anything is written.
     """
-    new: JSON = _copy_json(schema)
-    rule = find_provisioning_rule(new)
-    if rule is None:
-        raise ProviderError("the job schema has no AD2AADProvisioning rule")
-    by_object: dict[str, list[Mapping]] = {}
-    for m in mappings:
-        if m.target == CREDENTIAL_DATA:
-            continue  # follows password_hash_sync, never the mapping list
-        by_object.setdefault(m.object, []).append(m)
+    new, rule = _writable_copy(schema)
     object_mappings = _managed_object_mappings(rule)
-    missing = sorted(set(by_object) - set(object_mappings))
+    sets: dict[str, dict[str, Mapping]] = {}
+    for m in mappings:
+        if not _is_credential_data(m.target):  # follows password_hash_sync, never the mapping list
+            sets.setdefault(m.object, {})[m.target.casefold()] = m
+    gone: dict[str, set[str]] = {}
+    for obj, target in removals:
+        gone.setdefault(obj, set()).add(target.casefold())
+    missing = sorted((set(sets) | set(gone)) - set(object_mappings))
     if missing:
         raise ProviderError(f"the job schema has no object mapping for {', '.join(missing)}")
-    _set_scope(rule, scope)
+    if (
+        scope is not None
+        and _read_scope(rule, _scopes_of(object_mappings.items())).normalized() != scope.normalized()
+    ):
+        _set_scope(rule, object_mappings, scope)
     for obj, om in object_mappings.items():
-        rows = _replace_attribute_mappings(
-            obj, list(om.get("attributeMappings") or []), by_object.get(obj, [])
-        )
-        om["attributeMappings"] = _with_password_hash(obj, rows, password_hash_sync)
+        rows = list(om.get("attributeMappings") or [])
+        if obj in sets or obj in gone:
+            rows = _edit_rows(obj, rows, sets.get(obj, {}), gone.get(obj, set()))
+        if password_hash_sync is not None:
+            rows = _with_password_hash(obj, rows, password_hash_sync)
+        om["attributeMappings"] = rows
     return new
 
 
@@ -1069,16 +1249,16 @@ def observe(
     provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
     if provisioning is None and not tags.managed:
         return None
-    settings = secrets_to_settings(
-        secrets,
-        enabled=provisioning is not None and job_enabled(provisioning),
-        password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
-    )
     scope: Scope = Scope.all()
     mappings: tuple[Mapping, ...] = ()
     counts: dict[str, int] = {}
     if reading is None and schema is not None:
         reading = read_schema(schema)
+    settings = secrets_to_settings(
+        secrets,
+        enabled=provisioning is not None and job_enabled(provisioning),
+        password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+    )
     if provisioning is None or reading is None:
         status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
     else:

@@ -58,10 +58,14 @@ class Provider(Protocol):
         scope: Scope,
         mappings: Sequence[Mapping],
         *,
+        removals: Sequence[tuple[str, str]] = (),
         deletion_protection: bool = False,
         restart_token: str | None = None,
     ) -> str:
-        """Create (or finish creating) managed configuration ``name``, left paused; return its id."""
+        """Create (or finish creating) managed configuration ``name``, left paused; return its id.
+
+        The new job's schema is the service's: ``mappings`` are set in it and ``removals`` taken out of
+        it, and every other row is kept as the service made it."""
         ...
 
     def update_settings(
@@ -75,8 +79,11 @@ class Provider(Protocol):
         """Domain, notification e-mail, delete threshold, password hash sync and our own metadata."""
         ...
 
-    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
-        """Set the scope and the full effective mapping set (CredentialData follows the PHS setting)."""
+    def edit_schema(
+        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Set the scope, set ``mappings`` and take ``removals`` out of the job schema as read; rows
+        neither names are kept exactly as the service has them (CredentialData is left as it is)."""
         ...
 
     def start(self, id: str) -> None: ...

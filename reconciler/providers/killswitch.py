@@ -87,6 +87,7 @@ class KillSwitch:
         scope: Scope,
         mappings: Sequence[Mapping],
         *,
+        removals: Sequence[tuple[str, str]] = (),
         deletion_protection: bool = False,
         restart_token: str | None = None,
     ) -> str:
@@ -95,6 +96,7 @@ class KillSwitch:
             settings,
             scope,
             mappings,
+            removals=removals,
             deletion_protection=deletion_protection,
             restart_token=restart_token,
         )
@@ -109,8 +111,10 @@ class KillSwitch:
         )
         self._wrote()
 
-    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
-        self._inner.replace_scope_and_mappings(id, scope, mappings)
+    def edit_schema(
+        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        self._inner.edit_schema(id, scope, mappings, removals)
         self._wrote()
 
     def start(self, id: str) -> None:

@@ -24,17 +24,17 @@ from reconciler.graph.shapes import (
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
+    edit_schema,
     find_job,
     job_enabled,
     name_tag,
     observe,
     parse_tags,
-    secrets_to_settings,
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
     with_restart_pending,
-    write_schema,
+    without_annotations,
 )
 from reconciler.providers.base import RESET_FULL
 from reconciler.tenant.store import TenantStore
@@ -115,7 +115,8 @@ class LocalProvider:
 
     def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
         # An unchanged schema is not written back: the service would stamp a new version for nothing.
-        if schema != current:
+        # Annotations describe an answer, not the schema: they never count as a change.
+        if schema != without_annotations(current):
             self.store.put_schema(id, job_id, schema)
 
     def _sync_password_hash_job(self, id: str, on: bool) -> None:
@@ -137,6 +138,7 @@ class LocalProvider:
         scope: Scope,
         mappings: Sequence[Mapping],
         *,
+        removals: Sequence[tuple[str, str]] = (),
         deletion_protection: bool = False,
         restart_token: str | None = None,
     ) -> str:
@@ -162,10 +164,17 @@ class LocalProvider:
             job = find_job(self.store.list_jobs(id), PROVISIONING_TEMPLATE) or self.store.create_job(
                 id, PROVISIONING_TEMPLATE
             )
+            # The schema the service made for the job is the base: only what the desired state says
+            # is changed in it.
             current = self.store.get_schema(id, job["id"])
-            self._put_schema(
-                id, job["id"], write_schema(current, scope, mappings, settings.password_hash_sync), current
+            edited = edit_schema(
+                current,
+                scope=scope,
+                mappings=mappings,
+                removals=removals,
+                password_hash_sync=settings.password_hash_sync,
             )
+            self._put_schema(id, job["id"], edited, current)
             self._sync_password_hash_job(id, settings.password_hash_sync)
             # Secrets last: the Domain secret marks the create as finished.
             self.store.put_secrets(id, settings_to_secrets(settings, self.store.get_secrets(id)))
@@ -192,18 +201,15 @@ class LocalProvider:
             self._sync_password_hash_job(id, settings.password_hash_sync)
             self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
 
-    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
+    def edit_schema(
+        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+    ) -> None:
         with self.store.transaction():
             self._managed_sp(id)
             job = self._provisioning_job(id)
-            jobs = self.store.list_jobs(id)
-            phs = secrets_to_settings(
-                self.store.get_secrets(id),
-                enabled=job_enabled(job),
-                password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
-            ).password_hash_sync
             current = self.store.get_schema(id, job["id"])
-            self._put_schema(id, job["id"], write_schema(current, scope, mappings, phs), current)
+            edited = edit_schema(current, scope=scope, mappings=mappings, removals=removals)
+            self._put_schema(id, job["id"], edited, current)
 
     def start(self, id: str) -> None:
         with self.store.transaction():

@@ -15,13 +15,13 @@ from typing import Any
 
 from reconciler.core.model import (
     CREDENTIAL_DATA,
-    OBJECT_TYPES,
     PHS_OBJECTS,
     JobStatus,
     Mapping,
     Observed,
     Scope,
     Settings,
+    edit_mappings,
 )
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
 from reconciler.providers.base import RESET_FULL
@@ -63,20 +63,22 @@ class _Record:
         )
 
 
-def _credential_counts(password_hash_sync: bool) -> dict[str, int]:
-    return dict.fromkeys(PHS_OBJECTS, 1 if password_hash_sync else 0)
+def _credential_counts(password_hash_sync: bool, rows: Iterable[Mapping]) -> dict[str, int]:
+    objects = {m.object for m in rows}
+    return {o: 1 if password_hash_sync else 0 for o in PHS_OBJECTS if o in objects}
 
 
-def _effective(mappings: Iterable[Mapping]) -> tuple[Mapping, ...]:
-    """The mapping set as a target keeps it: one per (object, target), last wins, no CredentialData."""
-    by_key: dict[tuple[str, str], Mapping] = {}
-    for m in mappings:
-        if m.target == CREDENTIAL_DATA:
-            continue
-        if m.object not in OBJECT_TYPES:
-            raise ProviderError(f"the job schema has no object mapping for {m.object}")
-        by_key[m.key] = m
-    return tuple(by_key.values())
+def _edited(
+    rows: Iterable[Mapping], mappings: Iterable[Mapping], removals: Iterable[tuple[str, str]]
+) -> tuple[Mapping, ...]:
+    """The rows as a target keeps them after an edit: the same rule as a job schema's (``edit_mappings``)."""
+    mappings = [m for m in mappings if m.target != CREDENTIAL_DATA]
+    removals = list(removals)
+    have = {m.object for m in rows}
+    missing = sorted(({m.object for m in mappings} | {o for o, _ in removals}) - have)
+    if missing:
+        raise ProviderError(f"the job schema has no object mapping for {', '.join(missing)}")
+    return edit_mappings(rows, mappings, removals)
 
 
 class MemoryProvider:
@@ -148,6 +150,7 @@ class MemoryProvider:
         scope: Scope,
         mappings: Sequence[Mapping],
         *,
+        removals: Sequence[tuple[str, str]] = (),
         deletion_protection: bool = False,
         restart_token: str | None = None,
     ) -> str:
@@ -158,7 +161,7 @@ class MemoryProvider:
                 raise ConflictError(f"more than one configuration is managed as {name!r}")
             if ours and ours[0].complete:
                 return ours[0].id
-            effective = _effective(mappings)
+            effective = _edited(self._template_defaults(), mappings, removals)
             id = ours[0].id if ours else self._new_id()
             self._records[id] = _Record(
                 id=id,
@@ -171,7 +174,7 @@ class MemoryProvider:
                 deletion_protection=deletion_protection,
                 restart_token=restart_token,
                 complete=True,
-                credential_data_count=_credential_counts(settings.password_hash_sync),
+                credential_data_count=_credential_counts(settings.password_hash_sync, effective),
             )
             return id
 
@@ -187,19 +190,20 @@ class MemoryProvider:
             self._enter("update_settings", id)
             record = self._managed(id)
             record.settings = replace(settings, enabled=record.settings.enabled)
-            record.credential_data_count = _credential_counts(settings.password_hash_sync)
+            record.credential_data_count = _credential_counts(settings.password_hash_sync, record.mappings)
             record.deletion_protection = deletion_protection
             record.restart_token = restart_token
 
-    def replace_scope_and_mappings(self, id: str, scope: Scope, mappings: Sequence[Mapping]) -> None:
+    def edit_schema(
+        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+    ) -> None:
         with self._lock:
-            self._enter("replace_scope_and_mappings", id)
+            self._enter("edit_schema", id)
             record = self._managed(id)
             if not record.complete:
                 raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
-            record.mappings = _effective(mappings)
+            record.mappings = _edited(record.mappings, mappings, removals)
             record.scope = scope
-            record.credential_data_count = _credential_counts(record.settings.password_hash_sync)
 
     def start(self, id: str) -> None:
         with self._lock:
@@ -291,15 +295,20 @@ class MemoryProvider:
             if isinstance(settings, str):
                 settings = Settings(domain=settings, notification_email=f"admin@{settings}", enabled=False)
             id = self._new_id()
+            rows = tuple(
+                m
+                for m in (self._template_defaults() if mappings is None else mappings)
+                if m.target != CREDENTIAL_DATA
+            )
             self._records[id] = _Record(
                 id=id,
                 name=None,
                 managed=False,
                 settings=settings,
                 scope=scope or Scope.all(),
-                mappings=_effective(self._template_defaults() if mappings is None else mappings),
+                mappings=rows,
                 status=status or JobStatus(code="Active" if settings.enabled else "Paused"),
-                credential_data_count=_credential_counts(settings.password_hash_sync),
+                credential_data_count=_credential_counts(settings.password_hash_sync, rows),
             )
             return id
 

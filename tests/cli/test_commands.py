@@ -25,7 +25,7 @@ def test_plan_apply_then_no_changes(project: Path, run: Run) -> None:
     r = run("plan", "configs", "--detailed-exitcode")
     assert r.code == 2, r.err
     assert "+ configuration.contoso will be created" in r.out
-    assert "+ mappings.user.department: [department]" in r.out
+    assert "~ mappings.user.Department: Trim([department]) -> [department]" in r.out
     r = run("plan", "configs", "--out", "plan.json")
     assert r.code == 0 and "reconciler apply plan.json" in r.out
     r = run("apply", "plan.json")

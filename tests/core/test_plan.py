@@ -67,9 +67,10 @@ def test_new_configuration_is_created_then_started() -> None:
     assert actions(plan) == [("create", "contoso"), ("start", "contoso")]
     create = plan.changes[0]
     assert create.spec is not None
-    # the spec carries the whole effective set ...
-    assert {m.target for m in create.spec.mappings} == {"displayName", "department"}
-    # ... while the review shows settings and only what differs from the template defaults
+    # the spec carries only what the desired state says: the rest of the new schema is the service's
+    assert {m.target for m in create.spec.mappings} == {"department"}
+    assert create.spec.removals == (("user", "ExtensionAttribute3"),)
+    # ... and the review shows settings and the overrides and removals the create makes
     rows = {f.path: (f.before, f.after) for f in create.fields}
     assert rows["settings.domain"] == (None, "contoso.com")
     assert rows["mappings.user.department"] == (None, {"kind": "direct", "value": "department"})

@@ -93,7 +93,7 @@ def test_update_restart_pause_start_delete(provider: Provider) -> None:
     assert [c.action.value for c in p.changes] == ["update", "restart"]
     converge(provider, state(changed))
     (o,) = provider.read_all()
-    assert ("user", "department") in {m.key for m in o.mappings}
+    assert ("user", "department") in {m.folded_key for m in o.mappings}
     assert o.scope.kind is ScopeKind.ALL
     assert plan(provider, state(changed)).changes == ()
 

@@ -11,7 +11,7 @@ from gitrepos import GitRepo, configuration
 from reconciler.cli.main import main
 from reconciler.providers.local import LocalProvider
 
-OFFICE = "      - {target: department, source: physicalDeliveryOfficeName}\n"
+OFFICE = "      - {target: employeeType, source: physicalDeliveryOfficeName}\n"
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -31,7 +31,7 @@ def test_diff_command(repo: GitRepo, state_dir: Path, capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, "diff", base, "--exit-code")
     assert code == 2
     assert "~ a: changed; restart will be required" in out
-    assert f"+ mappings.user.department: [physicalDeliveryOfficeName]  ({head[:12]} Alice Example" in out
+    assert f"+ mappings.user.employeeType: [physicalDeliveryOfficeName]  ({head[:12]} Alice Example" in out
 
     # HEAD is optional and PATH... follow it; an existing path is never taken for a commit.
     code, out, _ = run(capsys, "diff", base, "configs", "--format", "json")

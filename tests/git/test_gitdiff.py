@@ -32,8 +32,8 @@ from reconciler.providers.base import Provider, ReadsByName
 from reconciler.providers.local import LocalProvider
 from reconciler.providers.memory import MemoryProvider
 
-DEPT = "      - {target: department, source: department}\n"
-OFFICE = "      - {target: department, source: physicalDeliveryOfficeName}\n"
+DEPT = "      - {target: employeeType, source: department}\n"
+OFFICE = "      - {target: employeeType, source: physicalDeliveryOfficeName}\n"
 SALES = "OU=Sales,DC=contoso,DC=com"
 PILOT = "OU=Pilot,DC=contoso,DC=com"
 BOB = ("Bob Builder", "bob@example.com")
@@ -90,7 +90,7 @@ def test_layout_comments_order_and_moves_are_no_change(repo: GitRepo) -> None:
         "# Contoso, moved\n"
         "kind: Configuration\napiVersion: cloudsync/v1\n"
         "spec:\n  notificationEmail: ops@contoso.com\n  domain: contoso.com\n"
-        "  attributeMappings: {user: [{source: department, target: department}]}\n"
+        "  attributeMappings: {user: [{source: department, target: employeeType}]}\n"
         f"  scope: {{organizationalUnits: ['{PILOT}', '{SALES}']}}\n"
         "metadata: {name: contoso}\n",
     )
@@ -123,14 +123,15 @@ def test_diff_names_each_change_with_its_commit_and_the_restart(repo: GitRepo) -
     assert by["contoso"].restart_required and not by["northwind"].restart_required
     intro = result.introduced_by
     assert intro("contoso", "scope") is not None and intro("contoso", "scope").sha == pilot  # type: ignore[union-attr]
-    dept = intro("contoso", "mappings.user.department")
+    dept = intro("contoso", "mappings.user.employeeType")
     assert dept is not None and (dept.sha, dept.author) == (office, "Alice Example")
     gone = intro("fabrikam", "settings.domain")
     assert gone is not None and (gone.sha, gone.author) == (head, "Bob Builder")
 
     text = render_diff(result, "text")
     assert "~ contoso: changed; restart will be required" in text
-    assert f"~ mappings.user.department: [department] → [physicalDeliveryOfficeName]  ({office[:12]}" in text
+    changed = "~ mappings.user.employeeType: [department] → [physicalDeliveryOfficeName]"
+    assert f"{changed}  ({office[:12]}" in text
     assert f"+ scope (organizationalUnits): {PILOT}" in text
     assert f"({pilot[:12]} Bob Builder, 2026-01-01: Add the pilot OU)" in text
     assert "↻ scope changed" in text and "↻ attribute mappings changed" in text
@@ -141,11 +142,11 @@ def test_diff_names_each_change_with_its_commit_and_the_restart(repo: GitRepo) -
     assert doc["base"]["commit"] == base and doc["head"]["commit"] == head
     assert doc["summary"] == {"added": 1, "changed": 1, "removed": 1, "restart": 1}
     rows = {f["path"]: f for f in doc["configurations"][0]["fields"]}
-    assert rows["mappings.user.department"]["after"] == {
+    assert rows["mappings.user.employeeType"]["after"] == {
         "kind": "direct",
         "value": "physicalDeliveryOfficeName",
     }
-    assert rows["mappings.user.department"]["introducedBy"]["author"] == "Alice Example"
+    assert rows["mappings.user.employeeType"]["introducedBy"]["author"] == "Alice Example"
 
     md = render_diff(result, "markdown")
     tokens = MarkdownIt("commonmark").enable("table").parse(md)
@@ -170,11 +171,11 @@ def test_the_last_commit_that_set_a_value_is_named(repo: GitRepo) -> None:
     base = repo.commit("base")
     repo.write("configs/contoso.yaml", contoso(mappings=OFFICE))
     repo.commit("office")
-    repo.write("configs/contoso.yaml", contoso(mappings="      - {target: department, source: company}\n"))
+    repo.write("configs/contoso.yaml", contoso(mappings="      - {target: employeeType, source: company}\n"))
     repo.commit("company", author=BOB)
     repo.write("docs.md", "unrelated")
     head = repo.commit("docs")
-    found = diff_refs(base, head, ["configs"]).introduced_by("contoso", "mappings.user.department")
+    found = diff_refs(base, head, ["configs"]).introduced_by("contoso", "mappings.user.employeeType")
     assert found is not None and found.summary == "company" and found.author == "Bob Builder"
 
 

@@ -62,14 +62,12 @@ def tenant(tmp_path: Path, state_dir: Path) -> Iterator[LocalProvider]:
 def portal_configuration(provider: LocalProvider, domain: str) -> str:
     """A configuration made outside the tool, with its own scope and mappings: no tags of ours."""
     dc = ",".join(f"DC={part}" for part in domain.split("."))
-    defaults = list(provider.template_defaults())
-    mappings = [m for m in defaults if m.key != ("user", "commonName")]
-    mappings.append(Mapping("user", "extensionAttribute1", MappingKind.CONSTANT, "portal"))
     id = provider.create(
         "temporary",
         Settings(domain, f"admin@{domain}", accidental_deletes_enabled=False),
         Scope(ScopeKind.ORGANIZATIONAL_UNITS, (f"OU=B,{dc}", f"OU=A,{dc}")),
-        mappings,
+        [Mapping("user", "ExtensionAttribute1", MappingKind.CONSTANT, "portal")],
+        removals=[("user", "commonname")],
     )
     provider.store.patch_service_principal(id, {"tags": []})
     return id
@@ -98,8 +96,10 @@ def test_import_round_trip_plans_no_changes(tenant: LocalProvider, tmp_path: Pat
         "  domain: plain.example.com\n  notificationEmail: ops@plain.example.com\n  enabled: false\n"
     )
     fabrikam = (out / "fabrikam.yaml").read_text()
-    assert "    user:\n      - target: commonName\n        remove: true\n" in fabrikam
-    assert "extensionAttribute1" in fabrikam and "accidentalDeletes:\n    enabled: false\n" in fabrikam
+    # As the service spells it, once (not a second, differently spelt row).
+    assert "    user:\n      - target: CommonName\n        remove: true\n" in fabrikam
+    assert fabrikam.casefold().count("target: commonname") == 1
+    assert "ExtensionAttribute1" in fabrikam and "accidentalDeletes:\n    enabled: false\n" in fabrikam
 
     adopted = {o.id: o for o in tenant.read_all()}[theirs]
     assert adopted.managed and adopted.name == "fabrikam"
@@ -164,8 +164,19 @@ def test_what_the_format_rejects_is_reported(tenant: LocalProvider, tmp_path: Pa
     odd = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=X,DC=elsewhere,DC=com",))
     # Written straight into the schema, as another tool might.
     tenant.adopt(id, "tmp")
-    tenant.replace_scope_and_mappings(id, odd, tenant.template_defaults())
+    tenant.edit_schema(id, odd, [])
     tenant.store.patch_service_principal(id, {"tags": []})
-    result = import_target(tenant, tmp_path / "out")
-    assert any("outside the configuration's domain fabrikam.com" in w for w in result.warnings)
-    assert (tmp_path / "out" / "fabrikam.yaml").exists()
+    with pytest.raises(ReconcilerError, match=r"outside the configuration's domain fabrikam\.com"):
+        import_target(tenant, tmp_path / "out")
+    assert not (tmp_path / "out" / "fabrikam.yaml").exists()
+
+
+def test_a_configuration_without_a_notification_email_stops_the_import(
+    tenant: LocalProvider, tmp_path: Path
+) -> None:
+    id = portal_configuration(tenant, "fabrikam.com")
+    secrets = [s for s in tenant.store.get_secrets(id) if s["key"] != "SyncNotificationSettings"]
+    tenant.store.put_secrets(id, secrets)
+    with pytest.raises(ReconcilerError, match="notificationEmail"):
+        import_target(tenant, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -84,7 +84,7 @@ def desired(name: str, domain: str | None = None, **kw: Any) -> Desired:
                 "jobTitle",
                 Mapping("user", "jobTitle", MappingKind.EXPRESSION, 'Join(" ", Trim([title]), "FTE")'),
             ),
-            MappingOverride("group", "description", None),
+            MappingOverride("user", "extensionAttribute3", None),
         ),
     )
     return Desired(name=name, settings=settings(domain, **kw), scope=scope, overrides=overrides)

@@ -191,7 +191,7 @@ def test_every_request_the_provider_sends_is_valid(start_emulator: StartEmulator
         restart_token="r1",
     )
     provider.update_settings(alpha.id, a.settings, deletion_protection=False, restart_token=None)
-    provider.replace_scope_and_mappings(alpha.id, Scope.all(), list(provider.template_defaults()))
+    provider.edit_schema(alpha.id, Scope.all(), list(provider.template_defaults())[:3], [("user", "Title")])
     provider.pause(alpha.id)
     provider.start(alpha.id)
     provider.restart(alpha.id, RESET_FULL)

@@ -17,9 +17,11 @@ from reconciler.core.model import (
     JobStatus,
     Mapping,
     MappingKind,
+    MappingOverride,
     Scope,
     ScopeKind,
     Settings,
+    effective_mappings,
 )
 from reconciler.errors import ProviderError
 from reconciler.graph.shapes import (
@@ -31,6 +33,7 @@ from reconciler.graph.shapes import (
     check_schema,
     check_secrets,
     check_service_principal,
+    edit_schema,
     find_provisioning_rule,
     job_enabled,
     job_status,
@@ -42,7 +45,7 @@ from reconciler.graph.shapes import (
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
-    write_schema,
+    without_annotations,
 )
 from reconciler.tenant.template import template_defaults, template_schema
 
@@ -191,7 +194,26 @@ def test_secrets_round_trip() -> None:
         accidental_deletes_threshold=9,
     )
     assert secrets_to_settings(settings_to_secrets(settings, []), enabled=True) == settings
-    assert secrets_to_settings(settings_to_secrets(SETTINGS, []), enabled=False) == SETTINGS
+    assert (
+        secrets_to_settings(settings_to_secrets(SETTINGS, []), enabled=False, password_hash_job=True)
+        == SETTINGS
+    )
+
+
+def test_app_key_is_a_tenant_flag_never_lowered_by_one_configuration() -> None:
+    raised = settings_to_secrets(SETTINGS, [])
+    assert {"key": "AppKey", "value": '{"appKeyScenario":"AD2AADPasswordHash"}'} in raised
+    off = Settings("contoso.com", "ops@contoso.com", password_hash_sync=False)
+    # Turning password hash sync off leaves the AppKey as it was ...
+    assert [s for s in settings_to_secrets(off, raised) if s["key"] == "AppKey"] == [
+        s for s in raised if s["key"] == "AppKey"
+    ]
+    # ... and a configuration made without it asks for the synchronization flag only.
+    assert {"key": "AppKey", "value": '{"appKeyScenario":"AD2AADProvisioning"}'} in settings_to_secrets(
+        off, []
+    )
+    # What a configuration says about password hash sync is its own job, never the AppKey.
+    assert not secrets_to_settings(raised, enabled=True, password_hash_job=False).password_hash_sync
 
 
 def test_secrets_to_settings_without_an_app_key_uses_the_jobs() -> None:
@@ -226,104 +248,126 @@ def test_template_reads_as_the_defaults() -> None:
     scope, mappings, counts = read_schema(schema)
     assert scope == Scope.all()
     assert mappings == template_defaults() and mappings
-    assert counts == {"user": 0, "inetOrgPerson": 0}
+    # Only the object mappings the schema has are counted: the real template has a user one only.
+    assert counts == {"user": 0}
     assert _rule(schema)["id"] == PROVISIONING_RULE_ID
 
 
-def test_write_then_read_round_trip() -> None:
+def _edited(
+    schema: dict[str, Any],
+    scope: Scope | None,
+    mappings: Any = (),
+    removals: Any = (),
+    phs: bool | None = None,
+) -> dict[str, Any]:
+    return edit_schema(schema, scope=scope, mappings=mappings, removals=removals, password_hash_sync=phs)
+
+
+def test_edit_then_read_round_trip() -> None:
     schema = template_schema()
-    mappings = [*template_defaults(), *ROUND_TRIPS[2:]]
-    mappings = [m for m in mappings if m.key != ("group", "description")]
     scope = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=A,DC=c,DC=com",))
-    written = write_schema(schema, scope, mappings, password_hash_sync=True)
+    written = _edited(schema, scope, ROUND_TRIPS[2:], [("user", "title")], True)
     assert schema == template_schema(), "the input is not changed"
     read_scope, read_mappings, counts = read_schema(written)
     assert read_scope == scope
-    assert {m.key: m for m in read_mappings} == {m.key: m for m in mappings}
-    assert counts == {"user": 1, "inetOrgPerson": 1}
+    wanted = effective_mappings(
+        template_defaults(),
+        [MappingOverride(m.object, m.target, m) for m in ROUND_TRIPS[2:]]
+        + [MappingOverride("user", "title", None)],
+    )
+    assert {m.folded_key: m for m in read_mappings} == wanted
+    assert counts == {"user": 1}
     rule = _rule(written)
+    # The documented form for a schema without the clause form; no groupFilter added for nothing.
     assert rule["containerFilter"] == {"includedContainers": ["OU=A,DC=c,DC=com"]}
-    assert rule["groupFilter"] == {"includedGroups": []}
-    groups = write_schema(written, Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), mappings, True)
+    assert "groupFilter" not in rule
+    groups = _edited(written, Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)))
     assert _rule(groups)["containerFilter"] == {"includedContainers": []}
     assert read_schema(groups)[0] == Scope(ScopeKind.GROUPS, ("CN=G,DC=c",))
 
 
-def test_write_keeps_everything_it_does_not_manage() -> None:
+def test_edit_keeps_everything_it_does_not_name() -> None:
     schema = template_schema()
     schema["x-unknown"] = {"kept": True}
+    schema["@odata.context"] = "https://graph.microsoft.com/v1.0/$metadata#..."
     other_rule = {"id": "other", "name": "Other", "objectMappings": [{"sourceObjectName": "user", "x": 1}]}
     schema["synchronizationRules"].append(other_rule)
     rule = _rule(schema)
-    rule["metadata"].append({"key": "defaultSourceObjectMappings", "value": "kept"})
-    rule["containerFilter"]["x-extra"] = "kept"
+    rule["containerFilter"] = {"includedContainers": [], "x-extra": "kept"}
     user_rows = rule["objectMappings"][0]["attributeMappings"]
     user_rows[1]["x-unknown"] = "kept"
     user_rows[1]["flowType"] = "MultiValueAddOnly"  # a flow type the model cannot say
     untouched_target = user_rows[1]["targetAttributeName"]
 
-    defaults = template_defaults()
-    new = write_schema(schema, Scope.all(), defaults, password_hash_sync=False)
+    new = _edited(schema, Scope.all(), [Mapping("user", "department", MappingKind.CONSTANT, "x")], [], False)
+    assert "@odata.context" not in new, "annotations describe an answer, never a request"
     assert new["x-unknown"] == {"kept": True}
     assert new["synchronizationRules"][1] == other_rule
     assert new["version"] == schema["version"] and new["directories"] == schema["directories"]
     new_rule = _rule(new)
-    assert {"key": "defaultSourceObjectMappings", "value": "kept"} in new_rule["metadata"]
+    assert new_rule["metadata"] == rule["metadata"]
     assert new_rule["containerFilter"]["x-extra"] == "kept"
     assert new_rule["objectMappings"][0]["scope"] == rule["objectMappings"][0]["scope"]
-    assert new_rule["objectMappings"][0]["name"] == "Provision Active Directory users"
+    assert new_rule["objectMappings"][1:] == rule["objectMappings"][1:]
     (row,) = [r for r in _rows(new, "user") if r["targetAttributeName"] == untouched_target]
     assert row["x-unknown"] == "kept" and row["flowType"] == "MultiValueAddOnly"
-    assert new == write_schema(new, Scope.all(), defaults, password_hash_sync=False), (
-        "a rewrite changes nothing"
+    # Every row but the one named is the service's, in its place, as read.
+    before, after = _rows(schema, "user"), _rows(new, "user")
+    assert len(before) == len(after)
+    assert [a for a, b in zip(after, before, strict=True) if a != b] == [
+        next(r for r in after if r["targetAttributeName"] == "Department")
+    ]
+    assert new == _edited(
+        new, Scope.all(), [Mapping("user", "department", MappingKind.CONSTANT, "x")], [], False
     )
 
 
-def test_a_changed_row_keeps_its_unknown_fields() -> None:
+def test_a_changed_row_keeps_its_unknown_fields_spelling_and_matching_priority() -> None:
     schema = template_schema()
     user_rows = _rule(schema)["objectMappings"][0]["attributeMappings"]
-    (row,) = [r for r in user_rows if r["targetAttributeName"] == "displayName"]
+    (row,) = [r for r in user_rows if r["targetAttributeName"] == "onPremisesObjectIdentifier"]
     row["x-unknown"] = "kept"
-    changed = [
-        Mapping("user", "displayName", MappingKind.EXPRESSION, "Trim([displayName])")
-        if m.key == ("user", "displayName")
-        else m
-        for m in template_defaults()
+    new = _edited(
+        schema, None, [Mapping("user", "ONPREMISESOBJECTIDENTIFIER", MappingKind.DIRECT, "objectSid")]
+    )
+    (row,) = [
+        r for r in _rows(new, "user") if r["targetAttributeName"].casefold() == "onpremisesobjectidentifier"
     ]
-    new = write_schema(schema, Scope.all(), changed, False)
-    (row,) = [r for r in _rows(new, "user") if r["targetAttributeName"] == "displayName"]
-    assert row["x-unknown"] == "kept" and row["source"]["type"] == "Function"
+    assert row["x-unknown"] == "kept" and row["source"]["name"] == "objectSid"
+    assert row["targetAttributeName"] == "onPremisesObjectIdentifier" and row["matchingPriority"] == 1
 
 
-def test_credential_data_exactly_once() -> None:
+def test_credential_data_exactly_once_and_only_where_an_object_mapping_is() -> None:
     schema = template_schema()
     rule = _rule(schema)
-    for om in rule["objectMappings"][:2]:
-        om["attributeMappings"] += [password_hash_attribute_mapping(), password_hash_attribute_mapping()]
-    rule["objectMappings"][2]["attributeMappings"].append(password_hash_attribute_mapping())  # group: never
-    assert read_schema(schema)[2] == {"user": 2, "inetOrgPerson": 2, "group": 1}
+    rule["objectMappings"][0]["attributeMappings"] += [password_hash_attribute_mapping()] * 2
+    assert read_schema(schema)[2] == {"user": 2}
 
-    on = write_schema(schema, Scope.all(), template_defaults(), password_hash_sync=True)
-    assert [_credential_rows(on, o) for o in ("user", "inetOrgPerson", "group", "contact")] == [1, 1, 0, 0]
-    assert write_schema(on, Scope.all(), template_defaults(), True) == on
-    off = write_schema(on, Scope.all(), template_defaults(), password_hash_sync=False)
-    assert [_credential_rows(off, o) for o in ("user", "inetOrgPerson", "group", "contact")] == [0, 0, 0, 0]
-
-    # other object types are counted only when they have a copy, and writes remove those
-    assert read_schema(set_password_hash_mappings(schema, True))[2] == {"user": 1, "inetOrgPerson": 1}
-    assert read_schema(set_password_hash_mappings(schema, False))[2] == {"user": 0, "inetOrgPerson": 0}
+    on = set_password_hash_mappings(schema, True)
+    assert _credential_rows(on, "user") == 1
+    assert set_password_hash_mappings(on, True) == on
+    off = set_password_hash_mappings(on, False)
+    assert _credential_rows(off, "user") == 0
     assert set_password_hash_mappings(off, False) == off
+    # No object mapping is made for it: the real schema has no inetOrgPerson one.
+    assert [om["sourceObjectName"] for om in _rule(on)["objectMappings"]] == ["user", ""]
     (row,) = [r for r in _rows(on, "user") if r["targetAttributeName"] == CREDENTIAL_DATA]
     assert row == password_hash_attribute_mapping()
+    # A row spelt another way is the same row.
+    _rule(schema)["objectMappings"][0]["attributeMappings"] = [
+        {**password_hash_attribute_mapping(), "targetAttributeName": "credentialdata"}
+    ]
+    assert read_schema(schema)[2] == {"user": 1}
+    assert set_password_hash_mappings(schema, True) == without_annotations(schema)
 
 
-def test_write_refuses_what_the_schema_cannot_hold() -> None:
+def test_edit_refuses_what_the_schema_cannot_hold() -> None:
     with pytest.raises(ProviderError, match="no AD2AADProvisioning rule"):
-        write_schema({"synchronizationRules": []}, Scope.all(), [], False)
-    schema = template_schema()
-    _rule(schema)["objectMappings"] = _rule(schema)["objectMappings"][:1]
+        _edited({"synchronizationRules": []}, Scope.all())
     with pytest.raises(ProviderError, match="no object mapping for group"):
-        write_schema(schema, Scope.all(), [Mapping("group", "x", MappingKind.DIRECT, "y")], False)
+        _edited(template_schema(), Scope.all(), [Mapping("group", "x", MappingKind.DIRECT, "y")])
+    with pytest.raises(ProviderError, match="no object mapping for contact"):
+        _edited(template_schema(), Scope.all(), [], [("contact", "mail")])
 
 
 def test_object_mappings_are_matched_by_source_object_name() -> None:
@@ -331,7 +375,7 @@ def test_object_mappings_are_matched_by_source_object_name() -> None:
     om = _rule(schema)["objectMappings"][0]
     om["name"] = "Synchronize Active Directory users to Azure Active Directory"
     keys = {m.key for m in read_schema(schema)[1]}
-    assert ("user", "userPrincipalName") in keys
+    assert ("user", "UserPrincipalName") in keys
 
 
 def test_rule_found_by_id_then_name_then_position() -> None:
@@ -431,7 +475,7 @@ def test_a_schema_the_module_would_misread_is_refused(change: Any, problem: str)
 
 
 def test_checking_and_reading_in_one_pass_reads_as_the_two_steps() -> None:
-    written = write_schema(template_schema(), Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), ROUND_TRIPS, True)
+    written = _edited(template_schema(), Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), ROUND_TRIPS, (), True)
     # A function given as a tree only, and a second object mapping of a type (checked, not read).
     tree_only = copy.deepcopy(written)
     rule = find_provisioning_rule(tree_only)
@@ -511,7 +555,7 @@ def _read_either(read: Any) -> Any:
         return "refused"
 
 
-_WRITTEN = write_schema(template_schema(), Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), ROUND_TRIPS, True)
+_WRITTEN = _edited(template_schema(), Scope(ScopeKind.GROUPS, ("CN=G,DC=c",)), ROUND_TRIPS, (), True)
 _WRITTEN_PATHS = [p for p in _paths(_WRITTEN) if "directories" not in p]
 
 

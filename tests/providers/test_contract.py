@@ -9,7 +9,6 @@ from provider_harness import Harness
 
 from reconciler.core.model import (
     CREDENTIAL_DATA,
-    PHS_OBJECTS,
     ApplyMode,
     Mapping,
     MappingKind,
@@ -20,13 +19,14 @@ from reconciler.core.model import (
     Settings,
     effective_mappings,
 )
-from reconciler.errors import ConflictError, NotFoundError
+from reconciler.errors import ConflictError, NotFoundError, ProviderError
 from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL, Provider
 
 SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com")
 OUS = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=Sales,DC=contoso,DC=com", "OU=HR,DC=contoso,DC=com"))
 GROUPS = Scope(ScopeKind.GROUPS, ("CN=Pilot,OU=Groups,DC=contoso,DC=com",))
 
+# Targets as a person may write them: matched to the service's rows case-insensitively.
 OVERRIDES = (
     MappingOverride("user", "department", Mapping("user", "department", MappingKind.DIRECT, "department")),
     MappingOverride(
@@ -36,11 +36,10 @@ OVERRIDES = (
     ),
     MappingOverride(
         "user",
-        "companyName",
-        Mapping("user", "companyName", MappingKind.CONSTANT, "Contoso", apply=ApplyMode.ON_CREATE),
+        "company",
+        Mapping("user", "company", MappingKind.CONSTANT, "Contoso", apply=ApplyMode.ON_CREATE),
     ),
-    MappingOverride("group", "description", None),
-    MappingOverride("contact", "mail", Mapping("contact", "mail", MappingKind.EXPRESSION, "ToLower([mail])")),
+    MappingOverride("user", "extensionAttribute3", None),
 )
 
 
@@ -48,11 +47,17 @@ Effective = dict[tuple[str, str], Mapping]
 
 
 def mappings(provider: Provider, overrides: tuple[MappingOverride, ...] = OVERRIDES) -> Effective:
+    """The template's rows with ``overrides`` made, by case-folded key (the service's spelling kept)."""
     return effective_mappings(provider.template_defaults(), overrides)
 
 
+def split(overrides: tuple[MappingOverride, ...]) -> tuple[list[Mapping], list[tuple[str, str]]]:
+    sets = [o.mapping for o in overrides if o.mapping is not None]
+    return sets, [o.key for o in overrides if o.mapping is None]
+
+
 def by_key(observed: Observed) -> dict[tuple[str, str], Mapping]:
-    return {m.key: m for m in observed.mappings}
+    return {m.folded_key: m for m in observed.mappings}
 
 
 def only(provider: Provider, id: str) -> Observed:
@@ -64,7 +69,8 @@ def only(provider: Provider, id: str) -> Observed:
 def create(provider: Provider, name: str = "prod", settings: Settings = SETTINGS, **kw: object) -> str:
     scope = kw.pop("scope", OUS)
     assert isinstance(scope, Scope)
-    return provider.create(name, settings, scope, list(mappings(provider).values()), **kw)  # type: ignore[arg-type]
+    sets, removals = split(OVERRIDES)
+    return provider.create(name, settings, scope, sets, removals=removals, **kw)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,8 +82,9 @@ def test_template_defaults_are_there_without_credential_data(provider: Provider)
     assert defaults
     assert all(m.target != CREDENTIAL_DATA for m in defaults)
     keys = {m.key for m in defaults}
-    assert ("user", "userPrincipalName") in keys and ("user", "onPremisesObjectIdentifier") in keys
-    assert {m.object for m in defaults} == {"user", "inetOrgPerson", "group", "contact"}
+    # As the service spells them (a real job schema): PascalCase, one user object mapping.
+    assert ("user", "UserPrincipalName") in keys and ("user", "onPremisesObjectIdentifier") in keys
+    assert {m.object for m in defaults} == {"user"}
     matching = [m for m in defaults if m.key == ("user", "onPremisesObjectIdentifier")]
     assert matching[0].matching_priority == 1
 
@@ -90,17 +97,21 @@ def test_template_defaults_are_there_without_credential_data(provider: Provider)
 def test_create_reads_back_what_was_written(provider: Provider, phs: bool) -> None:
     settings = replace(SETTINGS, password_hash_sync=phs, accidental_deletes_threshold=42)
     wanted = mappings(provider)
+    sets, removals = split(OVERRIDES)
     id = provider.create(
-        "prod", settings, OUS, list(wanted.values()), deletion_protection=True, restart_token="t1"
+        "prod", settings, OUS, sets, removals=removals, deletion_protection=True, restart_token="t1"
     )
     o = only(provider, id)
     assert o.managed and o.name == "prod" and o.complete
     assert o.settings == replace(settings, enabled=False)  # created paused
     assert o.scope == OUS
+    # Every template row is kept, an overridden one under the service's spelling; no case duplicates.
     assert by_key(o) == wanted
-    assert len(o.mappings) == len(wanted)
+    assert len(o.mappings) == len(wanted) == len(provider.template_defaults()) + 1 - 1
+    assert ("user", "Department") in {m.key for m in o.mappings}
     assert all(m.target != CREDENTIAL_DATA for m in o.mappings)
-    assert {k: o.credential_data_count.get(k, 0) for k in PHS_OBJECTS} == dict.fromkeys(PHS_OBJECTS, int(phs))
+    # Only the object mappings the schema has get the password-hash row.
+    assert o.credential_data_count == {"user": int(phs)}
     assert o.deletion_protection and o.restart_token == "t1"
     assert o.status.code == "Paused"
 
@@ -130,7 +141,7 @@ def test_create_finishes_an_interrupted_create(harness: Harness) -> None:
     assert create(provider) == id
     o = only(provider, id)
     assert o.complete and o.scope == OUS and by_key(o) == mappings(provider)
-    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 1)
+    assert o.credential_data_count == {"user": 1}
 
 
 def test_read_all_is_sorted_by_id(harness: Harness) -> None:
@@ -158,7 +169,7 @@ def test_update_settings(provider: Provider) -> None:
     o = only(provider, id)
     assert o.settings == replace(new, enabled=False)
     assert o.deletion_protection and o.restart_token == "r2" and o.name == "prod"
-    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 0)
+    assert o.credential_data_count == {"user": 0}
     # mappings and scope are not touched by a settings update
     assert by_key(o) == mappings(provider) and o.scope == OUS
 
@@ -166,7 +177,7 @@ def test_update_settings(provider: Provider) -> None:
     provider.update_settings(id, SETTINGS, deletion_protection=False, restart_token=None)
     o = only(provider, id)
     assert o.settings.password_hash_sync
-    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 1)  # exactly once, however often
+    assert o.credential_data_count == {"user": 1}  # exactly once, however often
     assert not o.deletion_protection and o.restart_token is None
 
 
@@ -200,37 +211,44 @@ def test_update_keeps_tags_we_do_not_own(harness: Harness) -> None:
     assert "reconciler:deletionProtection" in tags and "reconciler:restartToken=x" in tags
 
 
-def test_replace_scope_and_mappings(provider: Provider) -> None:
+def test_edit_schema_changes_only_what_it_names(provider: Provider) -> None:
     id = create(provider)
     changed = (
-        MappingOverride("user", "department", Mapping("user", "department", MappingKind.CONSTANT, "Sales")),
-        MappingOverride("user", "displayName", None),
-        MappingOverride(
-            "inetOrgPerson",
-            "employeeId",
-            Mapping("inetOrgPerson", "employeeId", MappingKind.DIRECT, "employeeID"),
-        ),
+        MappingOverride("user", "DEPARTMENT", Mapping("user", "DEPARTMENT", MappingKind.CONSTANT, "Sales")),
+        MappingOverride("user", "displayname", None),
+        MappingOverride("user", "employeeType", Mapping("user", "employeeType", MappingKind.DIRECT, "title")),
     )
-    wanted = mappings(provider, changed)
-    provider.replace_scope_and_mappings(id, GROUPS, list(wanted.values()))
+    sets, removals = split(changed)
+    provider.edit_schema(id, GROUPS, sets, removals)
     o = only(provider, id)
     assert o.scope == GROUPS
-    assert by_key(o) == wanted
-    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 1)  # PHS on: CredentialData stays, once
+    assert by_key(o) == effective_mappings(list(mappings(provider).values()), changed)
+    assert ("user", "Department") in {m.key for m in o.mappings}  # the service's spelling stays
+    assert o.credential_data_count == {"user": 1}  # PHS on: CredentialData stays, once
     assert o.settings == replace(SETTINGS, enabled=False)
 
-    provider.replace_scope_and_mappings(id, Scope.all(), list(mappings(provider, ()).values()))
+    # Nothing named: nothing changes but the scope.
+    before = by_key(o)
+    provider.edit_schema(id, Scope.all(), [], [])
     o = only(provider, id)
-    assert o.scope == Scope.all() and by_key(o) == mappings(provider, ())
+    assert o.scope == Scope.all() and by_key(o) == before
 
 
 def test_credential_data_in_the_mapping_list_is_ignored(provider: Provider) -> None:
     id = create(provider, settings=replace(SETTINGS, password_hash_sync=False))
-    extra = [Mapping(obj, CREDENTIAL_DATA, MappingKind.DIRECT, "PasswordHash") for obj in PHS_OBJECTS]
-    provider.replace_scope_and_mappings(id, OUS, [*mappings(provider).values(), *extra])
+    extra = [Mapping(obj, CREDENTIAL_DATA, MappingKind.DIRECT, "PasswordHash") for obj in ("user",)]
+    provider.edit_schema(id, OUS, extra, [])
     o = only(provider, id)
-    assert o.credential_data_count == dict.fromkeys(PHS_OBJECTS, 0)
+    assert o.credential_data_count == {"user": 0}
     assert by_key(o) == mappings(provider)
+
+
+def test_a_mapping_for_an_object_mapping_the_schema_lacks_is_refused(provider: Provider) -> None:
+    id = create(provider)
+    before = only(provider, id)
+    with pytest.raises(ProviderError, match="no object mapping for group"):
+        provider.edit_schema(id, OUS, [Mapping("group", "mail", MappingKind.DIRECT, "mail")], [])
+    assert only(provider, id) == before
 
 
 # --------------------------------------------------------------------------------------------------
@@ -344,7 +362,7 @@ def test_unmanaged_configurations_are_listed_and_read_only(harness: Harness) -> 
     with pytest.raises(ConflictError):
         provider.update_settings(theirs, SETTINGS, deletion_protection=False, restart_token=None)
     with pytest.raises(ConflictError):
-        provider.replace_scope_and_mappings(theirs, Scope.all(), [])
+        provider.edit_schema(theirs, Scope.all(), [])
     with pytest.raises(ConflictError):
         provider.delete(theirs)
     with pytest.raises(ConflictError):
@@ -389,7 +407,7 @@ def test_unknown_ids(provider: Provider) -> None:
     with pytest.raises(NotFoundError):
         provider.update_settings(missing, SETTINGS, deletion_protection=False, restart_token=None)
     with pytest.raises(NotFoundError):
-        provider.replace_scope_and_mappings(missing, Scope.all(), [])
+        provider.edit_schema(missing, Scope.all(), [])
     with pytest.raises(NotFoundError):
         provider.start(missing)
     with pytest.raises(NotFoundError):

@@ -65,10 +65,10 @@ def test_a_user_in_scope_is_created_with_its_mapped_attributes(tenant: Path, run
     assert log["targetSystem"]["name"] == "Azure Active Directory"
     assert log["statusInfo"]["status"] == "Success"
     props = modified(log)
-    assert props["userPrincipalName"] == (None, "AdeleV@contoso.com")
-    assert props["department"] == (None, "Sales")  # the configuration's own Direct mapping
-    assert props["extensionAttribute1"] == (None, "FTE")  # Constant
-    assert props["displayName"] == (None, "Adele Vance")  # Expression, on create only
+    assert props["UserPrincipalName"] == (None, "AdeleV@contoso.com")
+    assert props["Department"] == (None, "Sales")  # the configuration's own Direct mapping
+    assert props["ExtensionAttribute1"] == (None, "FTE")  # Constant
+    assert props["DisplayName"] == (None, "Adele Vance")  # Expression, on create only
     assert props["companyName"] == (None, "Contoso Ltd.")  # the shared mapping set
     assert props["AccountEnabled"] == (None, "True")
     assert props["onPremisesObjectIdentifier"] == (None, "5b0b3cbb-8a8a-4d7e-9e0c-3f1c2b6d7a01")
@@ -79,7 +79,7 @@ def test_a_user_in_scope_is_created_with_its_mapped_attributes(tenant: Path, run
     # The cloud object is there, and provisioning again changes nothing.
     provider = local(tenant)
     (user,) = provider.store.list_cloud_objects("User")
-    assert user["id"] == log["targetIdentity"]["id"] and user["attributes"]["department"] == "Sales"
+    assert user["id"] == log["targetIdentity"]["id"] and user["attributes"]["Department"] == "Sales"
     provider.close()
     code, key, log = provision_json(run, "contoso", "--subject", ADELE)
     assert code == 0 and key["result"] == "Skipped" and key["details"]["errorCode"] == "RedundantExport"
@@ -97,7 +97,11 @@ def test_a_changed_source_attribute_is_an_update_with_old_and_new_values(tenant:
     code, key, log = provision_json(run, "contoso", "--subject", ADELE)
     assert code == 0 and key["result"] == "Success" and log["action"] == "Update"
     # displayName is applied on create only, so it keeps the first value.
-    assert modified(log) == {"department": ("Sales", "Marketing"), "givenName": ("Adele", "Adèle")}
+    assert modified(log) == {
+        "Department": ("Sales", "Marketing"),
+        "GivenName": ("Adele", "Adèle"),
+        "Surname": ("Vance", "Vance-Smith"),
+    }
     assert "matched on onPremisesObjectIdentifier" in log["provisioningSteps"][2]["description"]
 
 
@@ -108,7 +112,7 @@ def test_the_text_output_shows_the_steps_and_the_properties(tenant: Path, run: R
     assert "4. Export    Success  User 'Alex Wilber' was created in Azure Active Directory" in r.out
     assert "Modified properties (" in r.out
     # No userPrincipalName in AD: the fallback builds one from sAMAccountName and the domain.
-    assert any(line.split() == ["userPrincipalName", "-", "alexw@contoso.com"] for line in r.out.splitlines())
+    assert any(line.split() == ["UserPrincipalName", "-", "alexw@contoso.com"] for line in r.out.splitlines())
     assert r.out.rstrip().endswith("Result: Success (Create)")
 
 
@@ -167,7 +171,10 @@ def test_an_error_call_fails_the_export_with_its_message(tenant: Path, run: Run)
     ]
     export = log["provisioningSteps"][-1]
     assert "AccountName is not present" in export["description"]
-    assert export["details"] == {"userPrincipalName": "AccountName is not present"}
+    assert export["details"] == {
+        "UserPrincipalName": "AccountName is not present",
+        "onPremisesUserPrincipalName": "AccountName is not present",
+    }
     assert (
         log["statusInfo"]["status"] == "Failure" and log["statusInfo"]["errorCode"] == "ExpressionRaisedError"
     )
@@ -177,7 +184,8 @@ def test_an_error_call_fails_the_export_with_its_message(tenant: Path, run: Run)
     r = run("provision", "contoso", "--subject", CASEY)
     assert r.code == 1
     assert (
-        "4. Export    Failure  The mapping of userPrincipalName failed: AccountName is not present" in r.out
+        "4. Export    Failure  The mapping of onPremisesUserPrincipalName failed: AccountName is not present"
+        in r.out
     )
     assert "Result: Failure (Create): ExpressionRaisedError: AccountName is not present" in r.out
 
@@ -204,12 +212,12 @@ def test_the_wrong_type_is_a_failure(tenant: Path, run: Run) -> None:
     assert "is a group, not a user" in key["details"]["errorMessage"]
 
 
-def test_a_group(tenant: Path, run: Run) -> None:
+def test_a_group_is_skipped_when_the_schema_has_no_group_object_mapping(tenant: Path, run: Run) -> None:
+    # The job schema is the real one: it has a user object mapping only.
     code, key, log = provision_json(run, "contoso", "--subject", SALES_TEAM, "--type", "group")
-    assert code == 0 and key["result"] == "Success"
-    assert log["targetIdentity"]["type"] == "Group"
-    assert modified(log)["description"] == (None, "Everyone who sells")  # contoso maps it from info
-    assert modified(log)["mailNickname"] == (None, "SalesTeam")
+    assert code == 0 and key["result"] == "Skipped"
+    assert key["details"]["errorCode"] == "ObjectTypeNotProvisioned"
+    assert log["modifiedProperties"] == []
 
 
 def test_unknown_configuration_and_bad_options(tenant: Path, run: Run) -> None:

@@ -1,72 +1,56 @@
-"""The embedded template schema: its shape, and that it is what tools/build_template.py builds."""
+"""The embedded template schema: built from a real job schema, and what tools/build_template.py builds."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from reconciler.core.model import CREDENTIAL_DATA
 from reconciler.graph.shapes import PROVISIONING_RULE_ID
 from reconciler.tenant.template import template_defaults, template_schema
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference" / "default-mappings.json"
+REAL = ROOT / "tests" / "fixtures" / "real" / "ad2aad-schema-sample1.json"
 
 
-def test_template_shape() -> None:
-    schema = template_schema()
+def _real() -> dict[str, object]:
+    data = json.loads(REAL.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_template_is_the_real_schema_without_what_belongs_to_one_configuration() -> None:
+    schema, real = template_schema(), _real()
+    assert [k for k in schema if "@odata." in k] == [] and "provisioningTaskIdentifier" not in schema
     (rule,) = schema["synchronizationRules"]
-    assert (
-        rule["id"] == PROVISIONING_RULE_ID and rule["name"] == "AD2AADProvisioning" and rule["priority"] == 1
-    )
-    assert (rule["sourceDirectoryName"], rule["targetDirectoryName"]) == (
-        "Active Directory",
-        "Azure Active Directory",
-    )
-    assert {"key": "supportsProvisionOnDemand", "value": "true"} in rule["metadata"]
-    assert rule["containerFilter"] == {"includedContainers": []} and rule["groupFilter"] == {
-        "includedGroups": []
-    }
+    (real_rule,) = real["synchronizationRules"]  # type: ignore[attr-defined]
+    assert rule["id"] == PROVISIONING_RULE_ID and rule["name"] == "AD2AADProvisioning"
+    # No filter property the data does not have; the object mappings exactly as the service has them.
+    assert "containerFilter" not in rule and "groupFilter" not in rule
     pairs = [(om["sourceObjectName"], om["targetObjectName"]) for om in rule["objectMappings"]]
-    assert pairs == [("user", "User"), ("inetOrgPerson", "User"), ("group", "Group"), ("contact", "Contact")]
-    assert rule["objectMappings"][0]["name"] == "Provision Active Directory users"
-    assert rule["objectMappings"][0]["scope"]["inputFilterGroups"][0]["clauses"]
-    assert [d["name"] for d in schema["directories"]] == ["Active Directory", "Azure Active Directory"]
+    assert pairs == [("user", "User"), ("", "SyncCredentialsChangeItem")]
+    assert schema["directories"] == real["directories"]
+    for om, real_om in zip(rule["objectMappings"], real_rule["objectMappings"], strict=True):
+        assert om["attributeMappings"] == real_om["attributeMappings"]
+    # The one thing taken out: the organizational-unit clause of that configuration's scope.
+    (group,) = rule["objectMappings"][0]["scope"]["inputFilterGroups"]
+    (real_group,) = real_rule["objectMappings"][0]["scope"]["inputFilterGroups"]
+    assert group["name"] == real_group["name"] == "DefaultUserExclusions.0.UX-OrganizationalGroup-Scope"
+    assert group["clauses"] == real_group["clauses"][:-1]
+    assert "OU=Cloud" not in json.dumps(schema)
 
 
-def test_every_row_has_the_full_service_shape_and_a_known_source_attribute() -> None:
-    schema = template_schema()
-    ad = {o["name"]: {a["name"] for a in o["attributes"]} for o in schema["directories"][0]["objects"]}
-    aad = {o["name"]: {a["name"] for a in o["attributes"]} for o in schema["directories"][1]["objects"]}
-
-    def attributes(source: dict[str, object]) -> list[str]:
-        if source["type"] == "Attribute":
-            return [str(source["name"])]
-        return [a for p in source["parameters"] for a in attributes(p["value"])]  # type: ignore[attr-defined]
-
-    for om in schema["synchronizationRules"][0]["objectMappings"]:
-        for am in om["attributeMappings"]:
-            assert am["exportMissingReferences"] is False and am["flowBehavior"] == "FlowWhenChanged"
-            assert am["flowType"] == "Always" and "defaultValue" in am and "matchingPriority" in am
-            assert am["targetAttributeName"] != CREDENTIAL_DATA
-            assert am["targetAttributeName"] in aad[om["targetObjectName"]]
-            for name in attributes(am["source"]):
-                assert name in ad[om["sourceObjectName"]], (om["sourceObjectName"], name)
-
-
-def test_defaults_include_the_documented_rows() -> None:
+def test_defaults_are_the_real_rows_with_their_spelling() -> None:
     keys = {m.key: m for m in template_defaults()}
-    assert keys[("user", "sourceAnchorBinary")].value == "objectGUID"
+    assert len(keys) == 136 and all(obj == "user" for obj, _ in keys)
     assert keys[("user", "ExtensionAttribute3")].value == "Trim([extensionAttribute3])"
-    assert ("user", "AccountEnabled") in keys and ("inetOrgPerson", "AccountEnabled") in keys
-    assert keys[("user", "UserType")].value == "UserType"
-    assert keys[("group", "onPremisesObjectIdentifier")].matching_priority == 1
+    assert keys[("user", "CommonName")] and ("user", "commonName") not in keys
+    assert keys[("user", "onPremisesObjectIdentifier")].matching_priority == 1
+    assert all(m.target != CREDENTIAL_DATA for m in keys.values())
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="the reference mappings are not checked out here")
 def test_committed_template_is_up_to_date() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "build_template.py"), "--check"], capture_output=True, text=True
