@@ -88,7 +88,7 @@ def _spec_from(d: dict[str, Any]) -> Spec:
         mappings=tuple(_mapping_from(m) for m in d["mappings"]),
         deletion_protection=bool(d["deletionProtection"]),
         restart_token=d.get("restartToken"),
-        removals=tuple((str(r["object"]), str(r["target"])) for r in d.get("removals") or ()),
+        removals=tuple((str(r["object"]), str(r["target"])) for r in d["removals"]),
     )
 
 

@@ -117,7 +117,7 @@ spec:
     organizationalUnits: ["OU=Staff,DC=contoso,DC=com"]
   attributeMappings:
     user:
-      - target: department
+      - target: employeeType
         expression: {expression}
 """
 
@@ -161,9 +161,9 @@ def test_preview_names_the_mapping_and_ends(tmp_path: Path, expression: str, inf
     assert result.returncode == 1, result.stderr + result.stdout
     (obj,) = json.loads(result.stdout)["objects"]
     failed = {name: out for name, out in obj["attributes"].items() if out["outcome"] == "error"}
-    assert list(failed) == ["department"]
-    assert message in failed["department"]["error"]
-    assert obj["attributes"]["displayName"]["value"] == "Ada Lovelace"  # the other mappings still ran
+    assert list(failed) == ["employeeType"]
+    assert message in failed["employeeType"]["error"]
+    assert obj["attributes"]["DisplayName"]["value"] == "Ada Lovelace"  # the other mappings still ran
 
 
 @pytest.mark.parametrize(("expression", "info", "message"), HOSTILE)
@@ -185,8 +185,8 @@ def test_local_provisioning_names_the_mapping_and_writes_nothing(
     assert message in key["details"]["errorMessage"]
     export = log["provisioningSteps"][-1]
     assert export["status"] == "Failure"
-    assert "The mapping of department failed" in export["description"]
-    assert message in export["details"]["department"]
+    assert "The mapping of employeeType failed" in export["description"]
+    assert message in export["details"]["employeeType"]
 
 
 # -- fuzzing ----------------------------------------------------------------------------------------
