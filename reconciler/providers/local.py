@@ -320,7 +320,7 @@ class EmptyLocalTenant:
     def _refuse(self, *_: object, **__: object) -> NoReturn:
         raise NotFoundError(f"there is no local tenant at {self.target.removeprefix('local:')} yet")
 
-    create = update_settings = replace_scope_and_mappings = _refuse
+    create = update_settings = edit_schema = _refuse
     start = pause = restart = set_restart_pending = delete = adopt = provision_on_demand = _refuse
 
     def close(self) -> None:
