@@ -115,7 +115,7 @@ MAPPINGS: tuple[tuple[str, str], ...] = (
     ("countryCode", "{target: countryCode, constant: NL}"),
 )
 # Template defaults a configuration may remove.
-REMOVABLE = ("ExtensionAttribute3", "EmployeeNumber", "preferredDataLocation")
+REMOVABLE = ("ExtensionAttribute3", "extensionAttribute4", "Initials")
 
 
 @dataclass(frozen=True, slots=True)

@@ -438,7 +438,8 @@ class _Run:
                     self.error(file, loc.key(extra) or loc, f"a removal of '{target}' takes no {extra}")
                     ok = False
             defaults = _template_targets(obj)
-            if ok and target not in defaults:
+            # The service matches target names without regard to case: so does this check.
+            if ok and target.casefold() not in {d.casefold() for d in defaults}:
                 # Removing what is not there would change nothing: it is a typo, or a misunderstanding.
                 message = (
                     f"'{target}' is not a template default mapping of {obj}, so there is nothing to remove"

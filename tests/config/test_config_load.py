@@ -290,8 +290,8 @@ def with_mappings(lines: str) -> str:
             "nothing to remove; did you mean 'ExtensionAttribute3'?",
         ),
         (
-            "{target: department, remove: true}",
-            "a.yaml:14:18: 'department' is not a template default mapping of user, so there is nothing "
+            "{target: favouriteColour, remove: true}",
+            "a.yaml:14:18: 'favouriteColour' is not a template default mapping of user, so there is nothing "
             "to remove; a removal names a template default mapping",
         ),
     ],
