@@ -189,8 +189,9 @@ def _lost(ours: Any, read: Any, where: str) -> list[str]:
             for lost in _lost(a, b, f"{where}[{n}]")
         ]
     # Flags as the service writes them, ", " between members ("AttributeNames, AttributeDataTypes",
-    # "Add, Update, Delete" in the real schema sample), are read as nothing by the SDK: not ours to fix.
-    if read is None and isinstance(ours, str) and ", " in ours:
+    # "Add, Update, Delete" in the real schema sample), and the empty flags value "None" (the real sample's
+    # second directory), are read as nothing by the SDK: not ours to fix.
+    if read is None and isinstance(ours, str) and (", " in ours or ours == "None"):
         return []
     return [where] if read is None else []
 
