@@ -35,6 +35,11 @@ class DateError(ValueError):
     """A date string or format cannot be used."""
 
 
+def _q(text: str) -> str:
+    """``text`` quoted for a message; a long one (values reach a megabyte) is cut."""
+    return f"'{text}'" if len(text) <= 80 else f"'{text[:80]}'..."
+
+
 def format_default(value: datetime) -> str:
     """``M/d/yyyy h:mm:ss tt`` (en-US), the rendering of CDate, DateAdd and Now."""
     hour = value.hour % 12 or 12
@@ -132,7 +137,7 @@ def parse_flexible(text: str) -> datetime:
             0,
             _offset(m.group("tz")),
         )
-    raise DateError(f"'{text}' is not a date this tool can read")
+    raise DateError(f"{_q(text)} is not a date this tool can read")
 
 
 # -- .NET custom format strings ----------------------------------------------------------------
@@ -156,12 +161,12 @@ def _tokens(fmt: str) -> tuple[tuple[str, str], ...]:
         elif ch in "'\"":
             j = fmt.find(ch, i + 1)
             if j < 0:
-                raise DateError(f"unclosed quote in date format '{fmt}'")
+                raise DateError(f"unclosed quote in date format {_q(fmt)}")
             out.append(("lit", fmt[i + 1 : j]))
             i = j + 1
         elif ch == "\\":
             if i + 1 >= n:
-                raise DateError(f"date format '{fmt}' ends with a backslash")
+                raise DateError(f"date format {_q(fmt)} ends with a backslash")
             out.append(("lit", fmt[i + 1]))
             i += 2
         elif ch == "%":
@@ -232,7 +237,7 @@ def check_format(fmt: str, *, reading: bool) -> None:
     tokens = _tokens(custom)
     if reading:
         if not any(kind == "spec" and tok[0] != "g" for kind, tok in tokens):
-            raise DateError(f"the date format '{fmt}' has no date or time field to read")
+            raise DateError(f"the date format {_q(fmt)} has no date or time field to read")
         _parse_regex(custom)
 
 
@@ -339,7 +344,7 @@ def _parse_regex(fmt: str) -> re.Pattern[str]:
     try:
         return re.compile("".join(pattern))
     except re.error as exc:
-        raise DateError(f"date format '{fmt}' cannot be used for reading: {exc}") from exc
+        raise DateError(f"date format {_q(fmt)} cannot be used for reading: {exc}") from exc
 
 
 def _fields(m: re.Match[str]) -> dict[str, str]:
@@ -355,7 +360,7 @@ def _fields(m: re.Match[str]) -> dict[str, str]:
             and seen.upper() != text.upper()
             and not (seen.isdigit() and text.isdigit() and int(seen) == int(text))
         ):
-            raise DateError(f"the date gives two different values ('{seen}', '{text}') for one field")
+            raise DateError(f"the date gives two different values ({_q(seen)}, {_q(text)}) for one field")
         fields.setdefault(name, text)
     return fields
 
@@ -365,7 +370,7 @@ def parse_with_format(text: str, fmt: str) -> datetime:
     check_format(fmt, reading=True)
     m = _parse_regex(_custom(fmt)).fullmatch(text.strip())
     if m is None:
-        raise DateError(f"'{text}' does not match the date format '{fmt}'")
+        raise DateError(f"{_q(text)} does not match the date format {_q(fmt)}")
     g = _fields(m)
     if g.get("y"):
         year = int(g["y"])
@@ -381,7 +386,7 @@ def parse_with_format(text: str, fmt: str) -> datetime:
         elif name in _MONTHS_ABBR:
             month = _MONTHS_ABBR.index(name) + 1
         else:
-            raise DateError(f"'{g['Mname']}' is not a month name")
+            raise DateError(f"{_q(g['Mname'])} is not a month name")
     else:
         month = int(g.get("M") or 1)
     day = int(g.get("d") or 1)

@@ -248,23 +248,30 @@ def _text(value: Value, fname: str, column: int) -> str | None:
         return str(value)
     if isinstance(value, datetime):
         return dates.format_default(value)
-    raise _Failure(f"{fname} cannot use the value {value!r}", column)
+    raise _Failure(f"{fname} cannot use the value {_show(value)}", column)
+
+
+# The service's numbers are .NET 64-bit integers; anything wider is refused (and would not print).
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _int(value: Value, fname: str, pname: str, column: int) -> int | None:
     value = _single(value, fname, column)
     if value is None:
         return None
+    number: int | None = None
     if type(value) is int:
-        return value
-    if type(value) is str:
+        number = value
+    elif type(value) is str:
         text = value.strip()
         try:
-            if text[:2] in ("&H", "&h"):
-                return int(text[2:], 16)
-            return int(text)
+            number = int(text[2:], 16) if text[:2] in ("&H", "&h") else int(text)
         except ValueError:
-            pass
+            number = None
+    if number is not None:
+        if _INT_MIN <= number <= _INT_MAX:
+            return number
+        raise _Failure(f"{fname}: {pname} is outside the range of 64-bit whole numbers", column)
     raise _Failure(f"{fname}: {pname} must be a whole number, got {_show(value)}", column)
 
 
@@ -311,9 +318,10 @@ def _values(value: Value) -> list[Value]:
 
 
 def _show(value: Value) -> str:
+    # Values can be a megabyte long: a message quotes the start of one.
     if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
+        return f'"{value}"' if len(value) <= 80 else f'"{value[:80]}"...'
+    return repr(value) if type(value) is not list or len(value) <= 5 else f"[{len(value)} values]"
 
 
 def _is_empty(value: Value) -> bool:
@@ -428,7 +436,13 @@ def _compile(node: Node) -> Compiled:
     if isinstance(node, Attribute):
         return _compile_attribute(node.name)
     if isinstance(node, Number):
-        number = node.value
+        # A literal beyond 64 bits stays text, so that the function given it refuses it cleanly.
+        try:
+            number: int | str = node.value
+        except ValueError:
+            number = node.literal
+        if type(number) is int and not _INT_MIN <= number <= _INT_MAX:
+            number = node.literal
         return lambda ctx: number
     if isinstance(node, Literal):
         text = node.text
@@ -808,7 +822,8 @@ def _from_base64(ctx: _Context, column: int, source: Value, encoding: Value = No
     try:
         return base64.b64decode(text, validate=True).decode(codec)
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        raise _Failure(f"ConvertFromBase64: {text!r} cannot be decoded as {name}: {exc}", column) from None
+        message = f"ConvertFromBase64: {_show(text)} cannot be decoded as {name}: {exc}"
+        raise _Failure(message, column) from None
 
 
 @_register_timed("ConvertToUTF8Hex")
@@ -1387,7 +1402,7 @@ def _group_key(rx: netregex.Compiled, group: str, column: int) -> str | int:
         return group
     if group.isdigit() and int(group) <= rx.groups:
         return int(group)
-    raise _Failure(f"Replace: the regular expression has no group named {group!r}", column)
+    raise _Failure(f"Replace: the regular expression has no group named {_show_short(group)}", column)
 
 
 def _sub_counted(

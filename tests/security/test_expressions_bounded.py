@@ -101,6 +101,24 @@ def test_expr_stops_a_doubling_value_at_the_size_limit(tmp_path: Path) -> None:
     assert f"more than the limit of {MAX_TEXT:,}" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "BitAnd(&H" + "F" * 20_000 + ", 1)",  # wider than any .NET integer, and than Python prints
+        'Left("abc", ' + "9" * 5_000 + ")",
+        "Left([info], -9223372036854775809)",
+    ],
+    ids=["hex", "decimal", "just-below-int64"],
+)
+def test_expr_refuses_numbers_wider_than_64_bits_cleanly(tmp_path: Path, expression: str) -> None:
+    result = cli(tmp_path, "expr", expression, "--attr", "info=abc")
+    _no_traceback(result)
+    assert result.returncode == 1, result.stderr  # not 3, the exit code of a crash
+    assert "whole number" in result.stderr
+    message = result.stderr.splitlines()[-1]
+    assert len(message) < 300  # it quotes the start of a long value, not all of it
+
+
 # -- preview and provision on the local tenant ----------------------------------------------------
 
 DN = "CN=Ada Lovelace,OU=Staff,DC=contoso,DC=com"
