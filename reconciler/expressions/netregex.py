@@ -109,28 +109,33 @@ def compile_net(pattern: str) -> Compiled:
     fast = None
     if shape is not None:
         try:
-            fast = re.compile(translated)
+            fast = re.compile(shape[2])
         except (re.error, ValueError, OverflowError, RecursionError):
             fast = None
-    varying, weight = shape or (0, 0)
+    varying, weight, _ = shape or (0, 0, "")
     return Compiled(timed, fast, varying, weight)
 
 
-# Escapes of one character that match one character (or an anchor) and mean the same in .NET and re.
-_SIMPLE_ESCAPES = frozenset("dDwWsSbBAZntrfv.\\+*?()[]{}|^$-/@#%&=!:;,'\" <>~`_")
+# Escapes that mean the same to ``re`` and ``regex``. The class escapes are not among them: ``re``
+# reads \w, \d and \s by Python's string methods, ``regex`` (like .NET) by Unicode properties, so
+# they differ on some characters. \s, the common one, is spelled out as .NET's set (``_SPACES``).
+_SIMPLE_ESCAPES = frozenset("AZntrfv.\\+*?()[]{}|^$-/@#%&=!:;,'\" <>~`_")
+_SPACES = "\\t\\n\\x0b\\x0c\\r\\x85 \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 _QUANTIFIER = re.compile(r"[*+?]|\{(\d+)(,(\d*))?\}")
 
 
-def _shape(pattern: str) -> tuple[int, int] | None:
-    """(k, w) for a ``pattern`` (Python syntax) of the small subset whose worst case on n characters
-    is about w * n^(k+1) steps: k repeats with a varying count, w the pattern's length plus its fixed
-    repeat counts. None for anything else, or when k is more than 2.
+def _shape(pattern: str) -> tuple[int, int, str] | None:
+    """(k, w, text) for a ``pattern`` (Python syntax) of the small subset whose worst case on n
+    characters is about w * n^(k+1) steps: k repeats with a varying count, w the pattern's length plus
+    its fixed repeat counts, and the pattern as ``re`` must be given it to match what ``regex`` does.
+    None for anything else, or when k is more than 2.
 
     Conservative on purpose: whatever this scan does not recognise sends the pattern to the
     time-limited matcher, which is always correct, only slower.
     """
     varying = 0
     weight = len(pattern)
+    spaces: list[tuple[int, bool]] = []  # where \s is written, and whether inside a class
     i, n = 0, len(pattern)
     # For each open group: the number of one-character atoms and whether it holds anything else.
     groups: list[list[int]] = []
@@ -138,12 +143,14 @@ def _shape(pattern: str) -> tuple[int, int] | None:
     while i < n:
         ch = pattern[i]
         if ch == "\\":
-            if i + 1 >= n or pattern[i + 1] not in _SIMPLE_ESCAPES:
+            if i + 1 < n and pattern[i + 1] == "s":
+                spaces.append((i, False))
+            elif i + 1 >= n or pattern[i + 1] not in _SIMPLE_ESCAPES:
                 return None
             i += 2
             last = "atom"
         elif ch == "[":
-            end = _class_end(pattern, i)
+            end = _class_end(pattern, i, spaces)
             if end is None:
                 return None
             i = end
@@ -209,11 +216,17 @@ def _shape(pattern: str) -> tuple[int, int] | None:
             groups[-1][0] += 1
     if groups or varying > 2:
         return None
-    return varying, weight
+    text, pos = [], 0
+    for at, in_class in spaces:
+        text += [pattern[pos:at], _SPACES if in_class else f"[{_SPACES}]"]
+        pos = at + 2
+    text.append(pattern[pos:])
+    return varying, weight, "".join(text)
 
 
-def _class_end(pattern: str, start: int) -> int | None:
-    """The index after the ``]`` closing the class that opens at ``start``; None if unusual."""
+def _class_end(pattern: str, start: int, spaces: list[tuple[int, bool]]) -> int | None:
+    """The index after the ``]`` closing the class that opens at ``start``; None if unusual. Each
+    ``\\s`` inside is added to ``spaces``."""
     i = start + 1
     if i < len(pattern) and pattern[i] == "^":
         i += 1
@@ -222,7 +235,9 @@ def _class_end(pattern: str, start: int) -> int | None:
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
-            if i + 1 >= len(pattern) or pattern[i + 1] not in _SIMPLE_ESCAPES:
+            if i + 1 < len(pattern) and pattern[i + 1] == "s":
+                spaces.append((i, True))
+            elif i + 1 >= len(pattern) or pattern[i + 1] not in _SIMPLE_ESCAPES:
                 return None
             i += 2
         elif ch == "[":
