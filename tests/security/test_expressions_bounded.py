@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -43,8 +42,14 @@ def doubling(levels: int) -> str:
     return text
 
 
-def _limit_memory() -> None:  # runs in the child between fork and exec
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+# The child limits its own address space before it starts the CLI (a preexec_fn is not safe in a
+# test process that runs threads).
+_LIMITED_CLI = (
+    "import resource, runpy, sys; "
+    f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_BYTES}, {MEMORY_BYTES})); "
+    "sys.argv[0] = 'reconciler'; "
+    "runpy.run_module('reconciler', run_name='__main__', alter_sys=True)"
+)
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,15 +60,28 @@ def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "NO_COLOR": "1",
     }
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
+        [sys.executable, "-c", _LIMITED_CLI, *args],
         cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=WALL_SECONDS,
-        preexec_fn=_limit_memory,
         check=False,
     )
+
+
+def test_the_child_runs_under_the_memory_limit(tmp_path: Path) -> None:
+    # A value the size of the limit cannot be made: the limit is really in force in the child.
+    result = cli(tmp_path, "expr", f'Join("", {", ".join(["[a]"] * 4)})', "--attr", "a=x")
+    assert result.returncode == 0 and result.stdout == "xxxx\n", result.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", _LIMITED_CLI.split("sys.argv")[0] + f"bytearray({MEMORY_BYTES})"],
+        capture_output=True,
+        text=True,
+        timeout=WALL_SECONDS,
+        check=False,
+    )
+    assert probe.returncode != 0 and "MemoryError" in probe.stderr
 
 
 def _no_traceback(result: subprocess.CompletedProcess[str]) -> None:
