@@ -367,6 +367,19 @@ def _heavy_input(ctx: _Context, text: str | None, fname: str, column: int) -> No
         ctx.time_left(fname, column)
 
 
+def _growing_input(ctx: _Context, value: Value, fname: str, column: int) -> None:
+    """An input over the limit is refused before a function that lengthens text (up to eight times,
+    for ConvertToUTF8Hex) makes something larger still; attribute values are not bounded otherwise."""
+    size = _size(value)
+    if size > _BIG:
+        if size > MAX_TEXT:
+            raise _Limit(
+                f"{fname}: the value given is {size:,} characters, more than the limit of {MAX_TEXT:,}",
+                column,
+            )
+        ctx.time_left(fname, column)
+
+
 # -- .NET regular expressions -----------------------------------------------------------------------
 
 
@@ -589,8 +602,7 @@ def _per_value(transform: Callable[[str], str], fname: str, *, grows: bool = Fal
         return _strict(apply)
 
     def bounded(ctx: _Context, column: int, value: Value) -> Value:
-        if _size(value) > _BIG:
-            ctx.time_left(fname, column)
+        _growing_input(ctx, value, fname, column)
         return _bounded(ctx, apply(column, value), fname, column)
 
     return _timed(bounded)
@@ -736,6 +748,7 @@ def _case_builder(fname: str, convert: Callable[[str, str | None], str]) -> Buil
         cult = _text(culture, fname, column)
         if source is None:
             return None
+        _growing_input(ctx, source, fname, column)
         if type(source) is list:
             values = [convert(v if type(v) is str else _text(v, fname, column) or "", cult) for v in source]
             return _bounded(ctx, values, fname, column)
@@ -755,7 +768,7 @@ def _pcase(ctx: _Context, column: int, source: Value, separators: Value = None) 
     seps = _text(separators, "PCase", column)
     if text is None:
         return None
-    _heavy_input(ctx, text, "PCase", column)
+    _growing_input(ctx, text, "PCase", column)
     out: list[str] = []
     start_of_word = True
     for ch in text.lower():
@@ -802,6 +815,7 @@ def _to_base64(ctx: _Context, column: int, source: Value) -> Value:
     text = _text(source, "ConvertToBase64", column)
     if text is None:
         return None
+    _growing_input(ctx, text, "ConvertToBase64", column)
     encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
     return _bounded(ctx, encoded, "ConvertToBase64", column)
 
@@ -831,6 +845,7 @@ def _to_utf8_hex(ctx: _Context, column: int, source: Value) -> Value:
     text = _text(source, "ConvertToUTF8Hex", column)
     if text is None:
         return None
+    _growing_input(ctx, text, "ConvertToUTF8Hex", column)
     return _bounded(ctx, text.encode("utf-8").hex().upper(), "ConvertToUTF8Hex", column)
 
 
