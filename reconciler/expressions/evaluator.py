@@ -167,11 +167,12 @@ _BIG: Final = 1 << 16
 class Budget:
     """The time a set of evaluations may spend on costly steps. The clock starts at the first one."""
 
-    __slots__ = ("deadline", "seconds")
+    __slots__ = ("deadline", "seconds", "steps")
 
     def __init__(self, seconds: float = TIME_LIMIT) -> None:
         self.seconds = seconds
         self.deadline: float | None = None
+        self.steps = 0  # matching steps run without a time limit since the clock was last read
 
     def remaining(self) -> float:
         """Seconds left (0 or less when used up)."""
@@ -182,7 +183,7 @@ class Budget:
 
 
 class _Context:
-    __slots__ = ("attrs", "budget", "context", "folded", "guid", "now", "rng", "steps")
+    __slots__ = ("attrs", "budget", "context", "folded", "guid", "now", "rng")
 
     def __init__(
         self,
@@ -200,7 +201,6 @@ class _Context:
         self.guid = guid
         self.context = context
         self.budget = budget
-        self.steps = 0  # matching steps run without a time limit since the clock was last read
 
     def time_left(self, fname: str, column: int) -> float:
         """Seconds left for a costly step of ``fname``; raises when the budget is used up."""
@@ -390,16 +390,20 @@ def _compile_regex(pattern: str, fname: str, column: int) -> netregex.Compiled:
         raise _Failure(f"{fname}: invalid regular expression {_show_short(pattern)}: {exc}", column) from None
 
 
-def _regex_clock(ctx: _Context, rx: netregex.Compiled, value: str, column: int) -> Callable[[], float]:
-    """The ``timeout`` source for one matching call on ``value``. Calls that run without a limit
-    (``Compiled.cost``) add their worst case to a count that reads the clock every 2^24 steps."""
-    cost = rx.cost(value)
-    if cost is not None:
-        ctx.steps += cost
-        if ctx.steps > 1 << 24:
-            ctx.steps = 0
-            ctx.time_left("Replace", column)
-    return lambda: ctx.time_left("Replace", column)
+def _fast(ctx: _Context, rx: netregex.Compiled, value: str, column: int) -> re.Pattern[str] | None:
+    """``rx``'s matcher without a time limit when it may run on ``value`` (its worst case is then
+    counted, and the clock read every 2^24 counted steps), else None: use ``rx.timed`` with a timeout."""
+    n = len(value)
+    if n > rx.fast_limit:
+        return None
+    budget = ctx.budget
+    if budget is None:
+        budget = ctx.budget = Budget()  # the clock starts only when read
+    budget.steps += rx.weight * (n + 1) ** (rx.varying + 1)
+    if budget.steps > 1 << 24:
+        budget.steps = 0
+        ctx.time_left("Replace", column)
+    return rx.fast
 
 
 def _timed_out(fname: str, pattern: str, value: str, column: int) -> _Limit:
@@ -533,9 +537,8 @@ def _compile_operation(node: BinaryOp) -> Compiled:
     if op == "&":
 
         def concatenate(ctx: _Context) -> Value:
-            a = _text(left(ctx), "&", column)
-            b = _text(right(ctx), "&", column)
-            return _bounded(ctx, (a or "") + (b or ""), "&", column)
+            joined = (_text(left(ctx), "&", column) or "") + (_text(right(ctx), "&", column) or "")
+            return joined if len(joined) <= _BIG else _bounded(ctx, joined, "&", column)
 
         return concatenate
     if op not in COMPARISON_OPERATORS:
@@ -636,7 +639,8 @@ def _append(ctx: _Context, column: int, source: Value, suffix: Value) -> Value:
     b = _text(suffix, "Append", column)
     if a is None and b is None:
         return None
-    return _bounded(ctx, (a or "") + (b or ""), "Append", column)
+    joined = (a or "") + (b or "")
+    return joined if len(joined) <= _BIG else _bounded(ctx, joined, "Append", column)
 
 
 @_register_strict("Left")
@@ -668,18 +672,20 @@ def _mid(column: int, source: Value, start: Value, length: Value) -> Value:
 def _join(ctx: _Context, column: int, separator: Value, *sources: Value) -> Value:
     sep = _text(separator, "Join", column) or ""
     parts: list[str] = []
-    size = 0
     for source in sources:
         for value in _values(source):
             text = _text(value, "Join", column)
             if text:
                 parts.append(text)
-                size += len(text) + len(sep)
-                if size > MAX_TEXT:
-                    raise _too_big("Join", size, column)
     if not parts:
         return None
-    return _bounded(ctx, sep.join(parts), "Join", column)
+    # The parts are the values themselves, not copies: the size is known before the text is made.
+    size = sum(map(len, parts)) + len(sep) * (len(parts) - 1)
+    if size > _BIG:
+        if size > MAX_TEXT:
+            raise _too_big("Join", size, column)
+        ctx.time_left("Join", column)
+    return sep.join(parts)
 
 
 @_register_timed("Split")
@@ -748,6 +754,9 @@ def _case_builder(fname: str, convert: Callable[[str, str | None], str]) -> Buil
         cult = _text(culture, fname, column)
         if source is None:
             return None
+        if type(source) is str and len(source) <= _BIG:
+            # The common case: a short value, whose result (at most three times as long) is short too.
+            return convert(source, cult)
         _growing_input(ctx, source, fname, column)
         if type(source) is list:
             values = [convert(v if type(v) is str else _text(v, fname, column) or "", cult) for v in source]
@@ -1327,8 +1336,13 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 pattern = text_of(pattern_fn, ctx) or ""
                 rx = _compile_regex(pattern, "Replace", column)
                 key = _group_key(rx, text_of(group_fn, ctx) or "", column)
+                fast = _fast(ctx, rx, other, column)
+                found: Any
                 try:
-                    found = rx.search(other, _regex_clock(ctx, rx, other, column))
+                    if fast is not None:
+                        found = fast.search(other)
+                    else:
+                        found = rx.timed.search(other, timeout=ctx.time_left("Replace", column))
                 except TimeoutError:
                     raise _timed_out("Replace", pattern, other, column) from None
                 if found is None or found.group(key) is None:
@@ -1361,12 +1375,17 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                     return None
                 pattern = text_of(pattern_fn, ctx) or ""
                 rx = _compile_regex(pattern, "Replace", column)
-                template = netregex.template(rx, text_of(replacement, ctx) or "")
+                template = netregex.template(pattern, text_of(replacement, ctx) or "")
                 n = len(value)
                 try:
                     if n + (n + 1) * (template.literal + template.groups * n) <= MAX_TEXT:
                         # Even if every position matched, the result stays within the limit.
-                        result = rx.sub(template.text, value, _regex_clock(ctx, rx, value, column))
+                        fast = _fast(ctx, rx, value, column)
+                        if fast is not None:
+                            result = fast.sub(template.text, value)
+                        else:
+                            timeout = ctx.time_left("Replace", column)
+                            result = rx.timed.sub(template.text, value, timeout=timeout)
                     else:
                         result = _sub_counted(ctx, rx, template, value, column)
                 except TimeoutError:
@@ -1438,7 +1457,10 @@ def _sub_counted(
             raise _too_big("Replace", size, column)
         return piece
 
-    return rx.sub(expand, value, _regex_clock(ctx, rx, value, column))
+    fast = _fast(ctx, rx, value, column)
+    if fast is not None:
+        return fast.sub(expand, value)
+    return rx.timed.sub(expand, value, timeout=ctx.time_left("Replace", column))
 
 
 def _replace_group(
@@ -1448,7 +1470,12 @@ def _replace_group(
     out: list[str] = []
     size = len(value)
     pos = 0
-    for m in rx.finditer(value, _regex_clock(ctx, rx, value, column)):
+    fast = _fast(ctx, rx, value, column)
+    if fast is not None:
+        matches: Any = fast.finditer(value)
+    else:
+        matches = rx.timed.finditer(value, timeout=ctx.time_left("Replace", column))
+    for m in matches:
         start, end = m.span(key)
         if start < 0 or (start == end and m.start() == m.end()):
             continue

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,22 +47,19 @@ class RegexError(ValueError):
     """A pattern that cannot be compiled; the message says why."""
 
 
-Timeout = Callable[[], float]
-
-
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A .NET pattern ready to run: ``timed`` on ``regex``, and ``fast`` on ``re`` when the pattern's
-    worst case is small (``varying`` repeats that can take a varying count; None when not fast).
-
-    Each matching method takes ``timeout``, a callable giving the seconds left; it is called only when
-    the time-limited matcher runs, so the fast way never reads a clock.
+    """A .NET pattern ready to run: ``timed`` on ``regex`` (give it a ``timeout``), and ``fast`` on
+    ``re`` when the pattern's worst case is small: ``varying`` repeats that can take a varying count,
+    ``weight`` the pattern's length plus its fixed repeat counts, and ``fast_limit`` the longest value
+    ``fast`` may be used on (-1 when there is no fast way).
     """
 
     timed: regex.Pattern[str]
     fast: re.Pattern[str] | None
     varying: int
     weight: int
+    fast_limit: int
 
     @property
     def groups(self) -> int:
@@ -75,25 +71,20 @@ class Compiled:
 
     def cost(self, value: str) -> int | None:
         """The most paths the fast way can try on ``value``, or None when it must not be used."""
-        if self.fast is None:
+        if len(value) > self.fast_limit:
             return None
-        steps = self.weight * (len(value) + 1) ** (self.varying + 1)
-        return steps if steps <= FAST_STEPS else None
+        steps: int = self.weight * (len(value) + 1) ** (self.varying + 1)
+        return steps
 
-    def sub(self, repl: str | Callable[[Any], str], value: str, timeout: Timeout) -> str:
-        if self.fast is not None and self.cost(value) is not None:
-            return self.fast.sub(repl, value)
-        return self.timed.sub(repl, value, timeout=timeout())
 
-    def search(self, value: str, timeout: Timeout) -> Any:
-        if self.fast is not None and self.cost(value) is not None:
-            return self.fast.search(value)
-        return self.timed.search(value, timeout=timeout())
-
-    def finditer(self, value: str, timeout: Timeout) -> Iterator[Any]:
-        if self.fast is not None and self.cost(value) is not None:
-            return self.fast.finditer(value)
-        return self.timed.finditer(value, timeout=timeout())
+def _fast_limit(varying: int, weight: int) -> int:
+    """The longest value n with weight * (n + 1) ** (varying + 1) <= FAST_STEPS."""
+    n = int((FAST_STEPS / max(weight, 1)) ** (1 / (varying + 1))) - 1
+    while n >= 0 and weight * (n + 1) ** (varying + 1) > FAST_STEPS:
+        n -= 1
+    while weight * (n + 2) ** (varying + 1) <= FAST_STEPS:
+        n += 1
+    return n
 
 
 @functools.lru_cache(maxsize=512)
@@ -113,7 +104,7 @@ def compile_net(pattern: str) -> Compiled:
         except (re.error, ValueError, OverflowError, RecursionError):
             fast = None
     varying, weight, _ = shape or (0, 0, "")
-    return Compiled(timed, fast, varying, weight)
+    return Compiled(timed, fast, varying, weight, _fast_limit(varying, weight) if fast is not None else -1)
 
 
 # Escapes that mean the same to ``re`` and ``regex``. The class escapes are not among them: ``re``
@@ -264,8 +255,10 @@ class Template:
 
 
 @functools.lru_cache(maxsize=512)
-def template(rx: Compiled, replacement: str) -> Template:
-    """``replacement`` (.NET substitutions) as a template for ``rx``."""
+def template(pattern: str, replacement: str) -> Template:
+    """``replacement`` (.NET substitutions) as a template for the .NET ``pattern`` (cached by the two
+    texts, whose hashes Python keeps). Raises RegexError for an invalid pattern."""
+    rx = compile_net(pattern)
     parts: list[str] = []
     literal = groups = 0
     pos = 0
