@@ -130,6 +130,7 @@ class GraphService:
         self.store = store
         self.page_size = page_size
         self.validate = validate
+        self._defaults: dict[tuple[str, str], JSON] = {}
         routes: list[tuple[str, dict[str, Handler]]] = [
             (rf"/applicationTemplates/{_SEG}/instantiate", {"POST": self._instantiate}),
             (r"/servicePrincipals", {"GET": self._list_sps}),
@@ -217,21 +218,10 @@ class GraphService:
     def _documented(self, type_name: str, item: Mapping[str, Any], version: str) -> JSON:
         """``item`` with every documented property of ``type_name``: what the store lacks gets Graph's
         default (an empty collection, false for a required flag, null otherwise)."""
-        result: JSON = {}
-        defaults = _DEFAULTS.get(type_name, {})
-        for name, prop in (metadata(version).properties(f"graph.{type_name}") or {}).items():
-            if prop.get("navigation"):
-                continue
-            if name in defaults:
-                result[name] = defaults[name]
-            elif prop["type"].startswith("Collection("):
-                result[name] = []
-            elif prop["type"] == "Edm.Boolean" and not prop.get("nullable", True):
-                result[name] = False
-            else:
-                result[name] = None
-        result.update(item)
-        return result
+        defaults = self._defaults.get((type_name, version))
+        if defaults is None:
+            defaults = self._defaults[(type_name, version)] = _defaults_of(type_name, version)
+        return {**defaults, **item}
 
     def _entity(self, request: Request, type_name: str, item: Mapping[str, Any], fragment: str) -> Reply:
         """A single resource, with $select and $expand applied."""
@@ -637,6 +627,28 @@ class GraphService:
             return graph_error(400, "BadRequest", 'the body must be {"value": [{"key", "value"}, ...]}')
         self.store.put_secrets(sp_id, value)
         return Reply(204)
+
+
+def _defaults_of(type_name: str, version: str) -> JSON:
+    """The value Graph gives each documented (non-navigation) property of ``type_name`` by default.
+
+    Empty collections are tuples, encoded as ``[]``: the defaults are shared by every answer, so they
+    must not be changed in place.
+    """
+    result: JSON = {}
+    given = _DEFAULTS.get(type_name, {})
+    for name, prop in (metadata(version).properties(f"graph.{type_name}") or {}).items():
+        if prop.get("navigation"):
+            continue
+        if name in given:
+            result[name] = given[name]
+        elif prop["type"].startswith("Collection("):
+            result[name] = ()
+        elif prop["type"] == "Edm.Boolean" and not prop.get("nullable", True):
+            result[name] = False
+        else:
+            result[name] = None
+    return result
 
 
 def _public_error(code: str, message: str) -> JSON:

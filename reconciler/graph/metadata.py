@@ -75,11 +75,20 @@ class Metadata:
         self.types: dict[str, dict[str, Any]] = {f"graph.{k}": v for k, v in data["types"].items()}
         self.actions: list[dict[str, Any]] = list(data["actions"])
         self._checkers: dict[str, _Checker] = {}
+        self._properties: dict[str, dict[str, dict[str, Any]] | None] = {}
 
     # -- types ---------------------------------------------------------------------------------
 
     def properties(self, type_name: str) -> dict[str, dict[str, Any]] | None:
-        """Every property of ``type_name`` with those of its base types; None for an unknown type."""
+        """Every property of ``type_name`` with those of its base types; None for an unknown type.
+
+        The answer is shared (computed once per type): callers must not change it.
+        """
+        if type_name not in self._properties:
+            self._properties[type_name] = self._collect_properties(type_name)
+        return self._properties[type_name]
+
+    def _collect_properties(self, type_name: str) -> dict[str, dict[str, Any]] | None:
         result: dict[str, dict[str, Any]] = {}
         seen: set[str] = set()
         current: str | None = type_name
