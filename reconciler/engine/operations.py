@@ -59,6 +59,9 @@ __all__ = [
     "write_plan_file",
 ]
 
+# How many times plan_and_apply reads the target before it gives up on two reads that agree.
+CONSISTENT_READS = 3
+
 MAX_PLAN_FILE_BYTES = 256 * 1024 * 1024
 
 
@@ -310,12 +313,27 @@ def plan_and_apply(
     """Plan and apply as one task under one lock (``apply --auto-approve PATH...``, the reconcile loop).
 
     The plan is made after the lock is taken, so no other run can change the target between planning
-    and applying, and nothing is planned twice. ``approve`` is shown that plan first (to render it, or
-    to decide); when it returns False nothing is applied or journaled (``applied`` is False). Setting
-    ``stop`` skips the changes not started yet.
+    and applying. A plan with changes is checked against a second read of the target before anything
+    is written: a service that answered one read inconsistently (a lost or cut answer) must not cause
+    writes, so the plan is made again, a few times at most. ``approve`` is shown the plan that will be
+    applied (to render it, or to decide); when it returns False nothing is applied or journaled
+    (``applied`` is False). Setting ``stop`` skips the changes not started yet.
     """
     with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
-        plan = make_plan(state, provider, options, provenance)
+        for attempt in range(CONSISTENT_READS):
+            plan = make_plan(state, provider, options, provenance)
+            if not plan.has_changes:
+                break
+            try:
+                check_plan_fresh(plan, provider, read_observed(provider, options.only))
+                break
+            except StalePlanError as exc:
+                if attempt == CONSISTENT_READS - 1:
+                    raise StalePlanError(
+                        "the target answered differently from one read to the next, so nothing was "
+                        "applied; run again",
+                        exc.reasons,
+                    ) from exc
         if approve is not None and not approve(plan):
             return AppliedRun(plan, ApplyResult(()), "", info.recovered_from, applied=False)
         return _execute_locked(

@@ -19,6 +19,7 @@ from reconciler.core.model import (
     Mapping,
     MappingKind,
     MappingOverride,
+    Observed,
     Scope,
     ScopeKind,
     Settings,
@@ -233,3 +234,35 @@ def test_a_restart_lost_after_its_update_is_planned_again(provider: Provider) ->
     assert "restart did not happen" in left.changes[0].reasons[0]
     converge(provider, changed)
     assert plan(provider, changed).changes == ()
+
+
+class ForgetsOnce:
+    """A target whose first read loses every configuration (an answer cut short), then reads true."""
+
+    def __init__(self, inner: Provider) -> None:
+        self._inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def read_all(self) -> tuple[Observed, ...]:
+        self.reads += 1
+        return () if self.reads == 1 else self._inner.read_all()
+
+
+def test_one_inconsistent_read_under_the_lock_causes_no_write(provider: Provider) -> None:
+    desired = state(cfg("a"))
+    converge(provider, desired)
+    before = provider.read_all()
+    flaky = ForgetsOnce(provider)
+    shown: list[Plan] = []
+
+    def approve(p: Plan) -> bool:
+        shown.append(p)
+        return p.has_changes
+
+    run = plan_and_apply(desired, flaky, PlanOptions(), Provenance(), approve=approve)  # type: ignore[arg-type]
+    # The first read planned a second "a"; the read that checks it disagreed, so it was planned again.
+    assert flaky.reads == 3 and not run.applied and [p.has_changes for p in shown] == [False]
+    assert provider.read_all() == before
