@@ -5,8 +5,8 @@ Stages, each reporting every problem it finds:
 1. each file: size, UTF-8 and YAML (``files``, ``yamlio``);
 2. each document: kind and JSON Schema (``schema``), then what can be checked inside the document alone
    (DNs against the domain, mappings, duplicate targets);
-3. across documents: duplicate names, references to configurations, and that a configuration's scope
-   and each of its (object, target) mappings come from one place only.
+3. across documents: duplicate names, one configuration per domain, references to configurations, and
+   that a configuration's scope and each of its (object, target) mappings come from one place only.
 
 A document that fails its schema is not checked further, so that one mistake is not reported several
 times over. Every error found, with the warnings, is raised at the end as one ``LoadError``.
@@ -535,6 +535,7 @@ class _Run:
                 )
                 continue
             self.by_name[config.name] = config
+        self.one_per_domain()
         for kind, named in (("Scope", self.scopes), ("AttributeMappings", self.shared)):
             first: dict[str, Origin] = {}
             for item in named:
@@ -547,6 +548,21 @@ class _Run:
             self.resolve_scope(scope_doc)
         for shared in self.shared:
             self.resolve_mappings(shared)
+
+    def one_per_domain(self) -> None:
+        """Two configurations for one AD domain would run two provisioning jobs over the same objects."""
+        by_domain: dict[str, _Config] = {}
+        for config in self.by_name.values():
+            # DNS names compare without case and without the root's trailing dot.
+            earlier = by_domain.setdefault(config.settings.domain.casefold().rstrip("."), config)
+            if earlier is not config:
+                self.error(
+                    config.origin.file,
+                    config.origin,
+                    f"configuration '{config.name}' is for domain {config.settings.domain}, as configuration "
+                    f"'{earlier.name}' at {earlier.origin} is already; a domain has one configuration "
+                    "(to rename a configuration, change its name in its file)",
+                )
 
     def unknown(self, doc: Document, loc: Locator, name: str) -> None:
         if name in self.broken_names:

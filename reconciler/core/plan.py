@@ -119,6 +119,8 @@ class Change:
     write_settings: bool = False  # update: settings or our metadata changed
     write_schema: bool = False  # update: scope or mappings changed
     reset_scope: str | None = None  # restart: resetScope flags
+    # update: the managed configuration's name until now; the desired state renamed it (``moved``)
+    moved_from: str | None = None
 
     @property
     def address(self) -> str:
@@ -493,6 +495,28 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
     return changes
 
 
+def _plan_moved(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> list[Change]:
+    """The changes of managed configuration ``o`` that the desired state now calls ``d.name``: its other
+    changes as for any configuration, the first update carrying the new name."""
+    rename = FieldChange("metadata.name", o.name, d.name)
+    changes = _plan_existing(d, spec, o, warnings)
+    for i, c in enumerate(changes):
+        if c.action is Action.UPDATE:
+            changes[i] = replace(c, fields=(rename, *c.fields), moved_from=o.name)
+            return changes
+    return [
+        Change(
+            name=d.name,
+            action=Action.UPDATE,
+            target_id=o.id,
+            reasons=(f"renamed from {o.name} (same domain {o.settings.domain}): the configuration is kept",),
+            fields=(rename,),
+            moved_from=o.name,
+        ),
+        *changes,
+    ]
+
+
 def compute_plan(
     desired: DesiredState,
     observed: Sequence[Observed],
@@ -507,6 +531,7 @@ def compute_plan(
     held: list[Held] = []
     warnings: list[str] = []
 
+    wanted = {d.name for d in desired.configurations}
     managed: dict[str, Observed] = {}
     unmanaged: list[Observed] = []
     for o in observed:
@@ -521,6 +546,14 @@ def compute_plan(
         else:
             unmanaged.append(o)
     unmanaged_domains = {u.settings.domain.casefold(): u for u in unmanaged}
+    # A managed configuration the desired state no longer names, whose domain a new name has: the same
+    # configuration renamed (Terraform's ``moved``), never a second configuration and a delete.
+    leaving = {
+        o.settings.domain.casefold(): o
+        for name, o in sorted(managed.items())
+        if name not in wanted and o.complete
+    }
+    moved: set[str] = set()
 
     specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
     for d in sorted(desired.configurations, key=_name):
@@ -528,7 +561,11 @@ def compute_plan(
             continue
         spec = specs[d.name]
         found = managed.get(d.name)
-        if found is None or not found.complete:
+        renamed = leaving.get(d.settings.domain.casefold()) if found is None else None
+        if renamed is not None and renamed.name is not None:
+            moved.add(renamed.name)
+            found = renamed
+        elif found is None or not found.complete:
             clash = unmanaged_domains.get(d.settings.domain.casefold())
             if found is None and clash is not None:
                 held.append(
@@ -570,8 +607,10 @@ def compute_plan(
         if missing:
             held.append(Held(d.name, Action.UPDATE, o.id, (_no_object(missing),)))
             continue
-        existing = _plan_existing(d, spec, o, warnings)
-        changes.extend(existing)
+        if o.name == d.name:
+            changes.extend(_plan_existing(d, spec, o, warnings))
+        else:
+            changes.extend(_plan_moved(d, spec, o, warnings))
         # A restart of a paused job is preceded by a start: apply runs starts before restarts.
         if d.settings.enabled and not o.settings.enabled:
             changes.append(Change(name=d.name, action=Action.START, target_id=o.id))
@@ -584,10 +623,11 @@ def compute_plan(
                 + (f" since {o.status.quarantine_since}" if o.status.quarantine_since else "")
             )
 
-    # Deletes: managed configurations that the desired state no longer lists.
-    wanted = {d.name for d in desired.configurations}
+    # Deletes: managed configurations that the desired state no longer lists (nor renamed).
     candidates = [
-        o for name, o in sorted(managed.items()) if name not in wanted and (only is None or name in only)
+        o
+        for name, o in sorted(managed.items())
+        if name not in wanted and name not in moved and (only is None or name in only)
     ]
     releasable: list[Observed] = []
     for o in candidates:

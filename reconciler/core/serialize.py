@@ -94,7 +94,7 @@ def _spec_from(d: dict[str, Any]) -> Spec:
 
 def change_document(c: Change) -> dict[str, Any]:
     """One change as the plan file holds it (also what apply compares a saved change with)."""
-    return {
+    data: dict[str, Any] = {
         "address": c.address,
         "name": c.name,
         "action": c.action.value,
@@ -107,6 +107,10 @@ def change_document(c: Change) -> dict[str, Any]:
         "reset_scope": c.reset_scope,
         "spec": _spec_to(c.spec) if c.spec is not None else None,
     }
+    if c.moved_from is not None:
+        # Only on a rename, so that every other change reads as in plans made before renames existed.
+        data["moved_from"] = c.moved_from
+    return data
 
 
 def _change_from(d: dict[str, Any]) -> Change:
@@ -123,6 +127,7 @@ def _change_from(d: dict[str, Any]) -> Change:
         write_settings=bool(d.get("write_settings")),
         write_schema=bool(d.get("write_schema")),
         reset_scope=d.get("reset_scope"),
+        moved_from=d.get("moved_from"),
     )
 
 

@@ -195,7 +195,10 @@ def _execute(
     if target_id is None:
         raise ReconcilerError(f"{change.name}: no configuration id to {change.action.value}")
     if change.action is Action.UPDATE:
-        assert change.spec is not None
+        if change.moved_from is not None:
+            provider.rename(target_id, change.moved_from, change.name)
+        if change.spec is None:
+            return  # a rename alone
         spec = change.spec
         if restart_follows:
             # Recorded on the target first: if this run dies before the restart, the next plan sees that

@@ -960,6 +960,19 @@ class GraphProvider:
                 raise ConflictError(f"configuration {others[0]['id']} is already managed as {name!r}")
             self._set_tags(sp, name, False, None)
 
+    def rename(self, id: str, old: str, new: str) -> None:
+        with self._serialized("name:" + new), self._serialized(id):
+            sp, _jobs, _secrets = self._load(id)
+            tags = parse_tags(sp.get("tags") or [])
+            if not tags.managed or tags.name not in (old, new):
+                raise ConflictError(f"configuration {id} is not the managed configuration {old!r}")
+            if tags.name == new:
+                return
+            others = [other for other in self._find_managed(new) if other["id"] != id]
+            if others:
+                raise ConflictError(f"configuration {others[0]['id']} is already managed as {new!r}")
+            self._set_tags(sp, new, tags.deletion_protection, tags.restart_token)
+
     # ----------------------------------------------------------------------------------------------
     # provisioning on demand and expression checks
 

@@ -107,6 +107,10 @@ class Provider(Protocol):
         """Mark an existing configuration as managed under ``name``."""
         ...
 
+    def rename(self, id: str, old: str, new: str) -> None:
+        """Give managed configuration ``old`` (id ``id``) the name ``new``; done already is no error."""
+        ...
+
     def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
         """Provision one object now; returns the service's response (``key``/``value`` JSON strings)."""
         ...

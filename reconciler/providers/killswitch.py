@@ -141,6 +141,10 @@ class KillSwitch:
         self._inner.adopt(id, name)
         self._wrote()
 
+    def rename(self, id: str, old: str, new: str) -> None:
+        self._inner.rename(id, old, new)
+        self._wrote()
+
     def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
         return self._inner.provision_on_demand(id, subject, object_type)
 

@@ -259,6 +259,13 @@ class LocalProvider:
             with contextlib.suppress(NotFoundError):
                 self.store.delete_service_principal(id)
 
+    def _check_name_free(self, id: str, name: str) -> None:
+        """ConflictError when a configuration other than ``id`` is managed as ``name``."""
+        for other in self.store.list_service_principals():
+            other_tags = parse_tags(other.get("tags") or [])
+            if other["id"] != id and _from_template(other) and other_tags.managed and other_tags.name == name:
+                raise ConflictError(f"configuration {other['id']} is already managed as {name!r}")
+
     def adopt(self, id: str, name: str) -> None:
         with self.store.transaction():
             sp = self.store.get_service_principal(id)
@@ -269,16 +276,19 @@ class LocalProvider:
                 if tags.name == name:
                     return
                 raise ConflictError(f"configuration {id} is already managed as {tags.name!r}")
-            for other in self.store.list_service_principals():
-                other_tags = parse_tags(other.get("tags") or [])
-                if (
-                    other["id"] != id
-                    and _from_template(other)
-                    and other_tags.managed
-                    and other_tags.name == name
-                ):
-                    raise ConflictError(f"configuration {other['id']} is already managed as {name!r}")
+            self._check_name_free(id, name)
             self._set_tags(sp, name, False, None)
+
+    def rename(self, id: str, old: str, new: str) -> None:
+        with self.store.transaction():
+            sp = self.store.get_service_principal(id)
+            tags = parse_tags(sp.get("tags") or [])
+            if not tags.managed or tags.name not in (old, new):
+                raise ConflictError(f"configuration {id} is not the managed configuration {old!r}")
+            if tags.name == new:
+                return
+            self._check_name_free(id, new)
+            self._set_tags(sp, new, tags.deletion_protection, tags.restart_token)
 
     def provision_on_demand(
         self, id: str, subject: str, object_type: str = "user", *, apply_scoping: bool = False
@@ -321,7 +331,7 @@ class EmptyLocalTenant:
         raise NotFoundError(f"there is no local tenant at {self.target.removeprefix('local:')} yet")
 
     create = update_settings = edit_schema = _refuse
-    start = pause = restart = set_restart_pending = delete = adopt = provision_on_demand = _refuse
+    start = pause = restart = set_restart_pending = delete = adopt = rename = provision_on_demand = _refuse
 
     def close(self) -> None:
         pass

@@ -271,6 +271,17 @@ class MemoryProvider:
             record.deletion_protection = False
             record.restart_token = None
 
+    def rename(self, id: str, old: str, new: str) -> None:
+        with self._lock:
+            self._enter("rename", id, old, new)
+            record = self._get(id)
+            if not record.managed or record.name not in (old, new):
+                raise ConflictError(f"configuration {id} is not the managed configuration {old!r}")
+            for other in self._records.values():
+                if other.id != id and other.managed and other.name == new:
+                    raise ConflictError(f"configuration {other.id} is already managed as {new!r}")
+            record.name = new
+
     def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
         with self._lock:
             self._enter("provision_on_demand", id, subject, object_type)

@@ -33,7 +33,7 @@ def test_valid_files_exit_0_with_a_summary(make_config_dir: MakeDir) -> None:
 
 
 def test_paths_are_arguments(make_config_dir: MakeDir) -> None:
-    make_config_dir({"one/a.yaml": CONTOSO, "two/b.yaml": CONTOSO.replace("name: contoso", "name: other")})
+    make_config_dir({"one/a.yaml": CONTOSO, "two/b.yaml": CONTOSO.replace("contoso", "other")})
     result = CliRunner().invoke(validate, ["one", "two"])
     assert (result.exit_code, result.stdout) == (0, "2 configurations valid (2 files)\n")
 

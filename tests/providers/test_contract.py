@@ -402,6 +402,26 @@ def test_adopt_refuses_a_name_in_use(harness: Harness) -> None:
     assert not only(harness.provider, theirs).managed
 
 
+def test_rename_keeps_the_configuration_and_its_protection(harness: Harness) -> None:
+    provider = harness.provider
+    ours = create(provider, "prod", deletion_protection=True, restart_token="t1")
+    theirs = harness.add_unmanaged("portal.contoso.com")
+    provider.rename(ours, "prod", "production")
+    o = only(provider, ours)
+    assert (o.managed, o.name, o.deletion_protection, o.restart_token) == (True, "production", True, "t1")
+    provider.rename(ours, "prod", "production")  # again: nothing to do
+    with pytest.raises(ConflictError):
+        provider.rename(ours, "staging", "other")  # not the configuration of that name
+    with pytest.raises(ConflictError):
+        provider.rename(theirs, "portal", "mine")  # never takes over what is not managed
+    other = create(
+        provider, "other", Settings(domain="other.example.com", notification_email="a@b.example.com")
+    )
+    with pytest.raises(ConflictError):
+        provider.rename(other, "other", "production")  # a name in use
+    assert not only(provider, theirs).managed
+
+
 def test_unknown_ids(provider: Provider) -> None:
     missing = "00000000-0000-0000-0000-000000000000"
     with pytest.raises(NotFoundError):
