@@ -2,8 +2,7 @@
 
 A target string is ``<scheme>:<rest>``: ``local:<path of the tenant database>``, ``memory:<name>``,
 ``graph`` (Microsoft Graph) or ``graph+http://HOST:PORT`` (the Graph emulator, or a proxy).
-No I/O happens here beyond what the chosen provider does when it is opened. The crash tests' kill
-switch (``killswitch``, by ``RECONCILER_TEST_KILL_AFTER``) wraps the provider only when that is set.
+No I/O happens here beyond what the chosen provider does when it is opened.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from reconciler.providers.base import Provider
 
 __all__ = [
     "DEFAULT_TARGET",
-    "KILL_ENV",
     "PROVIDERS",
     "TARGET_ENV",
     "Provider",
@@ -29,8 +27,6 @@ __all__ = [
 
 DEFAULT_TARGET = "local:.reconciler/tenant.db"
 TARGET_ENV = "RECONCILER_TARGET"
-# Test only (see ``killswitch``, imported only when this is set).
-KILL_ENV = "RECONCILER_TEST_KILL_AFTER"
 
 _memory_lock = threading.Lock()
 _memory_targets: dict[str, Provider] = {}
@@ -114,7 +110,7 @@ def open_target(
     scheme, sep, rest = text.partition(":")
     if read_only and scheme == "local" and sep:
         empty = missing_is_empty or default
-        return _killable(_open_local_to_read(rest, default=empty))
+        return _open_local_to_read(rest, default=empty)
     # "graph" alone is a whole target (Microsoft Graph itself).
     factory = PROVIDERS.get(scheme) if sep or scheme == "graph" else None
     if factory is None:
@@ -122,7 +118,7 @@ def open_target(
         raise ConfigError(
             f"unknown target {text!r}: the scheme must be one of {known} (e.g. {DEFAULT_TARGET})"
         )
-    return _killable(factory(rest))
+    return factory(rest)
 
 
 def target_name(target: str) -> str:
@@ -134,14 +130,6 @@ def target_name(target: str) -> str:
     provider.close()
     return provider.target
 
-
-def _killable(provider: Provider) -> Provider:
-    kill_after = os.environ.get(KILL_ENV)
-    if kill_after:
-        from reconciler.providers.killswitch import with_kill_switch
-
-        return with_kill_switch(provider, kill_after)
-    return provider
 
 
 def reset_memory_targets() -> None:

@@ -1,27 +1,16 @@
-"""Fixtures for the adversarial suite: the shared machinery in ``benchmarks/`` on the import path, a
-bearer token whose every trace is searched for after the test, and a project to feed hostile input to.
-
-The checkout's top folder is appended to ``sys.path`` (after the installed package, which is still what
-``import reconciler`` finds) so that ``benchmarks.reliability`` and ``benchmarks.hostile`` import, and
-``tests/git`` for the git repository helpers (``gitrepos``).
-"""
+"""Fixtures for the adversarial suite: a bearer token whose every trace is searched for after the test,
+and a project to feed hostile input to (the machinery is ``reconciler.testing``)."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-for folder in (ROOT, ROOT / "tests" / "git"):
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))
-
-from benchmarks.hostile import Project, make_project  # noqa: E402
-from benchmarks.reliability import find_secret  # noqa: E402
+from reconciler.testing.hostile import Project, make_project
+from reconciler.testing.scenarios import find_secret
 
 
 class Traces:

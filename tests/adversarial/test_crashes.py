@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.reliability import (
+from reconciler.engine.lock import APPLY_LOCK
+from reconciler.state import canonical_target
+from reconciler.testing.killswitch import KILL_ENV
+from reconciler.testing.scenarios import (
     check_tenant,
     child_env,
     cli,
@@ -21,9 +24,6 @@ from benchmarks.reliability import (
     state_store,
     write_desired,
 )
-from reconciler.engine.lock import APPLY_LOCK
-from reconciler.providers import KILL_ENV
-from reconciler.state import canonical_target
 
 
 @pytest.mark.slow

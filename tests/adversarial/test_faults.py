@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks.reliability import (
+from reconciler.core.model import CREDENTIAL_DATA
+from reconciler.graph.shapes import PROVISIONING_TEMPLATE, parse_tags
+from reconciler.tenant.store import TenantStore
+from reconciler.testing.scenarios import (
     PLANTED_EXTRA,
     ConfigSpec,
     Planted,
@@ -27,9 +30,6 @@ from benchmarks.reliability import (
     plant_extra_secret,
     write_desired,
 )
-from reconciler.core.model import CREDENTIAL_DATA
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE, parse_tags
-from reconciler.tenant.store import TenantStore
 
 
 @pytest.fixture(scope="module")

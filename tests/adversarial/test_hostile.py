@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.hostile import (
+from reconciler.testing.hostile import (
     GRAPH_CASES,
     REJECT,
     Case,

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import git_env, make_repo
 
-from benchmarks.hostile import run_main, tenant_digest
-from benchmarks.reliability import (
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.providers.local import LocalProvider
+from reconciler.state import canonical_target
+from reconciler.testing.gitrepos import git_env, make_repo
+from reconciler.testing.hostile import run_main, tenant_digest
+from reconciler.testing.scenarios import (
     ConfigSpec,
     check_tenant,
     child_env,
@@ -26,9 +29,6 @@ from benchmarks.reliability import (
     state_store,
     write_desired,
 )
-from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.providers.local import LocalProvider
-from reconciler.state import canonical_target
 
 APPLIES = 4
 

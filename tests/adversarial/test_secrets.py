@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import git_env, make_repo
 
-from benchmarks.hostile import graph_case, make_project
-from benchmarks.reliability import (
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.testing.gitrepos import git_env, make_repo
+from reconciler.testing.hostile import graph_case, make_project
+from reconciler.testing.scenarios import (
     Result,
     child_env,
     cli,
@@ -24,7 +25,6 @@ from benchmarks.reliability import (
     runs_of,
     write_desired,
 )
-from reconciler.emulator import Emulator, EmulatorConfig
 
 
 def _run(folder: Path, traces: Any, *args: str, env: dict[str, str]) -> Result:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gitrepos import GitRepo, git_env, make_repo
 
 from reconciler.providers import reset_memory_targets
+from reconciler.testing.gitrepos import GitRepo, git_env, make_repo
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from gitrepos import GitRepo, configuration
 
 from reconciler.cli.main import main
 from reconciler.providers.local import LocalProvider
+from reconciler.testing.gitrepos import GitRepo, configuration
 
 OFFICE = "      - {target: employeeType, source: physicalDeliveryOfficeName}\n"
 

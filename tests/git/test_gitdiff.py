@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from gitrepos import GitRepo, configuration
 from markdown_it import MarkdownIt
 
 from reconciler.config.load import load_paths
@@ -31,6 +30,7 @@ from reconciler.gitdiff import (
 from reconciler.providers.base import Provider, ReadsByName
 from reconciler.providers.local import LocalProvider
 from reconciler.providers.memory import MemoryProvider
+from reconciler.testing.gitrepos import GitRepo, configuration
 
 DEPT = "      - {target: employeeType, source: department}\n"
 OFFICE = "      - {target: employeeType, source: physicalDeliveryOfficeName}\n"

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from gitrepos import GitRepo, configuration, make_repo
 
 from reconciler.config.load import load_paths
 from reconciler.errors import GitError
@@ -21,6 +20,7 @@ from reconciler.gitrepo import (
     sync_branch,
     tree_files,
 )
+from reconciler.testing.gitrepos import GitRepo, configuration, make_repo
 
 
 def test_files_at_a_commit_are_named_as_the_disk_loader_names_them(repo: GitRepo) -> None:

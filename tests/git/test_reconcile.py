@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import GitRepo, configuration, make_repo
 
 from reconciler.cli.errors import error_handler
 from reconciler.cli.reconcile_cmd import parse_interval, reconcile
@@ -23,6 +22,7 @@ from reconciler.engine.reconcile import LEADER_LEASE, LoopOptions, PassResult, R
 from reconciler.errors import LockError
 from reconciler.providers.local import LocalProvider
 from reconciler.state import open_store
+from reconciler.testing.gitrepos import GitRepo, configuration, make_repo
 
 
 @pytest.fixture

@@ -1,15 +1,13 @@
 """Fixtures for the Graph tests: the emulator in-process (a thread) or as a child process, on 127.0.0.1.
 
 After each test, no file under its folder (journal, lock holders, plan files, crash logs) may hold the
-token the tests use; the search is ``benchmarks.reliability.find_secret`` (the checkout's top folder is
-appended to ``sys.path`` for it, after the installed package).
+token the tests use; the search is ``reconciler.testing.scenarios.find_secret``.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,7 @@ import pytest
 from graph_support import TOKEN, StartEmulator, spawn
 
 from reconciler.emulator import Emulator, EmulatorConfig
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-
-from benchmarks.reliability import find_secret  # noqa: E402
+from reconciler.testing.scenarios import find_secret
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ temporary folder), and a fresh database per test. ``initdb`` refuses to run as r
 server runs as the ``postgres`` user. Without the binaries the PostgreSQL tests are skipped with a
 reason that says so; under CI (``CI`` set) their absence fails the run instead, so it cannot go unseen.
 
-The checkout's top folder and ``tests/git`` are appended to ``sys.path`` for ``benchmarks.state`` and
-the git repository helpers. The binaries are looked up in ``RECONCILER_PG_BIN``, then
+The checkout's top folder is appended to ``sys.path`` for ``benchmarks.state``. The binaries are looked
+up in ``RECONCILER_PG_BIN``, then
 ``/usr/lib/postgresql/*/bin``, then ``PATH``.
 """
 
@@ -32,11 +32,10 @@ from reconciler.state.sqlite import SqliteStore
 
 START_TIMEOUT = 120.0
 
-# The shared runners in benchmarks/ and the git helpers of tests/git, after the installed package.
+# The shared runners in benchmarks/, after the installed package.
 ROOT = Path(__file__).resolve().parents[2]
-for _folder in (ROOT, ROOT / "tests" / "git"):
-    if str(_folder) not in sys.path:
-        sys.path.append(str(_folder))
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
 
 def _find_bin() -> Path | None:

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import configuration, git_env, make_repo
 
 from benchmarks.corpus import write_corpus
 from benchmarks.state import concurrent_applies, journal_problems, run_intervals
 from reconciler.engine.journal import read_runs
-from reconciler.providers import KILL_ENV
 from reconciler.state import canonical_target, open_url
+from reconciler.testing.gitrepos import configuration, git_env, make_repo
+from reconciler.testing.killswitch import KILL_ENV
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The crash tests' kill switch: the provider wrapper chosen by RECONCILER_TEST_KILL_AFTER."""
+"""The crash tests' kill switch: ``python -m reconciler.testing.killswitch``, never the product itself."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 from reconciler.engine.journal import read_runs
 from reconciler.errors import ConfigError
-from reconciler.providers import KILL_ENV, open_target
-from reconciler.providers.killswitch import KillSwitch
+from reconciler.providers import open_target
 from reconciler.providers.local import LocalProvider
+from reconciler.testing.killswitch import KILL_ENV, KillSwitch, with_kill_switch
 
 CONFIG = """\
 apiVersion: cloudsync/v1
@@ -24,29 +24,29 @@ spec: {domain: %s.contoso.com, notificationEmail: ops@%s.contoso.com}
 """
 
 
-def test_only_the_variable_chooses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(KILL_ENV, raising=False)
+def test_the_product_never_reads_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KILL_ENV, "1")
     plain = open_target(f"local:{tmp_path / 't.db'}")
     assert isinstance(plain, LocalProvider)
-    plain.close()
-    monkeypatch.setenv(KILL_ENV, "3")
-    wrapped = open_target(f"local:{tmp_path / 't.db'}")
+    wrapped = with_kill_switch(plain, "3")
     assert isinstance(wrapped, KillSwitch) and wrapped.target == plain.target
     assert wrapped.read_all() == ()
     wrapped.close()
 
 
 @pytest.mark.parametrize("value", ["x", "0", "http:", "http:-1"])
-def test_a_bad_setting_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    monkeypatch.setenv(KILL_ENV, value)
+def test_a_bad_setting_is_a_config_error(tmp_path: Path, value: str) -> None:
+    provider = LocalProvider(tmp_path / "t.db")
     with pytest.raises(ConfigError, match=KILL_ENV):
-        open_target(f"local:{tmp_path / 't.db'}")
+        with_kill_switch(provider, value)
+    provider.close()
 
 
-def test_http_needs_a_graph_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KILL_ENV, "http:1")
+def test_http_needs_a_graph_target(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path / "t.db")
     with pytest.raises(ConfigError, match="Graph target"):
-        open_target(f"local:{tmp_path / 't.db'}")
+        with_kill_switch(provider, "http:1")
+    provider.close()
 
 
 def test_the_process_dies_after_the_write_and_before_its_journal_entry(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_the_process_dies_after_the_write_and_before_its_journal_entry(tmp_path:
     target = f"local:{tmp_path / 'tenant.db'}"
     args = ["apply", str(tmp_path), "--auto-approve", "--parallelism", "1", "--target", target]
     done = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
+        [sys.executable, "-m", "reconciler.testing.killswitch", *args],
         env=env,
         capture_output=True,
         timeout=120,

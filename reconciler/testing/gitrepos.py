@@ -1,7 +1,9 @@
-"""Helpers for tests on real git repositories in temporary folders, with a pinned author and dates.
+"""Test support: real git repositories in temporary folders, with a pinned author and dates.
 
 Every commit gets the same committer and a date one minute after the previous one, so shas are the same
 on every run. Git reads no user or system configuration.
+
+I/O: the folders it is given; git runs as a child process.
 """
 
 from __future__ import annotations

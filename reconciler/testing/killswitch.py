@@ -1,6 +1,7 @@
-"""Test only: end the process with SIGKILL right after a chosen write, to test recovery from crashes.
+"""Test support: run the command line and end it with SIGKILL right after a chosen write (crash tests).
 
-``RECONCILER_TEST_KILL_AFTER`` is read by ``open_target``; nothing sets it in normal use.
+``python -m reconciler.testing.killswitch ARGS...`` runs ``reconciler ARGS...`` with every target it
+opens wrapped as ``RECONCILER_TEST_KILL_AFTER`` says; the product itself never reads that variable.
 
 - ``N``: killed once the Nth provider write (``create``, ``update_settings``, ``start``, ...) has
   returned, before apply journals its outcome: the target holds the write, the journal does not.
@@ -8,7 +9,7 @@
   not count) of a Graph target has its answer, which is in the middle of a provider write (between
   ``instantiate`` and tagging the new service principal, for instance).
 
-I/O: none besides the wrapped provider's; the signal ends the process.
+I/O: none besides the wrapped provider's and the command line's; the signal ends the process.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 from reconciler.errors import ConfigError
-from reconciler.providers import KILL_ENV
 from reconciler.providers.base import RESET_FULL, Provider
 
-__all__ = ["KILL_ENV", "KillSwitch", "with_kill_switch"]
+__all__ = ["KILL_ENV", "KillSwitch", "main", "with_kill_switch"]
+
+KILL_ENV = "RECONCILER_TEST_KILL_AFTER"
 
 _HTTP_WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 
@@ -164,3 +166,30 @@ def with_kill_switch(provider: Provider, setting: str) -> Provider:
     if limit < 1:
         raise ConfigError(f"{KILL_ENV} must be at least 1")
     return KillSwitch(provider, limit, http=http)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``reconciler ARGV`` with every opened target wrapped as ``$RECONCILER_TEST_KILL_AFTER`` says.
+
+    The wrapper replaces ``open_target`` in the registry before any command module is imported, so
+    each command's own ``from reconciler.providers import open_target`` finds the wrapping one.
+    """
+    import sys
+
+    import reconciler.providers as registry
+
+    setting = os.environ.get(KILL_ENV, "")
+    if setting:
+        opener = registry.open_target
+
+        def open_target(*args: Any, **kwargs: Any) -> Provider:
+            return with_kill_switch(opener(*args, **kwargs), setting)
+
+        registry.open_target = open_target
+    from reconciler.cli.main import main as cli_main
+
+    return cli_main(list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,7 +7,7 @@ or leave the token in its output or files. Graph answers come from a small serve
 serves the emulator's answers spoiled one way or another (``GRAPH_CASES``).
 
 ``run_corpus(folder, seeds)`` runs the fixed cases plus seeded random ones and returns a ``Tally``;
-``benchmarks.reliability`` prints it and ``tests/adversarial`` asserts on it.
+``benchmarks/reliability.py`` prints it and ``tests/adversarial`` asserts on it.
 
 I/O: files under the folder it is given; one HTTP server thread on 127.0.0.1 per Graph case; the
 process environment and standard streams, swapped while a case runs.
@@ -33,15 +33,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchmarks.reliability import (
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.providers.local import LocalProvider
+from reconciler.testing.scenarios import (
     find_secret,
     make_scenario,
     plant,
     token_for,
     write_desired,
 )
-from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.providers.local import LocalProvider
 
 __all__ = [
     "GRAPH_CASES",
@@ -112,14 +112,17 @@ class Tally:
 _run_lock = threading.Lock()
 
 
-def run_main(args: Sequence[str], env: Mapping[str, str], timeout: float = CASE_TIMEOUT) -> Ran:
+def run_main(
+    args: Sequence[str], env: Mapping[str, str], timeout: float = CASE_TIMEOUT, *, fast_retries: bool = False
+) -> Ran:
     """``reconciler ARGS`` through ``main()`` with ``env`` as the only reconciler variables.
 
-    It runs on a thread so that a hang is reported (as code -1) instead of waited for.
+    It runs on a thread so that a hang is reported (as code -1) instead of waited for. ``fast_retries``:
+    the Graph client retries as often as in production, with waits of a few milliseconds.
     """
     from reconciler.cli.main import main
 
-    with _run_lock:
+    with _run_lock, (_fast_retries() if fast_retries else contextlib.nullcontext()):
         saved = dict(os.environ)
         for key in [k for k in os.environ if k.startswith("RECONCILER_")]:
             del os.environ[key]
@@ -680,14 +683,14 @@ def expression_cases(rng: random.Random | None = None, random_cases: int = 0) ->
             )
     for i in range(random_cases):
         assert rng is not None
-        text = list(rng.choice(_VALID))
+        chars = list(rng.choice(_VALID))
         for _ in range(rng.randint(1, 4)):
-            where = rng.randrange(len(text) + 1)
-            if rng.random() < 0.5 and where < len(text):
-                del text[where]
+            where = rng.randrange(len(chars) + 1)
+            if rng.random() < 0.5 and where < len(chars):
+                del chars[where]
             else:
-                text.insert(where, rng.choice('()[]",&=<>%\\ aZ9\n'))
-        mutated = "".join(text)
+                chars.insert(where, rng.choice('()[]",&=<>%\\ aZ9\n'))
+        mutated = "".join(chars)
         cases.append(
             _yaml_case(
                 f"mutated expression #{i}", {"a.yaml": _mapping_yaml(mutated)}, EITHER, kind="expression"
@@ -982,7 +985,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         path = parts.path.removeprefix("/v1.0") or "/"
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-        reads_only = path == "/$batch" and all(r.get("method") == "GET" for r in request.get("requests", []))
+        reads_only = path == "/$batch" and all(
+            r.get("method") == "GET" for r in (request or {}).get("requests", [])
+        )
         if self.command != "GET" and not reads_only:
             self.server.writes.append(f"{self.command} {path}")
             raw: Raw | None = Raw(503, b"", (("Retry-After", "0"),))  # never carried out
@@ -999,6 +1004,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raw = Raw(raw.status, raw.body.replace(b"ECHO_TOKEN", bearer.encode()), raw.headers)
             if raw is None:
                 raw = Raw(reply.status, b"" if reply.body is None else json.dumps(reply.body).encode())
+        assert raw is not None
         self._send(raw)
 
     def _send(self, raw: Raw) -> None:
@@ -1038,36 +1044,59 @@ def _hostile_server(db: Path, spoil: Spoil) -> Iterator[_Hostile]:
 
 @contextlib.contextmanager
 def _fast_retries() -> Iterator[None]:
-    """Production retry counts with short waits, so that a case that retries is over in moments."""
+    """Production retry counts with short waits, so that a case that retries is over in moments.
+
+    It swaps the client's default policy for the whole process, so it is used only inside ``run_main``'s
+    lock (``run_main(..., fast_retries=True)``), where one command at a time runs in this process.
+    """
     from reconciler.graph import client as graphhttp
 
     original = graphhttp.RetryPolicy
-    graphhttp.RetryPolicy = functools.partial(original, base_delay=0.01, max_delay=0.05)  # type: ignore[misc]
+    fast = functools.partial(original, base_delay=0.01, max_delay=0.05)
+    setattr(graphhttp, "RetryPolicy", fast)  # noqa: B010
     try:
         yield
     finally:
-        graphhttp.RetryPolicy = original  # type: ignore[misc]
+        setattr(graphhttp, "RetryPolicy", original)  # noqa: B010
+
+
+# The cases whose answers never finish: only these need a short client timeout to end in moments. Every
+# other case is given a timeout no loaded machine reaches, so that a slow answer is never its outcome.
+_UNFINISHED_ANSWERS = frozenset({"an answer sent a byte at a time", "a length claimed and not sent"})
+_SHORT_TIMEOUT, _LONG_TIMEOUT = "0.5", "60"
+
+
+def _own_tenant(db: Path, folder: Path) -> Path:
+    """A copy of the project's tenant for one case (SQLite's backup, so a live journal is included)."""
+    copy = folder / "tenant.db"
+    with contextlib.closing(sqlite3.connect(db)) as source, contextlib.closing(sqlite3.connect(copy)) as dest:
+        source.backup(dest)
+    return copy
 
 
 def graph_case(project: Project, name: str, folder: Path) -> list[Outcome]:
     """``plan`` and ``apply --auto-approve`` against a server giving the spoiled answers ``name``."""
     spoil, expect = GRAPH_CASES[name]
+    timeout = _SHORT_TIMEOUT if name in _UNFINISHED_ANSWERS else _LONG_TIMEOUT
     outcomes = []
     for args in (["plan", str(project.current)], ["apply", str(project.current), "--auto-approve"]):
         case = Case("Graph answer", f"{name} ({args[0]})", lambda _f: [], expect)
         case_folder = folder / args[0]
         case_folder.mkdir(parents=True)
-        before = tenant_digest(project.db)
-        with _hostile_server(project.db, spoil) as server, _fast_retries():
+        # Each case has a tenant and a server of its own: no case sees what another one left.
+        db = _own_tenant(project.db, case_folder)
+        before = tenant_digest(db)
+        with _hostile_server(db, spoil) as server:
             target = f"graph+http://127.0.0.1:{server.server_address[1]}"
-            env = {**project.env(case_folder), "RECONCILER_TARGET": target, "RECONCILER_GRAPH_TIMEOUT": "0.5"}
-            ran = run_main(args, env)
+            env = {**project.env(case_folder), "RECONCILER_TARGET": target}
+            env["RECONCILER_GRAPH_TIMEOUT"] = timeout
+            ran = run_main(args, env, fast_retries=True)
             writes, errors = list(server.writes), list(server.errors)
         leaked = find_secret(project.token, {"stdout": ran.out, "stderr": ran.err}, [case_folder])
         extra = f"it sent {writes[0]}" if writes else None
         if errors:
             extra = f"the hostile server itself failed: {errors[0]}"
-        problem = _judge(case, ran, tenant_digest(project.db) != before, leaked, extra)
+        problem = _judge(case, ran, tenant_digest(db) != before, leaked, extra)
         outcomes.append(Outcome(case.kind, case.name, expect, ran, problem, bool(leaked)))
     return outcomes
 
