@@ -24,6 +24,7 @@ from reconciler.engine.journal import read_runs
 from reconciler.state import canonical_target, open_url
 from reconciler.testing.gitrepos import configuration, git_env, make_repo
 from reconciler.testing.killswitch import KILL_ENV
+from reconciler.testing.scenarios import command
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +35,11 @@ def _env(url: str, **extra: str) -> dict[str, str]:
 
 
 def _run(cwd: Path, url: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = _env(url, **extra)
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
+        command(args, env),
         cwd=cwd,
-        env=_env(url, **extra),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
