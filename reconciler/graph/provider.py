@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from reconciler.core.model import Mapping, Observed, Scope, Settings
-from reconciler.errors import ConfigError, ConflictError, NotFoundError, ProviderError, TransientProviderError
+from reconciler.core.model import Mapping, Observed
+from reconciler.errors import ConfigError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.client import (
     BATCH_LIMIT,
     BatchItem,
@@ -43,11 +43,8 @@ from reconciler.graph.client import (
     token_provider_for,
 )
 from reconciler.graph.shapes import (
-    DOMAIN,
     JSON,
-    MANAGED_SECRET_KEYS,
     MANAGED_TAG,
-    PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
     check_and_read_schema_text,
@@ -55,20 +52,14 @@ from reconciler.graph.shapes import (
     check_schema,
     check_secrets,
     check_service_principal,
-    edit_schema,
     find_job,
     find_provisioning_rule,
-    job_enabled,
     observe,
     parse_tags,
     read_schema,
-    set_password_hash_mappings,
-    settings_to_secrets,
     tags_for,
-    with_restart_pending,
-    without_annotations,
 )
-from reconciler.providers.base import RESET_FULL
+from reconciler.graph.writes import CloudSyncWriter, Loaded
 
 __all__ = [
     "CONCURRENCY_ENV",
@@ -395,7 +386,128 @@ class _Reading:
             self._steps.append(self.pool.submit(_URGENT, self._provider._observe_with_schemas, ready))
 
 
-class GraphProvider:
+class _GraphResources:
+    """``Resources`` over HTTP: what the write steps of ``CloudSyncWriter`` call, as Graph requests.
+
+    One writer per configuration (secrets and schema are last-writer-wins on the service); writes that
+    may be retried are marked idempotent for the client; a principal made a moment ago may answer 404
+    for a while (replication), so the first writes after instantiate are retried on 404.
+    """
+
+    def __init__(self, provider: GraphProvider) -> None:
+        self._provider = provider
+        self.client = provider.client
+
+    @contextlib.contextmanager
+    def step(self, *keys: str) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for key in keys:
+                stack.enter_context(self._provider._serialized(key))
+            yield
+
+    def settle(self, fn: Callable[..., _T], *args: Any) -> _T:
+        for attempt in range(_REPLICATION_ATTEMPTS):
+            try:
+                return fn(*args)
+            except NotFoundError:
+                if attempt == _REPLICATION_ATTEMPTS - 1:
+                    raise
+                self.client.wait(None, attempt)
+        raise AssertionError("unreachable")
+
+    def retry_wait(self, exc: TransientProviderError, attempt: int) -> bool:
+        if attempt >= self.client.retry.max_attempts:
+            return False
+        self.client.wait(exc.retry_after, attempt - 1)
+        return True
+
+    def is_configuration(self, sp: JSON) -> bool:
+        return _from_template(sp)
+
+    def load(self, id: str, *, schema: bool) -> Loaded:
+        return Loaded(*self._provider._load_with_schema(id, schema=schema))
+
+    def managed_as(self, name: str) -> list[JSON]:
+        return self._provider._find_managed(name)
+
+    def named(self, display_name: str) -> list[JSON]:
+        # Not narrowed to the template: a new principal may list no template id (see is_configuration
+        # and offers_template, which the caller asks).
+        params = {"$filter": f"displayName eq {_odata(display_name)}", "$select": _SP_SELECT}
+        try:
+            return [
+                check_service_principal(sp)
+                for page in self.client.pages("/servicePrincipals", params)
+                for sp in page
+            ]
+        except ProviderError as exc:
+            if exc.status != 400:
+                raise
+        # The service refused the filter: every principal is listed, and compared here as it would.
+        wanted = display_name.casefold()
+        everything = self.client.pages("/servicePrincipals", {"$select": _SP_SELECT, "$top": _PAGE_SIZE})
+        return [
+            check_service_principal(sp)
+            for page in everything
+            for sp in page
+            if isinstance(sp, dict) and str(sp.get("displayName") or "").casefold() == wanted
+        ]
+
+    def offers_template(self, id: str) -> bool:
+        data = self.client.get(f"{_sp_path(id)}/synchronization/templates")
+        return any(
+            isinstance(t, dict) and t.get("factoryTag", t.get("id")) == PROVISIONING_TEMPLATE
+            for t in _values(data, f"the synchronization templates of {id}")
+        )
+
+    def instantiate(self, display_name: str) -> JSON:
+        path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
+        created = self.client.request("POST", path, body={"displayName": display_name})
+        sp = created.get("servicePrincipal") if isinstance(created, dict) else None
+        if not isinstance(sp, dict) or "id" not in sp:
+            raise ProviderError("instantiate did not return the new service principal")
+        return check_service_principal(sp)
+
+    def set_tags(self, id: str, tags: list[str]) -> None:
+        self.client.request("PATCH", _sp_path(id), body={"tags": tags})
+
+    def list_jobs(self, id: str) -> list[JSON]:
+        return self._provider._jobs(id)
+
+    def create_job(self, id: str, template_id: str) -> JSON:
+        created = self.client.request("POST", _jobs_path(id), body={"templateId": template_id})
+        if not isinstance(created, dict) or "id" not in created:
+            raise ProviderError(f"configuration {id}: the service did not return the new job")
+        return check_job(created, id)
+
+    def delete_job(self, id: str, job_id: str) -> None:
+        self.client.request("DELETE", _job_path(id, job_id))
+
+    def job_action(self, id: str, job_id: str, action: str, body: JSON | None = None) -> None:
+        # start, pause and restart leave the same state when repeated, so they are retried like reads.
+        self.client.request("POST", f"{_job_path(id, job_id)}/{action}", body=body, idempotent=True)
+
+    def get_schema(self, id: str, job_id: str) -> JSON:
+        return self._provider._schema(id, job_id)
+
+    def put_schema(self, id: str, job_id: str, schema: JSON) -> None:
+        self.client.request("PUT", _job_path(id, job_id) + "/schema", body=schema)
+
+    def get_secrets(self, id: str) -> list[JSON]:
+        return _secrets_in(self.client.get(_secrets_path(id)), id)
+
+    def put_secrets(self, id: str, secrets: list[JSON]) -> None:
+        self.client.request("PUT", _secrets_path(id), body={"value": secrets})
+
+    def delete_application(self, app_id: str) -> None:
+        self.client.request("DELETE", f"/applications(appId={_odata(app_id)})")
+
+    def delete_principal(self, id: str) -> None:
+        self.client.request("DELETE", _sp_path(id))
+        self._provider._known_jobs.pop(id, None)
+
+
+class GraphProvider(CloudSyncWriter):
     """``Provider`` over Microsoft Graph (or the emulator)."""
 
     def __init__(
@@ -426,6 +538,7 @@ class GraphProvider:
         self._select_schema = True  # until the service refuses $select on a schema
         # Provisioning job ids by principal, as last seen: they let a write fetch the schema early.
         self._known_jobs: dict[str, str] = {}
+        self.resources = _GraphResources(self)
 
     def close(self) -> None:
         self.client.close()
@@ -596,17 +709,13 @@ class GraphProvider:
         return result
 
     # ----------------------------------------------------------------------------------------------
-    # helpers for writes
-
-    def _load(self, id: str) -> tuple[JSON, list[JSON], list[JSON]]:
-        """The service principal, its jobs and its secrets, in one round trip."""
-        sp, jobs, secrets, _schema = self._load_with_schema(id, schema=False)
-        return sp, jobs, secrets
+    # reads for writes (the write steps themselves are ``CloudSyncWriter``'s, over ``_GraphResources``)
 
     def _load_with_schema(
         self, id: str, *, schema: bool = True
     ) -> tuple[JSON, list[JSON], list[JSON], JSON | None]:
-        """As ``_load``, plus the provisioning job's whole schema when its job id is known already.
+        """The service principal, its jobs and its secrets, in one round trip; with ``schema``, also the
+        provisioning job's whole schema when its job id is known already.
 
         Job ids seen earlier (by ``read_all``) let the schema come in the same round trip; it is used
         only if the jobs read alongside still name that job. Otherwise the schema is None.
@@ -639,347 +748,19 @@ class GraphProvider:
         else:
             self._known_jobs[id] = str(job["id"])
 
-    def _load_managed(self, id: str) -> tuple[JSON, list[JSON], list[JSON]]:
-        sp, jobs, secrets, _schema = self._load_managed_with_schema(id, schema=False)
-        return sp, jobs, secrets
-
-    def _load_managed_with_schema(
-        self, id: str, *, schema: bool = True
-    ) -> tuple[JSON, list[JSON], list[JSON], JSON | None]:
-        sp, jobs, secrets, found = self._load_with_schema(id, schema=schema)
-        if not parse_tags(sp.get("tags") or []).managed:
-            raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
-        return sp, jobs, secrets, found
-
-    def _set_tags(self, sp: JSON, name: str, deletion_protection: bool, restart_token: str | None) -> None:
-        current = list(sp.get("tags") or [])
-        tags = tags_for(
-            current, name=name, deletion_protection=deletion_protection, restart_token=restart_token
-        )
-        if tags != current:
-            self.client.request("PATCH", _sp_path(sp["id"]), body={"tags": tags})
-            sp["tags"] = tags
-
-    def _put_secrets(self, id: str, settings: Settings, current: list[JSON]) -> None:
-        new = self._secrets_to_write(id, settings, current)
-        if new is not None:
-            self.client.request("PUT", _secrets_path(id), body={"value": new})
-
-    def _secrets_to_write(self, id: str, settings: Settings, current: list[JSON]) -> list[JSON] | None:
-        """The secret set to PUT for ``settings``, None when it is unchanged; ConflictError when a
-        write would destroy secrets the service does not reveal."""
-        new = settings_to_secrets(settings, current)
-        if new == current:
-            return None
-        ours = set(MANAGED_SECRET_KEYS)
-        masked = sorted(
-            str(s.get("key")) for s in current if s.get("key") not in ours and s.get("value") == _MASKED
-        )
-        if masked:
-            # PUT replaces every key: writing a masked value back would destroy it.
-            raise ConflictError(
-                f"configuration {id}: the service does not reveal secret(s) {', '.join(masked)}, and "
-                "writing the secret set would overwrite them; change the settings in the portal"
-            )
-        return new
-
     def _schema(self, id: str, job_id: str) -> JSON:
         path = _job_path(id, job_id) + "/schema"
         return _schema_in(self.client.get(path), path)
 
-    def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
-        # An unchanged schema is not written back: the service would stamp a new version for nothing.
-        # Annotations describe the answer, not the schema: they never count as a change.
-        if schema != without_annotations(current):
-            self.client.request("PUT", _job_path(id, job_id) + "/schema", body=without_annotations(schema))
-
-    def _ensure_job(self, id: str, template_id: str, jobs: list[JSON] | None = None) -> JSON:
-        """The job of ``template_id``, created when missing. Never makes a second one."""
-        existing = find_job(jobs if jobs is not None else self._jobs(id), template_id)
-        if existing is not None:
-            return existing
-        attempt = 0
-        while True:
-            try:
-                created = self.client.request("POST", _jobs_path(id), body={"templateId": template_id})
-            except (TransientProviderError, ConflictError) as exc:
-                # The job may exist even though the answer was lost (or it exists already): look first.
-                found = find_job(self._jobs(id), template_id)
-                if found is not None:
-                    return found
-                attempt += 1
-                if isinstance(exc, ConflictError) or attempt >= self.client.retry.max_attempts:
-                    raise
-                self.client.wait(exc.retry_after, attempt - 1)
-                continue
-            if not isinstance(created, dict) or "id" not in created:
-                raise ProviderError(f"configuration {id}: the service did not return the new job")
-            return check_job(created, id)
-
     def _jobs(self, id: str) -> list[JSON]:
         return _jobs_in(self.client.get(_jobs_path(id)), id)
-
-    def _sync_password_hash_job(self, id: str, jobs: list[JSON], on: bool) -> None:
-        phs_job = find_job(jobs, PASSWORD_HASH_TEMPLATE)
-        if on and phs_job is None:
-            created = self._ensure_job(id, PASSWORD_HASH_TEMPLATE)
-            provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
-            # A running configuration runs all of its jobs.
-            if provisioning is not None and job_enabled(provisioning):
-                self.client.request("POST", _job_path(id, created["id"]) + "/start", idempotent=True)
-        elif not on and phs_job is not None:
-            with contextlib.suppress(NotFoundError):
-                self.client.request("DELETE", _job_path(id, phs_job["id"]))
-
-    def _instantiate(self, display_name: str) -> JSON:
-        """``instantiate``, never twice: after an unknown outcome, look for the new principal first."""
-        path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
-        with self._serialized("display-name:" + display_name.casefold()):
-            existing = self._find_by_display_name(display_name)
-            for orphan in existing:
-                # A run killed between instantiate and tagging leaves a principal with no tags and no
-                # jobs, which is no configuration and which nobody else would finish: take it instead
-                # of making a second one.
-                if not orphan.get("tags") and self._has_no_jobs(str(orphan["id"])):
-                    return orphan
-            before = {found["id"] for found in existing}
-            attempt = 0
-            while True:
-                try:
-                    created = self.client.request("POST", path, body={"displayName": display_name})
-                except TransientProviderError as exc:
-                    # A new principal with this name, no tags and no jobs is the one we just made.
-                    fresh = [
-                        sp
-                        for sp in self._find_by_display_name(display_name)
-                        if sp["id"] not in before and not sp.get("tags")
-                    ]
-                    if fresh:
-                        return fresh[0]
-                    attempt += 1
-                    if attempt >= self.client.retry.max_attempts:
-                        raise
-                    self.client.wait(exc.retry_after, attempt - 1)
-                    continue
-                sp = created.get("servicePrincipal") if isinstance(created, dict) else None
-                if not isinstance(sp, dict) or "id" not in sp:
-                    raise ProviderError("instantiate did not return the new service principal")
-                return check_service_principal(sp)
-
-    def _has_no_jobs(self, id: str) -> bool:
-        try:
-            return not self._jobs(id)
-        except NotFoundError:
-            return False  # deleted since it was listed
-
-    def _retry_new(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` while a just-created object may still be replicating (404)."""
-        for attempt in range(_REPLICATION_ATTEMPTS):
-            try:
-                return fn(*args, **kwargs)
-            except NotFoundError:
-                if attempt == _REPLICATION_ATTEMPTS - 1:
-                    raise
-                self.client.wait(None, attempt)
-        raise AssertionError("unreachable")
-
-    # ----------------------------------------------------------------------------------------------
-    # the Provider protocol: writes
-
-    def create(
-        self,
-        name: str,
-        settings: Settings,
-        scope: Scope,
-        mappings: Sequence[Mapping],
-        *,
-        removals: Sequence[tuple[str, str]] = (),
-        deletion_protection: bool = False,
-        restart_token: str | None = None,
-    ) -> str:
-        with self._serialized("name:" + name):
-            ours = self._find_managed(name)
-            if len(ours) > 1:
-                ids = ", ".join(sp["id"] for sp in ours)
-                raise ConflictError(f"more than one configuration is managed as {name!r}: {ids}")
-            if ours:
-                sp, jobs, secrets = self._load(ours[0]["id"])
-                provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
-                if provisioning is not None and any(s.get("key") == DOMAIN for s in secrets):
-                    return str(sp["id"])
-            else:
-                # The portal names the application after the AD domain; our name goes into a tag.
-                sp = self._instantiate(settings.domain or name)
-                jobs, secrets = [], []
-            id = str(sp["id"])
-            with self._serialized(id):
-                # Tagged first: from now on a retry finds this principal instead of making another.
-                self._retry_new(self._set_tags, sp, name, deletion_protection, restart_token)
-                job = self._retry_new(self._ensure_job, id, PROVISIONING_TEMPLATE, jobs)
-                # The schema the service made for the job is the base: only what the desired state
-                # says is changed in it.
-                current = self._retry_new(self._schema, id, job["id"])
-                edited = edit_schema(
-                    current,
-                    scope=scope,
-                    mappings=mappings,
-                    removals=removals,
-                    password_hash_sync=settings.password_hash_sync,
-                )
-                self._put_schema(id, job["id"], edited, current)
-                jobs = [j for j in jobs if j.get("id") != job["id"]] + [job]
-                self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
-                # Secrets last: the Domain secret marks the create as finished.
-                if not secrets:
-                    secrets = _secrets_in(self.client.get(_secrets_path(id)), id)
-                self._put_secrets(id, settings, secrets)
-            return id
-
-    def update_settings(
-        self,
-        id: str,
-        settings: Settings,
-        *,
-        deletion_protection: bool,
-        restart_token: str | None,
-    ) -> None:
-        with self._serialized(id):
-            sp, jobs, secrets, schema = self._load_managed_with_schema(id)
-            tags = parse_tags(sp.get("tags") or [])
-            new_secrets = self._secrets_to_write(id, settings, secrets)  # refused before any write
-            job = find_job(jobs, PROVISIONING_TEMPLATE)
-            if job is not None:
-                current = schema or self._schema(id, job["id"])
-                self._put_schema(
-                    id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
-                )
-            self._sync_password_hash_job(id, jobs, settings.password_hash_sync)
-            # The AppKey secret says whether password hash sync is on, so it goes after the mappings
-            # and the job: a run stopped in between reads as not done, and the next plan finishes it.
-            if new_secrets is not None:
-                self.client.request("PUT", _secrets_path(id), body={"value": new_secrets})
-            self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
-
-    def _provisioning_job(self, id: str, jobs: list[JSON]) -> JSON:
-        job = find_job(jobs, PROVISIONING_TEMPLATE)
-        if job is None:
-            raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
-        return job
-
-    def edit_schema(
-        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        with self._serialized(id):
-            _sp, jobs, _secrets, schema = self._load_managed_with_schema(id)
-            job = self._provisioning_job(id, jobs)
-            current = schema or self._schema(id, job["id"])
-            edited = edit_schema(current, scope=scope, mappings=mappings, removals=removals)
-            self._put_schema(id, job["id"], edited, current)
-
-    def _job_action(self, id: str, job_id: str, action: str, body: Any = None) -> None:
-        # start, pause and restart leave the same state when repeated, so they are retried like reads.
-        self.client.request("POST", f"{_job_path(id, job_id)}/{action}", body=body, idempotent=True)
-
-    def start(self, id: str) -> None:
-        with self._serialized(id):
-            _sp, jobs, _secrets = self._load_managed(id)
-            provisioning = self._provisioning_job(id, jobs)
-            self._job_action(id, provisioning["id"], "start")
-            for job in jobs:
-                if job["id"] != provisioning["id"]:
-                    self._job_action(id, job["id"], "start")
-
-    def pause(self, id: str) -> None:
-        with self._serialized(id):
-            _sp, jobs, _secrets = self._load_managed(id)
-            for job in jobs:
-                self._job_action(id, job["id"], "pause")
-
-    def restart(self, id: str, reset_scope: str = RESET_FULL) -> None:
-        with self._serialized(id):
-            sp, jobs, _secrets = self._load_managed(id)
-            job = self._provisioning_job(id, jobs)
-            self._job_action(id, job["id"], "restart", {"criteria": {"resetScope": reset_scope}})
-            self._mark_restart(sp, False)
-
-    def set_restart_pending(self, id: str, pending: bool) -> None:
-        with self._serialized(id):
-            sp, _jobs, _secrets = self._load_managed(id)
-            self._mark_restart(sp, pending)
-
-    def _mark_restart(self, sp: JSON, pending: bool) -> None:
-        current = list(sp.get("tags") or [])
-        tags = with_restart_pending(current, pending)
-        if tags != current:
-            self.client.request("PATCH", _sp_path(sp["id"]), body={"tags": tags})
-            sp["tags"] = tags
-
-    def delete(self, id: str) -> None:
-        """Jobs first (provisioning stops at once), then the application, then the principal.
-
-        Our tag stays on the principal until the very last call, so an interrupted delete is found and
-        finished by the next one; every step treats "already gone" as done.
-        """
-        with self._serialized(id):
-            try:
-                sp = check_service_principal(self.client.get(_sp_path(id)))
-            except NotFoundError:
-                return
-            if not _from_template(sp):
-                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
-            if not parse_tags(sp.get("tags") or []).managed:
-                raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
-            try:
-                jobs = self._jobs(id)
-            except NotFoundError:
-                jobs = []
-            for job in jobs:
-                with contextlib.suppress(NotFoundError):
-                    self.client.request("DELETE", _job_path(id, job["id"]))
-            app_id = sp.get("appId")
-            if isinstance(app_id, str) and app_id:
-                # Deleting the application removes its principal too (soft delete: restorable for 30 days).
-                with contextlib.suppress(NotFoundError):
-                    self.client.request("DELETE", f"/applications(appId={_odata(app_id)})")
-            with contextlib.suppress(NotFoundError):
-                self.client.request("DELETE", _sp_path(id))
-            self._known_jobs.pop(id, None)
-
-    def adopt(self, id: str, name: str) -> None:
-        with self._serialized("name:" + name), self._serialized(id):
-            sp, jobs, secrets = self._load(id)
-            if observe(sp, jobs, secrets, None) is None:
-                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
-            tags = parse_tags(sp.get("tags") or [])
-            if tags.managed:
-                if tags.name == name:
-                    return
-                raise ConflictError(f"configuration {id} is already managed as {tags.name!r}")
-            others = [other for other in self._find_managed(name) if other["id"] != id]
-            if others:
-                raise ConflictError(f"configuration {others[0]['id']} is already managed as {name!r}")
-            self._set_tags(sp, name, False, None)
-
-    def rename(self, id: str, old: str, new: str) -> None:
-        with self._serialized("name:" + new), self._serialized(id):
-            sp, _jobs, _secrets = self._load(id)
-            tags = parse_tags(sp.get("tags") or [])
-            if not tags.managed or tags.name not in (old, new):
-                raise ConflictError(f"configuration {id} is not the managed configuration {old!r}")
-            if tags.name == new:
-                return
-            others = [other for other in self._find_managed(new) if other["id"] != id]
-            if others:
-                raise ConflictError(f"configuration {others[0]['id']} is already managed as {new!r}")
-            self._set_tags(sp, new, tags.deletion_protection, tags.restart_token)
 
     # ----------------------------------------------------------------------------------------------
     # provisioning on demand and expression checks
 
     def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
         """``provisionOnDemand`` on the provisioning job, with the rule id read from its schema."""
-        _sp, jobs, _secrets = self._load(id)
-        job = self._provisioning_job(id, jobs)
+        job = self._provisioning_job(id, self.resources.load(id, schema=False).jobs)
         rule = find_provisioning_rule(self._schema(id, job["id"]))
         if rule is None or not rule.get("id"):
             raise ProviderError(f"configuration {id}: the job schema has no provisioning rule")

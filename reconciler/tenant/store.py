@@ -409,6 +409,16 @@ class TenantStore:
         )
         return [_loads(r[0]) for r in rows]
 
+    def service_principals_named(self, display_name: str) -> list[JSON]:
+        """Service principals whose display name is ``display_name`` (as ``displayName eq`` compares it:
+        without regard to case), found inside SQLite like ``service_principals_tagged``."""
+        rows = self._q(
+            "SELECT data FROM service_principals "
+            "WHERE lower(json_extract(data, '$.displayName')) = lower(?) ORDER BY seq",
+            (display_name,),
+        )
+        return [_loads(r[0]) for r in rows]
+
     def get_service_principal(self, id: str) -> JSON:
         row = self._one("SELECT data FROM service_principals WHERE id = ?", (id,))
         if row is None:

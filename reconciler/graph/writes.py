@@ -1,0 +1,483 @@
+"""The write algorithm of every target: the Cloud Sync write steps, once, over Graph-shaped primitives.
+
+A configuration is written the same way wherever it lives: find ours by tag, or instantiate the
+template (never twice for one domain), tag the principal at once, make sure the provisioning job
+exists, GET the job's schema as the service made it, change only what the desired state says in it
+(``shapes.edit_schema``), PUT it back if it changed, create or remove the companion jobs (password hash
+sync), and write the secrets last (the ``Domain`` secret marks a create as finished). Updates, start,
+pause, restart, delete, adopt and rename follow the same pattern: read, change only what we manage,
+write back everything else as read.
+
+``CloudSyncWriter`` holds these steps; a target supplies only ``Resources``, the few Graph-shaped calls
+the steps are made of. The local tenant (``reconciler.providers.local``) runs each step in one store
+transaction; Microsoft Graph (``reconciler.graph.provider``) adds its retries, one writer per
+configuration and the waits while a new principal replicates.
+
+A new kind of job that runs beside the provisioning job on the same principal (Exchange writeback,
+device sync) is one more ``CompanionJob`` in ``COMPANION_JOBS``: when the settings want it, it is created
+(and started with a running configuration); when they do not, it is deleted.
+
+I/O: none of its own; only through the ``Resources`` it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from reconciler.core.model import Mapping, Scope, Settings
+from reconciler.errors import ConflictError, NotFoundError, TransientProviderError
+from reconciler.graph.shapes import (
+    DOMAIN,
+    JSON,
+    MANAGED_SECRET_KEYS,
+    PASSWORD_HASH_TEMPLATE,
+    PROVISIONING_TEMPLATE,
+    OwnTags,
+    edit_schema,
+    find_job,
+    job_enabled,
+    observe,
+    parse_tags,
+    set_password_hash_mappings,
+    settings_to_secrets,
+    tags_for,
+    with_restart_pending,
+    without_annotations,
+)
+from reconciler.providers.base import RESET_FULL
+
+__all__ = ["COMPANION_JOBS", "CloudSyncWriter", "CompanionJob", "Loaded", "Resources"]
+
+_T = TypeVar("_T")
+
+# A secret the service will not read back (write-only) comes back as this.
+MASKED_SECRET = "*"
+
+
+class Loaded(NamedTuple):
+    """A principal with its jobs and secrets, and the provisioning job's schema when it came along
+    (None: the step reads it itself)."""
+
+    sp: JSON
+    jobs: list[JSON]
+    secrets: list[JSON]
+    schema: JSON | None
+
+
+class Resources(Protocol):
+    """The Graph-shaped calls a target implements; everything else is ``CloudSyncWriter``'s.
+
+    Each call is one request on the service (``load`` may be one ``$batch``). Missing objects raise
+    ``NotFoundError``; an outcome not known (a lost answer) raises ``TransientProviderError``.
+    """
+
+    def step(self, *keys: str) -> AbstractContextManager[None]:
+        """Around one write step: the local tenant's transaction, Graph's one writer per key."""
+        ...
+
+    def settle(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` while a principal made a moment ago may still be replicating (404)."""
+        ...
+
+    def retry_wait(self, exc: TransientProviderError, attempt: int) -> bool:
+        """After the ``attempt``-th unknown outcome: wait and say True, or say False (give up)."""
+        ...
+
+    def is_configuration(self, sp: JSON) -> bool:
+        """Whether principal ``sp`` was made from the Cloud Sync application template."""
+        ...
+
+    def load(self, id: str, *, schema: bool) -> Loaded:
+        """Principal ``id`` with its jobs and secrets; NotFoundError unless it is a Cloud Sync one."""
+        ...
+
+    def managed_as(self, name: str) -> list[JSON]:
+        """The Cloud Sync principals our tags say are managed as ``name``."""
+        ...
+
+    def named(self, display_name: str) -> list[JSON]:
+        """Every principal with display name ``display_name``, of whatever template."""
+        ...
+
+    def offers_template(self, id: str) -> bool:
+        """Whether principal ``id`` offers the provisioning job template (it is a Cloud Sync app)."""
+        ...
+
+    def instantiate(self, display_name: str) -> JSON:
+        """A new application and principal from the Cloud Sync template; returns the principal."""
+        ...
+
+    def set_tags(self, id: str, tags: list[str]) -> None: ...
+
+    def list_jobs(self, id: str) -> list[JSON]: ...
+
+    def create_job(self, id: str, template_id: str) -> JSON: ...
+
+    def delete_job(self, id: str, job_id: str) -> None: ...
+
+    def job_action(self, id: str, job_id: str, action: str, body: JSON | None = None) -> None:
+        """``start``, ``pause`` or ``restart`` (with its body)."""
+        ...
+
+    def get_schema(self, id: str, job_id: str) -> JSON: ...
+
+    def put_schema(self, id: str, job_id: str, schema: JSON) -> None: ...
+
+    def get_secrets(self, id: str) -> list[JSON]: ...
+
+    def put_secrets(self, id: str, secrets: list[JSON]) -> None: ...
+
+    def delete_application(self, app_id: str) -> None:
+        """The application with ``appId`` ``app_id``, and with it its principal."""
+        ...
+
+    def delete_principal(self, id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CompanionJob:
+    """A job beside the provisioning job on the same principal, present exactly when ``wanted``."""
+
+    template_id: str
+    wanted: Callable[[Settings], bool]
+
+
+COMPANION_JOBS: tuple[CompanionJob, ...] = (
+    CompanionJob(PASSWORD_HASH_TEMPLATE, lambda settings: settings.password_hash_sync),
+)
+
+
+def _has_own_tags(sp: JSON) -> bool:
+    return parse_tags(sp.get("tags") or []) != OwnTags()
+
+
+class CloudSyncWriter:
+    """The write half of the ``Provider`` protocol, over ``self.resources``."""
+
+    resources: Resources
+
+    # ----------------------------------------------------------------------------------------------
+    # steps shared by the writes
+
+    def _load_managed(self, id: str, *, schema: bool = False) -> Loaded:
+        loaded = self.resources.load(id, schema=schema)
+        if not parse_tags(loaded.sp.get("tags") or []).managed:
+            raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
+        return loaded
+
+    @staticmethod
+    def _provisioning_job(id: str, jobs: list[JSON]) -> JSON:
+        job = find_job(jobs, PROVISIONING_TEMPLATE)
+        if job is None:
+            raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
+        return job
+
+    def _set_tags(self, sp: JSON, name: str, deletion_protection: bool, restart_token: str | None) -> None:
+        current = list(sp.get("tags") or [])
+        tags = tags_for(
+            current, name=name, deletion_protection=deletion_protection, restart_token=restart_token
+        )
+        if tags != current:
+            self.resources.set_tags(sp["id"], tags)
+            sp["tags"] = tags
+
+    def _mark_restart(self, sp: JSON, pending: bool) -> None:
+        current = list(sp.get("tags") or [])
+        tags = with_restart_pending(current, pending)
+        if tags != current:
+            self.resources.set_tags(sp["id"], tags)
+            sp["tags"] = tags
+
+    def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
+        # An unchanged schema is not written back: the service would stamp a new version for nothing.
+        # Annotations describe an answer, not the schema: they never count as a change.
+        if schema != without_annotations(current):
+            self.resources.put_schema(id, job_id, without_annotations(schema))
+
+    @staticmethod
+    def _secrets_to_write(id: str, settings: Settings, current: list[JSON]) -> list[JSON] | None:
+        """The secret set to PUT for ``settings``, None when it is unchanged; ConflictError when a
+        write would destroy secrets the service does not reveal."""
+        new = settings_to_secrets(settings, current)
+        if new == current:
+            return None
+        ours = set(MANAGED_SECRET_KEYS)
+        masked = sorted(
+            str(s.get("key")) for s in current if s.get("key") not in ours and s.get("value") == MASKED_SECRET
+        )
+        if masked:
+            # PUT replaces every key: writing a masked value back would destroy it.
+            raise ConflictError(
+                f"configuration {id}: the service does not reveal secret(s) {', '.join(masked)}, and "
+                "writing the secret set would overwrite them; change the settings in the portal"
+            )
+        return new
+
+    def _ensure_job(self, id: str, template_id: str, jobs: list[JSON] | None = None) -> JSON:
+        """The job of ``template_id``, created when missing. Never makes a second one."""
+        r = self.resources
+        existing = find_job(jobs if jobs is not None else r.list_jobs(id), template_id)
+        if existing is not None:
+            return existing
+        attempt = 0
+        while True:
+            try:
+                return r.create_job(id, template_id)
+            except (TransientProviderError, ConflictError) as exc:
+                # The job may exist even though the answer was lost (or it exists already): look first.
+                found = find_job(r.list_jobs(id), template_id)
+                if found is not None:
+                    return found
+                attempt += 1
+                if isinstance(exc, ConflictError) or not r.retry_wait(exc, attempt):
+                    raise
+
+    def _sync_companion_jobs(self, id: str, jobs: list[JSON], settings: Settings) -> None:
+        for companion in COMPANION_JOBS:
+            job = find_job(jobs, companion.template_id)
+            if companion.wanted(settings) and job is None:
+                created = self._ensure_job(id, companion.template_id)
+                provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+                # A running configuration runs all of its jobs.
+                if provisioning is not None and job_enabled(provisioning):
+                    self.resources.job_action(id, created["id"], "start")
+            elif not companion.wanted(settings) and job is not None:
+                with contextlib.suppress(NotFoundError):
+                    self.resources.delete_job(id, job["id"])
+
+    # ----------------------------------------------------------------------------------------------
+    # instantiate, never twice for one domain
+
+    def _left_unfinished(self, sp: JSON) -> bool:
+        """Whether ``sp`` is a principal an instantiate made that no one has carried any further.
+
+        The service puts tags of its own on a new principal (``WindowsAzureActiveDirectoryIntegratedApp``)
+        and may list no template id on it, so neither "no tags" nor the template id decides: a Cloud Sync
+        principal (by its template id, or by the job template it offers) with none of our tags, no jobs
+        and no secrets is no configuration yet, and nobody else would finish it.
+        """
+        if _has_own_tags(sp):
+            return False
+        r = self.resources
+        id = str(sp["id"])
+        try:
+            if not (r.is_configuration(sp) or r.offers_template(id)):
+                return False
+            return not r.list_jobs(id) and not r.get_secrets(id)
+        except NotFoundError:
+            return False  # deleted since it was listed
+
+    def _instantiate(self, display_name: str) -> JSON:
+        """``instantiate``, never twice: a principal left unfinished is taken, and after an unknown
+        outcome the new principal is looked for before trying again."""
+        r = self.resources
+        with r.step("display-name:" + display_name.casefold()):
+            existing = r.named(display_name)
+            for orphan in existing:
+                # A run killed between instantiate and tagging left it: take it instead of making another.
+                if self._left_unfinished(orphan):
+                    return orphan
+            before = {found["id"] for found in existing}
+            attempt = 0
+            while True:
+                try:
+                    return r.instantiate(display_name)
+                except TransientProviderError as exc:
+                    # A principal that was not there before, with this name and nothing on it, is the one
+                    # this call made.
+                    fresh = [
+                        sp
+                        for sp in r.named(display_name)
+                        if sp["id"] not in before and self._left_unfinished(sp)
+                    ]
+                    if fresh:
+                        return fresh[0]
+                    attempt += 1
+                    if not r.retry_wait(exc, attempt):
+                        raise
+
+    # ----------------------------------------------------------------------------------------------
+    # the Provider protocol: writes
+
+    def create(
+        self,
+        name: str,
+        settings: Settings,
+        scope: Scope,
+        mappings: Sequence[Mapping],
+        *,
+        removals: Sequence[tuple[str, str]] = (),
+        deletion_protection: bool = False,
+        restart_token: str | None = None,
+    ) -> str:
+        r = self.resources
+        with r.step("name:" + name):
+            ours = r.managed_as(name)
+            if len(ours) > 1:
+                ids = ", ".join(sp["id"] for sp in ours)
+                raise ConflictError(f"more than one configuration is managed as {name!r}: {ids}")
+            if ours:
+                sp, jobs, secrets, _schema = r.load(ours[0]["id"], schema=False)
+                provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+                if provisioning is not None and any(s.get("key") == DOMAIN for s in secrets):
+                    return str(sp["id"])
+            else:
+                # The portal names the application after the AD domain; our name goes into a tag.
+                sp = self._instantiate(settings.domain or name)
+                jobs, secrets = [], []
+            id = str(sp["id"])
+            with r.step(id):
+                # Tagged first: from now on a retry finds this principal instead of making another.
+                r.settle(self._set_tags, sp, name, deletion_protection, restart_token)
+                job = r.settle(self._ensure_job, id, PROVISIONING_TEMPLATE, jobs)
+                # The schema the service made for the job is the base: only what the desired state
+                # says is changed in it.
+                current = r.settle(r.get_schema, id, job["id"])
+                edited = edit_schema(
+                    current,
+                    scope=scope,
+                    mappings=mappings,
+                    removals=removals,
+                    password_hash_sync=settings.password_hash_sync,
+                )
+                self._put_schema(id, job["id"], edited, current)
+                jobs = [j for j in jobs if j.get("id") != job["id"]] + [job]
+                self._sync_companion_jobs(id, jobs, settings)
+                # Secrets last: the Domain secret marks the create as finished.
+                if not secrets:
+                    secrets = r.get_secrets(id)
+                new_secrets = self._secrets_to_write(id, settings, secrets)
+                if new_secrets is not None:
+                    r.put_secrets(id, new_secrets)
+            return id
+
+    def update_settings(
+        self,
+        id: str,
+        settings: Settings,
+        *,
+        deletion_protection: bool,
+        restart_token: str | None,
+    ) -> None:
+        r = self.resources
+        with r.step(id):
+            sp, jobs, secrets, schema = self._load_managed(id, schema=True)
+            tags = parse_tags(sp.get("tags") or [])
+            new_secrets = self._secrets_to_write(id, settings, secrets)  # refused before any write
+            job = find_job(jobs, PROVISIONING_TEMPLATE)
+            if job is not None:
+                current = schema or r.get_schema(id, job["id"])
+                self._put_schema(
+                    id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
+                )
+            self._sync_companion_jobs(id, jobs, settings)
+            # The AppKey secret says whether password hash sync is on, so it goes after the mappings
+            # and the job: a run stopped in between reads as not done, and the next plan finishes it.
+            if new_secrets is not None:
+                r.put_secrets(id, new_secrets)
+            self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
+
+    def edit_schema(
+        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        r = self.resources
+        with r.step(id):
+            _sp, jobs, _secrets, schema = self._load_managed(id, schema=True)
+            job = self._provisioning_job(id, jobs)
+            current = schema or r.get_schema(id, job["id"])
+            edited = edit_schema(current, scope=scope, mappings=mappings, removals=removals)
+            self._put_schema(id, job["id"], edited, current)
+
+    def start(self, id: str) -> None:
+        r = self.resources
+        with r.step(id):
+            jobs = self._load_managed(id).jobs
+            provisioning = self._provisioning_job(id, jobs)
+            r.job_action(id, provisioning["id"], "start")
+            for job in jobs:
+                if job["id"] != provisioning["id"]:
+                    r.job_action(id, job["id"], "start")
+
+    def pause(self, id: str) -> None:
+        r = self.resources
+        with r.step(id):
+            for job in self._load_managed(id).jobs:
+                r.job_action(id, job["id"], "pause")
+
+    def restart(self, id: str, reset_scope: str = RESET_FULL) -> None:
+        r = self.resources
+        with r.step(id):
+            sp, jobs, _secrets, _schema = self._load_managed(id)
+            job = self._provisioning_job(id, jobs)
+            r.job_action(id, job["id"], "restart", {"criteria": {"resetScope": reset_scope}})
+            self._mark_restart(sp, False)
+
+    def set_restart_pending(self, id: str, pending: bool) -> None:
+        with self.resources.step(id):
+            self._mark_restart(self._load_managed(id).sp, pending)
+
+    def delete(self, id: str) -> None:
+        """Jobs first (provisioning stops at once), then the application, then the principal.
+
+        Our tag stays on the principal until the very last call, so an interrupted delete is found and
+        finished by the next one; every step treats "already gone" as done.
+        """
+        r = self.resources
+        with r.step(id):
+            try:
+                sp = r.load(id, schema=False).sp
+            except NotFoundError:
+                return  # already gone, or never a Cloud Sync principal: nothing of ours to delete
+            if not parse_tags(sp.get("tags") or []).managed:
+                raise ConflictError(f"configuration {id} is not managed by reconciler; adopt it first")
+            try:
+                jobs = r.list_jobs(id)
+            except NotFoundError:
+                jobs = []
+            for job in jobs:
+                with contextlib.suppress(NotFoundError):
+                    r.delete_job(id, job["id"])
+            app_id = sp.get("appId")
+            if isinstance(app_id, str) and app_id:
+                # Deleting the application removes its principal too (soft delete: restorable for 30
+                # days); it goes first, so an interrupted delete never leaves an application we can no
+                # longer find through the principal.
+                with contextlib.suppress(NotFoundError):
+                    r.delete_application(app_id)
+            with contextlib.suppress(NotFoundError):
+                r.delete_principal(id)
+
+    def _check_name_free(self, id: str, name: str) -> None:
+        others = [other for other in self.resources.managed_as(name) if other["id"] != id]
+        if others:
+            raise ConflictError(f"configuration {others[0]['id']} is already managed as {name!r}")
+
+    def adopt(self, id: str, name: str) -> None:
+        r = self.resources
+        with r.step("name:" + name, id):
+            sp, jobs, secrets, _schema = r.load(id, schema=False)
+            if observe(sp, jobs, secrets, None) is None:
+                raise NotFoundError(f"{id} is not a Cloud Sync configuration")
+            tags = parse_tags(sp.get("tags") or [])
+            if tags.managed:
+                if tags.name == name:
+                    return
+                raise ConflictError(f"configuration {id} is already managed as {tags.name!r}")
+            self._check_name_free(id, name)
+            self._set_tags(sp, name, False, None)
+
+    def rename(self, id: str, old: str, new: str) -> None:
+        r = self.resources
+        with r.step("name:" + new, id):
+            sp = r.load(id, schema=False).sp
+            tags = parse_tags(sp.get("tags") or [])
+            if not tags.managed or tags.name not in (old, new):
+                raise ConflictError(f"configuration {id} is not the managed configuration {old!r}")
+            if tags.name == new:
+                return
+            self._check_name_free(id, new)
+            self._set_tags(sp, new, tags.deletion_protection, tags.restart_token)
