@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             provenance_for,
             run_plan,
         )
-        from reconciler.gitdiff import load_changed_since
+        from reconciler.git.history import load_changed_since
         from reconciler.providers.local import LocalProvider
 
         paths = ["configs"]

@@ -8,7 +8,8 @@ import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
 from reconciler.cli.options import format_option
-from reconciler.gitdiff import diff_refs, render_diff
+from reconciler.git.history import diff_refs
+from reconciler.render.diff import render_diff
 
 __all__ = ["diff"]
 

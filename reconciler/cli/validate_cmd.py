@@ -54,16 +54,10 @@ def validate(
     """
     # Imported here, not at the top: what a command needs is loaded only when it runs (start-up time).
     from reconciler.cli.output import echo_warnings
-    from reconciler.config.load import load_paths
+    from reconciler.git.source import choose, load
 
     try:
-        roots = list(paths) or ["."]
-        if ref:
-            from reconciler.gitdiff import load_at_ref
-
-            result = load_at_ref(ref, roots)
-        else:
-            result = load_paths(roots)
+        result = load(choose(list(paths) or ["."], ref=ref)).result
         if remote:
             from reconciler.engine.remote_check import remote_expression_check
             from reconciler.providers import open_target

@@ -37,12 +37,9 @@ from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.engine.state import write_private
 from reconciler.errors import FileReadError, NotFoundError, PlanFileError, StalePlanError
-from reconciler.gitrepo import (
-    WorktreeInfo,
-    check_merged,
-    describe_worktree,
-    resolve_commit,
-)
+from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree
+from reconciler.git.source import AtRef, choose
+from reconciler.git.source import load as load_source
 from reconciler.providers.base import Provider, ReadsByName
 
 __all__ = [
@@ -140,25 +137,16 @@ def run_plan(
 
     ``changed_since``: plan only the configurations whose own or shared files changed since that ref.
     """
-    if ref is not None or changed_since is not None:
-        # Reading desired files from git commits is loaded only by the plans that do it.
-        from reconciler.gitdiff import load_at_ref, load_changed_since
-    if ref is not None:
-        with _no_cyclic_gc():
-            loaded = load_at_ref(ref, paths)
-        commit = resolve_commit(ref).sha
-        # The work tree is neither read nor asked about: only the commit is.
-        provenance = replace(_provenance(paths, None), commit=commit, dirty=False, ref=commit)
-    elif changed_since is not None:
-        provenance = provenance_for(paths)
-        with _no_cyclic_gc():
-            got = load_changed_since(changed_since, paths)
-        loaded = got.result
-        options = replace(options, only=got.names)
+    with _no_cyclic_gc():
+        loaded = load_source(choose(paths, ref=ref, changed_since=changed_since))
+    if loaded.commit is not None:
+        # Read from a commit: the work tree is neither read nor asked about, only the commit is.
+        provenance = replace(_provenance(paths, None), commit=loaded.commit, dirty=False, ref=loaded.commit)
     else:
         provenance = provenance_for(paths)
-        loaded = load_desired(paths)
-    return make_plan(loaded.state, provider, options, provenance), loaded
+    if changed_since is not None:
+        options = replace(options, only=loaded.only)
+    return make_plan(loaded.result.state, provider, options, provenance), loaded.result
 
 
 def write_plan_file(plan: Plan, path: str) -> None:
@@ -246,10 +234,8 @@ def _pinned_state(plan: Plan) -> LoadResult:
     if plan.provenance.ref:
         # Made from a commit: compare with that commit, whatever the work tree holds. Only a commit
         # already merged into what is checked out counts, never one from a branch nobody merged.
-        from reconciler.gitdiff import load_at_ref
-
         check_merged(plan.provenance.ref)
-        return load_at_ref(plan.provenance.ref, paths)
+        return load_source(AtRef(plan.provenance.ref, tuple(paths))).result
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise StalePlanError("the desired files this plan was made from are not here: " + ", ".join(missing))

@@ -45,14 +45,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.config.load import load_files
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import OK, ApplyResult
 from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
 from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
 from reconciler.errors import LoadError, LockError, ReconcilerError, StateError
-from reconciler.gitrepo import CommitInfo, redact, source_url, sync_branch, tree_files
+from reconciler.git.repo import CommitInfo, redact, source_url, sync_branch
+from reconciler.git.source import Clone
+from reconciler.git.source import load as load_source
 from reconciler.providers.base import Provider
 from reconciler.state import open_store
 from reconciler.state.base import describe_holder, runner_identity
@@ -330,7 +331,7 @@ class Reconciler:
             return self._finish(PassResult.ERROR, None, str(exc))
         self.status.last_seen_commit = head.sha
         try:
-            state = load_files(tree_files(folder, head.sha, opts.paths), paths=opts.paths).state
+            state = load_source(Clone(str(folder), head.sha, tuple(opts.paths))).result.state
         except LoadError as exc:
             problems = [str(d) for d in exc.diagnostics if d.severity == "error"]
             message = f"the desired state at {head.short} does not load: " + "; ".join(problems[:5])

@@ -9,8 +9,8 @@ import pytest
 
 from reconciler.config.load import load_paths
 from reconciler.errors import GitError
-from reconciler.gitdiff import load_at_ref
-from reconciler.gitrepo import (
+from reconciler.git.history import load_at_ref
+from reconciler.git.repo import (
     changed_files,
     commits_touching,
     describe_worktree,

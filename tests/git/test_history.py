@@ -20,16 +20,16 @@ from reconciler.engine.operations import (
     write_plan_file,
 )
 from reconciler.errors import ConfigError, StalePlanError
-from reconciler.gitdiff import (
+from reconciler.git.history import (
     changed_configuration_names,
     diff_refs,
     load_at_ref,
     load_changed_since,
-    render_diff,
 )
 from reconciler.providers.base import Provider, ReadsByName
 from reconciler.providers.local import LocalProvider
 from reconciler.providers.memory import MemoryProvider
+from reconciler.render.diff import render_diff
 from reconciler.testing.gitrepos import GitRepo, configuration
 
 DEPT = "      - {target: employeeType, source: department}\n"
