@@ -36,6 +36,14 @@ ENTITY_SETS: dict[str, str] = {
     "applicationTemplates": "graph.applicationTemplate",
 }
 
+# Properties the service returns outside its published metadata, and takes back in a PUT of what it
+# returned: ``provisioningTaskIdentifier`` is in every real schema GET (``../shared/reference/real/``)
+# and a GET written back as it is succeeds (graph-sync-api.md section 3). A body holding them is not
+# refused for them; they are not checked, and nothing else about the type changes.
+UNPUBLISHED_PROPERTIES: dict[str, frozenset[str]] = {
+    "graph.synchronizationSchema": frozenset({"provisioningTaskIdentifier"}),
+}
+
 _INT_RANGES = {
     "Edm.Byte": (0, 255),
     "Edm.SByte": (-128, 127),
@@ -334,6 +342,7 @@ class Metadata:
         # extensions (extension_<appId>_<name>), which is what the service stores on it.
         open_type = bool(definition.get("open")) and definition.get("kind") == "ComplexType"
         open_extensions = bool(definition.get("open")) and definition.get("kind") == "EntityType"
+        unpublished = UNPUBLISHED_PROPERTIES.get(inner, frozenset())
         for key, prop in (self.properties(inner) or {}).items():
             writable = not prop.get("navigation") or bool(prop.get("containsTarget"))
             fields[key] = (
@@ -351,7 +360,7 @@ class Metadata:
                 field = fields.get(key)
                 if field is None:
                     extension = open_extensions and key.startswith("extension_")
-                    if "@odata." not in key and not open_type and not extension:
+                    if "@odata." not in key and not open_type and not extension and key not in unpublished:
                         problems.append(f"{_text(path)}: {short} has no property {key!r}")
                     continue
                 check, nullable, writable, prop_type = field

@@ -144,6 +144,28 @@ def test_create_finishes_an_interrupted_create(harness: Harness) -> None:
     assert o.credential_data_count == {"user": 1}
 
 
+def test_create_takes_a_principal_left_unfinished_whatever_tags_the_service_put(harness: Harness) -> None:
+    # An instantiate whose answer was lost (or a run killed before tagging) left a principal with only
+    # the service's own tag: the create finishes that one instead of making a second application.
+    if harness.store is None:
+        pytest.skip("this provider has no service principals")
+    store = harness.store
+    left = store.instantiate(SETTINGS.domain)["servicePrincipal"]["id"]
+    store.patch_service_principal(left, {"tags": ["WindowsAzureActiveDirectoryIntegratedApp"]})
+    assert create(harness.provider) == left
+    assert len(store.list_applications()) == 1 and only(harness.provider, left).complete
+
+
+def test_create_never_takes_a_principal_holding_secrets(harness: Harness) -> None:
+    if harness.store is None:
+        pytest.skip("this provider has no service principals")
+    store = harness.store
+    other = store.instantiate(SETTINGS.domain)["servicePrincipal"]["id"]
+    store.put_secrets(other, [{"key": "Domain", "value": '{"domain":"contoso.com"}'}])
+    assert create(harness.provider) != other
+    assert store.get_service_principal(other)["tags"] == [] and store.list_jobs(other) == []
+
+
 def test_read_all_is_sorted_by_id(harness: Harness) -> None:
     for i in range(4):
         create(harness.provider, f"c{i}", replace(SETTINGS, domain=f"c{i}.contoso.com"))
