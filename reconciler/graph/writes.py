@@ -193,10 +193,11 @@ class CloudSyncWriter:
             sp["tags"] = tags
 
     def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
-        # An unchanged schema is not written back: the service would stamp a new version for nothing.
-        # Annotations describe an answer, not the schema: they never count as a change.
+        """Write ``schema`` (an edit of ``current``, made without annotations by ``shapes``) if it
+        differs from ``current``: the service would stamp a new version for nothing. Annotations
+        describe an answer, not the schema: they never count as a change."""
         if schema != without_annotations(current):
-            self.resources.put_schema(id, job_id, without_annotations(schema))
+            self.resources.put_schema(id, job_id, schema)
 
     @staticmethod
     def _secrets_to_write(id: str, settings: Settings, current: list[JSON]) -> list[JSON] | None:
