@@ -456,7 +456,7 @@ class _GraphResources:
     def offers_template(self, id: str) -> bool:
         data = self.client.get(f"{_sp_path(id)}/synchronization/templates")
         return any(
-            isinstance(t, dict) and t.get("factoryTag", t.get("id")) == PROVISIONING_TEMPLATE
+            isinstance(t, dict) and PROVISIONING_TEMPLATE in (t.get("id"), t.get("factoryTag"))
             for t in _values(data, f"the synchronization templates of {id}")
         )
 

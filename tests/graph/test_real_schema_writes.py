@@ -283,3 +283,22 @@ def test_import_change_one_mapping_apply_then_plan_again_is_empty(
     assert differences and all(d.startswith(row + ".") for d in differences), differences
     assert make_plan(wanted, provider, PlanOptions(), Provenance()).changes == ()
     provider.close()
+
+
+def test_a_new_principal_showing_no_template_id_is_known_by_the_job_template_it_offers(
+    start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Microsoft's example of a Cloud Sync principal shows applicationTemplateId null and
+    # servicePrincipalNames [appId]: such a principal, left unfinished, is still recognised (its
+    # synchronization templates offer AD2AADProvisioning), and one holding a job is not taken.
+    emulator = start_emulator()
+    store = emulator.store
+    _service_tags_on_new_principals(store, monkeypatch)
+    provider = provider_for(emulator)
+    made = store.instantiate("alpha.contoso.com")["servicePrincipal"]
+    as_listed = {**made, "applicationTemplateId": None, "servicePrincipalNames": [made["appId"]]}
+    assert not provider.resources.is_configuration(as_listed)
+    assert provider._left_unfinished(as_listed)
+    store.create_job(made["id"], PROVISIONING_TEMPLATE)
+    assert not provider._left_unfinished(as_listed)
+    provider.close()
