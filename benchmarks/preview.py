@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.core.model import Mapping, MappingKind, Scope, ScopeKind
-from reconciler.mapping_eval import MappingEvaluator, ScopeMatcher, SourceValue
+from reconciler.provisioning.evaluate import MappingEvaluator, ScopeMatcher, SourceValue
 
 TARGET_SECONDS = 2.0
 

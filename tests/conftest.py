@@ -1,4 +1,5 @@
-"""Every test: the user's state folder is the test's own, and the state stores a test opened are closed."""
+"""Every test: the user's state folder is the test's own, and the state stores a test opened are closed.
+Asked for by name: ``state_dir``, the test's own reconciler state folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.providers import reset_memory_targets
 from reconciler.state import reset_stores
 
 
@@ -16,3 +18,13 @@ def _own_state_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.delenv("RECONCILER_STATE", raising=False)
     yield
     reset_stores()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "state"
+    monkeypatch.setenv("RECONCILER_STATE_DIR", str(folder))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
+    yield folder
+    reset_memory_targets()

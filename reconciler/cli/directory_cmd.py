@@ -1,7 +1,7 @@
 """``reconciler directory``: the local tenant's on-premises directory (``load``, ``list``).
 
 On-demand provisioning on the local target reads its objects from this directory; ``load`` fills it
-from YAML files in the format ``reconciler.directory`` describes.
+from YAML files in the format ``reconciler.provisioning.directory`` describes.
 
 I/O: reads the given files; reads and writes the local tenant database; stdout.
 """
@@ -13,10 +13,10 @@ import json
 import click
 
 from reconciler.cli.options import format_option, target_option
-from reconciler.directory import OBJECT_CLASSES, load_into, read_directory
 from reconciler.providers import open_target
 from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalProvider
+from reconciler.provisioning.directory import OBJECT_CLASSES, load_into, read_directory
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["directory"]

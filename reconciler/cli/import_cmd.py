@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.options import target_option
-from reconciler.importer import import_target
+from reconciler.engine.importer import import_target
 from reconciler.providers import open_target
 
 __all__ = ["import_"]

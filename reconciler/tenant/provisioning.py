@@ -46,7 +46,7 @@ from reconciler.graph.shapes import (
     read_schema,
     secrets_to_settings,
 )
-from reconciler.mapping_eval import (
+from reconciler.provisioning.evaluate import (
     Evaluation,
     MappingEvaluator,
     Outcome,

@@ -13,7 +13,7 @@ from reconciler.core.model import Mapping, MappingKind
 from reconciler.errors import ExpressionLimitError
 from reconciler.expressions import MAX_TEXT, Budget, evaluate
 from reconciler.expressions.netregex import FAST_STEPS, compile_net, template
-from reconciler.mapping_eval import MappingEvaluator, OutcomeKind
+from reconciler.provisioning.evaluate import MappingEvaluator, OutcomeKind
 
 BIG = "a" * (MAX_TEXT // 2 + 1)
 
@@ -68,7 +68,7 @@ def test_one_objects_mappings_share_one_budget(monkeypatch: pytest.MonkeyPatch) 
         budgets.append(Budget(0.3))
         return budgets[-1]
 
-    monkeypatch.setattr("reconciler.mapping_eval.Budget", small_budget)
+    monkeypatch.setattr("reconciler.provisioning.evaluate.Budget", small_budget)
     evil = 'Replace([a], , "^(a|aa)+$", , "", , )'
     mappings = [Mapping("user", target, MappingKind.EXPRESSION, evil) for target in ("one", "two", "three")]
     mappings.append(Mapping("user", "plain", MappingKind.DIRECT, "a"))

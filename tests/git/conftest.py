@@ -1,14 +1,12 @@
-"""Fixtures: a real git repository in a temporary folder (pinned author and dates), a state folder."""
+"""Fixtures: a real git repository in a temporary folder (pinned author and dates)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.providers import reset_memory_targets
 from reconciler.testing.gitrepos import GitRepo, git_env, make_repo
 
 
@@ -24,16 +22,6 @@ def pinned_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
         if key.startswith("GIT_") or key == "HOME":
             monkeypatch.setenv(key, value)
     return env
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "state"
-    monkeypatch.setenv("RECONCILER_STATE_DIR", str(folder))
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
-    yield folder
-    reset_memory_targets()
 
 
 @pytest.fixture

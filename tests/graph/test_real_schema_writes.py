@@ -29,6 +29,7 @@ from test_graph_resilience import Targeted
 from reconciler.core.model import CREDENTIAL_DATA, MappingKind, MappingOverride, Scope, ScopeKind
 from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
+from reconciler.engine.importer import import_target
 from reconciler.engine.operations import load_desired, make_plan, plan_and_apply
 from reconciler.graph.client import GraphClient, NoToken
 from reconciler.graph.provider import GraphProvider
@@ -41,7 +42,6 @@ from reconciler.graph.shapes import (
     read_schema,
     without_annotations,
 )
-from reconciler.importer import import_target
 from reconciler.tenant.store import TenantStore
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "ad2aad-schema-sample1.json"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ADELE, CONTOSO_DIR, FABRIKAM_DIR, ISAIAH, NESTOR, SALES_TEAM
+from directory_samples import ADELE, CONTOSO_DIR, FABRIKAM_DIR, ISAIAH, NESTOR, SALES_TEAM
 
-from reconciler.directory import load_into, parse_directory, read_directory, read_objects
 from reconciler.errors import LoadError
+from reconciler.provisioning.directory import load_into, parse_directory, read_directory, read_objects
 from reconciler.tenant.store import TenantStore
 
 

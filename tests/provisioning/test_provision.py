@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from directory_samples import (
     ADELE,
     ALEX,
     CASEY,

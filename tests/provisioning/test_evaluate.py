@@ -6,7 +6,7 @@ import pytest
 
 from reconciler.core.model import ApplyMode, Mapping, MappingKind, Scope, ScopeKind
 from reconciler.expressions import parse
-from reconciler.mapping_eval import (
+from reconciler.provisioning.evaluate import (
     MappingEvaluator,
     OutcomeKind,
     ScopeMatcher,

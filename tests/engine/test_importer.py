@@ -12,10 +12,10 @@ from reconciler.cli.import_cmd import import_
 from reconciler.config.load import load_paths
 from reconciler.core.model import Mapping, MappingKind, Scope, ScopeKind, Settings
 from reconciler.core.plan import Action, PlanOptions, Provenance
+from reconciler.engine.importer import import_target
 from reconciler.engine.journal import read_runs
 from reconciler.engine.operations import make_plan, plan_and_apply
 from reconciler.errors import ReconcilerError
-from reconciler.importer import import_target
 from reconciler.providers.local import LocalProvider
 
 WRITTEN = """\

@@ -43,7 +43,7 @@ from reconciler.config.files import read_bounded
 from reconciler.config.yamlio import Document, Locator, parse_documents
 from reconciler.core.model import OBJECT_TYPES, Origin
 from reconciler.errors import Diagnostic, FileReadError, LoadError
-from reconciler.mapping_eval import SourceValue, dn_compare_key, normalize_attributes
+from reconciler.provisioning.evaluate import SourceValue, dn_compare_key, normalize_attributes
 from reconciler.tenant.store import TenantStore
 
 __all__ = [
