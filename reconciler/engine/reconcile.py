@@ -6,10 +6,10 @@ applied. Once it is, every later pass compares the target with it: a plan with c
 Deletes follow the plan options as anywhere else, so they still need ``allow_delete``.
 
 Passes are ``interval`` apart plus up to ``jitter`` of it at random, so that loops started together
-spread out; after failures the wait doubles, up to ``max_backoff``. A stop request (SIGTERM or SIGINT
-when ``run`` owns the signals) is honoured between changes: the change being written finishes, the
-rest of the plan is skipped (the run's journal entry counts them), the status file is written, and the
-loop ends.
+spread out; after failures the wait doubles, up to ``max_backoff``; ``nudge`` (a push webhook)
+ends the wait early. A stop request (SIGTERM or SIGINT when ``run`` owns the signals) is honoured
+between changes: the change being written finishes, the rest of the plan is skipped (the run's journal
+entry counts them), the status file is written, and the loop ends.
 
 Only one loop is active per target, however many replicas run (two pods, say): the active one holds a
 leader lease in the target's state store and renews it every third of its time-to-live; the others
@@ -37,6 +37,7 @@ import os
 import random
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -78,6 +79,8 @@ STATUS_KEY = "reconcile"
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 2
+# How soon a nudge (``Reconciler.nudge``) ends the wait between passes; a stop ends it at once.
+NUDGE_LATENCY = 0.25
 
 
 class PassResult(enum.StrEnum):
@@ -272,6 +275,7 @@ class Reconciler:
         self.status_path = options.status_file or default_status_file(provider.target)
         self.lease_owner = uuid.uuid4().hex
         self.lease_lost = threading.Event()
+        self.nudged = threading.Event()
         self.cache = ensure_state_dir() / "git"
         self.status = Status(
             target=provider.target,
@@ -428,7 +432,7 @@ class Reconciler:
                         _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=wait)
                     ).isoformat(timespec="seconds")
                     self.status.write(self.status_path)
-                    self.stop.wait(wait)
+                    self._pause(wait)
             finally:
                 self.status.state = "stopped"
                 self.status.next_pass_at = None
@@ -441,6 +445,22 @@ class Reconciler:
         if self.stop.is_set() and not once:
             return EXIT_IN_SYNC  # a requested stop of a loop is a clean end, wherever it came
         return EXIT_CODES[last]
+
+    def nudge(self) -> None:
+        """Start the next pass now rather than at the end of the interval (a push webhook asks this).
+
+        A nudge during a pass starts another pass right after it: the push may have come after the fetch.
+        """
+        self.nudged.set()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between passes: until the interval ends, a stop comes (at once) or a nudge (soon)."""
+        end = time.monotonic() + seconds
+        while not self.nudged.is_set():
+            left = end - time.monotonic()
+            if left <= 0 or self.stop.wait(min(left, NUDGE_LATENCY)):
+                break
+        self.nudged.clear()
 
     # -- the leader lease ----------------------------------------------------------------------------
 
