@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reconcile",
         "Keep a target in line with a git branch; report or heal drift.",
     ),
+    "serve": (
+        "serve_cmd",
+        "serve",
+        "Run the reconcile loop as a service: dashboard, metrics, git webhook.",
+    ),
     "import": ("import_cmd", "import_", "Write YAML for what a target holds; --adopt marks it managed."),
     "expr": ("expr_cmd", "expr", "Evaluate a mapping expression against given attributes."),
     "preview": ("preview_cmd", "preview", "The Entra ID attributes a configuration's mappings give objects."),

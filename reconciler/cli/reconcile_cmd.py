@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import click
 
@@ -13,7 +15,7 @@ from reconciler.cli.plan_cmd import plan_options_from
 from reconciler.engine.reconcile import LoopOptions, Reconciler, stop_on_signals
 from reconciler.providers import open_target
 
-__all__ = ["parse_interval", "reconcile"]
+__all__ = ["loop_options", "loop_options_from", "parse_interval", "reconcile"]
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
@@ -38,63 +40,80 @@ def _repo_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def loop_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of the reconcile loop, shared by ``reconcile`` and ``serve``."""
+    for option in reversed(_LOOP_OPTIONS):
+        command = option(command)
+    return command
+
+
+_LOOP_OPTIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = (
+    click.argument("paths", nargs=-1, metavar="[PATH]..."),
+    click.option(
+        "--repo",
+        "--git",
+        "repo",
+        default=".",
+        show_default=True,
+        metavar="PATH_OR_URL",
+        help="The git repository to follow: a folder or a URL.",
+    ),
+    click.option("--branch", default="main", show_default=True, help="The branch to follow."),
+    target_option,
+    click.option(
+        "--interval",
+        default="5m",
+        show_default=True,
+        help="Time between passes (30s, 5m, 1h); up to 10% is added at random.",
+    ),
+    click.option("--self-heal", is_flag=True, help="Revert drift (changes made behind git's back)."),
+    click.option(
+        "--status-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Where to write the JSON status (default: in the state folder, one file per target).",
+    ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long an apply waits for another run's lock on the target.",
+    ),
+    click.option(
+        "--lease-ttl",
+        type=click.FloatRange(min=1),
+        default=30.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="The leader lease of replicas: a standby takes over this long after the active loop died.",
+    ),
+    delete_options,
+)
+
+
+def loop_options_from(params: dict[str, Any]) -> LoopOptions:
+    """The ``LoopOptions`` the options of ``loop_options`` give (``params`` as click passes them)."""
+    return LoopOptions(
+        source=params["repo"],
+        branch=params["branch"],
+        paths=_repo_paths(params["paths"]),
+        interval=parse_interval(params["interval"]),
+        self_heal=params["self_heal"],
+        plan_options=plan_options_from(
+            params["allow_delete"], params["allow_mass_delete"], params["max_deletes"]
+        ),
+        status_file=params["status_file"],
+        lock_timeout=params["lock_timeout"],
+        lease_ttl=params["lease_ttl"],
+    )
+
+
 @click.command(short_help="Keep a target in line with a git branch; report or heal drift.")
-@click.argument("paths", nargs=-1, metavar="[PATH]...")
-@click.option(
-    "--repo",
-    default=".",
-    show_default=True,
-    metavar="PATH_OR_URL",
-    help="The git repository to follow: a folder or a URL.",
-)
-@click.option("--branch", default="main", show_default=True, help="The branch to follow.")
-@target_option
-@click.option(
-    "--interval",
-    default="5m",
-    show_default=True,
-    help="Time between passes (30s, 5m, 1h); up to 10% is added at random.",
-)
+@loop_options
 @click.option("--once", is_flag=True, help="One pass, then exit: 0 in sync, 2 drift not healed, 1 error.")
-@click.option("--self-heal", is_flag=True, help="Revert drift (changes made behind git's back).")
-@click.option(
-    "--status-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the JSON status (default: in the state folder, one file per target).",
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long an apply waits for another run's lock on the target.",
-)
-@click.option(
-    "--lease-ttl",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="The leader lease of replicas: a standby takes over this long after the active loop died.",
-)
-@delete_options
-def reconcile(
-    paths: tuple[str, ...],
-    repo: str,
-    branch: str,
-    target: str | None,
-    interval: str,
-    once: bool,
-    self_heal: bool,
-    status_file: Path | None,
-    lock_timeout: float,
-    lease_ttl: float,
-    allow_delete: bool,
-    allow_mass_delete: bool,
-    max_deletes: int,
-) -> None:
+def reconcile(target: str | None, once: bool, **loop: Any) -> None:
     """Apply each new commit of BRANCH to the target, and look for drift at every interval.
 
     PATH... are desired-state folders or files, relative to the repository's top folder (default: all
@@ -102,28 +121,18 @@ def reconcile(
     runs until SIGTERM or SIGINT, which stop it between two changes; of the loops started for one target
     (replicas), one is active and the others stand by until its lease expires.
     """
-    options = LoopOptions(
-        source=repo,
-        branch=branch,
-        paths=_repo_paths(paths),
-        interval=parse_interval(interval),
-        self_heal=self_heal,
-        plan_options=plan_options_from(allow_delete, allow_mass_delete, max_deletes),
-        status_file=status_file,
-        lock_timeout=lock_timeout,
-        lease_ttl=lease_ttl,
-    )
+    options = loop_options_from(loop)
     provider = open_target(target)
     try:
-        loop = Reconciler(options, provider, report=lambda line: click.echo(line, err=True))
+        reconciler = Reconciler(options, provider, report=lambda line: click.echo(line, err=True))
         if not once:
             click.echo(
-                f"Following {branch} of {loop.status.source} into {provider.target}; "
-                f"status in {loop.status_path}",
+                f"Following {options.branch} of {reconciler.status.source} into {provider.target}; "
+                f"status in {reconciler.status_path}",
                 err=True,
             )
-        with stop_on_signals(loop.stop):
-            code = loop.run(once=once)
+        with stop_on_signals(reconciler.stop):
+            code = reconciler.run(once=once)
     finally:
         provider.close()
     if code:
