@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from gitrepos import GitRepo, configuration, git_env, make_repo
 
 from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_job
 from reconciler.providers.local import LocalProvider
+from reconciler.testing.gitrepos import GitRepo, configuration, git_env, make_repo
 
 SECRET = "serve-test-webhook-secret-5f1c"
 # Generous: two cores shared with other suites; every wait ends as soon as its condition holds.
