@@ -259,6 +259,9 @@ class JobStatus:
     last_run_state: str | None = None  # Succeeded | Failed | EntryLevelErrors
     last_run_end: str | None = None
     last_error: str | None = None
+    # The last run's object counts as the service reports them (countEntitled, countExported, ...);
+    # shown by serve, not part of plans.
+    last_run_counts: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     @property
     def healthy(self) -> bool:

@@ -1229,6 +1229,9 @@ def job_status(job: AbcMapping[str, Any]) -> JobStatus:
         last_run_state=_opt_str(last.get("state")),
         last_run_end=_opt_str(last.get("timeEnded")),
         last_error=_opt_str(error.get("message") or error.get("code")),
+        last_run_counts=tuple(
+            (k, v) for k, v in sorted(last.items()) if k.startswith("count") and type(v) is int
+        ),
     )
 
 

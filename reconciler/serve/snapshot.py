@@ -89,7 +89,7 @@ def build(
             "domain": o.settings.domain,
             "enabled": o.settings.enabled,
             "scope": scope_summary(o.scope),
-            "health": o.status.as_dict(),
+            "health": {**o.status.as_dict(), **dict(o.status.last_run_counts)},
             "healthy": o.status.healthy,
             "pending": _pending(plan, o.name) if o.managed and o.name else _pending(None, key),
         }

@@ -162,6 +162,17 @@ def start(repo: GitRepo, work: Path, *args: str, secret: str | None = SECRET, in
 
 # A live value with markup in it: the pages must show it as text.
 HOSTILE_EMAIL = "<b>portal</b>@alpha.example.com"
+# A job run as the service reports it, with its counts.
+CHARLIE_LAST_RUN = {
+    "state": "Succeeded",
+    "timeBegan": "2026-12-06T09:58:00Z",
+    "timeEnded": "2026-12-06T10:00:00Z",
+    "countEntitled": 120,
+    "countExported": 7,
+    "countImported": 130,
+    "countEscrowed": 2,
+    "error": None,
+}
 
 
 @dataclass
@@ -205,6 +216,10 @@ def staged(work: Path) -> Iterator[Scene]:
             job = find_job(provider.store.list_jobs(bravo.id), PROVISIONING_TEMPLATE)
             assert job is not None
             provider.store.quarantine(bravo.id, job["id"], reason="TooManyDeletes")
+            charlie = by_name["charlie"]
+            job = find_job(provider.store.list_jobs(charlie.id), PROVISIONING_TEMPLATE)
+            assert job is not None
+            provider.store.set_status(charlie.id, job["id"], lastExecution=CHARLIE_LAST_RUN)
         finally:
             provider.close()
         # The same commit again (another delivery): a drift pass.

@@ -96,6 +96,20 @@ def test_a_drifted_configuration_shows_its_drift_plan_and_history(page: Any, sce
     page.screenshot(path=str(ARTIFACTS / "configuration-alpha.png"), full_page=True)
 
 
+def test_a_job_in_sync_shows_its_last_run_and_counts(page: Any, scene: Scene) -> None:
+    page.goto(scene.served.url + "/configurations/charlie", wait_until="load")
+    assert page.get_by_role("heading", level=1).inner_text() == "charlie in sync"
+    health = page.get_by_role("region", name="Health")
+    terms, values = health.locator("dt").all_inner_texts(), health.locator("dd").all_inner_texts()
+    facts = dict(zip(terms, values, strict=True))
+    assert facts["Last sync"] == "Succeeded at 2026-12-06T10:00:00Z"
+    labels = ("Objects in scope", "Objects exported", "Objects imported", "Objects with errors")
+    counts = [facts[k] for k in labels]
+    assert counts == ["120", "7", "130", "2"]
+    assert "No drift" in page.get_by_role("region", name="Drift").inner_text()
+    assert "Nothing pending" in page.get_by_role("region", name="Pending plan").inner_text()
+
+
 def test_a_quarantined_job_shows_the_service_reason(page: Any, scene: Scene) -> None:
     page.goto(scene.served.url + "/configurations/bravo", wait_until="load")
     health = page.get_by_role("region", name="Health").inner_text()
