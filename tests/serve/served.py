@@ -114,15 +114,25 @@ class Served:
                 self.proc.kill()
 
 
-def start(repo: GitRepo, work: Path, *args: str, secret: str | None = SECRET, interval: str = "1h") -> Served:
-    """Start ``reconciler serve configs`` on a free port and wait until it answers."""
-    env = dict(repo.env, RECONCILER_STATE_DIR=str(work / "state"), NO_COLOR="1")
-    env.pop("RECONCILER_STATE", None)
-    env.pop("RECONCILER_TARGET", None)
-    env.pop("RECONCILER_WEBHOOK_SECRET", None)
+def start(
+    repo: GitRepo,
+    work: Path,
+    *args: str,
+    secret: str | None = SECRET,
+    interval: str = "1h",
+    tenant: Path | None = None,
+    target: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Served:
+    """Start ``reconciler serve configs`` on a free port and wait until it answers.
+
+    The target is the local tenant ``tenant`` (default ``work/tenant.db``) unless ``target`` names another.
+    """
+    env = {k: v for k, v in repo.env.items() if not k.startswith("RECONCILER_")}
+    env.update(RECONCILER_STATE_DIR=str(work / "state"), NO_COLOR="1", **(extra_env or {}))
     if secret is not None:
         env["RECONCILER_WEBHOOK_SECRET"] = secret
-    tenant = work / "tenant.db"
+    tenant = tenant or work / "tenant.db"
     stderr_path = work / f"serve-{time.monotonic_ns()}.err"
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
@@ -135,7 +145,7 @@ def start(repo: GitRepo, work: Path, *args: str, secret: str | None = SECRET, in
                 "--repo",
                 str(repo.path),
                 "--target",
-                f"local:{tenant}",
+                target or f"local:{tenant}",
                 "--listen",
                 "127.0.0.1:0",
                 "--interval",
