@@ -34,8 +34,12 @@ class FieldChange:
 
 def scope_essence(scope: Scope) -> dict[str, Any]:
     if scope.kind is ScopeKind.ALL:
-        return {"kind": "all", "entries": []}
-    return {"kind": scope.kind.value, "entries": list(scope.normalized().entries)}
+        data: dict[str, Any] = {"kind": "all", "entries": []}
+    else:
+        data = {"kind": scope.kind.value, "entries": list(scope.normalized().entries)}
+    if scope.filters:
+        data["filters"] = scope.filters_as_list()
+    return data
 
 
 def mapping_essence(mappings: Iterable[Mapping]) -> dict[str, dict[str, dict[str, object]]]:

@@ -24,11 +24,18 @@ from typing import Any
 __all__ = [
     "CREDENTIAL_DATA",
     "DEFAULT_DELETE_THRESHOLD",
+    "ENTRA_TO_AD_OBJECTS",
+    "FILTER_OPERATORS",
     "OBJECT_TYPES",
     "PHS_OBJECTS",
+    "PROTECTED_TARGETS",
+    "TARGET_CONTAINER",
+    "UNARY_OPERATORS",
     "ApplyMode",
     "Desired",
     "DesiredState",
+    "Direction",
+    "FilterClause",
     "JobStatus",
     "Mapping",
     "MappingKind",
@@ -51,6 +58,50 @@ PHS_OBJECTS: tuple[str, ...] = ("user", "inetOrgPerson")
 CREDENTIAL_DATA = "CredentialData"
 DEFAULT_DELETE_THRESHOLD = 500
 
+# Entra ID -> AD (group provisioning, users in preview): the object types its job maps, the pseudo
+# attribute that names the container objects are created in, and the rows the docs say the service owns
+# (cloud-sync-directions.md 1.5 and 2): changing one would break matching or membership.
+ENTRA_TO_AD_OBJECTS: tuple[str, ...] = ("group", "user")
+TARGET_CONTAINER = "parentDistinguishedName"
+PROTECTED_TARGETS: dict[str, frozenset[str]] = {
+    "group": frozenset(
+        t.casefold()
+        for t in (
+            "adminDescription",
+            "msDS-ExternalDirectoryObjectId",
+            "member",
+            "isSecurityGroup",
+            "UniversalScope",
+            "ObjectGUID",
+        )
+    ),
+    "user": frozenset(
+        t.casefold() for t in ("adminDescription", "msDS-ExternalDirectoryObjectId", "ObjectGUID")
+    ),
+}
+# The provisioning scoping-filter operators (API names); the unary ones take no value.
+UNARY_OPERATORS: frozenset[str] = frozenset(("IS_TRUE", "IS_FALSE", "IS_NULL", "IS_NOT_NULL"))
+FILTER_OPERATORS: tuple[str, ...] = (
+    "EQUALS",
+    "NOT_EQUALS",
+    "GREATER_THAN",
+    "GREATER_THAN_OR_EQUALS",
+    "IS_TRUE",
+    "IS_FALSE",
+    "IS_NULL",
+    "IS_NOT_NULL",
+    "REGEX_MATCH",
+    "NOT_REGEX_MATCH",
+)
+
+
+class Direction(enum.StrEnum):
+    """Which way a configuration provisions: AD to Entra ID (users, groups, contacts), or Entra ID to AD
+    (cloud security groups; users in preview)."""
+
+    AD_TO_ENTRA = "adToEntra"
+    ENTRA_TO_AD = "entraToAd"
+
 
 class MappingKind(enum.StrEnum):
     """The portal's mapping types; on the service Direct = Attribute, Expression = Function."""
@@ -71,6 +122,23 @@ class ScopeKind(enum.StrEnum):
     ALL = "all"
     GROUPS = "groups"
     ORGANIZATIONAL_UNITS = "organizationalUnits"
+    # Entra ID -> AD: the Entra group object ids assigned to the configuration's service principal.
+    SELECTED_GROUPS = "selectedGroups"
+
+
+@dataclass(frozen=True, slots=True)
+class FilterClause:
+    """One clause of an Entra ID -> AD attribute filter: ``attribute OPERATOR value``."""
+
+    attribute: str
+    operator: str
+    value: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        data = {"attribute": self.attribute, "operator": self.operator}
+        if self.value is not None:
+            data["value"] = self.value
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,25 +240,33 @@ class MappingOverride:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which on-premises objects are in scope: all, selected security groups, or selected OUs (DNs)."""
+    """Which objects are in scope: all, selected security groups, or selected OUs (DNs); for Entra ID ->
+    AD, selected cloud groups (object ids), or all groups that pass ``filters``.
+
+    ``filters``: OR across filters, AND across the clauses of one (the service's scoping filters)."""
 
     kind: ScopeKind = ScopeKind.ALL
     entries: tuple[str, ...] = ()
+    filters: tuple[tuple[FilterClause, ...], ...] = ()
 
     @staticmethod
     def all() -> Scope:
         return Scope(ScopeKind.ALL, ())
 
     def normalized(self) -> Scope:
-        # DNs compare case-insensitively in AD; keep the written form but order and dedupe by casefold.
+        # DNs and object ids compare case-insensitively; keep the written form but order and dedupe by
+        # casefold. Filters keep their order: it is how the service lists them.
         seen: dict[str, str] = {}
         for entry in self.entries:
             seen.setdefault(entry.casefold(), entry)
-        return Scope(self.kind, tuple(seen[k] for k in sorted(seen)))
+        return Scope(self.kind, tuple(seen[k] for k in sorted(seen)), self.filters)
+
+    def filters_as_list(self) -> list[list[dict[str, str]]]:
+        return [[c.as_dict() for c in f] for f in self.filters]
 
     def as_dict(self) -> dict[str, object]:
         if self.kind is ScopeKind.ALL:
-            return {"all": True}
+            return {"all": True, "filters": self.filters_as_list()} if self.filters else {"all": True}
         return {self.kind.value: list(self.entries)}
 
 
@@ -204,9 +280,17 @@ class Settings:
     password_hash_sync: bool = True
     accidental_deletes_enabled: bool = True
     accidental_deletes_threshold: int = DEFAULT_DELETE_THRESHOLD
+    direction: Direction = Direction.AD_TO_ENTRA
+    # AD -> Entra ID add-on jobs on the same service principal.
+    exchange_hybrid_writeback: bool = False
+    device_sync: bool = False
+    # Entra ID -> AD: users too (preview), besides groups.
+    preview_users: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        # The fields added with other directions appear only when they are not their defaults, so that
+        # an AD -> Entra ID configuration reads (and digests) as it always has.
+        data: dict[str, object] = {
             "domain": self.domain,
             "enabled": self.enabled,
             "passwordHashSync": self.password_hash_sync,
@@ -216,6 +300,15 @@ class Settings:
                 "threshold": self.accidental_deletes_threshold,
             },
         }
+        if self.direction is not Direction.AD_TO_ENTRA:
+            data["direction"] = self.direction.value
+        if self.exchange_hybrid_writeback:
+            data["exchangeHybridWriteback"] = True
+        if self.device_sync:
+            data["deviceSync"] = True
+        if self.preview_users:
+            data["previewUsers"] = True
+        return data
 
 
 @dataclass(frozen=True, slots=True)

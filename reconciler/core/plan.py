@@ -28,6 +28,7 @@ from reconciler.core.model import (
     CREDENTIAL_DATA,
     Desired,
     DesiredState,
+    Direction,
     JobStatus,
     Mapping,
     Observed,
@@ -216,13 +217,30 @@ def _canon(
             s.password_hash_sync,
             s.accidental_deletes_enabled,
             s.accidental_deletes_threshold,
+            # Fields of the other directions and add-on jobs, only when set: the canonical form (and
+            # so digests and fingerprints) of an AD -> Entra ID configuration without them is unchanged.
+            *_extra_settings(s),
         ),
-        (scope.kind._value_, tuple(sorted(e.casefold() for e in scope.entries))),
+        (scope.kind._value_, tuple(sorted(e.casefold() for e in scope.entries)), *_canon_filters(scope)),
         _canon_mappings(mappings),
         deletion_protection,
         restart_token,
         *((tuple(sorted(folded_key(o, t) for o, t in removals)),) if removals else ()),
     )
+
+
+def _canon_filters(scope: Scope) -> tuple[Any, ...]:
+    if not scope.filters:
+        return ()
+    return (tuple(tuple((c.attribute, c.operator, c.value) for c in f) for f in scope.filters),)
+
+
+def _extra_settings(s: Settings) -> tuple[Any, ...]:
+    extra = {k: v for k, v in s.as_dict().items() if k in _EXTRA_SETTINGS}
+    return (tuple(sorted(extra.items())),) if extra else ()
+
+
+_EXTRA_SETTINGS = frozenset(("direction", "exchangeHybridWriteback", "deviceSync", "previewUsers"))
 
 
 def _digest(data: Any) -> str:
@@ -358,6 +376,32 @@ def _no_object(missing: Sequence[str]) -> str:
         f"its mappings speak about {', '.join(missing)}, but the job schema has no object mapping for "
         f"{'it' if len(missing) == 1 else 'them'}; remove those mappings from the desired state"
     )
+
+
+def _add_on_jobs(s: Settings) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name, on in (
+            ("exchangeHybridWriteback", s.exchange_hybrid_writeback),
+            ("deviceSync", s.device_sync),
+        )
+        if on
+    )
+
+
+def _held_other_direction(d: Desired, found: Observed | None) -> Held:
+    """An Entra ID -> AD configuration: validated and shown, not yet carried out by any target."""
+    if found is not None:
+        reason = (
+            f"the target's configuration '{d.name}' provisions AD -> Entra ID and the desired one "
+            "Entra ID -> AD; a configuration's direction cannot change: give the new one another name"
+        )
+        return Held(d.name, Action.UPDATE, found.id, (reason,))
+    reason = (
+        "Entra ID -> AD configurations are validated and planned, but this release does not yet create them "
+        "on a target (their scope is app-role assignments the providers do not write yet)"
+    )
+    return Held(d.name, Action.CREATE, None, (reason,))
 
 
 def _name(d: Desired) -> str:
@@ -561,6 +605,23 @@ def compute_plan(
             continue
         spec = specs[d.name]
         found = managed.get(d.name)
+        if d.settings.direction is not Direction.AD_TO_ENTRA:
+            held.append(_held_other_direction(d, found))
+            continue
+        add_ons = _add_on_jobs(d.settings)
+        if add_ons != (_add_on_jobs(found.settings) if found is not None else ()):
+            held.append(
+                Held(
+                    d.name,
+                    Action.UPDATE if found is not None else Action.CREATE,
+                    found.id if found is not None else None,
+                    (
+                        f"{' and '.join(add_ons) or 'its add-on jobs'}: validated and planned, but this "
+                        "release does not yet write the add-on jobs of a configuration",
+                    ),
+                )
+            )
+            continue
         renamed = leaving.get(d.settings.domain.casefold()) if found is None else None
         if renamed is not None and renamed.name is not None:
             moved.add(renamed.name)

@@ -15,6 +15,8 @@ from typing import Any
 from reconciler.core.diff import FieldChange
 from reconciler.core.model import (
     ApplyMode,
+    Direction,
+    FilterClause,
     JobStatus,
     Mapping,
     MappingKind,
@@ -60,12 +62,27 @@ def _mapping_from(d: dict[str, Any]) -> Mapping:
 def _spec_to(s: Spec) -> dict[str, Any]:
     return {
         "settings": s.settings.as_dict(),
-        "scope": {"kind": s.scope.kind.value, "entries": list(s.scope.entries)},
+        "scope": _scope_to(s.scope),
         "mappings": [_mapping_to(m) for m in s.mappings],
         "removals": [{"object": o, "target": t} for o, t in s.removals],
         "deletionProtection": s.deletion_protection,
         "restartToken": s.restart_token,
     }
+
+
+def _scope_to(scope: Scope) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": scope.kind.value, "entries": list(scope.entries)}
+    if scope.filters:
+        data["filters"] = scope.filters_as_list()
+    return data
+
+
+def _scope_from(d: dict[str, Any]) -> Scope:
+    filters = tuple(
+        tuple(FilterClause(str(c["attribute"]), str(c["operator"]), c.get("value")) for c in f)
+        for f in d.get("filters") or ()
+    )
+    return Scope(ScopeKind(d["kind"]), tuple(str(e) for e in d["entries"]), filters)
 
 
 def _settings_from(d: dict[str, Any]) -> Settings:
@@ -77,14 +94,17 @@ def _settings_from(d: dict[str, Any]) -> Settings:
         password_hash_sync=bool(d["passwordHashSync"]),
         accidental_deletes_enabled=bool(ad.get("enabled", True)),
         accidental_deletes_threshold=int(ad.get("threshold", 500)),
+        direction=Direction(d.get("direction", Direction.AD_TO_ENTRA.value)),
+        exchange_hybrid_writeback=bool(d.get("exchangeHybridWriteback", False)),
+        device_sync=bool(d.get("deviceSync", False)),
+        preview_users=bool(d.get("previewUsers", False)),
     )
 
 
 def _spec_from(d: dict[str, Any]) -> Spec:
-    scope = d["scope"]
     return Spec(
         settings=_settings_from(d["settings"]),
-        scope=Scope(ScopeKind(scope["kind"]), tuple(str(e) for e in scope["entries"])),
+        scope=_scope_from(d["scope"]),
         mappings=tuple(_mapping_from(m) for m in d["mappings"]),
         deletion_protection=bool(d["deletionProtection"]),
         restart_token=d.get("restartToken"),

@@ -1,0 +1,83 @@
+"""The planner with the add-on jobs of an AD -> Entra ID configuration and with Entra ID -> AD
+configurations: what it plans, what it holds back, and that plan files carry the new fields."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from reconciler.core.model import (
+    Desired,
+    DesiredState,
+    Direction,
+    FilterClause,
+    Observed,
+    Scope,
+    ScopeKind,
+    Settings,
+)
+from reconciler.core.plan import Action, PlanOptions, compute_plan
+from reconciler.core.serialize import from_document, to_document
+
+SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com")
+TO_AD = replace(SETTINGS, direction=Direction.ENTRA_TO_AD, password_hash_sync=False)
+G1 = "0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b"
+
+
+def observed(name: str, settings: Settings, id: str = "sp-1") -> Observed:
+    return Observed(id=id, name=name, managed=True, settings=settings, scope=Scope.all(), mappings=())
+
+
+def plan(ds: list[Desired], obs: list[Observed]):  # type: ignore[no-untyped-def]
+    return compute_plan(DesiredState(tuple(ds)), obs, (), PlanOptions(), target="memory:t")
+
+
+def test_add_on_jobs_are_held_until_a_target_writes_them() -> None:
+    want = replace(SETTINGS, exchange_hybrid_writeback=True, device_sync=True)
+    p = plan([Desired("contoso", want)], [observed("contoso", SETTINGS)])
+    assert p.changes == ()
+    (held,) = p.held
+    assert held.action is Action.UPDATE and held.reasons[0].startswith(
+        "exchangeHybridWriteback and deviceSync"
+    )
+
+
+def test_add_on_jobs_as_the_target_has_them_is_no_change() -> None:
+    want = replace(SETTINGS, exchange_hybrid_writeback=True)
+    assert plan([Desired("contoso", want)], [observed("contoso", want)]).changes == ()
+
+
+def test_entra_to_ad_configuration_is_held_with_its_reason() -> None:
+    scope = Scope(ScopeKind.SELECTED_GROUPS, (G1,))
+    p = plan([Desired("groups", TO_AD, scope=scope)], [])
+    assert p.changes == ()
+    (held,) = p.held
+    assert held.action is Action.CREATE and "Entra ID -> AD" in held.reasons[0]
+
+
+def test_direction_of_a_managed_configuration_never_changes_in_place() -> None:
+    p = plan([Desired("contoso", TO_AD)], [observed("contoso", SETTINGS)])
+    assert p.changes == ()
+    (held,) = p.held
+    assert held.action is Action.UPDATE and "direction cannot change" in held.reasons[0]
+
+
+def test_entra_to_ad_for_a_domain_is_not_a_rename_of_its_ad_to_entra_configuration() -> None:
+    # The AD -> Entra ID configuration of the same domain leaves the desired state: that is a delete to
+    # hold (no --allow-delete), never the new direction taking it over under another name.
+    p = plan([Desired("groups", TO_AD)], [observed("contoso", SETTINGS)])
+    assert p.changes == ()
+    assert sorted((h.action, h.name) for h in p.held) == [
+        (Action.CREATE, "groups"),
+        (Action.DELETE, "contoso"),
+    ]
+
+
+def test_plan_files_carry_direction_filters_and_add_on_jobs() -> None:
+    filters = ((FilterClause("department", "EQUALS", "Finance"), FilterClause("x", "IS_TRUE")),)
+    want = replace(SETTINGS, exchange_hybrid_writeback=True, device_sync=True)
+    have = replace(want, notification_email="old@contoso.com")
+    p = plan([Desired("contoso", want, scope=Scope(ScopeKind.ALL, (), filters))], [observed("contoso", have)])
+    again = from_document(to_document(p))
+    assert again == p
+    spec = again.changes[0].spec
+    assert spec is not None and spec.scope.filters == filters and spec.settings.device_sync
