@@ -33,10 +33,16 @@ from reconciler.config.yamlio import Document, Locator, parse_documents
 from reconciler.core.model import (
     CREDENTIAL_DATA,
     DEFAULT_DELETE_THRESHOLD,
+    ENTRA_TO_AD_OBJECTS,
     OBJECT_TYPES,
+    PROTECTED_TARGETS,
+    TARGET_CONTAINER,
+    UNARY_OPERATORS,
     ApplyMode,
     Desired,
     DesiredState,
+    Direction,
+    FilterClause,
     Mapping,
     MappingKind,
     MappingOverride,
@@ -47,10 +53,25 @@ from reconciler.core.model import (
 )
 from reconciler.errors import Diagnostic, ExpressionError, LoadError
 
-__all__ = ["MAX_SCOPE_ENTRIES", "LoadResult", "load_files", "load_paths"]
+__all__ = [
+    "MAX_ENTRA_TO_AD_CONFIGURATIONS",
+    "MAX_SCOPE_ENTRIES",
+    "MAX_SELECTED_GROUPS",
+    "LoadResult",
+    "load_files",
+    "load_paths",
+]
 
 # The service keeps scoping in one 4 MB setting, which it documents as about 50 OUs or groups.
 MAX_SCOPE_ENTRIES = 50
+# Entra ID -> AD (cloud-sync-directions.md 1.1, 1.3): at most 20 such configurations per tenant, and
+# "selected groups" scoping is documented up to 10,000 groups (the portal's picker stops at 999).
+MAX_ENTRA_TO_AD_CONFIGURATIONS = 20
+MAX_SELECTED_GROUPS = 10_000
+_PORTAL_PICKER_LIMIT = 999
+# Fields that belong to one direction only, and the direction they belong to.
+_AD_TO_ENTRA_ONLY = ("passwordHashSync", "exchangeHybridWriteback", "deviceSync")
+_ENTRA_TO_AD_ONLY = ("targetContainer", "preview")
 
 _VALUE_KEYS = ("source", "constant", "expression", "remove")
 _KINDS_BY_KEY = {
@@ -100,14 +121,36 @@ def load_files(
 
 
 @functools.cache
-def _template_targets(obj: str) -> frozenset[str]:
+def _template_targets(obj: str, direction: Direction = Direction.AD_TO_ENTRA) -> frozenset[str]:
     """The target attributes of the template's default mappings of object type ``obj``.
 
     Loaded on the first removal only: most repositories remove nothing, and the template costs a read.
     """
-    from reconciler.tenant.template import template_defaults
+    from reconciler.tenant.template import template_defaults_for
 
-    return frozenset(m.target for m in template_defaults() if m.object == obj)
+    return frozenset(m.target for m in template_defaults_for(direction) if m.object == obj)
+
+
+def switch_expression(value: dict[str, Any]) -> str:
+    """``{switch: attr, cases: {v: dn}, default: dn}`` as ``Switch([attr], default, v, dn, ...)``."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    parts = [f"[{value['switch']}]", quoted(value["default"])]
+    for key, dn in value["cases"].items():
+        parts += [quoted(str(key)), quoted(dn)]
+    return f"Switch({', '.join(parts)})"
+
+
+def _regex_problem(pattern: str) -> str | None:
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None
 
 
 def _override_order(key: tuple[str, str]) -> tuple[int, str]:
@@ -301,17 +344,27 @@ class _Run:
         self, doc: Document, origin: Origin, metadata: dict[str, Any], spec: dict[str, Any]
     ) -> None:
         deletes: dict[str, Any] = spec.get("accidentalDeletes", {})
+        direction = Direction(spec.get("direction", Direction.AD_TO_ENTRA.value))
+        to_ad = direction is Direction.ENTRA_TO_AD
+        if not self.direction_fields(doc, spec, direction):
+            return
         settings = Settings(
             domain=spec["domain"],
             notification_email=spec["notificationEmail"],
             enabled=spec.get("enabled", True),
-            password_hash_sync=spec.get("passwordHashSync", True),
+            password_hash_sync=False if to_ad else spec.get("passwordHashSync", True),
             accidental_deletes_enabled=deletes.get("enabled", True),
             accidental_deletes_threshold=int(deletes.get("threshold", DEFAULT_DELETE_THRESHOLD)),
+            direction=direction,
+            exchange_hybrid_writeback=spec.get("exchangeHybridWriteback", False),
+            device_sync=spec.get("deviceSync", False),
+            preview_users=bool(spec.get("preview", {}).get("users", False)),
         )
         token = spec.get("restartToken")
         scope = None
-        if "scope" in spec:
+        if to_ad:
+            scope = self.entra_scope(doc, spec.get("scope"))
+        elif "scope" in spec:
             scope = self.scope(doc, ("spec", "scope"), spec["scope"], settings.domain)
         config = _Config(
             name=metadata["name"],
@@ -325,9 +378,168 @@ class _Run:
         )
         mappings: dict[str, list[dict[str, Any]]] = spec.get("attributeMappings", {})
         for obj, entries in mappings.items():
-            for override in self.mappings(doc, ("spec", "attributeMappings", obj), obj, entries):
+            path = ("spec", "attributeMappings", obj)
+            if to_ad and not self.entra_to_ad_object(doc, path, obj, settings.preview_users):
+                continue
+            for override in self.mappings(doc, path, obj, entries, direction):
                 config.overrides[override.object, override.target.casefold()] = override
+        if to_ad and "targetContainer" in spec:
+            container = self.target_container(doc, spec["targetContainer"], settings.domain)
+            if container is not None:
+                key = ("group", TARGET_CONTAINER.casefold())
+                if key in config.overrides:
+                    where = config.overrides[key].origin
+                    self.error(
+                        doc.file,
+                        doc.root.find(("spec", "targetContainer"), key=True),
+                        f"targetContainer and the group mapping of '{TARGET_CONTAINER}' at {where} both set "
+                        "the target container; give one",
+                    )
+                else:
+                    config.overrides[key] = container
         self.configs.append(config)
+
+    # -- the other direction and the add-on jobs -------------------------------------------------------
+
+    def direction_fields(self, doc: Document, spec: dict[str, Any], direction: Direction) -> bool:
+        """Refuse fields of the other direction; False when one was given (reported)."""
+        ok = True
+        to_ad = direction is Direction.ENTRA_TO_AD
+        wrong = _AD_TO_ENTRA_ONLY if to_ad else _ENTRA_TO_AD_ONLY
+        for key in wrong:
+            if key in spec:
+                belongs = "adToEntra" if to_ad else "entraToAd"
+                message = (
+                    f"spec.{key} applies to direction {belongs} only; this configuration's direction is "
+                    f"{direction.value}"
+                )
+                self.error(doc.file, doc.root.find(("spec",)).key(key) or doc.root, message)
+                ok = False
+        scope = spec.get("scope")
+        if isinstance(scope, dict):
+            keys = ("groups", "organizationalUnits") if to_ad else ("selectedGroups", "filters")
+            for key in keys:
+                if key in scope:
+                    hint = (
+                        "selectedGroups (Entra group object ids) or filters"
+                        if to_ad
+                        else "groups or organizationalUnits (DNs)"
+                    )
+                    message = (
+                        f"spec.scope.{key} does not apply to direction {direction.value}; its scope is {hint}"
+                    )
+                    self.error(doc.file, doc.root.find(("spec", "scope")).key(key) or doc.root, message)
+                    ok = False
+        return ok
+
+    def entra_to_ad_object(self, doc: Document, path: tuple[str, ...], obj: str, users: bool) -> bool:
+        """Whether an Entra ID -> AD configuration may map ``obj``; reported when not."""
+        loc = doc.root.find(path[:-1]).key(obj) or doc.root
+        if obj not in ENTRA_TO_AD_OBJECTS:
+            message = f"{dotted(path)}: an entraToAd configuration provisions groups (and users, in preview)"
+            self.error(doc.file, loc, message)
+            return False
+        if obj == "user" and not users:
+            message = (
+                f"{dotted(path)}: provisioning users to AD is a preview feature; "
+                "set spec.preview.users: true to use it"
+            )
+            self.error(doc.file, loc, message)
+            return False
+        return True
+
+    def entra_scope(self, doc: Document, spec: dict[str, Any] | None) -> _ScopeDecl | None:
+        """An Entra ID -> AD scope: selected groups by object id, or all groups that pass the filters."""
+        if spec is None or not ("selectedGroups" in spec or "filters" in spec):
+            where = doc.root.find(("spec",), key=True)
+            self.warn(
+                doc.file,
+                where,
+                "every cloud security group of the tenant is in scope: the docs ask for at least one "
+                "attribute filter (spec.scope.filters) when all groups are provisioned, or select groups "
+                "(spec.scope.selectedGroups)",
+            )
+            return None
+        path = ("spec", "scope")
+        here = doc.root.find(path)
+        origin = doc.root.find(path, key=True).origin(doc.file)
+        if "selectedGroups" in spec and "filters" in spec:
+            self.error(
+                doc.file, here.key("filters") or here, "spec.scope: give selectedGroups or filters, not both"
+            )
+            return None
+        if "selectedGroups" in spec:
+            ids: list[str] = spec["selectedGroups"]
+            list_loc = here.child("selectedGroups") or here
+            if len(ids) > MAX_SELECTED_GROUPS:
+                message = (
+                    f"spec.scope.selectedGroups: {len(ids)} groups; the service documents at most "
+                    f"{MAX_SELECTED_GROUPS:,} selected groups per configuration"
+                )
+                self.error(doc.file, here.key("selectedGroups") or here, message)
+                return None
+            if len(ids) > _PORTAL_PICKER_LIMIT:
+                message = (
+                    f"spec.scope.selectedGroups: {len(ids)} groups; the portal shows at most "
+                    f"{_PORTAL_PICKER_LIMIT} of them (the service takes them all)"
+                )
+                self.warn(doc.file, here.key("selectedGroups") or here, message)
+            seen: dict[str, Locator] = {}
+            ok = True
+            for entry, loc in zip(ids, list_loc.items(), strict=True):
+                key = entry.casefold()
+                if key in seen:
+                    self.error(
+                        doc.file, loc, f"group '{entry}' is listed twice (first on line {seen[key].line})"
+                    )
+                    ok = False
+                    continue
+                seen[key] = loc
+            return _ScopeDecl(Scope(ScopeKind.SELECTED_GROUPS, tuple(ids)), origin) if ok else None
+        filters: list[tuple[FilterClause, ...]] = []
+        ok = True
+        for filt, floc in zip(spec["filters"], (here.child("filters") or here).items(), strict=True):
+            clauses: list[FilterClause] = []
+            for clause, cloc in zip(filt, floc.items(), strict=True):
+                op: str = clause["operator"]
+                unary = op in UNARY_OPERATORS
+                if unary and "value" in clause:
+                    self.error(doc.file, cloc.key("value") or cloc, f"operator {op} takes no value")
+                    ok = False
+                elif not unary and "value" not in clause:
+                    self.error(doc.file, cloc, f"operator {op} needs a value")
+                    ok = False
+                elif op in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
+                    problem = _regex_problem(clause["value"])
+                    if problem:
+                        where = cloc.child("value") or cloc
+                        self.error(doc.file, where, f"value is not a regular expression: {problem}")
+                        ok = False
+                clauses.append(FilterClause(clause["attribute"], op, clause.get("value")))
+            filters.append(tuple(clauses))
+        return _ScopeDecl(Scope(ScopeKind.ALL, (), tuple(filters)), origin) if ok else None
+
+    def target_container(self, doc: Document, value: Any, domain: str) -> MappingOverride | None:
+        """``targetContainer`` as the group mapping of parentDistinguishedName: a DN (Constant) or a
+        ``Switch()`` on an attribute (Expression); every DN must be in the configuration's domain."""
+        path = ("spec", "targetContainer")
+        loc = doc.root.find(path)
+        origin = doc.root.find(path, key=True).origin(doc.file)
+        if isinstance(value, str):
+            dns: list[tuple[str, Locator]] = [(value, loc)]
+        else:
+            cases_loc = loc.child("cases") or loc
+            dns = [(dn, cases_loc.child(key) or cases_loc) for key, dn in value["cases"].items()]
+            dns.append((value["default"], loc.child("default") or loc))
+        checked = [self.dn_in_domain(doc.file, dn, where, domain) for dn, where in dns]
+        if any(rdns is None for rdns in checked):
+            return None
+        if isinstance(value, str):
+            mapping = Mapping("group", TARGET_CONTAINER, MappingKind.CONSTANT, value)
+        else:
+            mapping = Mapping("group", TARGET_CONTAINER, MappingKind.EXPRESSION, switch_expression(value))
+            self.diagnostics.extend(_check_expression(mapping.value, origin))
+        return MappingOverride("group", TARGET_CONTAINER, mapping, origin)
 
     def scope(
         self, doc: Document, path: tuple[str, ...], spec: dict[str, Any], domain: str | None
@@ -366,21 +578,10 @@ class _Run:
             return None
         seen: dict[Any, Locator] = {}
         for entry, loc in zip(entries, list_loc.items(), strict=True):
-            try:
-                rdns = parse_dn(entry)
-            except DNError as exc:
-                message = f"'{entry}' is not a valid DN: {exc.message} (at character {exc.offset + 1})"
-                self.error(doc.file, loc, message)
+            rdns = self.dn_in_domain(doc.file, entry, loc, domain)
+            if rdns is None:
                 ok = False
                 continue
-            if domain is not None:
-                found = dn_domain(rdns)
-                if found.casefold() != domain.casefold():
-                    where = f"its domain is {found}" if found else "it has no DC= parts"
-                    message = f"'{entry}' is outside the configuration's domain {domain} ({where})"
-                    self.error(doc.file, loc, message)
-                    ok = False
-                    continue
             dup = dn_key(rdns)
             if dup in seen:
                 self.error(doc.file, loc, f"'{entry}' is listed twice (first on line {seen[dup].line})")
@@ -391,8 +592,29 @@ class _Run:
             return None
         return _ScopeDecl(Scope(kind, tuple(entries)), doc.root.find(path, key=True).origin(doc.file))
 
+    def dn_in_domain(self, file: str, dn: str, loc: Locator, domain: str | None) -> Any:
+        """``dn`` parsed, when it is a valid DN inside ``domain`` (any domain when None); else None,
+        with the problem reported at ``loc``."""
+        try:
+            rdns = parse_dn(dn)
+        except DNError as exc:
+            self.error(file, loc, f"'{dn}' is not a valid DN: {exc.message} (at character {exc.offset + 1})")
+            return None
+        if domain is not None:
+            found = dn_domain(rdns)
+            if found.casefold() != domain.casefold():
+                where = f"its domain is {found}" if found else "it has no DC= parts"
+                self.error(file, loc, f"'{dn}' is outside the configuration's domain {domain} ({where})")
+                return None
+        return rdns
+
     def mappings(
-        self, doc: Document, path: tuple[str, ...], obj: str, entries: list[dict[str, Any]]
+        self,
+        doc: Document,
+        path: tuple[str, ...],
+        obj: str,
+        entries: list[dict[str, Any]],
+        direction: Direction = Direction.AD_TO_ENTRA,
     ) -> list[MappingOverride]:
         """The mapping entries of one list, checked; entries with problems are reported and left out."""
         file = doc.file
@@ -407,13 +629,32 @@ class _Run:
                 self.error(file, loc.child("target") or loc, message)
                 continue
             first[folded] = origin
-            override = self.mapping(file, obj, entry, loc, origin)
+            if direction is Direction.ENTRA_TO_AD and folded in PROTECTED_TARGETS.get(obj, frozenset()):
+                message = (
+                    f"the {obj} mapping of '{target}' is the service's own for Entra ID -> AD (it matches "
+                    "objects or carries membership); the docs say it must not be changed"
+                )
+                self.error(file, loc.child("target") or loc, message)
+                continue
+            if (
+                direction is Direction.ENTRA_TO_AD
+                and folded == TARGET_CONTAINER.casefold()
+                and obj == "group"
+            ):
+                pass  # the long form of targetContainer; both at once is reported by configuration()
+            override = self.mapping(file, obj, entry, loc, origin, direction)
             if override is not None:
                 out.append(override)
         return out
 
     def mapping(
-        self, file: str, obj: str, entry: dict[str, Any], loc: Locator, origin: Origin
+        self,
+        file: str,
+        obj: str,
+        entry: dict[str, Any],
+        loc: Locator,
+        origin: Origin,
+        direction: Direction = Direction.AD_TO_ENTRA,
     ) -> MappingOverride | None:
         """One mapping entry as an override, or None when it has problems (reported)."""
         target: str = entry["target"]
@@ -437,7 +678,7 @@ class _Run:
                 if extra in entry:
                     self.error(file, loc.key(extra) or loc, f"a removal of '{target}' takes no {extra}")
                     ok = False
-            defaults = _template_targets(obj)
+            defaults = _template_targets(obj, direction)
             # The service matches target names without regard to case: so does this check.
             if ok and target.casefold() not in {d.casefold() for d in defaults}:
                 # Removing what is not there would change nothing: it is a typo, or a misunderstanding.
@@ -459,7 +700,8 @@ class _Run:
                 ok = False
         if not ok:
             return None
-        if how in ("source", "expression"):
+        if how in ("source", "expression") and direction is Direction.AD_TO_ENTRA:
+            # The catalog is of AD attributes: an Entra ID -> AD mapping reads Entra attributes.
             for message in self.attribute_warnings(obj, how, entry[how]):
                 self.warn(file, loc.child(how) or loc, f"mapping of '{target}': {message}")
         apply = _APPLY_MODES[entry["apply"]] if "apply" in entry else ApplyMode.ALWAYS
@@ -551,18 +793,31 @@ class _Run:
 
     def one_per_domain(self) -> None:
         """Two configurations for one AD domain would run two provisioning jobs over the same objects."""
-        by_domain: dict[str, _Config] = {}
+        by_domain: dict[tuple[Direction, str], _Config] = {}
+        to_ad = 0
         for config in self.by_name.values():
+            direction = config.settings.direction
             # DNS names compare without case and without the root's trailing dot.
-            earlier = by_domain.setdefault(config.settings.domain.casefold().rstrip("."), config)
+            key = (direction, config.settings.domain.casefold().rstrip("."))
+            earlier = by_domain.setdefault(key, config)
             if earlier is not config:
+                way = "" if direction is Direction.AD_TO_ENTRA else f" (direction {direction.value})"
                 self.error(
                     config.origin.file,
                     config.origin,
-                    f"configuration '{config.name}' is for domain {config.settings.domain}, as configuration "
-                    f"'{earlier.name}' at {earlier.origin} is already; a domain has one configuration "
-                    "(to rename a configuration, change its name in its file)",
+                    f"configuration '{config.name}' is for domain {config.settings.domain}{way}, "
+                    f"as configuration '{earlier.name}' at {earlier.origin} is already; a domain has one "
+                    "configuration per direction (to rename a configuration, change its name in its file)",
                 )
+            elif direction is Direction.ENTRA_TO_AD:
+                to_ad += 1
+                if to_ad == MAX_ENTRA_TO_AD_CONFIGURATIONS + 1:
+                    self.error(
+                        config.origin.file,
+                        config.origin,
+                        f"configuration '{config.name}' is Entra ID -> AD configuration number "
+                        f"{to_ad}; a tenant has at most {MAX_ENTRA_TO_AD_CONFIGURATIONS}",
+                    )
 
     def unknown(self, doc: Document, loc: Locator, name: str) -> None:
         if name in self.broken_names:
@@ -579,6 +834,14 @@ class _Run:
             self.unknown(doc, doc.root.find(("spec", "configuration")), name)
             return
         if decl is None:
+            return
+        if config.settings.direction is not Direction.AD_TO_ENTRA:
+            self.error(
+                doc.file,
+                doc.root.find(("spec", "configuration")),
+                f"configuration '{config.name}' provisions Entra ID -> AD; a Scope document holds AD "
+                "groups or organizational units, so give its scope in its own spec.scope",
+            )
             return
         if config.scope is not None:
             self.error(
@@ -605,11 +868,22 @@ class _Run:
                 config = self.by_name.get(name)
                 if config is None:
                     self.unknown(doc, loc, name)
+                elif config.settings.direction is not Direction.AD_TO_ENTRA:
+                    message = (
+                        f"configuration '{name}' provisions Entra ID -> AD; AttributeMappings documents hold "
+                        "AD -> Entra ID mappings, so give its mappings in its own spec.attributeMappings"
+                    )
+                    self.error(doc.file, loc, message)
                 else:
                     targets.append(config)
         else:
             wanted = shared.match_labels or {}
-            targets = [c for c in self.by_name.values() if wanted.items() <= dict(c.labels).items()]
+            # Shared mapping sets are AD -> Entra ID mappings: a selector never reaches the other direction.
+            targets = [
+                c
+                for c in self.by_name.values()
+                if wanted.items() <= dict(c.labels).items() and c.settings.direction is Direction.AD_TO_ENTRA
+            ]
             if not targets:
                 where = doc.root.find(("spec", "selector"), key=True)
                 self.warn(doc.file, where, "selector matches no configuration")
