@@ -45,6 +45,16 @@ def history(limit: int, target: str | None, fmt: str) -> None:
                 f"{f', {failed} failed' if failed else ''}  user {r.user or '-'}  commit {commit}  {r.target}"
             ]
         )
+        if r.kind == "approve-deletes":
+            since = r.extra.get("quarantine_since")
+            said = r.extra.get("service_message")
+            echo_lines(
+                [
+                    f"    {r.user or 'someone'} approved the held deletes of {r.extra.get('configuration')}"
+                    + (f", held since {since}" if since else "")
+                    + (f"; the service said: {said}" if said else "")
+                ]
+            )
         for c in interrupted:
             echo_lines([f"    interrupted during {c['action']} {c['name']}"])
         for c in changes:

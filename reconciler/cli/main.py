@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "diff": ("diff_cmd", "diff", "What a change between two commits means for the desired state."),
     "status": ("status_cmd", "status", "Each configuration's job status, quarantine and last run."),
     "restart": ("status_cmd", "restart", "Restart one configuration's provisioning job now."),
+    "approve-deletes": (
+        "status_cmd",
+        "approve_deletes",
+        "Release the deletes a configuration's delete threshold holds.",
+    ),
     "history": ("history_cmd", "history", "Past applies, restarts and reconcile passes, with outcomes."),
     "reconcile": (
         "reconcile_cmd",

@@ -394,6 +394,11 @@ class Observed:
     complete: bool = True
     # An apply changed this configuration and meant to restart it, but the restart did not happen.
     restart_pending: bool = False
+    # Every job of the configuration, (templateId, status): the provisioning job and its add-ons.
+    jobs: tuple[tuple[str, JobStatus], ...] = field(default=(), compare=False)
+    # Exchange hybrid writeback's precondition, when it was looked up (directory discover): whether
+    # the AD schema has the Exchange attributes. None: not looked up.
+    exchange_schema: bool | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:

@@ -389,6 +389,29 @@ def _add_on_jobs(s: Settings) -> tuple[str, ...]:
     )
 
 
+def _exchange_precondition(d: Desired, found: Observed | None, warnings: list[str]) -> Held | None:
+    """Exchange hybrid writeback asked for where the configuration lacks it: held when a directory
+    discover found no Exchange schema in AD (the documented precondition); a warning when it could not
+    be looked up (a new configuration, or a target that cannot discover)."""
+    if not d.settings.exchange_hybrid_writeback or (
+        found is not None and found.settings.exchange_hybrid_writeback
+    ):
+        return None
+    if found is not None and found.exchange_schema is False:
+        reason = (
+            f"exchangeHybridWriteback: the AD schema of {d.settings.domain} has no Exchange attributes (a "
+            "directory discover finds no mailNickname on user); extend the schema for Exchange and restart "
+            "the provisioning agent, then plan again"
+        )
+        return Held(d.name, Action.UPDATE, found.id, (reason,))
+    if found is None or found.exchange_schema is None:
+        warnings.append(
+            f"{d.name}: exchangeHybridWriteback needs the Exchange schema in AD; it could not be checked "
+            + ("before the configuration exists" if found is None else "on this target")
+        )
+    return None
+
+
 def _held_other_direction(d: Desired, found: Observed | None) -> Held:
     """An Entra ID -> AD configuration: validated and shown, not yet carried out by any target."""
     if found is not None:
@@ -621,6 +644,10 @@ def compute_plan(
                     ),
                 )
             )
+            continue
+        blocked = _exchange_precondition(d, found, warnings)
+        if blocked is not None:
+            held.append(blocked)
             continue
         renamed = leaving.get(d.settings.domain.casefold()) if found is None else None
         if renamed is not None and renamed.name is not None:

@@ -528,14 +528,11 @@ class GraphService:
             schema = self.store.template_schema(owner)
         else:
             schema = self.store.get_schema(sp_id, owner)
-        for directory in schema.get("directories") or []:
-            if str(directory.get("id")) == directory_id or str(directory.get("name")) == directory_id:
-                found = dict(directory)
-                found["discoveryDateTime"] = _now_iso()
-                found.setdefault("discoverabilities", "AttributeNames,AttributeDataTypes,AttributeReadOnly")
-                context = self._context(request, "microsoft.graph.directoryDefinition")
-                return Reply(200, {"@odata.context": context, **found})
-        raise NotFoundError(f"directory definition {directory_id} not found", code="Request_ResourceNotFound")
+        found = self.store.discover(schema, directory_id)
+        found["discoveryDateTime"] = _now_iso()
+        found.setdefault("discoverabilities", "AttributeNames,AttributeDataTypes,AttributeReadOnly")
+        context = self._context(request, "microsoft.graph.directoryDefinition")
+        return Reply(200, {"@odata.context": context, **found})
 
     def _parse_expression(self, sp_id: str, owner: str, request: Request) -> Reply:
         """``parseExpression``: 200 with parsingSucceeded false for an invalid expression (as the service).

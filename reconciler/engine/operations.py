@@ -18,11 +18,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 from reconciler import __version__
 from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
-from reconciler.core.model import DesiredState, Observed
+from reconciler.core.model import DesiredState, JobStatus, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
 from reconciler.engine.apply import (
@@ -36,15 +37,16 @@ from reconciler.engine.apply import (
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.engine.state import write_private
-from reconciler.errors import FileReadError, NotFoundError, PlanFileError, StalePlanError
+from reconciler.errors import ConflictError, FileReadError, NotFoundError, PlanFileError, StalePlanError
 from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree
 from reconciler.git.source import AtRef, choose
 from reconciler.git.source import load as load_source
-from reconciler.providers.base import Provider, ReadsByName
+from reconciler.providers.base import RESET_FORCE_DELETES, ChecksExchangeSchema, Provider, ReadsByName
 
 __all__ = [
     "AppliedRun",
     "apply_saved_plan",
+    "approve_deletes",
     "load_desired",
     "make_plan",
     "plan_and_apply",
@@ -53,6 +55,7 @@ __all__ = [
     "read_plan_file",
     "restart_configuration",
     "run_plan",
+    "with_preconditions",
     "write_plan_file",
 ]
 
@@ -112,6 +115,24 @@ def read_observed(provider: Provider, only: frozenset[str] | None) -> tuple[Obse
     return provider.read_all()
 
 
+def with_preconditions(
+    provider: Provider, state: DesiredState, observed: Sequence[Observed]
+) -> tuple[Observed, ...]:
+    """``observed`` with Exchange hybrid writeback's precondition looked up where a plan needs it: a
+    managed configuration the desired state gives the writeback job that it does not have yet. One
+    directory discover each; none for a provider that cannot make it (the plan then says it was not
+    checked)."""
+    if not isinstance(provider, ChecksExchangeSchema):
+        return tuple(observed)
+    wanted = {d.name for d in state.configurations if d.settings.exchange_hybrid_writeback}
+    out = []
+    for o in observed:
+        if o.managed and o.name in wanted and o.complete and not o.settings.exchange_hybrid_writeback:
+            o = replace(o, exchange_schema=provider.exchange_schema_ready(o.id))
+        out.append(o)
+    return tuple(out)
+
+
 def make_plan(
     state: DesiredState,
     provider: Provider,
@@ -119,7 +140,7 @@ def make_plan(
     provenance: Provenance,
 ) -> Plan:
     with _no_cyclic_gc():
-        observed = read_observed(provider, options.only)
+        observed = with_preconditions(provider, state, read_observed(provider, options.only))
         defaults = provider.template_defaults()
         plan = compute_plan(state, observed, defaults, options, target=provider.target)
     return replace(plan, provenance=provenance)
@@ -270,6 +291,7 @@ def apply_saved_plan(
         observed = read_observed(provider, plan.options.only)
         check_plan_fresh(plan, provider, observed)
         if loaded is not None:
+            observed = with_preconditions(provider, loaded.state, observed)
             with _no_cyclic_gc():
                 derived = compute_plan(loaded.state, observed, defaults, plan.options, target=provider.target)
             check_plan_proved(plan, derived)
@@ -333,34 +355,82 @@ def plan_and_apply(
         )
 
 
-def restart_configuration(
-    provider: Provider, name: str, reset_scope: str, *, lock_timeout: float = 0.0
-) -> str:
-    """Restart one managed or unmanaged configuration by name or id, journaled; returns the run id."""
+TOO_MANY_DELETES = "TooManyDeletes"
+
+
+def _journaled_restart(
+    provider: Provider,
+    name: str,
+    reset_scope: str,
+    *,
+    kind: str,
+    lock_timeout: float,
+    check: Callable[[Observed], dict[str, Any]] | None = None,
+) -> tuple[str, Observed]:
+    """Restart configuration ``name`` (by name or id) with ``reset_scope`` under the target's lock, as a
+    journaled run of ``kind``; ``check`` may refuse (raise) first, or return more to journal."""
     journal = Journal(provider.target)
-    with target_lock(provider.target, timeout=lock_timeout, command="reconciler restart") as info:
+    with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
         found = [o for o in provider.read_all() if name in (o.name, o.id)]
         if not found:
             raise NotFoundError(f"no configuration named {name} on {provider.target}")
         config = found[0]
+        extra = check(config) if check is not None else {}
         journal.write(
             "run-start",
-            kind="restart",
+            kind=kind,
             target=provider.target,
             user=_user(),
             commit=None,
             reset_scope=reset_scope,
             recovered_lock=info.recovered_from,
+            **extra,
         )
-        journal.write("change-start", name=config.display, action="restart", id=config.id)
+        journal.write("change-start", name=config.display, action=kind, id=config.id)
         try:
             provider.restart(config.id, reset_scope)
         except Exception as exc:
-            journal.write(
-                "change-end", name=config.display, action="restart", outcome="failed", error=str(exc)
-            )
+            journal.write("change-end", name=config.display, action=kind, outcome="failed", error=str(exc))
             journal.write("run-end", result="failed")
             raise
-        journal.write("change-end", name=config.display, action="restart", outcome="ok")
+        journal.write("change-end", name=config.display, action=kind, outcome="ok")
         journal.write("run-end", result="ok")
-    return journal.run_id
+    return journal.run_id, config
+
+
+def _deletes_held(config: Observed) -> dict[str, Any]:
+    status = config.status
+    if status.code != "Quarantine" or status.quarantine_reason != TOO_MANY_DELETES:
+        now = status.code + (f" ({status.quarantine_reason})" if status.quarantine_reason else "")
+        raise ConflictError(
+            f"{config.display} holds no deletes to approve: its provisioning job is {now}, not in "
+            f"quarantine for {TOO_MANY_DELETES}"
+        )
+    return {
+        "configuration": config.display,
+        "quarantine_since": status.quarantine_since,
+        "service_message": status.last_error,
+    }
+
+
+def approve_deletes(provider: Provider, name: str, *, lock_timeout: float = 0.0) -> tuple[str, JobStatus]:
+    """Release the deletes the accidental-delete threshold holds for configuration ``name`` (by name or
+    id): the documented restart with ``ForceDeletes``, only while its provisioning job is quarantined
+    for ``TooManyDeletes``. Journaled as an ``approve-deletes`` run with who approved, when, and the
+    quarantine as the service reported it; returns the run id and that status."""
+    run_id, config = _journaled_restart(
+        provider,
+        name,
+        RESET_FORCE_DELETES,
+        kind="approve-deletes",
+        lock_timeout=lock_timeout,
+        check=_deletes_held,
+    )
+    return run_id, config.status
+
+
+def restart_configuration(
+    provider: Provider, name: str, reset_scope: str, *, lock_timeout: float = 0.0
+) -> str:
+    """Restart one managed or unmanaged configuration by name or id, journaled; returns the run id."""
+    return _journaled_restart(provider, name, reset_scope, kind="restart", lock_timeout=lock_timeout)[0]

@@ -45,7 +45,12 @@ from reconciler.errors import ExpressionError, ProviderError
 
 __all__ = [
     "APP_KEY",
+    "DEVICE_SYNC_TEMPLATE",
     "DOMAIN",
+    "EXCHANGE_SCHEMA_ATTRIBUTE",
+    "EXCHANGE_WRITEBACK_TEMPLATE",
+    "GROUP_PROVISIONING_TEMPLATE",
+    "GROUP_TEMPLATE_APP_ID",
     "JSON",
     "MANAGED_SECRET_KEYS",
     "MANAGED_TAG",
@@ -63,6 +68,7 @@ __all__ = [
     "check_secrets",
     "check_service_principal",
     "edit_schema",
+    "exchange_schema_present",
     "find_job",
     "find_provisioning_rule",
     "job_enabled",
@@ -85,6 +91,15 @@ JSON = dict[str, Any]
 TEMPLATE_APP_ID = "1a4721b3-e57f-4451-ae87-ef078703ec94"
 PROVISIONING_TEMPLATE = "AD2AADProvisioning"
 PASSWORD_HASH_TEMPLATE = "AD2AADPasswordHash"
+# Add-on jobs on an AD -> Entra ID configuration's principal (cloud-sync-directions.md 3, 6).
+EXCHANGE_WRITEBACK_TEMPLATE = "AAD2ADExchangeHybridWriteback"
+DEVICE_SYNC_TEMPLATE = "AD2AADDeviceSync"
+# Entra ID -> AD group provisioning: the job is documented; the application template id is INFERRED
+# (one community script), see docs/graph.md.
+GROUP_PROVISIONING_TEMPLATE = "AAD2ADGroupProvisioning"
+GROUP_TEMPLATE_APP_ID = "fb81332f-3eca-4ecf-a939-4278e501d330"
+# What the Exchange schema's presence is read from: the AD user object of a directory discover lists it.
+EXCHANGE_SCHEMA_ATTRIBUTE = "mailNickname"
 # The AD -> Entra rule's id is the same in every tenant (official provisionOnDemand example, 2020 dumps).
 PROVISIONING_RULE_ID = "6c409270-f78a-4bc6-af23-7cf3ab6482fe"
 
@@ -1235,6 +1250,7 @@ def job_status(job: AbcMapping[str, Any]) -> JobStatus:
     )
 
 
+
 def observe(
     sp: JSON,
     jobs: list[JSON],
@@ -1257,10 +1273,15 @@ def observe(
     counts: dict[str, int] = {}
     if reading is None and schema is not None:
         reading = read_schema(schema)
-    settings = secrets_to_settings(
-        secrets,
-        enabled=provisioning is not None and job_enabled(provisioning),
-        password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+    settings = replace(
+        secrets_to_settings(
+            secrets,
+            enabled=provisioning is not None and job_enabled(provisioning),
+            password_hash_job=find_job(jobs, PASSWORD_HASH_TEMPLATE) is not None,
+        ),
+        # An add-on job is on when it exists on the principal (off deletes it, as for password hash sync).
+        exchange_hybrid_writeback=find_job(jobs, EXCHANGE_WRITEBACK_TEMPLATE) is not None,
+        device_sync=find_job(jobs, DEVICE_SYNC_TEMPLATE) is not None,
     )
     if provisioning is None or reading is None:
         status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
@@ -1282,4 +1303,21 @@ def observe(
         credential_data_count=counts,
         complete=complete or not tags.managed,
         restart_pending=tags.managed and tags.restart_pending,
+        jobs=tuple((str(job.get("templateId") or job.get("id")), job_status(job)) for job in jobs),
     )
+
+
+def exchange_schema_present(directory: AbcMapping[str, Any]) -> bool:
+    """Whether a discovered AD ``directoryDefinition`` has the Exchange schema: its ``user`` object lists
+    ``mailNickname`` (how-to-inbound-synch-ms-graph.md, "Exchange hybrid writeback")."""
+    wanted = EXCHANGE_SCHEMA_ATTRIBUTE.casefold()
+    for obj in directory.get("objects") or []:
+        if isinstance(obj, dict) and str(obj.get("name") or "").casefold() == "user":
+            names = {
+                str(a.get("name") or "").casefold()
+                for a in obj.get("attributes") or []
+                if isinstance(a, dict)
+            }
+            if wanted in names:
+                return True
+    return False

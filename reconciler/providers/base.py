@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 
-__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "Provider", "ReadsByName"]
+__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "ChecksExchangeSchema", "Provider", "ReadsByName"]
 
 # synchronizationJobRestartScope flags (Graph v1.0).
 # Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
@@ -35,6 +35,16 @@ class ReadsByName(Protocol):
 
     def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
         """The managed configurations called ``names`` and every unmanaged one, sorted by id."""
+        ...
+
+
+@runtime_checkable
+class ChecksExchangeSchema(Protocol):
+    """What a provider adds so that a plan can check Exchange hybrid writeback's precondition."""
+
+    def exchange_schema_ready(self, id: str) -> bool:
+        """Whether the AD schema of configuration ``id`` has the Exchange attributes, as a directory
+        ``discover`` on its provisioning job finds them now (the documented check)."""
         ...
 
 

@@ -36,7 +36,14 @@ from typing import Any
 import orjson
 
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
-from reconciler.graph.shapes import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
+from reconciler.graph.shapes import (
+    DEVICE_SYNC_TEMPLATE,
+    EXCHANGE_SCHEMA_ATTRIBUTE,
+    EXCHANGE_WRITEBACK_TEMPLATE,
+    PASSWORD_HASH_TEMPLATE,
+    PROVISIONING_TEMPLATE,
+    TEMPLATE_APP_ID,
+)
 from reconciler.tenant.template import template_schema
 
 __all__ = ["FORMAT_VERSION", "JOB_TEMPLATES", "RESTART_FLAGS", "SECRET_KEYS", "TenantStore"]
@@ -45,7 +52,14 @@ JSON = dict[str, Any]
 
 FORMAT_VERSION = 1
 
-JOB_TEMPLATES: tuple[str, ...] = (PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE)
+JOB_TEMPLATES: tuple[str, ...] = (
+    PROVISIONING_TEMPLATE,
+    PASSWORD_HASH_TEMPLATE,
+    EXCHANGE_WRITEBACK_TEMPLATE,
+    DEVICE_SYNC_TEMPLATE,
+)
+# Jobs whose real schema is not published: handed out with no rules of their own (we never edit them).
+_RULELESS_TEMPLATES = frozenset((PASSWORD_HASH_TEMPLATE, EXCHANGE_WRITEBACK_TEMPLATE, DEVICE_SYNC_TEMPLATE))
 
 # synchronizationSecret (Graph v1.0 CSDL): the service refuses any other key.
 SECRET_KEYS: frozenset[str] = frozenset(
@@ -455,10 +469,11 @@ class TenantStore:
         """``GET …/synchronization/templates/{templateId}/schema``."""
         if template_id == PROVISIONING_TEMPLATE:
             return template_schema()
-        if template_id == PASSWORD_HASH_TEMPLATE:
-            # The password-hash job has no mappings of its own; its real schema is not published.
+        if template_id in _RULELESS_TEMPLATES:
+            # The password-hash job has no mappings of its own; the real schemas of it and of the add-on
+            # jobs are not published.
             return {
-                "id": PASSWORD_HASH_TEMPLATE,
+                "id": template_id,
                 "version": None,
                 "synchronizationRules": [],
                 "directories": [],
@@ -653,6 +668,42 @@ class TenantStore:
     def get_schema(self, sp_id: str, job_id: str) -> JSON:
         with self.transaction(write=False):
             return self._unpack_schema(self._job_row(sp_id, job_id)[1], directories=True)
+
+    def set_ad_schema(self, *, exchange: bool) -> None:
+        """Whether the on-premises AD schema has the Exchange attributes (it has, unless told otherwise):
+        what a directory ``discover`` finds, and so Exchange hybrid writeback's precondition."""
+        with self.transaction():
+            self._q(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('ad_schema_exchange', ?)",
+                ("true" if exchange else "false",),
+            )
+
+    def discover(self, schema: Mapping[str, Any], directory_id: str) -> JSON:
+        """``POST …/schema/directories/{id}/discover`` on ``schema`` (a job's or a template's): its
+        directory definition as the agent finds AD now. Without the Exchange schema, the AD objects lack
+        ``mailNickname`` and every ``msExch*`` attribute. NotFoundError for an unknown directory."""
+        row = self._one("SELECT value FROM meta WHERE key = 'ad_schema_exchange'")
+        exchange = row is None or row[0] == "true"
+        for directory in schema.get("directories") or []:
+            if str(directory.get("id")) != directory_id and str(directory.get("name")) != directory_id:
+                continue
+            found = dict(directory)
+            if not exchange and str(found.get("name")) == "Active Directory":
+                gone = EXCHANGE_SCHEMA_ATTRIBUTE.casefold()
+                found["objects"] = [
+                    {
+                        **obj,
+                        "attributes": [
+                            a
+                            for a in obj.get("attributes") or []
+                            if str(a.get("name") or "").casefold() != gone
+                            and not str(a.get("name") or "").casefold().startswith("msexch")
+                        ],
+                    }
+                    for obj in found.get("objects") or []
+                ]
+            return found
+        raise _not_found(f"directory definition {directory_id}")
 
     def get_schema_rules(self, sp_id: str, job_id: str) -> JSON:
         """The schema without ``directories``: enough to read scope and mappings, and much cheaper."""

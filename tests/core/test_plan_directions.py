@@ -81,3 +81,27 @@ def test_plan_files_carry_direction_filters_and_add_on_jobs() -> None:
     assert again == p
     spec = again.changes[0].spec
     assert spec is not None and spec.scope.filters == filters and spec.settings.device_sync
+
+
+def test_exchange_writeback_is_held_when_discover_found_no_exchange_schema() -> None:
+    # The add-on jobs are written (the hold for unwritten add-ons aside) only where the schema allows.
+    want = replace(SETTINGS, exchange_hybrid_writeback=True)
+    have = replace(observed("contoso", SETTINGS), exchange_schema=False)
+    p = plan([Desired("contoso", want)], [have])
+    (held,) = p.held
+    assert "exchangeHybridWriteback" in held.reasons[0]
+
+
+def test_exchange_writeback_on_a_new_configuration_warns_that_it_was_not_checked() -> None:
+    from reconciler.core.plan import _exchange_precondition
+
+    warnings: list[str] = []
+    want = Desired("contoso", replace(SETTINGS, exchange_hybrid_writeback=True))
+    assert _exchange_precondition(want, None, warnings) is None
+    assert warnings == [
+        "contoso: exchangeHybridWriteback needs the Exchange schema in AD; it could not be checked "
+        "before the configuration exists"
+    ]
+    have = replace(observed("contoso", SETTINGS), exchange_schema=True)
+    warnings.clear()
+    assert _exchange_precondition(want, have, warnings) is None and warnings == []
