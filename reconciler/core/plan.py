@@ -378,17 +378,6 @@ def _no_object(missing: Sequence[str]) -> str:
     )
 
 
-def _add_on_jobs(s: Settings) -> tuple[str, ...]:
-    return tuple(
-        name
-        for name, on in (
-            ("exchangeHybridWriteback", s.exchange_hybrid_writeback),
-            ("deviceSync", s.device_sync),
-        )
-        if on
-    )
-
-
 def _exchange_precondition(d: Desired, found: Observed | None, warnings: list[str]) -> Held | None:
     """Exchange hybrid writeback asked for where the configuration lacks it: held when a directory
     discover found no Exchange schema in AD (the documented precondition); a warning when it could not
@@ -630,20 +619,6 @@ def compute_plan(
         found = managed.get(d.name)
         if d.settings.direction is not Direction.AD_TO_ENTRA:
             held.append(_held_other_direction(d, found))
-            continue
-        add_ons = _add_on_jobs(d.settings)
-        if add_ons != (_add_on_jobs(found.settings) if found is not None else ()):
-            held.append(
-                Held(
-                    d.name,
-                    Action.UPDATE if found is not None else Action.CREATE,
-                    found.id if found is not None else None,
-                    (
-                        f"{' and '.join(add_ons) or 'its add-on jobs'}: validated and planned, but this "
-                        "release does not yet write the add-on jobs of a configuration",
-                    ),
-                )
-            )
             continue
         blocked = _exchange_precondition(d, found, warnings)
         if blocked is not None:

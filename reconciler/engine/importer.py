@@ -140,6 +140,11 @@ def configuration_document(
         spec["enabled"] = False
     if not s.password_hash_sync:
         spec["passwordHashSync"] = False
+    # The add-on jobs on the same principal.
+    if s.exchange_hybrid_writeback:
+        spec["exchangeHybridWriteback"] = True
+    if s.device_sync:
+        spec["deviceSync"] = True
     deletes: dict[str, Any] = {}
     if not s.accidental_deletes_enabled:
         deletes["enabled"] = False

@@ -506,6 +506,14 @@ class _GraphResources:
         self.client.request("DELETE", _sp_path(id))
         self._provider._known_jobs.pop(id, None)
 
+    def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
+        # A POST that changes nothing we manage: safe to retry like a read.
+        path = f"{_job_path(id, job_id)}/schema/directories/{segment(directory_id)}/discover"
+        found = self.client.request("POST", path, idempotent=True)
+        if not isinstance(found, dict):
+            raise ProviderError(f"configuration {id}: the service did not return a directory definition")
+        return found
+
 
 class GraphProvider(CloudSyncWriter):
     """``Provider`` over Microsoft Graph (or the emulator)."""

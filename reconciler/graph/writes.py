@@ -31,13 +31,16 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from reconciler.core.model import Mapping, Scope, Settings
 from reconciler.errors import ConflictError, NotFoundError, TransientProviderError
 from reconciler.graph.shapes import (
+    DEVICE_SYNC_TEMPLATE,
     DOMAIN,
+    EXCHANGE_WRITEBACK_TEMPLATE,
     JSON,
     MANAGED_SECRET_KEYS,
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     OwnTags,
     edit_schema,
+    exchange_schema_present,
     find_job,
     job_enabled,
     observe,
@@ -137,6 +140,10 @@ class Resources(Protocol):
 
     def delete_principal(self, id: str) -> None: ...
 
+    def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
+        """``POST …/jobs/{job_id}/schema/directories/{directory_id}/discover``: the directory as found now."""
+        ...
+
 
 @dataclass(frozen=True)
 class CompanionJob:
@@ -148,7 +155,11 @@ class CompanionJob:
 
 COMPANION_JOBS: tuple[CompanionJob, ...] = (
     CompanionJob(PASSWORD_HASH_TEMPLATE, lambda settings: settings.password_hash_sync),
+    CompanionJob(EXCHANGE_WRITEBACK_TEMPLATE, lambda settings: settings.exchange_hybrid_writeback),
+    CompanionJob(DEVICE_SYNC_TEMPLATE, lambda settings: settings.device_sync),
 )
+# The AD directory of an AD -> Entra ID job schema, by the name the service gives it.
+_AD_DIRECTORY = "Active Directory"
 
 
 def _has_own_tags(sp: JSON) -> bool:
@@ -416,6 +427,21 @@ class CloudSyncWriter:
             job = self._provisioning_job(id, jobs)
             r.job_action(id, job["id"], "restart", {"criteria": {"resetScope": reset_scope}})
             self._mark_restart(sp, False)
+
+    def exchange_schema_ready(self, id: str) -> bool:
+        """Exchange hybrid writeback's documented precondition: a discover of the provisioning job's AD
+        directory lists ``mailNickname`` on ``user``. A read: no step, no lock."""
+        r = self.resources
+        loaded = r.load(id, schema=True)
+        job = self._provisioning_job(id, loaded.jobs)
+        schema = loaded.schema if loaded.schema is not None else r.get_schema(id, job["id"])
+        directories = [d for d in schema.get("directories") or [] if isinstance(d, dict)]
+        ad = next((d for d in directories if d.get("name") == _AD_DIRECTORY), None)
+        if ad is None or not ad.get("id"):
+            raise ConflictError(
+                f"configuration {id}: its job schema has no {_AD_DIRECTORY} directory to discover"
+            )
+        return exchange_schema_present(r.discover(id, job["id"], str(ad["id"])))
 
     def set_restart_pending(self, id: str, pending: bool) -> None:
         with self.resources.step(id):

@@ -134,6 +134,9 @@ class _TenantResources:
     def delete_principal(self, id: str) -> None:
         self.store.delete_service_principal(id)
 
+    def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
+        return self.store.discover(self.store.get_schema(id, job_id), directory_id)
+
 
 class LocalProvider(CloudSyncWriter):
     """``Provider`` on a ``TenantStore`` file."""

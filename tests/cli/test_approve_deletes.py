@@ -4,11 +4,13 @@ the real CLI entry point, with the tenant's job action log as the witness of wha
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-
-from conftest import Run
+from typing import Any
 
 from reconciler.providers.local import LocalProvider
+
+Run = Callable[..., Any]
 
 
 def tenant(project: Path) -> LocalProvider:

@@ -309,5 +309,3 @@ def test_the_direction_examples_load_without_warnings() -> None:
     by_name = result.state.by_name()
     assert by_name["contoso-groups"].scope.kind is ScopeKind.SELECTED_GROUPS
     assert by_name["fabrikam-groups"].scope.filters and by_name["fabrikam-groups"].settings.preview_users
-    woodgrove = by_name["woodgrove"].settings
-    assert woodgrove.exchange_hybrid_writeback and woodgrove.device_sync

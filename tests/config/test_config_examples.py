@@ -37,7 +37,7 @@ def test_each_example_file_is_valid_on_its_own(path: Path) -> None:
 def test_the_folder_loads_without_warnings() -> None:
     result = load_paths([str(FOLDER)])
     assert result.warnings == ()
-    assert [c.name for c in result.state.configurations] == ["contoso", "fabrikam", "lab"]
+    assert [c.name for c in result.state.configurations] == ["contoso", "fabrikam", "lab", "woodgrove"]
 
 
 def test_the_examples_show_every_feature() -> None:
@@ -65,6 +65,9 @@ def test_the_examples_show_every_feature() -> None:
     assert display is not None and display.default == "Unknown" and display.apply is ApplyMode.ON_CREATE
     removed = [o.target for o in contoso.overrides if o.remove]
     assert removed == ["ExtensionAttribute3"]
+    # The add-on jobs of an AD -> Entra ID configuration.
+    woodgrove = state["woodgrove"].settings
+    assert woodgrove.exchange_hybrid_writeback and woodgrove.device_sync
     # Deletion protection and a restart token.
     assert contoso.deletion_protection is True and contoso.restart_token == "2026-11-26"
 

@@ -31,14 +31,19 @@ def plan(ds: list[Desired], obs: list[Observed]):  # type: ignore[no-untyped-def
     return compute_plan(DesiredState(tuple(ds)), obs, (), PlanOptions(), target="memory:t")
 
 
-def test_add_on_jobs_are_held_until_a_target_writes_them() -> None:
+def test_turning_add_on_jobs_on_is_a_settings_update_without_restart() -> None:
     want = replace(SETTINGS, exchange_hybrid_writeback=True, device_sync=True)
-    p = plan([Desired("contoso", want)], [observed("contoso", SETTINGS)])
-    assert p.changes == ()
-    (held,) = p.held
-    assert held.action is Action.UPDATE and held.reasons[0].startswith(
-        "exchangeHybridWriteback and deviceSync"
-    )
+    have = replace(observed("contoso", SETTINGS), exchange_schema=True)
+    p = plan([Desired("contoso", want)], [have])
+    assert [c.action for c in p.changes] == [Action.UPDATE] and p.held == () and p.warnings == ()
+    (update,) = p.changes
+    assert update.write_settings and not update.write_schema
+    assert {f.path: (f.before, f.after) for f in update.fields} == {
+        "settings.deviceSync": (None, True),
+        "settings.exchangeHybridWriteback": (None, True),
+    }
+    # The main job's objects are not re-evaluated for an add-on job.
+    assert not [c for c in p.changes if c.action is Action.RESTART]
 
 
 def test_add_on_jobs_as_the_target_has_them_is_no_change() -> None:
@@ -88,8 +93,13 @@ def test_exchange_writeback_is_held_when_discover_found_no_exchange_schema() -> 
     want = replace(SETTINGS, exchange_hybrid_writeback=True)
     have = replace(observed("contoso", SETTINGS), exchange_schema=False)
     p = plan([Desired("contoso", want)], [have])
+    assert p.changes == ()
     (held,) = p.held
-    assert "exchangeHybridWriteback" in held.reasons[0]
+    assert held.action is Action.UPDATE
+    assert held.reasons[0].startswith("exchangeHybridWriteback: the AD schema of contoso.com has no Exchange")
+    # Turning device sync on beside it is held with it: the configuration's update is one change.
+    both = replace(want, device_sync=True)
+    assert [h.name for h in plan([Desired("contoso", both)], [have]).held] == ["contoso"]
 
 
 def test_exchange_writeback_on_a_new_configuration_warns_that_it_was_not_checked() -> None:
