@@ -40,11 +40,13 @@ from reconciler.graph.shapes import (
     DEVICE_SYNC_TEMPLATE,
     EXCHANGE_SCHEMA_ATTRIBUTE,
     EXCHANGE_WRITEBACK_TEMPLATE,
+    GROUP_PROVISIONING_TEMPLATE,
+    GROUP_TEMPLATE_APP_ID,
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
-from reconciler.tenant.template import template_schema
+from reconciler.tenant.template import group_template_schema, template_schema
 
 __all__ = ["FORMAT_VERSION", "JOB_TEMPLATES", "RESTART_FLAGS", "SECRET_KEYS", "TenantStore"]
 
@@ -58,6 +60,11 @@ JOB_TEMPLATES: tuple[str, ...] = (
     EXCHANGE_WRITEBACK_TEMPLATE,
     DEVICE_SYNC_TEMPLATE,
 )
+# The job templates each application template offers: AD -> Entra ID, and Entra ID -> AD (INFERRED).
+_JOB_TEMPLATES_OF: dict[str, tuple[str, ...]] = {
+    TEMPLATE_APP_ID: JOB_TEMPLATES,
+    GROUP_TEMPLATE_APP_ID: (GROUP_PROVISIONING_TEMPLATE,),
+}
 # Jobs whose real schema is not published: handed out with no rules of their own (we never edit them).
 _RULELESS_TEMPLATES = frozenset((PASSWORD_HASH_TEMPLATE, EXCHANGE_WRITEBACK_TEMPLATE, DEVICE_SYNC_TEMPLATE))
 
@@ -150,6 +157,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     data TEXT NOT NULL,
     schema TEXT NOT NULL,
     UNIQUE (sp_id, id)
+);
+-- Entra ID -> AD "selected groups": app-role assignments of groups to a configuration's principal.
+CREATE TABLE IF NOT EXISTS app_role_assignments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    resource_id TEXT NOT NULL,
+    data TEXT NOT NULL
 );
 -- Large immutable JSON parts (a schema's directory definitions) stored once, by content hash.
 CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -350,7 +364,7 @@ class TenantStore:
 
     def instantiate(self, display_name: str, template_id: str = TEMPLATE_APP_ID) -> JSON:
         """``POST /applicationTemplates/{id}/instantiate``: a new application and its service principal."""
-        if template_id != TEMPLATE_APP_ID:
+        if template_id not in _JOB_TEMPLATES_OF:
             raise _not_found(f"application template {template_id}")
         app_id = str(uuid.uuid4())
         created = _now()
@@ -454,11 +468,13 @@ class TenantStore:
         return sp
 
     def delete_service_principal(self, id: str) -> None:
-        """``DELETE /servicePrincipals/{id}`` with its jobs and secrets; the application stays."""
+        """``DELETE /servicePrincipals/{id}`` with its jobs, secrets and the app-role assignments to it;
+        the application stays."""
         with self.transaction():
             self.get_service_principal(id)
             conn = self._conn()
             self._exec(conn, "DELETE FROM jobs WHERE sp_id = ?", (id,))
+            self._exec(conn, "DELETE FROM app_role_assignments WHERE resource_id = ?", (id,))
             self._exec(conn, "DELETE FROM secrets WHERE sp_id = ?", (id,))
             self._exec(conn, "DELETE FROM service_principals WHERE id = ?", (id,))
 
@@ -469,6 +485,8 @@ class TenantStore:
         """``GET …/synchronization/templates/{templateId}/schema``."""
         if template_id == PROVISIONING_TEMPLATE:
             return template_schema()
+        if template_id == GROUP_PROVISIONING_TEMPLATE:
+            return group_template_schema()
         if template_id in _RULELESS_TEMPLATES:
             # The password-hash job has no mappings of its own; the real schemas of it and of the add-on
             # jobs are not published.
@@ -482,19 +500,24 @@ class TenantStore:
 
     def list_templates(self, sp_id: str) -> list[JSON]:
         """``GET /servicePrincipals/{id}/synchronization/templates`` (without schemas)."""
-        self.get_service_principal(sp_id)
+        app_template = self._application_template(sp_id)
         return [
             {
                 "id": t,
-                "applicationId": TEMPLATE_APP_ID,
-                "default": t == PROVISIONING_TEMPLATE,
+                "applicationId": app_template,
+                "default": t in (PROVISIONING_TEMPLATE, GROUP_PROVISIONING_TEMPLATE),
                 "description": None,
                 "discoverable": True,
                 "factoryTag": t,
                 "metadata": [],
             }
-            for t in JOB_TEMPLATES
+            for t in _JOB_TEMPLATES_OF[app_template]
         ]
+
+    def _application_template(self, sp_id: str) -> str:
+        """The application template principal ``sp_id`` was made from (the AD2AAD one when it says none)."""
+        found = self.get_service_principal(sp_id).get("applicationTemplateId")
+        return found if found in _JOB_TEMPLATES_OF else TEMPLATE_APP_ID
 
     def list_jobs(self, sp_id: str) -> list[JSON]:
         # Jobs go with their service principal, so jobs found mean it exists: one query does.
@@ -510,7 +533,7 @@ class TenantStore:
 
     def create_job(self, sp_id: str, template_id: str) -> JSON:
         """``POST …/synchronization/jobs`` ``{"templateId": …}``: created disabled and paused."""
-        if template_id not in JOB_TEMPLATES:
+        if template_id not in _JOB_TEMPLATES_OF[self._application_template(sp_id)]:
             raise _bad_request(f"templateId {template_id!r} is not a template of this application")
         job_id = f"{template_id}.{uuid.uuid4().hex}.{self.tenant_id}"
         job: JSON = {
@@ -668,6 +691,50 @@ class TenantStore:
     def get_schema(self, sp_id: str, job_id: str) -> JSON:
         with self.transaction(write=False):
             return self._unpack_schema(self._job_row(sp_id, job_id)[1], directories=True)
+
+    # ----------------------------------------------------------------------------------------------
+    # app-role assignments (Entra ID -> AD "selected groups")
+
+    def list_app_role_assignments(self, sp_id: str) -> list[JSON]:
+        """``GET /servicePrincipals/{id}/appRoleAssignedTo``."""
+        self._require_service_principal(sp_id)
+        rows = self._q("SELECT data FROM app_role_assignments WHERE resource_id = ? ORDER BY seq", (sp_id,))
+        return [_loads(r[0]) for r in rows]
+
+    def assign_app_role(self, sp_id: str, principal_id: str, app_role_id: str) -> JSON:
+        """``POST /servicePrincipals/{id}/appRoleAssignedTo`` for a group; one per (group, role)."""
+        assignment: JSON = {
+            "id": str(uuid.uuid4()),
+            "appRoleId": app_role_id,
+            "createdDateTime": _now(),
+            "principalId": principal_id,
+            "principalType": "Group",
+            "resourceId": sp_id,
+        }
+        with self.transaction():
+            for existing in self.list_app_role_assignments(sp_id):
+                if existing["principalId"] == principal_id and existing["appRoleId"] == app_role_id:
+                    raise ConflictError(
+                        f"{principal_id} already has app role {app_role_id} on {sp_id}",
+                        code="Conflict",
+                        status=409,
+                    )
+            self._q(
+                "INSERT INTO app_role_assignments (id, resource_id, data) VALUES (?, ?, ?)",
+                (assignment["id"], sp_id, _dumps(assignment)),
+            )
+        return copy.deepcopy(assignment)
+
+    def remove_app_role_assignment(self, sp_id: str, assignment_id: str) -> None:
+        """``DELETE /servicePrincipals/{id}/appRoleAssignedTo/{assignmentId}``."""
+        with self.transaction():
+            cursor = self._exec(
+                self._conn(),
+                "DELETE FROM app_role_assignments WHERE resource_id = ? AND id = ?",
+                (sp_id, assignment_id),
+            )
+            if cursor.rowcount == 0:
+                raise _not_found(f"app role assignment {assignment_id}")
 
     def set_ad_schema(self, *, exchange: bool) -> None:
         """Whether the on-premises AD schema has the Exchange attributes (it has, unless told otherwise):

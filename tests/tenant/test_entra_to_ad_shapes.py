@@ -1,0 +1,81 @@
+"""The Entra ID -> AD shapes the local tenant and the emulator hand out (inferred; docs/graph.md): the
+group provisioning application template, its one job template, the job's schema built from the
+documented default mappings, and app-role assignments ("selected groups") on the configuration's
+principal. Over the emulator through real HTTP as well as on the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.core.model import Direction
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.errors import ConflictError, NotFoundError, ProviderError
+from reconciler.graph.shapes import (
+    GROUP_PROVISIONING_TEMPLATE,
+    GROUP_TEMPLATE_APP_ID,
+    PROVISIONING_TEMPLATE,
+    read_schema,
+)
+from reconciler.tenant.store import TenantStore
+from reconciler.tenant.template import template_defaults_for
+
+ROLE = "1a0abf4d-b9fa-4512-a3a2-51ee82c6fd9f"  # the public cloud's role (cloud-sync-directions.md 1.3)
+GROUP = "0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b"
+
+
+def test_the_store_makes_group_provisioning_principals_jobs_and_assignments(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path / "t.db")
+    sp = store.instantiate("contoso.com", GROUP_TEMPLATE_APP_ID)["servicePrincipal"]
+    assert [t["id"] for t in store.list_templates(sp["id"])] == [GROUP_PROVISIONING_TEMPLATE]
+    with pytest.raises(ProviderError, match="not a template of this application"):
+        store.create_job(sp["id"], PROVISIONING_TEMPLATE)
+    job = store.create_job(sp["id"], GROUP_PROVISIONING_TEMPLATE)
+    _scope, rows, _counts = read_schema(store.get_schema(sp["id"], job["id"]))
+    assert rows == template_defaults_for(Direction.ENTRA_TO_AD)
+    assert {m.target for m in rows if m.object == "group"} >= {"member", "parentDistinguishedName", "cn"}
+
+    made = store.assign_app_role(sp["id"], GROUP, ROLE)
+    assert store.list_app_role_assignments(sp["id"]) == [made]
+    with pytest.raises(ConflictError):
+        store.assign_app_role(sp["id"], GROUP, ROLE)
+    store.remove_app_role_assignment(sp["id"], made["id"])
+    assert store.list_app_role_assignments(sp["id"]) == []
+    with pytest.raises(NotFoundError):
+        store.remove_app_role_assignment(sp["id"], made["id"])
+    store.assign_app_role(sp["id"], GROUP, ROLE)
+    store.delete_service_principal(sp["id"])
+    with pytest.raises(NotFoundError):
+        store.list_app_role_assignments(sp["id"])
+
+
+def test_the_emulator_hands_out_the_inferred_template_and_job_schema(tmp_path: Path) -> None:
+    token = "t0ken-entra-to-ad"
+    emulator = Emulator(tmp_path / "t.db", EmulatorConfig(token=token)).start()
+    try:
+        with httpx.Client(base_url=emulator.url + "/v1.0", headers={"Authorization": f"Bearer {token}"}) as c:
+            made = c.post(
+                f"/applicationTemplates/{GROUP_TEMPLATE_APP_ID}/instantiate", json={"displayName": "x"}
+            )
+            assert made.status_code == 201, made.text
+            sp_id = made.json()["servicePrincipal"]["id"]
+            templates = c.get(f"/servicePrincipals/{sp_id}/synchronization/templates").json()["value"]
+            assert [t["id"] for t in templates] == [GROUP_PROVISIONING_TEMPLATE]
+            job = c.post(
+                f"/servicePrincipals/{sp_id}/synchronization/jobs",
+                json={"templateId": GROUP_PROVISIONING_TEMPLATE},
+            )
+            assert job.status_code == 201, job.text
+            schema = c.get(
+                f"/servicePrincipals/{sp_id}/synchronization/jobs/{job.json()['id']}/schema"
+            ).json()
+            (rule,) = schema["synchronizationRules"]
+            assert (rule["sourceDirectoryName"], rule["targetDirectoryName"]) == (
+                "Azure Active Directory",
+                "Active Directory",
+            )
+            assert read_schema(schema)[1] == template_defaults_for(Direction.ENTRA_TO_AD)
+    finally:
+        emulator.stop()
