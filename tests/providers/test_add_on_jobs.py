@@ -76,3 +76,15 @@ def test_the_exchange_precondition_is_what_a_directory_discover_finds(tenant: Ha
     assert p.exchange_schema_ready(id) is True
     tenant.store.set_ad_schema(exchange=False)
     assert p.exchange_schema_ready(id) is False
+
+
+def test_deleting_a_configuration_takes_its_add_on_jobs_with_it(tenant: Harness) -> None:
+    p = tenant.provider
+    assert tenant.store is not None
+    id = p.create("prod", BOTH, Scope.all(), [])
+    p.start(id)
+    p.delete(id)
+    assert p.read_all() == ()
+    assert tenant.store.list_service_principals() == []
+    # Deleting again (an interrupted delete finished) is no error.
+    p.delete(id)
