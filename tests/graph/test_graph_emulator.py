@@ -61,7 +61,12 @@ def test_endpoints_answer_in_graph_shapes(emulator: Emulator) -> None:
         assert c.post(f"{base}/jobs/{job_id}/start").status_code == 204
         assert c.get(f"{base}/jobs/{job_id}").json()["status"]["code"] == "Active"
         templates = c.get(base + "/templates").json()["value"]
-        assert {t["id"] for t in templates} == {"AD2AADProvisioning", "AD2AADPasswordHash"}
+        assert {t["id"] for t in templates} == {
+            "AD2AADProvisioning",
+            "AD2AADPasswordHash",
+            "AAD2ADExchangeHybridWriteback",
+            "AD2AADDeviceSync",
+        }
         missing = c.get("/v1.0/servicePrincipals/00000000-0000-0000-0000-000000000000")
         assert missing.status_code == 404
         error = missing.json()["error"]
