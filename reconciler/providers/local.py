@@ -84,7 +84,7 @@ class _TenantResources:
         return self.store.service_principals_named(display_name)
 
     def offers_template(self, id: str) -> bool:
-        # Every principal of the tenant is made from the one template it knows.
+        # The tenant records the template each principal was made from (AD2AAD, or Entra ID -> AD).
         return _from_template(self.store.get_service_principal(id))
 
     def instantiate(self, display_name: str) -> JSON:
