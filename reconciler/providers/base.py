@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 
-__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "Provider", "ReadsByName"]
+__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "ParsesExpressions", "Provider", "ReadsByName"]
 
 # synchronizationJobRestartScope flags (Graph v1.0).
 # Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
@@ -35,6 +35,15 @@ class ReadsByName(Protocol):
 
     def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
         """The managed configurations called ``names`` and every unmanaged one, sorted by id."""
+        ...
+
+
+@runtime_checkable
+class ParsesExpressions(Protocol):
+    """What a target whose service parses mapping expressions (Graph ``parseExpression``) offers."""
+
+    def parse_expression(self, expression: str, configuration_id: str | None = None) -> dict[str, Any]:
+        """The service's verdict on ``expression`` (``parsingSucceeded``, ``error``, ...)."""
         ...
 
 
