@@ -21,8 +21,7 @@ import contextlib
 import difflib
 import functools
 import gc
-import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,29 +207,14 @@ class _MappingsDoc:
     overrides: list[MappingOverride]
 
 
-@functools.cache
-def _expression_parser() -> Callable[[str], object] | None:
-    # The expression grammar lives in reconciler.expressions; without it, expressions are only
-    # checked for being non-empty.
-    try:
-        module = importlib.import_module("reconciler.expressions")
-    except ImportError:
-        return None
-    parse = getattr(module, "parse", None)
-    return parse if callable(parse) else None
-
-
-def _attribute_checks() -> tuple[Any, Any, Any] | None:
+def _attribute_checks() -> tuple[Any, Any, Any]:
     """The expression library's attribute catalog, reference lister and spelling warnings."""
-    try:
-        from reconciler.expressions import (
-            KNOWN_ATTRIBUTES,
-            expression_warnings,
-            parse,
-            referenced_attributes,
-        )
-    except ImportError:
-        return None
+    from reconciler.expressions import (
+        KNOWN_ATTRIBUTES,
+        expression_warnings,
+        parse,
+        referenced_attributes,
+    )
 
     def referenced(text: str) -> set[str]:
         return set(referenced_attributes(parse(text)))
@@ -249,9 +233,8 @@ def _check_expression(
     """
     if not text.strip():
         return [Diagnostic(origin.file, origin.line, origin.col, "expression is empty")]
-    parse = _expression_parser()
-    if parse is None:
-        return []
+    from reconciler.expressions import parse
+
     try:
         parse(text)
     except ExpressionError as exc:
@@ -718,23 +701,21 @@ class _Run:
         if cached is not None:
             return cached
         messages: list[str] = []
-        checks = _attribute_checks()
-        if checks is not None:
-            known, referenced, warnings_of = checks
-            catalog = known.get(obj.casefold())
-            names: set[str] = {value} if how == "source" else set()
-            if how == "expression":
-                try:
-                    names = set(referenced(value))
-                    messages.extend(w.message for w in warnings_of(value))
-                except ExpressionError:
-                    names = set()  # already reported as an error
-            if catalog:
-                for name in sorted(names):
-                    if name.casefold() not in catalog:
-                        close = difflib.get_close_matches(name.casefold(), catalog, n=1, cutoff=0.8)
-                        hint = f"; did you mean '{close[0]}'?" if close else ""
-                        messages.append(f"'{name}' is not a known {obj} attribute of Active Directory{hint}")
+        known, referenced, warnings_of = _attribute_checks()
+        catalog = known.get(obj.casefold())
+        names: set[str] = {value} if how == "source" else set()
+        if how == "expression":
+            try:
+                names = set(referenced(value))
+                messages.extend(w.message for w in warnings_of(value))
+            except ExpressionError:
+                names = set()  # already reported as an error
+        if catalog:
+            for name in sorted(names):
+                if name.casefold() not in catalog:
+                    close = difflib.get_close_matches(name.casefold(), catalog, n=1, cutoff=0.8)
+                    hint = f"; did you mean '{close[0]}'?" if close else ""
+                    messages.append(f"'{name}' is not a known {obj} attribute of Active Directory{hint}")
         self.attribute_results[key] = messages
         return messages
 

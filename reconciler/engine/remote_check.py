@@ -8,20 +8,16 @@ I/O: requests to the target through its provider.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from reconciler.core.model import DesiredState, MappingKind
 from reconciler.errors import ConfigError, Diagnostic
-from reconciler.providers.base import Provider
+from reconciler.providers.base import ParsesExpressions, Provider
 
 __all__ = ["remote_expression_check"]
 
 
 def remote_expression_check(state: DesiredState, provider: Provider) -> list[Diagnostic]:
     """An error diagnostic for every expression the service refuses to parse."""
-    parse: Callable[[str], dict[str, Any]] | None = getattr(provider, "parse_expression", None)
-    if parse is None:
+    if not isinstance(provider, ParsesExpressions):
         raise ConfigError(
             f"--remote needs a target that can parse expressions (graph or graph+http://...); "
             f"{provider.target} cannot"
@@ -35,7 +31,7 @@ def remote_expression_check(state: DesiredState, provider: Provider) -> list[Dia
                 continue
             text = mapping.value
             if text not in verdicts:
-                reply = parse(text)
+                reply = provider.parse_expression(text)
                 if reply.get("parsingSucceeded"):
                     verdicts[text] = None
                 else:

@@ -20,7 +20,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 
-__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "ChecksExchangeSchema", "Provider", "ReadsByName"]
+__all__ = [
+    "RESET_FORCE_DELETES",
+    "RESET_FULL",
+    "ChecksExchangeSchema",
+    "ParsesExpressions",
+    "Provider",
+    "ReadsByName",
+]
 
 # synchronizationJobRestartScope flags (Graph v1.0).
 # Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
@@ -45,6 +52,15 @@ class ChecksExchangeSchema(Protocol):
     def exchange_schema_ready(self, id: str) -> bool:
         """Whether the AD schema of configuration ``id`` has the Exchange attributes, as a directory
         ``discover`` on its provisioning job finds them now (the documented check)."""
+        ...
+
+
+@runtime_checkable
+class ParsesExpressions(Protocol):
+    """What a target whose service parses mapping expressions (Graph ``parseExpression``) offers."""
+
+    def parse_expression(self, expression: str, configuration_id: str | None = None) -> dict[str, Any]:
+        """The service's verdict on ``expression`` (``parsingSucceeded``, ``error``, ...)."""
         ...
 
 
