@@ -40,8 +40,9 @@ def _changed_copy(folder: Path, target: Path) -> None:
         (target / path.name).write_text(text.replace(_ROW, _CHANGED_ROW), encoding="utf-8")
 
 
-def _apply(folder: Path, target: str) -> float:
-    """Plan and apply ``folder`` on ``target``; the seconds the apply took (the plan is not timed)."""
+def _apply(folder: Path, target: str) -> tuple[float, int]:
+    """Plan and apply ``folder`` on ``target``: the seconds the apply took (the plan is not timed) and
+    the HTTP requests it sent (0 for the local tenant)."""
     from reconciler.core.plan import PlanOptions, Provenance
     from reconciler.engine.apply import apply_plan
     from reconciler.engine.journal import Journal
@@ -52,19 +53,22 @@ def _apply(folder: Path, target: str) -> float:
     provider = open_target(target)
     try:
         plan = make_plan(state, provider, PlanOptions(), Provenance())
+        client = getattr(provider, "client", None)
+        sent = client.requests_sent if client is not None else 0
         began = time.perf_counter()
         result = apply_plan(plan, provider, journal=Journal(provider.target), parallelism=10)
         elapsed = time.perf_counter() - began
+        requests = client.requests_sent - sent if client is not None else 0
         assert result.ok, [o.error for o in result.outcomes if o.error][:3]
         after = make_plan(state, provider, PlanOptions(), Provenance())
         assert not after.changes, f"{len(after.changes)} changes left after the apply"
     finally:
         provider.close()
-    return elapsed
+    return elapsed, requests
 
 
 def measure(configs: int, mappings: int, latency_ms: float) -> dict[str, float]:
-    """The four timings of this process's ``reconciler``, in a fresh temporary folder."""
+    """The timings (and Graph requests) of this process's ``reconciler``, in a fresh temporary folder."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         os.environ["RECONCILER_STATE_DIR"] = str(tmp / "state")
@@ -72,12 +76,14 @@ def measure(configs: int, mappings: int, latency_ms: float) -> dict[str, float]:
         write_corpus(folder, configs, mappings)
         _changed_copy(folder, changed)
         timings = {
-            "local create": _apply(folder, f"local:{tmp / 'local.db'}"),
-            "local update": _apply(changed, f"local:{tmp / 'local.db'}"),
+            "local create": _apply(folder, f"local:{tmp / 'local.db'}")[0],
+            "local update": _apply(changed, f"local:{tmp / 'local.db'}")[0],
         }
         with _emulator(tmp / "emulator.db", latency_ms) as url:
-            timings["emulator create"] = _apply(folder, "graph+" + url)
-            timings["emulator update"] = _apply(changed, "graph+" + url)
+            for step, source in (("create", folder), ("update", changed)):
+                seconds, requests = _apply(source, "graph+" + url)
+                timings[f"emulator {step}"] = seconds
+                timings[f"emulator {step} requests"] = requests
         return timings
 
 
@@ -141,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         f"emulator latency {args.latency_ms:g} ms, best of {args.repeat}:"
     )
     best_before = _best(before) if before else {}
-    for key, seconds in best_now.items():
-        line = f"  {key:<16} {seconds:7.2f}s"
+    for key, value in best_now.items():
+        unit = "" if key.endswith("requests") else "s"
+        line = f"  {key:<24} {value:8.2f}{unit}"
         if key in best_before:
-            line += f"   baseline {best_before[key]:7.2f}s   ratio {seconds / best_before[key]:.2f}"
+            ratio = value / best_before[key] if best_before[key] else float("nan")
+            line += f"   baseline {best_before[key]:8.2f}{unit}   ratio {ratio:.2f}"
         print(line)
     return 0
 
