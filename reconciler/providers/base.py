@@ -15,12 +15,19 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
 
-__all__ = ["RESET_FORCE_DELETES", "RESET_FULL", "ChecksExchangeSchema", "Provider", "ReadsByName"]
+__all__ = [
+    "RESET_FORCE_DELETES",
+    "RESET_FULL",
+    "ChecksExchangeSchema",
+    "LooksUpDomains",
+    "Provider",
+    "ReadsByName",
+]
 
 # synchronizationJobRestartScope flags (Graph v1.0).
 # Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
@@ -45,6 +52,17 @@ class ChecksExchangeSchema(Protocol):
     def exchange_schema_ready(self, id: str) -> bool:
         """Whether the AD schema of configuration ``id`` has the Exchange attributes, as a directory
         ``discover`` on its provisioning job finds them now (the documented check)."""
+        ...
+
+
+@runtime_checkable
+class LooksUpDomains(Protocol):
+    """What a provider adds when it cannot list every configuration by itself (Graph: a principal made
+    in the portal may carry no template id) and must be told which AD domains to look for."""
+
+    def look_up_domains(self, domains: Iterable[str] | None) -> None:
+        """From now on, every read also finds the configurations of ``domains`` (None: of any domain,
+        at the cost of looking at every candidate the target holds)."""
         ...
 
 

@@ -45,6 +45,12 @@ def _from_template(sp: JSON) -> bool:
     )
 
 
+def _holds_configuration(store: TenantStore, sp: JSON) -> bool:
+    """Made from the AD2AAD template, or holding its provisioning job: a configuration made in the
+    portal may list no template id (as Microsoft's own example of one shows)."""
+    return _from_template(sp) or find_job(store.list_jobs(sp["id"]), PROVISIONING_TEMPLATE) is not None
+
+
 class _TenantResources:
     """``Resources`` on a ``TenantStore``: each write step is one store transaction, so it is never left
     half-written and no answer is ever lost."""
@@ -66,9 +72,9 @@ class _TenantResources:
 
     def load(self, id: str, *, schema: bool) -> Loaded:
         sp = self.store.get_service_principal(id)
-        if not _from_template(sp):
-            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
         jobs = self.store.list_jobs(id)
+        if not _from_template(sp) and find_job(jobs, PROVISIONING_TEMPLATE) is None:
+            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
         job = find_job(jobs, PROVISIONING_TEMPLATE) if schema else None
         found = None if job is None else self.store.get_schema(id, job["id"])
         return Loaded(sp, jobs, self.store.get_secrets(id), found)
@@ -77,7 +83,9 @@ class _TenantResources:
         return [
             sp
             for sp in self.store.service_principals_tagged(name_tag(name))
-            if _from_template(sp) and (t := parse_tags(sp.get("tags") or [])).managed and t.name == name
+            if (t := parse_tags(sp.get("tags") or [])).managed
+            and t.name == name
+            and _holds_configuration(self.store, sp)
         ]
 
     def named(self, display_name: str) -> list[JSON]:
@@ -150,11 +158,12 @@ class LocalProvider(CloudSyncWriter):
     # reading
 
     def _observe(self, sp: JSON) -> Observed | None:
-        """The configuration held by ``sp``, or None when ``sp`` is not one."""
-        if not _from_template(sp):
-            return None
+        """The configuration held by ``sp``, or None when ``sp`` is not one (neither made from the
+        template nor holding a provisioning job)."""
         jobs = self.store.list_jobs(sp["id"])
         provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        if provisioning is None and not _from_template(sp):
+            return None
         if provisioning is None and not parse_tags(sp.get("tags") or []).managed:
             return None  # not a configuration: spare reading its secrets
         schema = None if provisioning is None else self.store.get_schema_rules(sp["id"], provisioning["id"])
@@ -190,7 +199,7 @@ class LocalProvider(CloudSyncWriter):
         service itself ignores scoping on demand.
         """
         with self.store.transaction():
-            if not _from_template(self.store.get_service_principal(id)):
+            if not _holds_configuration(self.store, self.store.get_service_principal(id)):
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
             # Loaded by the one command that provisions, not by every plan.
             from reconciler.tenant.provisioning import provision_on_demand
