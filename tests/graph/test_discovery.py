@@ -221,3 +221,54 @@ def test_rehearsal_against_a_seeded_emulator_import_adopt_then_plan_is_empty(
         plan = _run("plan", "adopted", "--detailed-exitcode", "--target", target, cwd=tmp_path, env=env)
         assert plan.returncode == 0, (target, plan.stdout, plan.stderr)
         assert "No changes" in plan.stdout
+
+
+def test_scoping_clauses_the_tool_does_not_manage_are_shown_in_the_plan_and_kept(
+    tmp_path: Path, emulator_process: Callable[..., tuple[subprocess.Popen[str], str]]
+) -> None:
+    dump = json.loads(REAL_DUMP.read_text())
+    user = dump["synchronizationRules"][0]["objectMappings"][0]
+    clause = {
+        "operatorName": "EQUALS",
+        "sourceOperandName": "department",
+        "targetOperand": {"values": ["Sales"]},
+    }
+    user["scope"]["inputFilterGroups"][0]["clauses"].append(clause)
+    (tmp_path / "dump.json").write_text(json.dumps(dump))
+    _proc, url = emulator_process("--seed-config", str(tmp_path / "dump.json"), "--token", TOKEN)
+    env = {**os.environ, "RECONCILER_GRAPH_TOKEN": TOKEN, "RECONCILER_TARGET": "graph+" + url}
+    adopted = _run("import", "--out", "configs", "--adopt", DOMAIN, cwd=tmp_path, env=env)
+    assert adopted.returncode == 0, adopted.stderr
+    shown = 'mydomain: user: department EQUALS "Sales"'
+    plan = _run("plan", "configs", "--format", "json", cwd=tmp_path, env=env)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["unmanaged_scoping_filters"] == [shown]
+    for fmt in ("text", "markdown"):
+        rendered = _run("plan", "configs", "--format", fmt, cwd=tmp_path, env=env)
+        assert "Unmanaged scoping filters" in rendered.stdout and "department EQUALS" in rendered.stdout
+    # A change to the scope keeps the clause, in the OU group where it was.
+    config = tmp_path / "configs" / "mydomain.yaml"
+    config.write_text(
+        config.read_text().replace("OU=Cloud,DC=mydomain,DC=tld", "OU=Sales,DC=mydomain,DC=tld")
+    )
+    applied = _run("apply", "configs", "--auto-approve", cwd=tmp_path, env=env)
+    assert applied.returncode == 0, applied.stderr
+    store = TenantStore(tmp_path / "tenant.db")
+    try:
+        (sp,) = store.list_service_principals()
+        job = find_job(store.list_jobs(sp["id"]), PROVISIONING_TEMPLATE)
+        assert job is not None
+        schema = store.get_schema(sp["id"], job["id"])
+    finally:
+        store.close()
+    # What the tool does not manage is written back as read: parts no metadata declares included.
+    assert schema["provisioningTaskIdentifier"] == dump["provisioningTaskIdentifier"]
+    assert schema["directories"] == dump["directories"]
+    scope = schema["synchronizationRules"][0]["objectMappings"][0]["scope"]
+    clauses = [c for g in scope["inputFilterGroups"] for c in g["clauses"]]
+    assert clause in clauses
+    assert {"OU=Sales,DC=mydomain,DC=tld"} == {
+        v for c in clauses if c["operatorName"] == "ENDS_WITH" for v in c["targetOperand"]["values"]
+    }
+    again = _run("plan", "configs", "--format", "json", "--detailed-exitcode", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["unmanaged_scoping_filters"] == [shown]
