@@ -1,6 +1,6 @@
 """Extract the HTTP examples of Microsoft Graph API reference pages into conformance test data.
 
-Usage: ``python tools/extract_doc_examples.py DOCS_ROOT OUT_JSON PAGE@COMMIT...``
+Usage: ``python tools/extract_doc_examples.py [--add] DOCS_ROOT OUT_JSON PAGE@COMMIT...``
 
 ``DOCS_ROOT`` is a checkout of microsoftgraph/microsoft-graph-docs-contrib (or a folder holding some of
 its pages under the same paths); each ``PAGE`` is a path under it, such as
@@ -12,7 +12,8 @@ Requests and responses are paired in order. The output lists, per example: the p
 example's name, the request (method, path relative to the version, headers, body) and the documented
 response (status, body, and the type the page declares for it). A body that is not valid JSON is kept
 as text with ``"invalid": true`` (pages hold JavaScript object literals); the conformance test decides
-how to read it.
+how to read it. With ``--add``, OUT_JSON keeps the examples of the pages not named, and those of the
+pages named are replaced (pages can then be read at different commits, a few at a time).
 
 I/O: reads the pages (each at most 1 MiB), writes OUT_JSON.
 """
@@ -111,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("pages", nargs="+", metavar="PAGE@COMMIT")
+    parser.add_argument("--add", action="store_true", help="keep the examples of other pages in OUT_JSON")
     args = parser.parse_args(argv)
-    result = []
+    named = {item.partition("@")[0] for item in args.pages}
+    result: list[dict[str, Any]] = []
+    if args.add and args.out.is_file():
+        result = [e for e in json.loads(args.out.read_text(encoding="utf-8")) if e["page"] not in named]
     for item in args.pages:
         page, _, commit = item.partition("@")
         path = args.root / page
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{page}: not a file of at most {MAX_PAGE_BYTES} bytes")
         result += examples(page, path.read_text(encoding="utf-8"), commit)
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(result)} examples from {len(args.pages)} pages")
+    print(f"{args.out}: {len(result)} examples, {len(named)} pages read")
     return 0
 
 

@@ -33,6 +33,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _seed(store_path: str, dump: str, domain: str | None) -> None:
+    from reconciler.emulator.seed import domain_of, load_schema_dump, seed_portal_configuration
+    from reconciler.tenant.store import TenantStore
+
+    schema = load_schema_dump(dump)
+    domain = (domain or domain_of(schema) or "").strip()
+    if not domain:
+        raise click.UsageError(f"{dump} names no single AD domain; give it with --seed-domain")
+    store = TenantStore(store_path)
+    try:
+        sp_id = seed_portal_configuration(store, schema, domain, f"admin@{domain}")
+    finally:
+        store.close()
+    if sp_id is None:
+        click.echo(f"seed: {domain} is in the store already; not seeded again", err=True)
+    else:
+        click.echo(
+            f"seed: a configuration for {domain} made in the portal, service principal {sp_id}", err=True
+        )
+
+
 def _checked_base_url(text: str | None) -> str | None:
     if not text:
         return None
@@ -116,6 +137,19 @@ def _checked_base_url(text: str | None) -> str | None:
     show_default=True,
     help="Larger request bodies are refused (413) without being read.",
 )
+@click.option(
+    "--seed-config",
+    "seed_config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A job-schema dump (a GET .../jobs/{id}/schema answer): put a configuration made in the portal "
+    "with that schema into the store before serving (once: not again when its domain is there).",
+)
+@click.option(
+    "--seed-domain",
+    default=None,
+    help="The AD domain of the --seed-config configuration; default: the one its distinguished names name.",
+)
 def emulator(
     host: str,
     port: int,
@@ -130,6 +164,8 @@ def emulator(
     retry_after: int,
     base_url: str | None,
     max_body_bytes: int,
+    seed_config: str | None,
+    seed_domain: str | None,
 ) -> None:
     """Serve a Microsoft Graph emulator of the synchronization API over a local tenant store.
 
@@ -150,6 +186,10 @@ def emulator(
         base_url=_checked_base_url(base_url),
         max_body_bytes=max_body_bytes,
     )
+    if seed_config is not None:
+        _seed(store_path, seed_config, seed_domain)
+    elif seed_domain is not None:
+        raise click.UsageError("--seed-domain goes with --seed-config")
     server = Emulator(store_path, config)
     try:
         server.start()

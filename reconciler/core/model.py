@@ -404,6 +404,8 @@ class Observed:
     # Exchange hybrid writeback's precondition, when it was looked up (directory discover): whether
     # the AD schema has the Exchange attributes. None: not looked up.
     exchange_schema: bool | None = field(default=None, compare=False)
+    # Scoping-filter clauses the tool does not manage (kept as they are on every write), as text.
+    unmanaged_scoping: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:

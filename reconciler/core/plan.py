@@ -170,6 +170,8 @@ class Plan:
     held: tuple[Held, ...] = ()
     warnings: tuple[str, ...] = ()
     unmanaged: tuple[str, ...] = ()
+    # "CONFIGURATION: clause" for each scoping-filter clause the tool does not manage (read-only).
+    unmanaged_scoping: tuple[str, ...] = ()
     statuses: tuple[tuple[str, JobStatus], ...] = ()  # (name, status) of configurations not healthy
     fingerprints: tuple[tuple[str, str], ...] = ()  # (target id, fingerprint) of everything observed
     desired_digest: str = ""
@@ -267,6 +269,8 @@ def fingerprint(o: Observed) -> str:
             o.restart_pending,
             tuple(sorted(o.credential_data_count.items())),
             _canon(o.settings, o.scope, o.mappings, o.deletion_protection, o.restart_token),
+            # Only when there are any: fingerprints of configurations without them stay as they were.
+            *((o.unmanaged_scoping,) if o.unmanaged_scoping else ()),
         )
     )
 
@@ -770,6 +774,12 @@ def compute_plan(
         held=tuple(held),
         warnings=tuple(warnings),
         unmanaged=tuple(sorted(u.display for u in unmanaged)),
+        unmanaged_scoping=tuple(
+            f"{o.display}: {clause}"
+            for o in sorted(observed, key=lambda x: x.display)
+            if in_scope(o, only)
+            for clause in o.unmanaged_scoping
+        ),
         statuses=statuses,
         fingerprints=fingerprints(o for o in observed if in_scope(o, only)),
         desired_digest=_specs_digest({n: s for n, s in specs.items() if only is None or n in only}),

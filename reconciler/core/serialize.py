@@ -210,6 +210,8 @@ def to_document(plan: Plan, *, tool_version: str = "") -> dict[str, Any]:
         ],
         "warnings": list(plan.warnings),
         "unmanaged": list(plan.unmanaged),
+        # Only when there are any, so that plans without them read as they always did.
+        **({"unmanaged_scoping_filters": list(plan.unmanaged_scoping)} if plan.unmanaged_scoping else {}),
         "statuses": [_status_to(n, s) for n, s in plan.statuses],
         "fingerprints": dict(plan.fingerprints),
         "desired_digest": plan.desired_digest,
@@ -250,6 +252,8 @@ def from_document(doc: object) -> Plan:
             ),
             warnings=tuple(str(w) for w in doc["warnings"]),
             unmanaged=tuple(str(u) for u in doc["unmanaged"]),
+            # Absent from plans made before it was shown.
+            unmanaged_scoping=tuple(str(u) for u in doc.get("unmanaged_scoping_filters") or ()),
             statuses=tuple(_status_from(s) for s in doc["statuses"]),
             fingerprints=tuple(sorted((str(k), str(v)) for k, v in doc["fingerprints"].items())),
             desired_digest=str(doc["desired_digest"]),

@@ -40,7 +40,7 @@ from reconciler.core.model import (
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
-from reconciler.providers.base import Provider
+from reconciler.providers.base import LooksUpDomains, Provider
 
 __all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]
 
@@ -217,6 +217,10 @@ def import_target(
 
     Existing files are not replaced unless ``overwrite``; nothing is written when one would be.
     """
+    if isinstance(provider, LooksUpDomains):
+        # A configuration made in the portal may be found only by its domain (its principal's name):
+        # the names given may be domains; without names, every candidate is looked at.
+        provider.look_up_domains(names or None)
     everything = provider.read_all()
     # Managed configurations first, so that their names are taken before any is made up.
     observed = sorted(everything, key=lambda x: (not x.managed, x.name or "", x.settings.domain, x.id))

@@ -31,7 +31,13 @@ from reconciler.errors import ConflictError, FileReadError, NotFoundError, PlanF
 from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree
 from reconciler.git.source import AtRef, choose
 from reconciler.git.source import load as load_source
-from reconciler.providers.base import RESET_FORCE_DELETES, ChecksExchangeSchema, Provider, ReadsByName
+from reconciler.providers.base import (
+    RESET_FORCE_DELETES,
+    ChecksExchangeSchema,
+    LooksUpDomains,
+    Provider,
+    ReadsByName,
+)
 
 if TYPE_CHECKING:
     from reconciler.engine.apply import ApplyResult, Progress
@@ -44,6 +50,7 @@ __all__ = [
     "apply_saved_plan",
     "approve_deletes",
     "load_desired",
+    "look_up_domains",
     "make_plan",
     "plan_and_apply",
     "provenance_for",
@@ -104,6 +111,12 @@ def _provenance(paths: Sequence[str], info: WorktreeInfo | None) -> Provenance:
     )
 
 
+def look_up_domains(provider: Provider, state: DesiredState) -> None:
+    """Tell ``provider`` the domains of ``state``, when it needs them to find every configuration."""
+    if isinstance(provider, LooksUpDomains):
+        provider.look_up_domains(c.settings.domain for c in state.configurations)
+
+
 def read_observed(provider: Provider, only: frozenset[str] | None) -> tuple[Observed, ...]:
     """What a plan of ``only`` (None: everything) needs from the target, read as narrowly as it can be."""
     if only is not None and isinstance(provider, ReadsByName):
@@ -135,6 +148,7 @@ def make_plan(
     options: PlanOptions,
     provenance: Provenance,
 ) -> Plan:
+    look_up_domains(provider, state)
     with _no_cyclic_gc():
         observed = with_preconditions(provider, state, read_observed(provider, options.only))
         defaults = provider.template_defaults()
@@ -283,6 +297,7 @@ def apply_saved_plan(
     loaded: LoadResult | None = None
     if check_desired:
         loaded = _pinned_state(plan)
+        look_up_domains(provider, loaded.state)
         defaults = provider.template_defaults()
         digest = desired_digest(loaded.state, defaults, plan.options.only)
         if digest != plan.desired_digest:

@@ -253,7 +253,10 @@ class Metadata:
                 return value
             spelling = {m.lower(): m for m in definition["members"]}
             names = [v.strip() for v in value.split(",")] if definition.get("flags") else [value]
-            return ",".join(spelling.get(n.lower(), n) for n in names)
+            canonical = [spelling.get(n.lower(), n) for n in names]
+            if canonical == names:
+                return value  # flags keep the separator they were written with (the service writes ", ")
+            return ", ".join(canonical)
         if not isinstance(value, Mapping):
             return value
         props = self.properties(inner) or {}

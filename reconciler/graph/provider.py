@@ -24,10 +24,11 @@ import gc
 import itertools
 import os
 import queue
+import re
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -80,6 +81,8 @@ _T = TypeVar("_T")
 _SP_SELECT = "id,appId,displayName,tags,applicationTemplateId,servicePrincipalNames"
 # Reading scope and mappings needs the rules only (the same $select on the service is unconfirmed).
 _SCHEMA_SELECT = "?$select=id,version,synchronizationRules"
+# A display name as the portal gives a configuration's principal: the AD domain's DNS name.
+_DNS_NAME = re.compile(r"(?i)(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
 # Graph's largest page for service principals.
 _PAGE_SIZE = "999"
 # A secret the service will not read back (write-only) comes back as this.
@@ -546,6 +549,8 @@ class GraphProvider(CloudSyncWriter):
         self._select_schema = True  # until the service refuses $select on a schema
         # Provisioning job ids by principal, as last seen: they let a write fetch the schema early.
         self._known_jobs: dict[str, str] = {}
+        # Domains whose portal-made configurations are looked up by display name (look_up_domains).
+        self._domains: frozenset[str] | None = frozenset()
         self.resources = _GraphResources(self)
 
     def close(self) -> None:
@@ -562,28 +567,118 @@ class GraphProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # listing
 
-    def _list_sps(self, odata_filter: str | None = None) -> Iterator[list[JSON]]:
-        """Pages of service principals made from the AD2AAD template, narrowed by ``odata_filter``.
+    def _list_sps(self, odata_filter: str | None = None, *, template: bool = True) -> Iterator[list[JSON]]:
+        """Pages of service principals made from the AD2AAD template (any service principal when not
+        ``template``), narrowed by ``odata_filter``.
 
         Should the service refuse the filter, every service principal is listed and filtered here.
         """
-        wanted = f"applicationTemplateId eq {_odata(TEMPLATE_APP_ID)}"
-        if odata_filter:
-            wanted += f" and {odata_filter}"
-        params = {"$filter": wanted, "$select": _SP_SELECT, "$top": _PAGE_SIZE}
-        pages = self.client.pages("/servicePrincipals", params)
+        template_filter = f"applicationTemplateId eq {_odata(TEMPLATE_APP_ID)}"
+        wanted = " and ".join(f for f in (template_filter if template else None, odata_filter) if f)
+        params = {"$select": _SP_SELECT, "$top": _PAGE_SIZE}
+        pages = self.client.pages("/servicePrincipals", {"$filter": wanted, **params})
         try:
             first = next(pages)
         except ProviderError as exc:
             if exc.status != 400:
                 raise
-            pages = self.client.pages("/servicePrincipals", {"$select": _SP_SELECT, "$top": _PAGE_SIZE})
+            pages = self.client.pages("/servicePrincipals", params)
             first = next(pages)
         else:
             odata_filter = None  # the service did the filtering
         for page in itertools.chain([first], pages):
             checked = [check_service_principal(sp) for sp in page]
-            yield [sp for sp in checked if _from_template(sp) and self._matches(sp, odata_filter)]
+            kept = [sp for sp in checked if _from_template(sp)] if template else checked
+            yield [sp for sp in kept if self._matches(sp, odata_filter)]
+
+    def _list_configurations(self) -> Iterator[list[JSON]]:
+        """Pages of the principals that may hold a configuration: those made from the template, then
+        those carrying our tag that were not (configurations made in the portal and adopted), then
+        those named after a domain asked for (``look_up_domains``) that hold a provisioning job."""
+        seen: set[str] = set()
+        names: set[str] = set()
+        for page in self._list_sps():
+            seen.update(sp["id"] for sp in page)
+            names.update(str(sp.get("displayName") or "").casefold() for sp in page)
+            yield page
+        for page in self._list_sps(f"tags/any(t:t eq {_odata(MANAGED_TAG)})", template=False):
+            fresh = [sp for sp in page if sp["id"] not in seen]
+            seen.update(sp["id"] for sp in fresh)
+            # Ours only if it holds a provisioning job: a tag alone does not make a configuration.
+            yield self._holding_provisioning_jobs(fresh)
+        if self._domains is None:
+            yield from self._named_like_domains(seen)
+            return
+        domains = sorted(d for d in self._domains if d.casefold() not in names)
+        if domains:
+            yield [sp for sp in self._by_display_names(domains) if sp["id"] not in seen]
+
+    def _named_like_domains(self, seen: set[str]) -> Iterator[list[JSON]]:
+        """Every principal not listed yet whose display name is a DNS name (as the portal names a
+        configuration's), that holds a provisioning job: one listing of every principal (999 a page),
+        and the jobs of those candidates 20 to a ``$batch``."""
+        for page in self.client.pages("/servicePrincipals", {"$select": _SP_SELECT, "$top": _PAGE_SIZE}):
+            candidates = [
+                sp
+                for sp in map(check_service_principal, page)
+                if sp["id"] not in seen and _DNS_NAME.fullmatch(str(sp.get("displayName") or ""))
+            ]
+            seen.update(sp["id"] for sp in candidates)
+            yield self._holding_provisioning_jobs(candidates)
+
+    def look_up_domains(self, domains: Iterable[str] | None) -> None:
+        """Also find the configurations of ``domains`` made in the portal, whatever their principal's
+        ``applicationTemplateId`` (Microsoft's own example of a Cloud Sync principal shows null).
+
+        The portal names the principal after the AD domain: each domain is looked up by display name
+        (20 to a ``$batch``) and a principal found counts only when it holds an ``AD2AADProvisioning``
+        job. Domains whose principal the template listing found already are not asked for.
+
+        None: every principal whose display name is a DNS name is a candidate (one listing of every
+        principal of the tenant; for ``import``, which has no desired state to take domains from).
+        """
+        self._domains = None if domains is None else frozenset(d for d in domains if d)
+
+    def _by_display_names(self, names: Sequence[str]) -> list[JSON]:
+        """Principals named ``names`` (any template) that hold a provisioning job."""
+        items = []
+        for name in names:
+            query = urllib.parse.urlencode(
+                {"$filter": f"displayName eq {_odata(name)}", "$select": _SP_SELECT, "$top": _PAGE_SIZE},
+                quote_via=urllib.parse.quote,
+            )
+            items.append(BatchItem("GET", f"/servicePrincipals?{query}"))
+        found: dict[str, JSON] = {}
+        refused: set[str] = set()
+        for name, result in zip(names, self.client.batch(items), strict=True):
+            if isinstance(result, ProviderError) and result.status == 400:
+                refused.add(name.casefold())  # the filter refused: looked for in a full listing below
+                continue
+            for sp in _values(_check(result), f"the service principals named {name!r}"):
+                checked = check_service_principal(sp)
+                if str(checked.get("displayName") or "").casefold() == name.casefold():
+                    found.setdefault(checked["id"], checked)
+        if refused:
+            for page in self.client.pages("/servicePrincipals", {"$select": _SP_SELECT, "$top": _PAGE_SIZE}):
+                for sp in map(check_service_principal, page):
+                    if str(sp.get("displayName") or "").casefold() in refused:
+                        found.setdefault(sp["id"], sp)
+        return self._holding_provisioning_jobs(list(found.values()))
+
+    def _holding_provisioning_jobs(self, sps: list[JSON]) -> list[JSON]:
+        """Those of ``sps`` made from the template, or holding an ``AD2AADProvisioning`` job (their
+        jobs read 20 to a ``$batch``)."""
+        others = [sp for sp in sps if not _from_template(sp)]
+        if not others:
+            return sps
+        results = self.client.batch([BatchItem("GET", _jobs_path(sp["id"])) for sp in others])
+        holding = set()
+        for sp, result in zip(others, results, strict=True):
+            if isinstance(result, NotFoundError):
+                continue  # deleted since it was listed
+            if find_job(_jobs_in(_check(result), sp["id"]), PROVISIONING_TEMPLATE) is not None:
+                holding.add(sp["id"])
+        return [sp for sp in sps if _from_template(sp) or sp["id"] in holding]
 
     @staticmethod
     def _matches(sp: JSON, odata_filter: str | None) -> bool:
@@ -599,9 +694,11 @@ class GraphProvider(CloudSyncWriter):
         return True
 
     def _find_managed(self, name: str) -> list[JSON]:
+        """The configurations our tags say are managed as ``name``: made from the template, or (made
+        in the portal and adopted) holding a provisioning job."""
         found: list[JSON] = []
-        for page in self._list_sps(f"tags/any(t:t eq {_odata(_name_tag(name))})"):
-            for sp in page:
+        for page in self._list_sps(f"tags/any(t:t eq {_odata(_name_tag(name))})", template=False):
+            for sp in self._holding_provisioning_jobs(page):
                 tags = parse_tags(sp.get("tags") or [])
                 if tags.managed and tags.name == name:
                     found.append(sp)
@@ -672,7 +769,7 @@ class GraphProvider(CloudSyncWriter):
         # fetched (see _Reading). Our tags come with the listing, so with ``names`` the other managed
         # configurations are not read any further.
         with _collector_paused(), _Reading(self) as reading:
-            for listed in self._list_sps():
+            for listed in self._list_configurations():
                 page = listed if names is None else [sp for sp in listed if _wanted(sp, names)]
                 if page and self._template is None and self._template_future is None:
                     # The template is read alongside, through the first configuration found.
@@ -738,10 +835,12 @@ class GraphProvider(CloudSyncWriter):
             items.append(BatchItem("GET", _job_path(id, known) + "/schema"))
         results = self.client.batch(items)
         sp = check_service_principal(_check(results[0]))
-        if not _from_template(sp):
-            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
         jobs, secrets = _jobs_in(_check(results[1]), id), _secrets_in(_check(results[2]), id)
         provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        # Made from the template, or (made in the portal, whose principal may list no template id)
+        # holding the provisioning job.
+        if not _from_template(sp) and provisioning is None:
+            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
         self._remember_job(id, provisioning)
         found = results[3] if known is not None else None
         if provisioning is None or provisioning.get("id") != known or isinstance(found, ProviderError):

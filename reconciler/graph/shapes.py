@@ -82,6 +82,7 @@ __all__ = [
     "set_password_hash_mappings",
     "settings_to_secrets",
     "tags_for",
+    "unmanaged_scoping_filters",
     "without_annotations",
 ]
 
@@ -487,6 +488,64 @@ def _clause_ous(scope: Any) -> list[str]:
     return found
 
 
+def _default_clauses() -> frozenset[tuple[str, str, str, tuple[str, ...]]]:
+    """The default exclusion clauses of the embedded template (built from a real schema), per object
+    type: the clauses every configuration holds, which the plan does not list."""
+    global _DEFAULT_CLAUSES
+    if _DEFAULT_CLAUSES is None:
+        from reconciler.tenant.template import template_schema  # the template reads through this module
+
+        rule = find_provisioning_rule(template_schema())
+        found: set[tuple[str, str, str, tuple[str, ...]]] = set()
+        for obj, om in _managed_object_mappings(rule or {}).items():
+            for group in (om.get("scope") or {}).get("inputFilterGroups") or []:
+                found.update(
+                    _clause_key(obj, c) for c in group.get("clauses") or [] if isinstance(c, AbcMapping)
+                )
+        _DEFAULT_CLAUSES = frozenset(found)
+    return _DEFAULT_CLAUSES
+
+
+_DEFAULT_CLAUSES: frozenset[tuple[str, str, str, tuple[str, ...]]] | None = None
+
+
+def _clause_key(obj: str, clause: AbcMapping[str, Any]) -> tuple[str, str, str, tuple[str, ...]]:
+    values = (clause.get("targetOperand") or {}).get("values") or []
+    return (
+        obj,
+        str(clause.get("operatorName") or ""),
+        str(clause.get("sourceOperandName") or "").casefold(),
+        tuple(str(v) for v in values),
+    )
+
+
+def unmanaged_scoping_filters(scopes: Iterable[tuple[str, Any]]) -> tuple[str, ...]:
+    """The scoping-filter clauses of the object mappings ``scopes`` (object type, ``scope``) that the
+    tool does not manage, as text (``user: department EQUALS "Sales"``): every input-filter clause but
+    the OU clauses of the scope and the template's default exclusions. They are kept as they are on
+    every write; the plan shows them so that a reviewer knows they narrow the scope too."""
+    defaults = _default_clauses()
+    found: list[str] = []
+    for obj, scope in scopes:
+        if not isinstance(scope, AbcMapping):
+            continue
+        for group in scope.get("inputFilterGroups") or []:
+            if not isinstance(group, AbcMapping):
+                continue
+            ou_group = _is_ou_group(group)
+            for clause in group.get("clauses") or []:
+                if not isinstance(clause, AbcMapping) or (ou_group and _is_ou_clause(clause)):
+                    continue
+                key = _clause_key(obj, clause)
+                if key in defaults:
+                    continue
+                values = " ".join(json.dumps(v, ensure_ascii=False) for v in key[3])
+                text = f"{obj}: {clause.get('sourceOperandName')} {key[1]}" + (f" {values}" if values else "")
+                if text not in found:
+                    found.append(text)
+    return tuple(found)
+
+
 def _scopes_of(object_mappings: Iterable[tuple[str, AbcMapping[str, Any]]]) -> list[Any]:
     return [om.get("scope") for _, om in object_mappings]
 
@@ -511,14 +570,15 @@ def _read_scope(rule: AbcMapping[str, Any], scopes: Iterable[Any] = ()) -> Scope
     return Scope.all()
 
 
-def read_schema(schema: AbcMapping[str, Any]) -> tuple[Scope, tuple[Mapping, ...], dict[str, int]]:
-    """Scope, effective mappings (without CredentialData) and CredentialData count per PHS object.
+def read_schema(schema: AbcMapping[str, Any]) -> Reading:
+    """Scope, effective mappings (without CredentialData), CredentialData count per PHS object, and
+    the scoping clauses the tool does not manage (``unmanaged_scoping_filters``).
 
     The count is given for every PHS object type and for any other object type that has one.
     """
     rule = find_provisioning_rule(schema)
     if rule is None:
-        return Scope.all(), (), {}
+        return Scope.all(), (), {}, ()
     mappings: list[Mapping] = []
     managed = _managed_object_mappings(rule)
     # Only object mappings the schema has can hold the password-hash row.
@@ -529,7 +589,13 @@ def read_schema(schema: AbcMapping[str, Any]) -> tuple[Scope, tuple[Mapping, ...
                 counts[obj] = counts.get(obj, 0) + 1
             else:
                 mappings.append(attribute_mapping_to_model(obj, am))
-    return _read_scope(rule, _scopes_of(managed.items())), tuple(mappings), counts
+    named = [(obj, om.get("scope")) for obj, om in managed.items()]
+    return (
+        _read_scope(rule, [scope for _, scope in named]),
+        tuple(mappings),
+        counts,
+        unmanaged_scoping_filters(named),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -722,7 +788,8 @@ _LIST_CACHE: dict[tuple[str, bytes], tuple[tuple[Mapping, ...], int]] = {}
 _LIST_CACHE_MAX_BYTES = 16 * 1024 * 1024
 _list_cache_bytes = 0
 
-Reading = tuple[Scope, tuple[Mapping, ...], dict[str, int]]
+# Scope, effective mappings, CredentialData counts, and the scoping clauses the tool does not manage.
+Reading = tuple[Scope, tuple[Mapping, ...], dict[str, int], tuple[str, ...]]
 
 
 class _ListRead(NamedTuple):
@@ -762,7 +829,9 @@ def _mapping_list(
     return _ListRead(obj, key, items) if first else None
 
 
-def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead], scopes: Iterable[Any] = ()) -> Reading:
+def _read_lists(
+    rule: AbcMapping[str, Any], reads: list[_ListRead], scopes: Sequence[tuple[str, Any]] = ()
+) -> Reading:
     """Make what the checked lists hold; lists with a key go into the list cache."""
     global _list_cache_bytes
     mappings: list[Mapping] = []
@@ -787,7 +856,12 @@ def _read_lists(rule: AbcMapping[str, Any], reads: list[_ListRead], scopes: Iter
         mappings.extend(read_mappings)
         if credentials:
             counts[read.obj] = counts.get(read.obj, 0) + credentials
-    return _read_scope(rule, scopes), tuple(mappings), counts
+    return (
+        _read_scope(rule, [scope for _, scope in scopes]),
+        tuple(mappings),
+        counts,
+        unmanaged_scoping_filters(scopes),
+    )
 
 
 def check_and_read_schema(schema: Any, what: str) -> Reading:
@@ -802,7 +876,7 @@ def check_and_read_schema(schema: Any, what: str) -> Reading:
     # Everything is checked before anything new is made, as check_schema then read_schema would.
     reads: list[_ListRead] = []
     seen: set[str] = set()
-    scopes: list[Any] = []
+    scopes: list[tuple[str, Any]] = []
     for om in _optional(rule, "objectMappings", list, what) or []:
         _object(om, what)
         obj = _object_type(om)
@@ -810,7 +884,7 @@ def check_and_read_schema(schema: Any, what: str) -> Reading:
             continue  # not an object type we manage: left as it is
         read = _mapping_list(obj, _optional(om, "attributeMappings", list, what) or [], obj not in seen, what)
         if obj not in seen:
-            scopes.append(om.get("scope"))
+            scopes.append((obj, om.get("scope")))
         seen.add(obj)
         if read is not None:
             reads.append(read)
@@ -889,7 +963,7 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
     _check_filters(filters, what)
     reads: list[_ListRead] = []
     seen: set[str] = set()
-    scopes: list[Any] = []
+    scopes: list[tuple[str, Any]] = []
     for om in object_mappings or []:
         name = om.sourceObjectName
         obj = _OBJECT_BY_FOLDED.get(name.casefold()) if isinstance(name, str) else None
@@ -899,7 +973,7 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
         seen.add(obj)
         if first:
             try:
-                scopes.append(_loads(om.scope))
+                scopes.append((obj, _loads(om.scope)))
             except ValueError as exc:
                 raise _Unusual from exc
         key = (obj, bytes(om.attributeMappings))
@@ -1257,7 +1331,7 @@ def observe(
     secrets: list[JSON],
     schema: JSON | None,
     *,
-    reading: tuple[Scope, tuple[Mapping, ...], dict[str, int]] | None = None,
+    reading: Reading | None = None,
 ) -> Observed | None:
     """The configuration ``sp`` holds, given its jobs, secrets and provisioning schema; None when ``sp``
     is not one. The one reading of a configuration, shared by every target that stores Graph shapes.
@@ -1271,6 +1345,7 @@ def observe(
     scope: Scope = Scope.all()
     mappings: tuple[Mapping, ...] = ()
     counts: dict[str, int] = {}
+    scoping_filters: tuple[str, ...] = ()
     if reading is None and schema is not None:
         reading = read_schema(schema)
     settings = replace(
@@ -1286,7 +1361,7 @@ def observe(
     if provisioning is None or reading is None:
         status = JobStatus(code="NotConfigured") if provisioning is None else job_status(provisioning)
     else:
-        scope, mappings, counts = reading
+        scope, mappings, counts, scoping_filters = reading
         status = job_status(provisioning)
     # create writes the Domain secret last: without it the create did not finish.
     complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
@@ -1304,6 +1379,7 @@ def observe(
         complete=complete or not tags.managed,
         restart_pending=tags.managed and tags.restart_pending,
         jobs=tuple((str(job.get("templateId") or job.get("id")), job_status(job)) for job in jobs),
+        unmanaged_scoping=scoping_filters,
     )
 
 

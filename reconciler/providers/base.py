@@ -15,7 +15,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.model import Mapping, Observed, Scope, Settings
@@ -24,6 +24,7 @@ __all__ = [
     "RESET_FORCE_DELETES",
     "RESET_FULL",
     "ChecksExchangeSchema",
+    "LooksUpDomains",
     "ParsesExpressions",
     "Provider",
     "ReadsByName",
@@ -61,6 +62,17 @@ class ParsesExpressions(Protocol):
 
     def parse_expression(self, expression: str, configuration_id: str | None = None) -> dict[str, Any]:
         """The service's verdict on ``expression`` (``parsingSucceeded``, ``error``, ...)."""
+        ...
+
+
+@runtime_checkable
+class LooksUpDomains(Protocol):
+    """What a provider adds when it cannot list every configuration by itself (Graph: a principal made
+    in the portal may carry no template id) and must be told which AD domains to look for."""
+
+    def look_up_domains(self, domains: Iterable[str] | None) -> None:
+        """From now on, every read also finds the configurations of ``domains`` (None: of any domain,
+        at the cost of looking at every candidate the target holds)."""
         ...
 
 

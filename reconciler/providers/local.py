@@ -46,6 +46,12 @@ def _from_template(sp: JSON) -> bool:
     )
 
 
+def _holds_configuration(store: TenantStore, sp: JSON) -> bool:
+    """Made from the AD2AAD template, or holding its provisioning job: a configuration made in the
+    portal may list no template id (as Microsoft's own example of one shows)."""
+    return _from_template(sp) or find_job(store.list_jobs(sp["id"]), PROVISIONING_TEMPLATE) is not None
+
+
 class _TenantResources:
     """``Resources`` on a ``TenantStore``: each write step is one store transaction, so it is never left
     half-written and no answer is ever lost."""
@@ -67,9 +73,9 @@ class _TenantResources:
 
     def load(self, id: str, *, schema: bool) -> Loaded:
         sp = self.store.get_service_principal(id)
-        if not _from_template(sp):
-            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
         jobs = self.store.list_jobs(id)
+        if not _from_template(sp) and find_job(jobs, PROVISIONING_TEMPLATE) is None:
+            raise NotFoundError(f"{id} is not a Cloud Sync configuration")
         job = find_job(jobs, PROVISIONING_TEMPLATE) if schema else None
         found = None if job is None else self.store.get_schema(id, job["id"])
         return Loaded(sp, jobs, self.store.get_secrets(id), found)
@@ -78,7 +84,9 @@ class _TenantResources:
         return [
             sp
             for sp in self.store.service_principals_tagged(name_tag(name))
-            if _from_template(sp) and (t := parse_tags(sp.get("tags") or [])).managed and t.name == name
+            if (t := parse_tags(sp.get("tags") or [])).managed
+            and t.name == name
+            and _holds_configuration(self.store, sp)
         ]
 
     def named(self, display_name: str) -> list[JSON]:
@@ -166,9 +174,13 @@ class LocalProvider(CloudSyncWriter):
         with self.store.transaction(write=False):
             parts = self.store.configuration_parts()
         for sp, jobs, secrets, schemas in parts:
-            if not _from_template(sp) or not wanted(sp):
+            if not wanted(sp):
                 continue
             provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+            # Made from the template, or holding its provisioning job: a configuration made in the
+            # portal may list no template id.
+            if provisioning is None and not _from_template(sp):
+                continue
             schema = None
             if provisioning is not None:
                 schema = schemas.get(provisioning["id"])
@@ -206,7 +218,7 @@ class LocalProvider(CloudSyncWriter):
         service itself ignores scoping on demand.
         """
         with self.store.transaction():
-            if not _from_template(self.store.get_service_principal(id)):
+            if not _holds_configuration(self.store, self.store.get_service_principal(id)):
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
             # Loaded by the one command that provisions, not by every plan.
             from reconciler.tenant.provisioning import provision_on_demand

@@ -151,6 +151,8 @@ def _blocks(plan: Plan) -> list[_Block]:
     ]
     unmanaged = "### Not managed by reconciler (never changed)"
     blocks += [_Block(unmanaged, f"- {_text(u)}") for u in plan.unmanaged]
+    scoping = "### Unmanaged scoping filters (kept as they are; they narrow the scope too)"
+    blocks += [_Block(scoping, f"- {_text(u)}") for u in plan.unmanaged_scoping]
     return blocks
 
 

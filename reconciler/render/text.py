@@ -110,5 +110,10 @@ def render(plan: Plan, *, color: bool) -> str:
         out += [f"  {printable(u)}" for u in plan.unmanaged]
         out.append("")
 
+    if plan.unmanaged_scoping:
+        out += [paint("Unmanaged scoping filters (kept as they are; they narrow the scope too):", _BOLD), ""]
+        out += [f"  {printable(u)}" for u in plan.unmanaged_scoping]
+        out.append("")
+
     out.append(paint(summary_line(plan), _BOLD))
     return "\n".join(out) + "\n"

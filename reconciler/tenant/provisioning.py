@@ -419,7 +419,7 @@ def _run_steps(
         run.stop(SKIPPED, "ObjectTypeNotProvisioned", message)
         return
     run.target_type = str(object_mapping.get("targetObjectName") or run.object_type)
-    scope, mappings, _ = read_schema(schema)
+    scope, mappings, *_ = read_schema(schema)
     decision = ScopeMatcher(scope).check(run.subject, store.member_of(run.subject))
     scoping_details = {
         "Active in the source system": "True",

@@ -196,6 +196,10 @@ CREATE TABLE IF NOT EXISTS cloud_objects (
 """
 
 
+# The tag the service puts on the principal of an application made from a template or in the portal.
+INTEGRATED_APP_TAG = "WindowsAzureActiveDirectoryIntegratedApp"
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -362,16 +366,23 @@ class TenantStore:
     # ----------------------------------------------------------------------------------------------
     # applications and service principals
 
-    def instantiate(self, display_name: str, template_id: str = TEMPLATE_APP_ID) -> JSON:
-        """``POST /applicationTemplates/{id}/instantiate``: a new application and its service principal."""
+    def instantiate(
+        self, display_name: str, template_id: str = TEMPLATE_APP_ID, *, portal_made: bool = False
+    ) -> JSON:
+        """``POST /applicationTemplates/{id}/instantiate``: a new application and its service principal.
+
+        ``portal_made``: as a configuration made in the portal may hold them, with
+        ``applicationTemplateId`` null (Microsoft's own example of a Cloud Sync principal shows it so).
+        """
         if template_id not in _JOB_TEMPLATES_OF:
             raise _not_found(f"application template {template_id}")
+        recorded_template = None if portal_made else template_id
         app_id = str(uuid.uuid4())
         created = _now()
         application: JSON = {
             "id": str(uuid.uuid4()),
             "appId": app_id,
-            "applicationTemplateId": template_id,
+            "applicationTemplateId": recorded_template,
             "displayName": display_name,
             "createdDateTime": created,
             "notes": None,
@@ -382,13 +393,14 @@ class TenantStore:
             "accountEnabled": True,
             "appId": app_id,
             "appDisplayName": display_name,
-            "applicationTemplateId": template_id,
+            "applicationTemplateId": recorded_template,
             "displayName": display_name,
             "notes": None,
-            # The template's app id is listed among the names of every principal made from it.
-            "servicePrincipalNames": [app_id, template_id],
+            # As Microsoft's example of a Cloud Sync principal shows them: its own app id as its only
+            # name, and the tag the service puts on every integrated application.
+            "servicePrincipalNames": [app_id],
             "servicePrincipalType": "Application",
-            "tags": [],
+            "tags": [INTEGRATED_APP_TAG],
         }
         with self.transaction():
             self._exec(

@@ -19,7 +19,7 @@ from reconciler.core.model import (
     Settings,
     effective_mappings,
 )
-from reconciler.core.plan import Action, PlanOptions, compute_plan
+from reconciler.core.plan import Action, PlanOptions, compute_plan, fingerprint
 
 DEFAULTS = (
     Mapping("user", "displayName", MappingKind.DIRECT, "displayName"),
@@ -256,3 +256,21 @@ def test_a_restart_owed_by_an_earlier_apply_is_planned() -> None:
     assert "restart did not happen" in plan.changes[0].reasons[0]
     off = desired(settings=replace(SETTINGS, enabled=False))
     assert plan_for([off], [observed_for(off, restart_pending=True)]).changes == ()
+
+
+def test_scoping_clauses_the_tool_does_not_manage_are_listed_not_planned() -> None:
+    observed = Observed(
+        id="sp-1",
+        name=None,
+        managed=False,
+        settings=Settings(domain="mydomain.tld", notification_email="ops@mydomain.tld"),
+        scope=Scope.all(),
+        mappings=(),
+        unmanaged_scoping=('user: department EQUALS "Sales"',),
+    )
+    plan = compute_plan(DesiredState(), (observed,), ())
+    assert plan.changes == ()
+    assert plan.unmanaged_scoping == ('mydomain.tld (sp-1): user: department EQUALS "Sales"',)
+    # A configuration without such clauses keeps the fingerprint it always had.
+    plain = replace(observed, unmanaged_scoping=())
+    assert fingerprint(plain) != fingerprint(observed)

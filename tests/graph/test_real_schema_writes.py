@@ -122,7 +122,7 @@ def test_one_mapping_changed_puts_the_schema_as_read_but_for_that_row(start_emul
     emulator = start_emulator()
     provider, sp_id, job_id = _adopted(emulator)
     before = provider.client.get(_schema_path(sp_id, job_id))
-    scope, mappings, _ = read_schema(before)
+    scope, mappings, *_ = read_schema(before)
     department = next(m for m in mappings if m.object == "user" and m.target.casefold() == "department")
     changed = replace(department, kind=MappingKind.EXPRESSION, value=_NEW_EXPRESSION)
 
@@ -146,7 +146,7 @@ def test_the_scope_clause_is_read_and_changed_in_place(start_emulator: StartEmul
     emulator = start_emulator()
     provider, sp_id, job_id = _adopted(emulator)
     before = provider.client.get(_schema_path(sp_id, job_id))
-    scope, _mappings, _ = read_schema(before)
+    scope, *_ = read_schema(before)
     assert scope.kind is ScopeKind.ORGANIZATIONAL_UNITS and scope.entries
 
     wanted = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=Elsewhere,DC=mydomain,DC=tld",))

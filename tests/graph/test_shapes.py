@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -245,9 +246,10 @@ def _credential_rows(schema: dict[str, Any], source_object: str) -> int:
 
 def test_template_reads_as_the_defaults() -> None:
     schema = template_schema()
-    scope, mappings, counts = read_schema(schema)
+    scope, mappings, counts, unmanaged = read_schema(schema)
     assert scope == Scope.all()
     assert mappings == template_defaults() and mappings
+    assert unmanaged == (), "the template's default exclusions are not listed"
     # Only the object mappings the schema has are counted: the real template has a user one only.
     assert counts == {"user": 0}
     assert _rule(schema)["id"] == PROVISIONING_RULE_ID
@@ -268,7 +270,7 @@ def test_edit_then_read_round_trip() -> None:
     scope = Scope(ScopeKind.ORGANIZATIONAL_UNITS, ("OU=A,DC=c,DC=com",))
     written = _edited(schema, scope, ROUND_TRIPS[2:], [("user", "title")], True)
     assert schema == template_schema(), "the input is not changed"
-    read_scope, read_mappings, counts = read_schema(written)
+    read_scope, read_mappings, counts, _unmanaged = read_schema(written)
     assert read_scope == scope
     wanted = effective_mappings(
         template_defaults(),
@@ -666,3 +668,23 @@ def test_a_function_tree_that_is_no_expression_is_refused_as_unreadable() -> Non
     ]
     with pytest.raises(ProviderError, match="cannot be read"):
         check_and_read_schema(schema, "the schema")
+
+
+def test_scoping_clauses_the_tool_does_not_manage_are_read_apart() -> None:
+    dump = json.loads(
+        (Path(__file__).resolve().parents[1] / "fixtures" / "real" / "ad2aad-schema-sample1.json").read_text()
+    )
+    # The real schema holds the OU clause and the template's default exclusions only: nothing to show.
+    assert read_schema(dump)[3] == ()
+    user = dump["synchronizationRules"][0]["objectMappings"][0]
+    groups = user["scope"]["inputFilterGroups"]
+    groups[0]["clauses"].append(
+        {"operatorName": "EQUALS", "sourceOperandName": "department", "targetOperand": {"values": ["Sales"]}}
+    )
+    groups.append(
+        {"name": "mine", "clauses": [{"operatorName": "IS TRUE", "sourceOperandName": "extensionAttribute1"}]}
+    )
+    expected = ('user: department EQUALS "Sales"', "user: extensionAttribute1 IS TRUE")
+    assert read_schema(dump)[3] == expected
+    assert check_and_read_schema(dump, "the schema")[3] == expected
+    assert check_and_read_schema_text(json.dumps(dump).encode(), "the schema")[3] == expected

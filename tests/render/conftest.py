@@ -226,6 +226,22 @@ def no_changes_plan() -> Plan:
     return Plan(target="prod", fingerprints=(("sp-contoso", "c" * 32),), provenance=PROVENANCE)
 
 
+def unmanaged_scoping_plan() -> Plan:
+    """No changes, one configuration made in the portal, and scoping clauses the tool does not manage
+    (one of them hostile text)."""
+    return Plan(
+        target="prod",
+        unmanaged=("mydomain.tld (sp-portal)",),
+        unmanaged_scoping=(
+            'contoso: user: department EQUALS "Sales"',
+            "mydomain.tld (sp-portal): user: extensionAttribute1 IS TRUE",
+            'mydomain.tld (sp-portal): user: info EQUALS "| `x` \x1b[2J <b>"',
+        ),
+        fingerprints=(("sp-contoso", "c" * 32), ("sp-portal", "d" * 32)),
+        provenance=PROVENANCE,
+    )
+
+
 def hostile_plan() -> Plan:
     """User text that would break Markdown, HTML or a terminal if it were printed as it is."""
     return Plan(
@@ -259,6 +275,7 @@ PLANS: dict[str, Callable[[], Plan]] = {
     "health": health_plan,
     "no_changes": no_changes_plan,
     "hostile": hostile_plan,
+    "unmanaged_scoping": unmanaged_scoping_plan,
 }
 
 

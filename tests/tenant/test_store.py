@@ -19,7 +19,7 @@ from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
-from reconciler.tenant.store import FORMAT_VERSION, TenantStore
+from reconciler.tenant.store import FORMAT_VERSION, INTEGRATED_APP_TAG, TenantStore
 from reconciler.tenant.template import template_schema
 
 
@@ -38,8 +38,9 @@ def test_instantiate(store: TenantStore) -> None:
     made = store.instantiate("contoso.com")
     app, sp = made["application"], made["servicePrincipal"]
     assert app["appId"] == sp["appId"] and app["id"] != sp["id"]
-    assert sp["applicationTemplateId"] == TEMPLATE_APP_ID and TEMPLATE_APP_ID in sp["servicePrincipalNames"]
-    assert sp["displayName"] == "contoso.com" and sp["tags"] == []
+    # As Microsoft's example of a Cloud Sync principal: its app id its only name, the service's own tag.
+    assert sp["applicationTemplateId"] == TEMPLATE_APP_ID and sp["servicePrincipalNames"] == [sp["appId"]]
+    assert sp["displayName"] == "contoso.com" and sp["tags"] == [INTEGRATED_APP_TAG]
     assert store.list_service_principals() == [sp]
     assert store.list_applications() == [app]
     assert store.get_service_principal(sp["id"]) == sp
@@ -280,7 +281,7 @@ def test_threads_share_one_store(store: TenantStore) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(store.get_service_principal(sp)["tags"]) == 60
+    assert len(store.get_service_principal(sp)["tags"]) == 1 + 60
     assert len(store.list_service_principals()) == 11
 
 
@@ -295,5 +296,5 @@ def test_processes_share_one_file(tmp_path: Path) -> None:
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert len(store.get_service_principal(sp)["tags"]) == 30
+    assert len(store.get_service_principal(sp)["tags"]) == 1 + 30
     store.close()
