@@ -33,7 +33,7 @@ def test_the_store_makes_group_provisioning_principals_jobs_and_assignments(tmp_
     with pytest.raises(ProviderError, match="not a template of this application"):
         store.create_job(sp["id"], PROVISIONING_TEMPLATE)
     job = store.create_job(sp["id"], GROUP_PROVISIONING_TEMPLATE)
-    _scope, rows, _counts = read_schema(store.get_schema(sp["id"], job["id"]))
+    _scope, rows, *_ = read_schema(store.get_schema(sp["id"], job["id"]))
     assert rows == template_defaults_for(Direction.ENTRA_TO_AD)
     assert {m.target for m in rows if m.object == "group"} >= {"member", "parentDistinguishedName", "cn"}
 
