@@ -34,6 +34,7 @@ from reconciler.serve.webhook import Push
 __all__ = ["DEFAULT_LISTEN", "bind", "parse_listen", "run_service"]
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+CONCURRENT_REQUESTS = 64
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -126,6 +127,8 @@ def run_service(
         lifespan="off",
         server_header=False,
         timeout_graceful_shutdown=5,
+        # A flood of requests gets 503s instead of queueing without bound behind the store reads.
+        limit_concurrency=CONCURRENT_REQUESTS,
     )
     server = _Server(config)
     outcome: dict[str, Any] = {}

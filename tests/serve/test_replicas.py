@@ -49,8 +49,9 @@ def test_a_second_replica_stands_by_serves_the_same_state_and_passes_pushes_on(
 
 
 def test_graph_requests_are_counted_and_the_token_shows_nowhere(tmp_path: Path) -> None:
-    # Every distinct request is throttled once (429 with Retry-After: 1), then answered.
-    emulator = Emulator(tmp_path / "graph-tenant.db", EmulatorConfig(token=TOKEN, throttle_once=True)).start()
+    # Every distinct request is throttled once (429, Retry-After: 0), then answered.
+    config = EmulatorConfig(token=TOKEN, throttle_once=True, retry_after=0)
+    emulator = Emulator(tmp_path / "graph-tenant.db", config).start()
     try:
         repo = new_repo(tmp_path)
         repo.write("configs/a.yaml", configuration("a"))

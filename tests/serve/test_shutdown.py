@@ -15,7 +15,7 @@ from reconciler.engine.reconcile import LEADER_LEASE
 from reconciler.providers.local import LocalProvider
 from reconciler.state import open_store
 
-MANY = 60
+MANY = 30
 
 
 def _journal(target: str) -> list[dict[str, Any]]:
