@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -169,8 +169,11 @@ class Mapping:
     # Every field as a plain value, for digests and fingerprints: made once, since one Mapping is
     # shared by the many configurations that hold the same row.
     canonical: tuple[Any, ...] = field(init=False, repr=False, compare=False, hash=False)
+    # ``folded_key(object, target)``, made once: planning looks every row up by it, many times.
+    folded: tuple[str, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "folded", (self.object, self.target.casefold()))
         object.__setattr__(
             self,
             "canonical",
@@ -191,7 +194,7 @@ class Mapping:
 
     @property
     def folded_key(self) -> tuple[str, str]:
-        return folded_key(self.object, self.target)
+        return self.folded
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind.value, "value": self.value}
@@ -431,17 +434,29 @@ def edit_mappings(
     spelling of its target and its matching priority (the desired state cannot say either); a new row
     goes after the others. CredentialData is never touched here: it follows password hash sync.
     """
-    wanted = {m.folded_key: m for m in overrides if m.target != CREDENTIAL_DATA}
+    wanted = {m.folded: m for m in overrides if m.target != CREDENTIAL_DATA}
     gone = {folded_key(o, t) for o, t in removals}
     result: list[Mapping] = []
     seen: set[tuple[str, str]] = set()
     for row in rows:
-        key = row.folded_key
+        key = row.folded
         if key in gone or (key in seen and key in wanted):
             continue
         want = wanted.get(key)
         if want is not None:
-            row = replace(want, target=row.target, matching_priority=row.matching_priority)
+            if want.target == row.target and want.matching_priority == row.matching_priority:
+                row = want  # already as the service spells it: the same value, not made again
+            else:
+                # The constructor, not dataclasses.replace: this runs for thousands of rows a plan.
+                row = Mapping(
+                    want.object,
+                    row.target,
+                    want.kind,
+                    want.value,
+                    want.default,
+                    want.apply,
+                    row.matching_priority,
+                )
         seen.add(key)
         result.append(row)
     result.extend(m for k, m in wanted.items() if k not in seen)

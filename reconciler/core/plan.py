@@ -275,12 +275,16 @@ def fingerprints(observed: Iterable[Observed]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((o.id, fingerprint(o)) for o in observed))
 
 
+_MAPPING_KEY = operator.attrgetter("object", "target")  # Mapping.key, without a Python call
+_FOLDED = operator.attrgetter("folded")  # Mapping.folded_key, likewise
+
+
 def _spec_for(d: Desired, defaults: Sequence[Mapping] = ()) -> Spec:
     sets = [o.mapping for o in d.overrides if o.mapping is not None]
     return Spec(
         settings=d.settings,
         scope=d.scope.normalized(),
-        mappings=tuple(sorted(sets, key=lambda m: m.folded_key)),
+        mappings=tuple(sorted(sets, key=_FOLDED)),
         deletion_protection=d.deletion_protection,
         restart_token=d.restart_token,
         removals=tuple(
@@ -294,11 +298,12 @@ def spoken_rows(spec: Spec, rows: Iterable[Mapping]) -> tuple[tuple[Mapping, ...
 
     Rows it does not speak about are the service's: they are neither compared nor shown.
     """
-    spoken = {m.folded_key for m in spec.mappings} | {folded_key(o, t) for o, t in spec.removals}
+    spoken = {m.folded for m in spec.mappings} | {folded_key(o, t) for o, t in spec.removals}
     before: dict[tuple[str, str], Mapping] = {}
     for m in rows:
-        if m.folded_key in spoken:
-            before.setdefault(m.folded_key, m)
+        key = m.folded
+        if key in spoken and key not in before:
+            before[key] = m
     current = tuple(before.values())
     return current, edit_mappings(current, spec.mappings, spec.removals)
 
@@ -433,9 +438,6 @@ def _scope_shrinks(before: Scope, after: Scope) -> bool:
     if before.kind is ScopeKind.ALL or before.kind is not after.kind:
         return True
     return bool({e.casefold() for e in before.entries} - {e.casefold() for e in after.entries})
-
-
-_MAPPING_KEY = operator.attrgetter("object", "target")  # Mapping.key, without a Python call
 
 
 def _observed_spec(o: Observed, spec: Spec) -> tuple[Spec, Spec]:
