@@ -25,6 +25,7 @@ from reconciler.graph.shapes import (
     JSON,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
+    check_and_read_schema_text,
     find_job,
     name_tag,
     observe,
@@ -157,23 +158,49 @@ class LocalProvider(CloudSyncWriter):
         provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
         if provisioning is None and not parse_tags(sp.get("tags") or []).managed:
             return None  # not a configuration: spare reading its secrets
-        schema = None if provisioning is None else self.store.get_schema_rules(sp["id"], provisioning["id"])
-        return observe(sp, jobs, self.store.get_secrets(sp["id"]), schema)
+        text = None if provisioning is None else self.store.get_schema_text(sp["id"], provisioning["id"])
+        return self._observe_parts(sp, jobs, self.store.get_secrets(sp["id"]), text)
+
+    @staticmethod
+    def _observe_parts(
+        sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: bytes | None
+    ) -> Observed | None:
+        reading = None
+        if schema is not None:
+            # Decoded only as far as scope and mappings go; a mapping list read before is not read again.
+            reading = check_and_read_schema_text(schema, f"the schema of {sp['id']}")
+        return observe(sp, jobs, secrets, None, reading=reading)
+
+    def _read(self, wanted: Callable[[JSON], bool]) -> tuple[Observed, ...]:
+        """The configurations of the service principals ``wanted`` takes, read in one snapshot."""
+        found = []
+        with self.store.transaction(write=False):
+            parts = self.store.configuration_parts()
+        for sp, jobs, secrets, schemas in parts:
+            if not _from_template(sp) or not wanted(sp):
+                continue
+            provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+            schema = None
+            if provisioning is not None:
+                schema = schemas.get(provisioning["id"])
+                if schema is None:  # its template in the row and in the job disagree: read it alone
+                    with self.store.transaction(write=False):
+                        schema = self.store.get_schema_text(sp["id"], provisioning["id"])
+            observed = self._observe_parts(sp, jobs, secrets, schema)
+            if observed is not None:
+                found.append(observed)
+        return tuple(sorted(found, key=lambda o: o.id))
 
     def read_all(self) -> tuple[Observed, ...]:
-        with self.store.transaction(write=False):
-            found = [self._observe(sp) for sp in self.store.list_service_principals()]
-        return tuple(sorted((o for o in found if o is not None), key=lambda o: o.id))
+        return self._read(lambda sp: True)
 
     def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
-        # Our tags are on the service principal: the jobs, secrets and schema of the others stay unread.
-        with self.store.transaction(write=False):
-            found = [
-                self._observe(sp)
-                for sp in self.store.list_service_principals()
-                if not (t := parse_tags(sp.get("tags") or [])).managed or t.name in names
-            ]
-        return tuple(sorted((o for o in found if o is not None), key=lambda o: o.id))
+        # Our tags are on the service principal: the schemas of the others stay unread.
+        def wanted(sp: JSON) -> bool:
+            tags = parse_tags(sp.get("tags") or [])
+            return not tags.managed or tags.name in names
+
+        return self._read(wanted)
 
     def template_defaults(self) -> tuple[Mapping, ...]:
         return template_defaults()
