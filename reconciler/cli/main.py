@@ -119,9 +119,12 @@ class _LazyGroup(click.Group):
 def cli(state: str | None) -> None:
     """Declarative GitOps for Microsoft Entra Cloud Sync: describe configurations in YAML, review a plan,
     apply exactly that plan, and keep the target in line with git."""
-    from reconciler.state import configure
+    # The state store module is loaded by the commands that use a store; a plan does not. Unloaded,
+    # it holds no setting to reset.
+    if state is not None or "reconciler.state" in sys.modules:
+        from reconciler.state import configure
 
-    configure(state)
+        configure(state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.config.files import read_bounded
@@ -26,22 +26,18 @@ from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.model import DesiredState, JobStatus, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
-from reconciler.engine.apply import (
-    ApplyResult,
-    Progress,
-    apply_plan,
-    check_plan_fresh,
-    check_plan_proved,
-    check_target,
-)
-from reconciler.engine.journal import Journal
-from reconciler.engine.lock import target_lock
 from reconciler.engine.state import write_private
 from reconciler.errors import ConflictError, FileReadError, NotFoundError, PlanFileError, StalePlanError
 from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree
 from reconciler.git.source import AtRef, choose
 from reconciler.git.source import load as load_source
 from reconciler.providers.base import RESET_FORCE_DELETES, ChecksExchangeSchema, Provider, ReadsByName
+
+if TYPE_CHECKING:
+    from reconciler.engine.apply import ApplyResult, Progress
+
+# Applying (its thread pool, the state store with its lock and journal) is imported by the functions
+# that apply: a plan, which only reads, starts faster without it.
 
 __all__ = [
     "AppliedRun",
@@ -215,6 +211,9 @@ def _execute_locked(
     recovered: dict[str, object] | None,
     stop: threading.Event | None = None,
 ) -> AppliedRun:
+    from reconciler.engine.apply import apply_plan
+    from reconciler.engine.journal import Journal
+
     journal = Journal(provider.target)
     journal.write(
         "run-start",
@@ -277,6 +276,9 @@ def apply_saved_plan(
 
     ``check_desired=False`` is for a plan this process has just made and shown (``apply PATH...``).
     """
+    from reconciler.engine.apply import check_plan_fresh, check_plan_proved, check_target
+    from reconciler.engine.lock import target_lock
+
     check_target(plan, provider)
     loaded: LoadResult | None = None
     if check_desired:
@@ -327,6 +329,9 @@ def plan_and_apply(
     applied (to render it, or to decide); when it returns False nothing is applied or journaled
     (``applied`` is False). Setting ``stop`` skips the changes not started yet.
     """
+    from reconciler.engine.apply import ApplyResult, check_plan_fresh
+    from reconciler.engine.lock import target_lock
+
     with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
         for attempt in range(CONSISTENT_READS):
             plan = make_plan(state, provider, options, provenance)
@@ -369,6 +374,9 @@ def _journaled_restart(
 ) -> tuple[str, Observed]:
     """Restart configuration ``name`` (by name or id) with ``reset_scope`` under the target's lock, as a
     journaled run of ``kind``; ``check`` may refuse (raise) first, or return more to journal."""
+    from reconciler.engine.journal import Journal
+    from reconciler.engine.lock import target_lock
+
     journal = Journal(provider.target)
     with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
         found = [o for o in provider.read_all() if name in (o.name, o.id)]

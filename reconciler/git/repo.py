@@ -27,12 +27,17 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-import git
+# GitPython takes about a tenth of a second to import, more than a whole ``--help``: the functions that
+# use it import it, so that a plain ``plan`` (which only asks which commit is checked out) never does.
+if TYPE_CHECKING:
+    import git
 
 from reconciler.config.files import YAML_SUFFIXES, SourceFile
 from reconciler.errors import GitError
@@ -61,6 +66,8 @@ __all__ = [
 
 # A fetch that hangs (a dead network, a credential prompt nobody answers) must not stall the loop.
 GIT_NETWORK_TIMEOUT = 300
+# A local question (which commit, is the tree dirty) on a very large repository.
+GIT_LOCAL_TIMEOUT = 300
 
 _FIELD = "\x1f"
 _LOG_FORMAT = _FIELD.join(("%H", "%P", "%an", "%ae", "%aI", "%s"))
@@ -142,6 +149,8 @@ def _safe(repo: git.Repo) -> git.Repo:
 
 
 def _open(path: str | Path) -> git.Repo:
+    import git
+
     try:
         return _safe(git.Repo(str(path), search_parent_directories=True))
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
@@ -155,6 +164,62 @@ def describe_worktree(path: str | Path = ".", only: Sequence[str] = ()) -> Workt
     that a state folder or a build output elsewhere in the tree does not mark a plan as made from
     uncommitted files.
     """
+    # Absolute, since git runs in the top folder; after "--", so that no path is read as an option.
+    pathspecs = [os.path.abspath(p) for p in only]
+    found = _top_and_head(path)
+    if found is None:
+        # Whatever plain git does not answer (no repository here, or one git refuses to read, such as
+        # one owned by another user) is answered as GitPython reads it.
+        return _describe_with_gitpython(path, pathspecs)
+    top, commit = found
+    status = _plain_git(["status", "--porcelain", "-z", "--untracked-files=all", "--", *pathspecs], top)
+    return WorktreeInfo(root=top, commit=commit, dirty=status is None or bool(status))
+
+
+def _plain_git(args: Sequence[str], cwd: str) -> str | None:
+    """The output of one git process in ``cwd`` under the safe configuration; None when it failed."""
+    done = _run_plain_git(args, cwd)
+    return None if done is None or done.returncode != 0 else done.stdout
+
+
+def _run_plain_git(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env={**os.environ, **SAFE_ENVIRONMENT},
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            timeout=GIT_LOCAL_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _top_and_head(path: str | Path) -> tuple[str, str | None] | None:
+    """The top folder of the work tree holding ``path`` and its checked-out commit (None before the
+    first commit), from one git process; None when git gives no such answer."""
+    folder = os.path.abspath(path)
+    if not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        return None
+    done = _run_plain_git(["rev-parse", "--show-toplevel", "--verify", "--quiet", "HEAD^{commit}"], folder)
+    if done is None:
+        return None
+    lines = done.stdout.splitlines()
+    if done.returncode == 0 and len(lines) == 2 and _FULL_SHA.fullmatch(lines[1]):
+        return lines[0], lines[1]
+    if done.returncode == 1 and len(lines) == 1:
+        return lines[0], None  # a repository without a commit yet
+    return None
+
+
+def _describe_with_gitpython(path: str | Path, pathspecs: Sequence[str]) -> WorktreeInfo | None:
+    import git
+
     try:
         repo = _open(path)
     except GitError:
@@ -163,8 +228,6 @@ def describe_worktree(path: str | Path = ".", only: Sequence[str] = ()) -> Workt
         commit: str | None = repo.head.commit.hexsha
     except ValueError:
         commit = None
-    # Absolute, since git runs in the top folder; after "--", so that no path is read as an option.
-    pathspecs = [os.path.abspath(p) for p in only]
     try:
         status = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *pathspecs)
         dirty = bool(status)
@@ -183,6 +246,8 @@ def repo_root(path: str | Path = ".") -> str:
 
 def _commit(repo: git.Repo, ref: str) -> git.Commit:
     """The commit ``ref`` names, resolved by git itself; anything else is a ``GitError``."""
+    import git
+
     problem = GitError(f"{ref!r} is not a commit in {repo.git_dir}")
     if not ref or ref.startswith("-") or "\0" in ref or "\n" in ref:
         raise problem
@@ -242,6 +307,8 @@ def to_repo_paths(paths: Sequence[str], root: str) -> list[str]:
 
 def check_merged(ref: str, *, repo: str | Path = ".") -> None:
     """Refuse a commit that is not the checked-out commit or one of its ancestors."""
+    import git
+
     r = _open(repo)
     sha = _commit(r, ref).hexsha
     try:
@@ -260,6 +327,8 @@ def _pathspecs(prefixes: Iterable[str]) -> list[str]:
 
 def _ls_tree(repo: git.Repo, commit: str, prefixes: Sequence[str]) -> list[tuple[str, str]]:
     """(repository path, blob sha) of every file under ``prefixes`` in ``commit``."""
+    import git
+
     try:
         out = repo.git.ls_tree("-r", "-z", "--full-tree", commit, "--", *(p or "." for p in prefixes))
     except git.GitCommandError as exc:
@@ -399,6 +468,8 @@ def changed_files(
     untracked (not ignored) files included. A renamed file counts as its old path deleted and its new
     path added.
     """
+    import git
+
     r = _open(repo)
     base_sha = _commit(r, base).hexsha
     args = ["--raw", "-z", "--no-renames", "--no-ext-diff", "--no-textconv", base_sha]
@@ -433,6 +504,8 @@ def commits_touching(
 
     Children always come before their parents (topological order).
     """
+    import git
+
     r = _open(repo)
     rng = f"{_commit(r, base).hexsha}..{_commit(r, head).hexsha}"
     args = ["--topo-order", f"--format={_LOG_FORMAT}"]
@@ -486,6 +559,8 @@ def sync_branch(source: str, branch: str, cache_root: str | Path) -> tuple[str, 
     never stored, so credentials in it do not end up in the state folder. The repository is made in a
     temporary folder and moved into place, so an interrupted first run leaves nothing half made.
     """
+    import git
+
     url = source_url(source)
     folder = cache_folder(source, cache_root)
     ref = f"refs/heads/{branch}"
