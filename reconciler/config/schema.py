@@ -49,13 +49,73 @@ def kind_schema(kind: str) -> dict[str, Any]:
     return {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{kind}"}
 
 
-@functools.cache
-def _fast(kind: str) -> Callable[[object], object]:
+def _compile(schema: dict[str, Any]) -> Callable[[object], object]:
     # use_default=False: fastjsonschema would otherwise write schema defaults into the values it checks.
     validate: Callable[[object], object] = fastjsonschema.compile(
-        kind_schema(kind), use_default=False, use_formats=False
+        schema, use_default=False, use_formats=False
     )
     return validate
+
+
+# A repository repeats the same mapping entries in configuration after configuration (a mapping set
+# copied, the same extension attributes everywhere), and they are most of what there is to check. So a
+# document is checked in two parts: everything but its mapping entries, against the kind's schema with
+# ``mapping`` accepting anything; then each entry against ``mapping``, once per distinct entry. Both
+# schemas only nest ``mapping`` under plain properties and items, so the two parts together accept
+# exactly what the whole schema accepts.
+_MAPPING_DEF = "mapping"
+_MAX_VALID_ENTRIES = 100_000
+_valid_entries: set[tuple[tuple[str, str], ...]] = set()
+
+
+@functools.cache
+def _fast(kind: str) -> Callable[[object], object]:
+    """The kind's validator, its mapping entries left out (``_fast_entry`` checks those)."""
+    schema = kind_schema(kind)
+    schema["$defs"] = {**schema["$defs"], _MAPPING_DEF: {}}
+    return _compile(schema)
+
+
+@functools.cache
+def _fast_entry() -> Callable[[object], object]:
+    root = _root()
+    return _compile({"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{_MAPPING_DEF}"})
+
+
+def _mapping_entries(kind: str, value: Any) -> list[Any]:
+    """The values ``mapping`` applies to in a document ``_fast(kind)`` accepted."""
+    spec = value.get("spec") if isinstance(value, dict) else None
+    if not isinstance(spec, dict):
+        return []
+    if kind == "AttributeMappings":
+        entries = spec.get("mappings")
+        return entries if isinstance(entries, list) else []
+    if kind == "Configuration":
+        lists = spec.get("attributeMappings")
+        if isinstance(lists, dict):
+            return [e for entries in lists.values() if isinstance(entries, list) for e in entries]
+    return []
+
+
+def _check_fast(kind: str, value: object) -> None:
+    """Raises ``JsonSchemaException`` unless ``value`` is valid, as the kind's whole schema would."""
+    _fast(kind)(value)
+    check_entry = _fast_entry()
+    for entry in _mapping_entries(kind, value):
+        if type(entry) is not dict:
+            check_entry(entry)
+            continue
+        key = tuple(entry.items())
+        try:
+            if key in _valid_entries:
+                continue
+        except TypeError:  # a list or mapping as a value: not an entry remembered
+            pass
+        check_entry(entry)
+        # Only entries of text values are remembered, so that an equal key means an equal entry (a
+        # bool would compare equal to an integer).
+        if len(_valid_entries) < _MAX_VALID_ENTRIES and all(type(v) is str for _, v in key):
+            _valid_entries.add(key)
 
 
 @functools.cache
@@ -69,7 +129,7 @@ def _full(kind: str) -> Any:
 def check(doc: Document, kind: str) -> list[Diagnostic]:
     """Every schema problem of one document of a known kind; empty when it is valid."""
     try:
-        _fast(kind)(doc.value)
+        _check_fast(kind, doc.value)
         return []
     except fastjsonschema.JsonSchemaException:
         pass

@@ -143,7 +143,13 @@ class _Builder:
         if node.tag != _SEQ:
             self.problem(node, f"tag {_show_tag(node.tag)} is not allowed: only YAML's standard tags are")
         build = self.build
-        return [build(item) for item in node.value]
+        if self.alias_depth:
+            return [build(item) for item in node.value]
+        # Outside aliases nothing is counted, and a string needs no call: most values are strings.
+        return [
+            item.value if type(item) is ScalarNode and item.tag == _STR else build(item)
+            for item in node.value
+        ]
 
     def mapping(self, node: Node) -> dict[str, object]:
         if node.tag != _MAP:
@@ -167,7 +173,10 @@ class _Builder:
                 self.problem(key_node, f"duplicate key '{key}' (first given on line {line})")
                 continue
             first[key] = key_node
-            result[key] = self.build(value_node)
+            if type(value_node) is ScalarNode and value_node.tag == _STR and not self.alias_depth:
+                result[key] = value_node.value  # what build() gives, without the call
+            else:
+                result[key] = self.build(value_node)
         if merged:
             self.merge(result, merged)
         return result

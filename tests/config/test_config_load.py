@@ -528,3 +528,30 @@ def test_unknown_source_attributes_and_spellings_warn_but_load(
         "a.yaml:15:33: warning: mapping of 'b': function 'join' is spelled 'Join' in the reference",
     ]
     assert [o.target for o in result.state.configurations[0].overrides] == ["a", "b", "c"]
+
+
+def test_a_repeated_mapping_entry_is_reported_everywhere_and_read_alike(
+    load: Callable[[dict[str, str]], LoadResult], problems: Problems
+) -> None:
+    """Entries repeat across configurations; one read before does not hide a problem of the next."""
+    entries = (
+        "  attributeMappings:\n    user:\n"
+        "      - {target: a, source: departmnt}\n      - {target: b, constant: X}\n"
+    )
+    result = load(
+        {"a.yaml": config("contoso", extra=entries), "b.yaml": config("fabrikam", "fabrikam.com", entries)}
+    )
+    assert [f"{w.file}:{w.line}" for w in result.warnings] == ["a.yaml:11", "b.yaml:11"]
+    a, b = (c.overrides for c in result.state.configurations)
+    assert [o.mapping for o in a] == [o.mapping for o in b]
+    assert [str(o.origin) for o in b] == ["b.yaml:11:9", "b.yaml:12:9"]
+    bad = (
+        "  attributeMappings:\n    user:\n"
+        "      - {target: a, source: mail}\n      - {target: A, constant: X}\n"
+    )
+    assert problems(
+        {"a.yaml": config("contoso", extra=bad), "b.yaml": config("fabrikam", "fabrikam.com", bad)}
+    ) == [
+        "a.yaml:12:18: target 'A' is mapped twice for user (first on line 11)",
+        "b.yaml:12:18: target 'A' is mapped twice for user (first on line 11)",
+    ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from config_samples import CONTOSO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -324,3 +327,75 @@ def test_the_combined_schema_picks_the_kind() -> None:
 def test_every_example_has_the_modeline() -> None:
     for path in EXAMPLES:
         assert "# yaml-language-server: $schema=../../schemas/cloudsync.schema.json" in path.read_text()
+
+
+# --------------------------------------------------------------------------------------------------
+# The fast check (mapping entries checked apart, each distinct one once) accepts exactly what the
+# kind's whole schema accepts.
+
+_ENTRY_KEYS = ("target", "source", "constant", "expression", "remove", "default", "apply", "other")
+_ENTRY_VALUES = st.one_of(
+    st.sampled_from(["", "department", "C1", "always", "onCreate", "Trim([mail])"]),
+    st.booleans(),
+    st.integers(-1, 2),
+    st.none(),
+    st.just(["x"]),
+    st.just({"a": "b"}),
+)
+_ENTRIES = st.one_of(
+    st.dictionaries(st.sampled_from(_ENTRY_KEYS), _ENTRY_VALUES, max_size=4),
+    st.sampled_from(["text", 1, None, ["target"]]),
+)
+
+
+@functools.cache
+def _whole(kind: str) -> Callable[[object], object]:
+    import fastjsonschema
+
+    validate: Callable[[object], object] = fastjsonschema.compile(
+        schema.kind_schema(kind), use_default=False, use_formats=False
+    )
+    return validate
+
+
+def _accepts(check: Callable[[object], object], value: object) -> bool:
+    import fastjsonschema
+
+    try:
+        check(value)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lists=st.dictionaries(
+        st.sampled_from(["user", "group", "contact", "device"]), st.lists(_ENTRIES, max_size=4), max_size=3
+    ),
+    shared=st.lists(_ENTRIES, max_size=4),
+)
+def test_fast_check_accepts_exactly_what_the_whole_schema_accepts(
+    lists: dict[str, list[object]], shared: list[object]
+) -> None:
+    configuration = {
+        "apiVersion": "cloudsync/v1",
+        "kind": "Configuration",
+        "metadata": {"name": "contoso"},
+        "spec": {
+            "domain": "contoso.com",
+            "notificationEmail": "ops@contoso.com",
+            "attributeMappings": lists,
+        },
+    }
+    mapping_set = {
+        "apiVersion": "cloudsync/v1",
+        "kind": "AttributeMappings",
+        "metadata": {"name": "shared"},
+        "spec": {"object": "user", "configurations": ["contoso"], "mappings": shared},
+    }
+    for kind, value in (("Configuration", configuration), ("AttributeMappings", mapping_set)):
+        # Twice: the second time the entries seen valid are not checked again.
+        for _ in range(2):
+            fast = _accepts(functools.partial(schema._check_fast, kind), value)
+            assert fast == _accepts(_whole(kind), value), value
