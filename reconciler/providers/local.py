@@ -150,17 +150,6 @@ class LocalProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # reading
 
-    def _observe(self, sp: JSON) -> Observed | None:
-        """The configuration held by ``sp``, or None when ``sp`` is not one."""
-        if not _from_template(sp):
-            return None
-        jobs = self.store.list_jobs(sp["id"])
-        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
-        if provisioning is None and not parse_tags(sp.get("tags") or []).managed:
-            return None  # not a configuration: spare reading its secrets
-        text = None if provisioning is None else self.store.get_schema_text(sp["id"], provisioning["id"])
-        return self._observe_parts(sp, jobs, self.store.get_secrets(sp["id"]), text)
-
     @staticmethod
     def _observe_parts(
         sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: bytes | None
