@@ -187,6 +187,9 @@ def apply(
     if _is_plan_file(paths):
         saved = read_plan_file(paths[0])
         provider = _open_for_saved_plan(saved, target)
+        from reconciler.state import open_early
+
+        open_early(provider.target)  # while the plan's desired state is loaded again
         try:
             run = apply_exactly(saved, provider, check_desired=True)
         finally:
@@ -195,6 +198,11 @@ def apply(
         return
 
     roots = list(paths) or ["."]
+    if auto_approve:
+        # The lock is taken after loading: its state store is opened meanwhile.
+        from reconciler.state import canonical_target, open_early
+
+        open_early(canonical_target(target))
     loaded = load_desired(roots)
     echo_warnings(loaded.warnings, verbose=verbose)
     options = plan_options_from(allow_delete, allow_mass_delete, max_deletes)

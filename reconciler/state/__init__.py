@@ -32,6 +32,7 @@ __all__ = [
     "canonical_target",
     "configure",
     "default_sqlite_path",
+    "open_early",
     "open_store",
     "open_url",
     "redact_url",
@@ -46,6 +47,7 @@ _configured: str | None = None
 _stores_lock = threading.Lock()
 _stores: dict[tuple[int, str], StateStore] = {}
 _imported: set[tuple[int, str, str]] = set()
+_early_failures: dict[tuple[int, str], Exception] = {}
 
 
 def configure(url: str | None) -> None:
@@ -130,11 +132,35 @@ def open_url(url: str) -> StateStore:
     )
 
 
+def open_early(target: str) -> None:
+    """Start opening the store of ``target`` (canonical) in the background, for a command that will
+    take its lock after other work (loading the desired state): connecting to a PostgreSQL server, and
+    the round trips of the first queries, then overlap that work instead of delaying the lock. A
+    failure is kept and raised by the ``open_store`` that needs the store. SQLite opens in about a
+    millisecond: nothing is started for it."""
+    url = state_url(target)
+    if url.split(":", 1)[0].lower() not in ("postgresql", "postgres"):
+        return
+    key = (os.getpid(), url)
+
+    def run() -> None:
+        try:
+            open_store(target)
+        except Exception as exc:  # raised again where the store is needed
+            with _stores_lock:
+                _early_failures[key] = exc
+
+    threading.Thread(target=run, name="state-store-open", daemon=True).start()
+
+
 def open_store(target: str) -> StateStore:
     """The store of ``target`` (canonical), opened once per process and URL; legacy state imported."""
     url = state_url(target)
     key = (os.getpid(), url)  # a forked child opens its own connections
     with _stores_lock:
+        failed = _early_failures.pop(key, None)
+        if failed is not None:
+            raise failed
         store = _stores.get(key)
         if store is None:
             store = _stores[key] = open_url(url)
@@ -152,6 +178,7 @@ def reset_stores() -> None:
                 store.close()
         _stores.clear()
         _imported.clear()
+        _early_failures.clear()
 
 
 # -- the state of earlier releases ----------------------------------------------------------------------

@@ -140,3 +140,28 @@ def test_a_runner_needs_only_the_documented_rights(pg_url: str) -> None:
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         runner.execute("DELETE FROM reconciler_journal")
+
+
+def test_a_store_opened_early_is_the_one_the_lock_uses_and_its_failure_is_raised_there(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from reconciler.state import open_early, open_store
+
+    target = f"local:{tmp_path / 'tenant.db'}"
+    try:
+        configure(pg_url)
+        open_early(target)
+        store = open_store(target)  # waits for the opening under way, if it is still under way
+        assert store is open_store(target)
+        with store.lock(target, "apply", timeout=10, holder=runner_identity("test")) as previous:
+            assert previous is None
+        reset_stores()
+        configure(f"postgresql://reconciler:hunter2-secret@127.0.0.1:{_closed_port()}/state")
+        open_early(target)
+        for _attempt in range(2):  # the early failure, then an opening of its own: the same error
+            with pytest.raises(StateError, match=r"cannot reach the state store") as failed:
+                open_store(target)
+            assert "hunter2-secret" not in str(failed.value)
+    finally:
+        configure(None)
+        reset_stores()
