@@ -661,19 +661,25 @@ class _Run:
         """One mapping entry as an override, or None when it has problems (reported)."""
         # The same entry met before without a problem: the same mapping, and nothing to report. Whether
         # an entry has a problem depends on its values only (where it is only places the message).
-        key = (obj, *entry.items())
+        key = (obj, direction, *entry.items())
         with contextlib.suppress(TypeError):  # a value that cannot be a key: read it as new
             if key in self.clean_mappings:
                 return MappingOverride(obj, entry["target"], self.clean_mappings[key], origin)
         reported = len(self.diagnostics)
-        override = self._mapping(file, obj, entry, loc, origin)
+        override = self._mapping(file, obj, entry, loc, origin, direction)
         if override is not None and len(self.diagnostics) == reported:
             with contextlib.suppress(TypeError):  # a value that cannot be a key is not remembered
                 self.clean_mappings[key] = override.mapping
         return override
 
     def _mapping(
-        self, file: str, obj: str, entry: dict[str, Any], loc: Locator, origin: Origin
+        self,
+        file: str,
+        obj: str,
+        entry: dict[str, Any],
+        loc: Locator,
+        origin: Origin,
+        direction: Direction,
     ) -> MappingOverride | None:
         target: str = entry["target"]
         given = [key for key in entry if key in _VALUE_KEYS]
