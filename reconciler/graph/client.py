@@ -59,6 +59,8 @@ __all__ = [
     "StaticToken",
     "TokenProvider",
     "check_token",
+    "permission_hint",
+    "permission_needed",
     "segment",
     "token_provider_for",
 ]
@@ -403,6 +405,35 @@ def _collection(data: Any, what: str) -> list[JSON]:
     return values
 
 
+def permission_needed(what: str) -> str:
+    """The least-privileged Graph permission the call ``what`` (``METHOD /path``) needs.
+
+    From the permission tables of Microsoft's API reference pages: the synchronization calls (jobs,
+    schema, secrets, templates) need ``Synchronization.Read.All`` to read and
+    ``Synchronization.ReadWrite.All`` to write; reading service principals and applications needs
+    ``Application.Read.All``; ``instantiate`` and changing or deleting a principal or an application
+    need ``Application.ReadWrite.All``. An app-only identity may have ``Application.ReadWrite.OwnedBy``
+    instead, which covers all of these for the applications it owns.
+    """
+    method, _, path = what.partition(" ")
+    path = path.lower()
+    reads = method.upper() == "GET"
+    if "/synchronization/" in path or path.endswith("/synchronization"):
+        return "Synchronization.Read.All" if reads else "Synchronization.ReadWrite.All"
+    if reads:
+        return "Application.Read.All"
+    return "Application.ReadWrite.All"
+
+
+def permission_hint(what: str) -> str:
+    """What a 403 to ``what`` tells the user: the permission the call needs, and the role."""
+    return (
+        f"the call needs the Graph permission {permission_needed(what)} (an app-only identity may have "
+        "Application.ReadWrite.OwnedBy instead, for applications it owns); a person signing in also "
+        "needs a role that allows it, such as Hybrid Identity Administrator"
+    )
+
+
 def error_for(
     status: int,
     body: Any,
@@ -431,11 +462,7 @@ def error_for(
             **kwargs,
         )
     if status == 403:
-        return AuthenticationError(
-            f"{text}; the identity needs Synchronization.ReadWrite.All and Application.ReadWrite.All "
-            "(or a Hybrid Identity Administrator role)",
-            **kwargs,
-        )
+        return AuthenticationError(f"{text}; {permission_hint(what)}", **kwargs)
     if status == 404:
         return NotFoundError(text, **kwargs)
     if status in (409, 412):

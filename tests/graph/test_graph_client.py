@@ -196,6 +196,47 @@ def test_graph_errors_become_the_error_tree(status: int, kind: type[ProviderErro
     assert "req-42" in str(err.value) and "SomeCode" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "permission"),
+    [
+        ("GET", "/servicePrincipals", "Application.Read.All"),
+        ("GET", "/servicePrincipals/abc/synchronization/jobs", "Synchronization.Read.All"),
+        ("GET", "/servicePrincipals/abc/synchronization/secrets", "Synchronization.Read.All"),
+        ("PUT", "/servicePrincipals/abc/synchronization/jobs/j/schema", "Synchronization.ReadWrite.All"),
+        ("POST", "/servicePrincipals/abc/synchronization/jobs/j/restart", "Synchronization.ReadWrite.All"),
+        ("PATCH", "/servicePrincipals/abc", "Application.ReadWrite.All"),
+        ("POST", "/applicationTemplates/t/instantiate", "Application.ReadWrite.All"),
+        ("DELETE", "/applications(appId='x')", "Application.ReadWrite.All"),
+    ],
+)
+def test_a_403_names_the_permission_the_call_needs(method: str, path: str, permission: str) -> None:
+    script = Script(error(403, "Authorization_RequestDenied", "Insufficient privileges."))
+    with pytest.raises(AuthenticationError) as err:
+        client(script, retry=RetryPolicy(max_attempts=1)).request(method, path, body=None, idempotent=True)
+    text = str(err.value)
+    assert f"needs the Graph permission {permission} " in text
+    assert "Insufficient privileges" in text and "Hybrid Identity Administrator" in text
+
+
+def test_a_403_inside_a_batch_names_the_permission_of_that_request() -> None:
+    answer = {
+        "responses": [
+            {"id": "0", "status": 200, "body": {"value": []}},
+            {"id": "1", "status": 403, "body": {"error": {"code": "Forbidden", "message": "No."}}},
+        ]
+    }
+    script = Script(httpx.Response(200, json=answer))
+    results = client(script).batch(
+        [
+            BatchItem("GET", "/servicePrincipals/a/synchronization/jobs"),
+            BatchItem("GET", "/servicePrincipals/a"),
+        ]
+    )
+    assert results[0] == {"value": []}
+    assert isinstance(results[1], AuthenticationError)
+    assert "needs the Graph permission Application.Read.All " in str(results[1])
+
+
 def test_request_id_from_a_nested_lowercase_innererror_or_the_header() -> None:
     body = {"error": {"code": "X", "message": "m", "innererror": {"innererror": {"request-id": "deep"}}}}
     with pytest.raises(ProviderError) as err:
