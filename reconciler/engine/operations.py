@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 # Applying (its thread pool, the state store with its lock and journal) is imported by the functions
 # that apply: a plan, which only reads, starts faster without it.
 
+if TYPE_CHECKING:
+    from reconciler.engine.apply import ApplyResult, Progress
+
+# Applying (its thread pool, the state store with its lock and journal) is imported by the functions
+# that apply: a plan, which only reads, starts faster without it.
+
 __all__ = [
     "AppliedRun",
     "apply_saved_plan",

@@ -168,14 +168,12 @@ class LocalProvider(CloudSyncWriter):
             reading = check_and_read_schema_text(schema, f"the schema of {sp['id']}")
         return observe(sp, jobs, secrets, None, reading=reading)
 
-    def _read(self, wanted: Callable[[JSON], bool]) -> tuple[Observed, ...]:
-        """The configurations of the service principals ``wanted`` takes, read in one snapshot."""
+    def _read(self) -> tuple[Observed, ...]:
+        """Every configuration, read in one snapshot with three queries."""
         found = []
         with self.store.transaction(write=False):
             parts = self.store.configuration_parts()
         for sp, jobs, secrets, schemas in parts:
-            if not wanted(sp):
-                continue
             provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
             # Made from the template, or holding its provisioning job: a configuration made in the
             # portal may list no template id.
@@ -193,15 +191,30 @@ class LocalProvider(CloudSyncWriter):
         return tuple(sorted(found, key=lambda o: o.id))
 
     def read_all(self) -> tuple[Observed, ...]:
-        return self._read(lambda sp: True)
+        return self._read()
 
     def read_named(self, names: frozenset[str]) -> tuple[Observed, ...]:
-        # Our tags are on the service principal: the schemas of the others stay unread.
-        def wanted(sp: JSON) -> bool:
-            tags = parse_tags(sp.get("tags") or [])
-            return not tags.managed or tags.name in names
+        # Our tags are on the service principal: the jobs, secrets and schemas of the others stay
+        # unread (apply reads one configuration this way before each change).
+        with self.store.transaction(write=False):
+            found = [
+                self._observe(sp)
+                for sp in self.store.list_service_principals()
+                if not (t := parse_tags(sp.get("tags") or [])).managed or t.name in names
+            ]
+        return tuple(sorted((o for o in found if o is not None), key=lambda o: o.id))
 
-        return self._read(wanted)
+    def _observe(self, sp: JSON) -> Observed | None:
+        """The configuration held by ``sp`` (made from the template, or holding its provisioning job),
+        or None when ``sp`` is not one."""
+        jobs = self.store.list_jobs(sp["id"])
+        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        if provisioning is None and not _from_template(sp):
+            return None
+        if provisioning is None and not parse_tags(sp.get("tags") or []).managed:
+            return None  # not a configuration: spare reading its secrets
+        text = None if provisioning is None else self.store.get_schema_text(sp["id"], provisioning["id"])
+        return self._observe_parts(sp, jobs, self.store.get_secrets(sp["id"]), text)
 
     def template_defaults(self) -> tuple[Mapping, ...]:
         return template_defaults()
