@@ -16,8 +16,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.core.diff import FieldChange, essence, flatten
-from reconciler.core.model import Desired, DesiredState, Mapping, Observed, effective_mappings
+from reconciler.core.diff import FieldChange, essence, field_changes, flatten
+from reconciler.core.model import Desired, DesiredState, Direction, Mapping, Observed, effective_mappings
 from reconciler.core.plan import Action, PlanOptions, compute_plan
 
 __all__ = ["ConfigurationDiff", "DiffKind", "SemanticDiff", "as_observed", "semantic_diff"]
@@ -89,6 +89,37 @@ def _removed(d: Desired, defaults: Sequence[Mapping]) -> ConfigurationDiff:
     return ConfigurationDiff(d.name, DiffKind.REMOVED, flatten(data, removed=True))
 
 
+def _written(d: Desired) -> dict[str, object]:
+    """What the desired state says of ``d``: its settings, scope and the rows it sets (no template)."""
+    rows = [o.mapping for o in d.overrides if o.mapping is not None]
+    return essence(
+        d.settings,
+        d.scope.normalized(),
+        rows,
+        deletion_protection=d.deletion_protection,
+        restart_token=d.restart_token,
+    )
+
+
+def _other_directions(
+    before: DesiredState, after: DesiredState, fields: dict[str, list[FieldChange]], added: set[str]
+) -> None:
+    """The rows of configurations the planner holds back whole (Entra ID -> AD: no target carries them
+    out yet), compared as written, so that a change to one is never reported as no change."""
+    old = before.by_name()
+    for d in after.configurations:
+        if d.settings.direction is Direction.AD_TO_ENTRA:
+            continue
+        was = old.get(d.name)
+        if was is None:
+            added.add(d.name)
+            fields[d.name] = list(flatten(_written(d)))
+        else:
+            rows = list(field_changes(_written(was), _written(d)))
+            if rows:
+                fields[d.name] = rows
+
+
 def semantic_diff(before: DesiredState, after: DesiredState, defaults: Sequence[Mapping]) -> SemanticDiff:
     """The per-configuration difference from ``before`` to ``after``, sorted by name."""
     # Deletes are left to _removed: the planner holds back deletes of protected configurations.
@@ -110,6 +141,7 @@ def semantic_diff(before: DesiredState, after: DesiredState, defaults: Sequence[
             rows.append(FieldChange("settings.enabled", not on, on))
         elif change.action is Action.RESTART:
             reasons[change.name] = change.reasons
+    _other_directions(before, after, fields, added)
     out = [
         ConfigurationDiff(
             name,

@@ -115,3 +115,27 @@ def test_exchange_writeback_on_a_new_configuration_warns_that_it_was_not_checked
     have = replace(observed("contoso", SETTINGS), exchange_schema=True)
     warnings.clear()
     assert _exchange_precondition(want, have, warnings) is None and warnings == []
+
+
+def test_the_meaning_of_a_change_to_an_entra_to_ad_configuration_is_shown_entry_by_entry() -> None:
+    # The planner holds these configurations back whole; `reconciler diff` still says what changed.
+    from reconciler.core.semantic_diff import DiffKind, semantic_diff
+
+    g2 = "7e3d0f52-8b4c-4a9f-87d2-1fa0b9c8d7e6"
+    before = Desired("groups", TO_AD, scope=Scope(ScopeKind.SELECTED_GROUPS, (G1,)))
+    after = replace(
+        before,
+        settings=replace(TO_AD, accidental_deletes_threshold=100),
+        scope=Scope(ScopeKind.SELECTED_GROUPS, (g2,)),
+    )
+    (diff,) = semantic_diff(DesiredState((before,)), DesiredState((after,)), ()).configurations
+    assert diff.kind is DiffKind.CHANGED
+    rows = {f.path: (f.before, f.after) for f in diff.fields}
+    assert rows["scope"] == (
+        {"kind": "selectedGroups", "entries": [G1]},
+        {"kind": "selectedGroups", "entries": [g2]},
+    )
+    assert rows["settings.accidentalDeletes.threshold"] == (500, 100)
+    (new,) = semantic_diff(DesiredState(()), DesiredState((after,)), ()).configurations
+    assert new.kind is DiffKind.ADDED and any(f.path == "settings.direction" for f in new.fields)
+    assert semantic_diff(DesiredState((after,)), DesiredState((after,)), ()).configurations == ()
