@@ -621,12 +621,8 @@ class _Run:
                 )
                 self.error(file, loc.child("target") or loc, message)
                 continue
-            if (
-                direction is Direction.ENTRA_TO_AD
-                and folded == TARGET_CONTAINER.casefold()
-                and obj == "group"
-            ):
-                pass  # the long form of targetContainer; both at once is reported by configuration()
+            # A group mapping of the target container is the long form of spec.targetContainer and is
+            # read like any other; giving both is reported by configuration().
             override = self.mapping(file, obj, entry, loc, origin, direction)
             if override is not None:
                 out.append(override)
