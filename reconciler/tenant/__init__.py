@@ -1,9 +1,11 @@
 """The embedded tenant: a SQLite file that holds Cloud Sync configurations the way the service does.
 
 ``store.TenantStore`` keeps applications, service principals, synchronization jobs, secrets and job
-schemas in the service's JSON shapes with Graph-like operations, plus a small on-premises directory for
-on-demand provisioning. The local provider works on it directly; the Graph emulator serves it over HTTP.
-``template`` reads the embedded AD2AADProvisioning template schema.
+schemas in the service's JSON shapes with Graph-like operations; ``objects`` adds a small on-premises
+directory for on-demand provisioning and the cloud objects it writes; ``database`` is the SQLite file
+under both (connections, transactions, tables); ``documents`` what the service accepts and makes.
+The local provider works on the store directly; the Graph emulator serves it over HTTP. ``template``
+reads the embedded template schemas; ``provisioning`` provisions one object on demand.
 """
 
 from __future__ import annotations
