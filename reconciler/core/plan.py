@@ -579,6 +579,28 @@ def _plan_moved(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> lis
     ]
 
 
+@dataclass
+class _Draft:
+    """What the planner has decided so far: the changes, what it holds back and why, and warnings."""
+
+    changes: list[Change] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Holdings:
+    """The target's configurations, sorted by what the plan may do with them."""
+
+    managed: dict[str, Observed]  # by the name its tag gives
+    unmanaged: list[Observed]
+    unmanaged_domains: dict[str, Observed]  # by casefolded domain
+    # A managed configuration the desired state no longer names, whose domain a new name has: the same
+    # configuration renamed (Terraform's ``moved``), never a second configuration and a delete.
+    leaving: dict[str, Observed]  # by casefolded domain
+    moved: set[str] = field(default_factory=set)  # names of the managed configurations renamed
+
+
 def compute_plan(
     desired: DesiredState,
     observed: Sequence[Observed],
@@ -587,19 +609,51 @@ def compute_plan(
     *,
     target: str = "",
 ) -> Plan:
-    """Compare the desired state with what the target holds. Pure and deterministic."""
-    only = options.only
-    changes: list[Change] = []
-    held: list[Held] = []
-    warnings: list[str] = []
+    """Compare the desired state with what the target holds. Pure and deterministic.
 
+    Sort what the target holds; plan each desired configuration (held back, created or brought to the
+    desired state); plan the deletes of what the desired state no longer names; put it in order.
+    """
+    only = options.only
+    draft = _Draft()
     wanted = {d.name for d in desired.configurations}
+    holdings = _sort_target(observed, wanted, draft)
+    specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
+    for d in sorted(desired.configurations, key=_name):
+        if only is None or d.name in only:
+            _plan_configuration(d, specs[d.name], defaults, holdings, draft)
+    leftover = [
+        o
+        for name, o in sorted(holdings.managed.items())
+        if name not in wanted and name not in holdings.moved and (only is None or name in only)
+    ]
+    _plan_deletes(leftover, options, draft)
+    draft.changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.name))
+    draft.held.sort(key=lambda h: (ACTION_ORDER[h.action], h.name))
+    in_view = sorted((o for o in observed if in_scope(o, only)), key=lambda x: x.display)
+    return Plan(
+        target=target,
+        changes=tuple(draft.changes),
+        held=tuple(draft.held),
+        warnings=tuple(draft.warnings),
+        unmanaged=tuple(sorted(u.display for u in holdings.unmanaged)),
+        unmanaged_scoping=tuple(f"{o.display}: {clause}" for o in in_view for clause in o.unmanaged_scoping),
+        statuses=_unhealthy(observed, only),
+        fingerprints=fingerprints(o for o in observed if in_scope(o, only)),
+        desired_digest=_specs_digest({n: s for n, s in specs.items() if only is None or n in only}),
+        options=options,
+    )
+
+
+def _sort_target(observed: Sequence[Observed], wanted: set[str], draft: _Draft) -> _Holdings:
+    """The target's configurations as managed (by name) and unmanaged, and which managed ones may be
+    renamed; a second configuration tagged with a managed name is warned about and left alone."""
     managed: dict[str, Observed] = {}
     unmanaged: list[Observed] = []
     for o in observed:
         if o.managed and o.name is not None:
             if o.name in managed:
-                warnings.append(
+                draft.warnings.append(
                     f"{o.name}: the target holds two configurations tagged with this name "
                     f"({managed[o.name].id}, {o.id}); only {managed[o.name].id} is managed by this plan"
                 )
@@ -607,102 +661,116 @@ def compute_plan(
             managed[o.name] = o
         else:
             unmanaged.append(o)
-    unmanaged_domains = {u.settings.domain.casefold(): u for u in unmanaged}
-    # A managed configuration the desired state no longer names, whose domain a new name has: the same
-    # configuration renamed (Terraform's ``moved``), never a second configuration and a delete.
-    leaving = {
-        o.settings.domain.casefold(): o
-        for name, o in sorted(managed.items())
-        if name not in wanted and o.complete
-    }
-    moved: set[str] = set()
+    return _Holdings(
+        managed=managed,
+        unmanaged=unmanaged,
+        unmanaged_domains={u.settings.domain.casefold(): u for u in unmanaged},
+        leaving={
+            o.settings.domain.casefold(): o
+            for name, o in sorted(managed.items())
+            if name not in wanted and o.complete
+        },
+    )
 
-    specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
-    for d in sorted(desired.configurations, key=_name):
-        if only is not None and d.name not in only:
-            continue
-        spec = specs[d.name]
-        found = managed.get(d.name)
-        if d.settings.direction is not Direction.AD_TO_ENTRA:
-            held.append(_held_other_direction(d, found))
-            continue
-        blocked = _exchange_precondition(d, found, warnings)
-        if blocked is not None:
-            held.append(blocked)
-            continue
-        renamed = leaving.get(d.settings.domain.casefold()) if found is None else None
-        if renamed is not None and renamed.name is not None:
-            moved.add(renamed.name)
-            found = renamed
-        elif found is None or not found.complete:
-            clash = unmanaged_domains.get(d.settings.domain.casefold())
-            if found is None and clash is not None:
-                held.append(
-                    Held(
-                        d.name,
-                        Action.CREATE,
-                        None,
-                        (
-                            f"domain {d.settings.domain} already has a configuration that this tool does not "
-                            f"manage ({clash.id}); adopt it with `reconciler import --adopt` instead of "
-                            "creating a second one",
-                        ),
-                    )
-                )
-                continue
-            missing = missing_objects(spec, defaults)
-            if missing:
-                held.append(Held(d.name, Action.CREATE, found.id if found else None, (_no_object(missing),)))
-                continue
-            changes.append(
-                Change(
-                    name=d.name,
-                    action=Action.CREATE,
-                    target_id=found.id if found is not None else None,
-                    # The unchanged template defaults are not a reason: only the differences are shown.
-                    reasons=("resume an interrupted create",) if found is not None else (),
-                    fields=_create_fields(spec, defaults),
-                    spec=spec,
-                )
+
+def _plan_configuration(
+    d: Desired, spec: Spec, defaults: Sequence[Mapping], holdings: _Holdings, draft: _Draft
+) -> None:
+    """One desired configuration: held back, created (or its create resumed), or brought to ``spec``."""
+    found = holdings.managed.get(d.name)
+    if d.settings.direction is not Direction.AD_TO_ENTRA:
+        draft.held.append(_held_other_direction(d, found))
+        return
+    blocked = _exchange_precondition(d, found, draft.warnings)
+    if blocked is not None:
+        draft.held.append(blocked)
+        return
+    renamed = holdings.leaving.get(d.settings.domain.casefold()) if found is None else None
+    if renamed is not None and renamed.name is not None:
+        holdings.moved.add(renamed.name)
+        found = renamed
+    elif found is None or not found.complete:
+        _plan_create(d, spec, found, defaults, holdings, draft)
+        return
+    _plan_update(d, spec, found, draft)
+
+
+def _plan_create(
+    d: Desired,
+    spec: Spec,
+    found: Observed | None,
+    defaults: Sequence[Mapping],
+    holdings: _Holdings,
+    draft: _Draft,
+) -> None:
+    """A new configuration, or the rest of one whose create was interrupted (``found``): held back when
+    its domain has an unmanaged configuration or a mapping names an object the template lacks."""
+    clash = holdings.unmanaged_domains.get(d.settings.domain.casefold())
+    if found is None and clash is not None:
+        draft.held.append(
+            Held(
+                d.name,
+                Action.CREATE,
+                None,
+                (
+                    f"domain {d.settings.domain} already has a configuration that this tool does not "
+                    f"manage ({clash.id}); adopt it with `reconciler import --adopt` instead of "
+                    "creating a second one",
+                ),
             )
-            if d.settings.enabled:
-                changes.append(
-                    Change(name=d.name, action=Action.START, target_id=found.id if found else None)
-                )
-            continue
+        )
+        return
+    missing = missing_objects(spec, defaults)
+    if missing:
+        draft.held.append(Held(d.name, Action.CREATE, found.id if found else None, (_no_object(missing),)))
+        return
+    draft.changes.append(
+        Change(
+            name=d.name,
+            action=Action.CREATE,
+            target_id=found.id if found is not None else None,
+            # The unchanged template defaults are not a reason: only the differences are shown.
+            reasons=("resume an interrupted create",) if found is not None else (),
+            fields=_create_fields(spec, defaults),
+            spec=spec,
+        )
+    )
+    if d.settings.enabled:
+        draft.changes.append(Change(name=d.name, action=Action.START, target_id=found.id if found else None))
 
-        o = found
-        missing = missing_objects(spec, o.mappings)
-        if missing:
-            held.append(Held(d.name, Action.UPDATE, o.id, (_no_object(missing),)))
-            continue
-        if o.name == d.name:
-            changes.extend(_plan_existing(d, spec, o, warnings))
-        else:
-            changes.extend(_plan_moved(d, spec, o, warnings))
-        # A restart of a paused job is preceded by a start: apply runs starts before restarts.
-        if d.settings.enabled and not o.settings.enabled:
-            changes.append(Change(name=d.name, action=Action.START, target_id=o.id))
-        elif not d.settings.enabled and o.settings.enabled:
-            changes.append(Change(name=d.name, action=Action.PAUSE, target_id=o.id))
-        if o.status.code == "Quarantine":
-            warnings.append(
-                f"{d.name}: the provisioning job is in quarantine"
-                + (f" ({o.status.quarantine_reason})" if o.status.quarantine_reason else "")
-                + (f" since {o.status.quarantine_since}" if o.status.quarantine_since else "")
-            )
 
-    # Deletes: managed configurations that the desired state no longer lists (nor renamed).
-    candidates = [
-        o
-        for name, o in sorted(managed.items())
-        if name not in wanted and name not in moved and (only is None or name in only)
-    ]
+def _plan_update(d: Desired, spec: Spec, o: Observed, draft: _Draft) -> None:
+    """A configuration the target holds (under this name or, renamed, another): its field changes, a
+    start or pause, and a warning when its job is in quarantine."""
+    missing = missing_objects(spec, o.mappings)
+    if missing:
+        draft.held.append(Held(d.name, Action.UPDATE, o.id, (_no_object(missing),)))
+        return
+    if o.name == d.name:
+        draft.changes.extend(_plan_existing(d, spec, o, draft.warnings))
+    else:
+        draft.changes.extend(_plan_moved(d, spec, o, draft.warnings))
+    # A restart of a paused job is preceded by a start: apply runs starts before restarts.
+    if d.settings.enabled and not o.settings.enabled:
+        draft.changes.append(Change(name=d.name, action=Action.START, target_id=o.id))
+    elif not d.settings.enabled and o.settings.enabled:
+        draft.changes.append(Change(name=d.name, action=Action.PAUSE, target_id=o.id))
+    if o.status.code == "Quarantine":
+        draft.warnings.append(
+            f"{d.name}: the provisioning job is in quarantine"
+            + (f" ({o.status.quarantine_reason})" if o.status.quarantine_reason else "")
+            + (f" since {o.status.quarantine_since}" if o.status.quarantine_since else "")
+        )
+
+
+def _plan_deletes(candidates: Sequence[Observed], options: PlanOptions, draft: _Draft) -> None:
+    """Managed configurations the desired state no longer lists (nor renamed): deleted, or held back
+    by deletion protection, by a missing ``allow_delete``, or as more than ``max_deletes``."""
     releasable: list[Observed] = []
     for o in candidates:
         name = o.name or o.id
         if o.deletion_protection:
-            held.append(
+            draft.held.append(
                 Held(
                     name,
                     Action.DELETE,
@@ -714,7 +782,7 @@ def compute_plan(
                 )
             )
         elif not options.allow_delete:
-            held.append(
+            draft.held.append(
                 Held(
                     name,
                     Action.DELETE,
@@ -727,7 +795,7 @@ def compute_plan(
             releasable.append(o)
     if len(releasable) > options.max_deletes and not options.allow_mass_delete:
         for o in releasable:
-            held.append(
+            draft.held.append(
                 Held(
                     o.name or o.id,
                     Action.DELETE,
@@ -740,48 +808,34 @@ def compute_plan(
                     override="--allow-mass-delete",
                 )
             )
-    else:
-        for o in releasable:
-            changes.append(
-                Change(
-                    name=o.name or o.id,
-                    action=Action.DELETE,
-                    target_id=o.id,
-                    reasons=("no longer in the desired state",),
-                    fields=flatten(
-                        essence(
-                            o.settings,
-                            o.scope,
-                            o.mappings,
-                            deletion_protection=o.deletion_protection,
-                            restart_token=o.restart_token,
-                        ),
-                        removed=True,
+        return
+    for o in releasable:
+        draft.changes.append(
+            Change(
+                name=o.name or o.id,
+                action=Action.DELETE,
+                target_id=o.id,
+                reasons=("no longer in the desired state",),
+                fields=flatten(
+                    essence(
+                        o.settings,
+                        o.scope,
+                        o.mappings,
+                        deletion_protection=o.deletion_protection,
+                        restart_token=o.restart_token,
                     ),
-                )
+                    removed=True,
+                ),
             )
+        )
 
-    statuses = tuple(
+
+def _unhealthy(
+    observed: Sequence[Observed], only: frozenset[str] | None
+) -> tuple[tuple[str, JobStatus], ...]:
+    """The job status of every configuration in view whose job is not healthy, by display name."""
+    return tuple(
         (o.name or o.display, o.status)
         for o in sorted(observed, key=lambda x: x.display)
         if (only is None or o.name in only) and not o.status.healthy
-    )
-    changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.name))
-    held.sort(key=lambda h: (ACTION_ORDER[h.action], h.name))
-    return Plan(
-        target=target,
-        changes=tuple(changes),
-        held=tuple(held),
-        warnings=tuple(warnings),
-        unmanaged=tuple(sorted(u.display for u in unmanaged)),
-        unmanaged_scoping=tuple(
-            f"{o.display}: {clause}"
-            for o in sorted(observed, key=lambda x: x.display)
-            if in_scope(o, only)
-            for clause in o.unmanaged_scoping
-        ),
-        statuses=statuses,
-        fingerprints=fingerprints(o for o in observed if in_scope(o, only)),
-        desired_digest=_specs_digest({n: s for n, s in specs.items() if only is None or n in only}),
-        options=options,
     )
