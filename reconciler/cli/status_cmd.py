@@ -3,18 +3,20 @@ hatch) and ``reconciler approve-deletes`` (release deletes the accidental-delete
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
 from reconciler.cli.options import format_option, lock_timeout_option, target_option
-from reconciler.core.model import JobStatus, Observed
 from reconciler.engine.operations import approve_deletes as approve
 from reconciler.engine.operations import restart_configuration
-from reconciler.errors import GuardError, NotFoundError
+from reconciler.errors import GuardError, NotFoundError, ReconcilerError
 from reconciler.graph.shapes import PROVISIONING_TEMPLATE
 from reconciler.providers import open_target
 from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
 from reconciler.render.escape import json_text, printable
+from reconciler.state.base import describe_holder
 
 __all__ = ["approve_deletes", "restart", "status"]
 
@@ -23,84 +25,152 @@ __all__ = ["approve_deletes", "restart", "status"]
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @target_option
 @format_option("text", "json")
-def status(names: tuple[str, ...], target: str | None, fmt: str) -> None:
-    """Show each configuration's job status, quarantine and last run. Exit 2 when any is unhealthy."""
+@click.option(
+    "--from-state",
+    is_flag=True,
+    help="Do not read the target: show the health the last status, reconcile or serve pass recorded in "
+    "the target's state store, who recorded it and when.",
+)
+def status(names: tuple[str, ...], target: str | None, fmt: str, from_state: bool) -> None:
+    """Show every job of each configuration: status, quarantine and last run. Exit 2 when any is unhealthy.
+
+    What it reads is recorded in the target's state store, beside the reconcile loop's last pass, so
+    that `status --from-state` on any machine sharing that store shows the same.
+    """
+    if from_state:
+        _from_state(names, target, fmt)
+        return
+    from reconciler.engine.health import loop_document, observed_row, record_snapshot
+    from reconciler.providers.local import EmptyLocalTenant
+
     provider = open_target(target, read_only=True)
     try:
         observed = provider.read_all()
     finally:
         provider.close()
-    rows = [o for o in observed if not names or o.name in names or o.id in names]
+    everything = [observed_row(o) for o in observed]
+    loop: dict[str, Any] | None = None
+    # A local tenant that does not exist yet is given no state store either.
+    if not isinstance(provider, EmptyLocalTenant):
+        try:
+            record_snapshot(provider.target, everything, complete=True, command="reconciler status")
+            loop = loop_document(provider.target)
+        except ReconcilerError as exc:
+            # What the target says is shown all the same.
+            click.echo(printable(f"warning: could not use the state store: {exc}", None), err=True)
+    rows = _chosen(everything, names)
     if names and not rows:
         raise NotFoundError(f"no configuration named {', '.join(names)} on {provider.target}")
-    unhealthy = [o for o in rows if not _healthy(o)]
     if fmt == "json":
-        click.echo(
-            json_text(
-                [
-                    {
-                        "name": o.name,
-                        "id": o.id,
-                        "managed": o.managed,
-                        "domain": o.settings.domain,
-                        "enabled": o.settings.enabled,
-                        "healthy": _healthy(o),
-                        "status": o.status.as_dict(),
-                        "jobs": [
-                            {
-                                "templateId": template,
-                                "healthy": job.healthy,
-                                "status": job.as_dict(),
-                                "lastRunCounts": dict(job.last_run_counts),
-                            }
-                            for template, job in o.jobs
-                        ],
-                    }
-                    for o in rows
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json_text(rows, indent=2))
     elif not rows:
         click.echo(f"No configurations on {provider.target}.")
     else:
-        for o in sorted(rows, key=lambda x: x.display):
-            health = "healthy" if _healthy(o) else "UNHEALTHY"
-            line = f"{o.display:<30} {health:<10} job {_describe(o.status)}"
-            if not o.managed:
-                line += " (unmanaged)"
-            click.echo(printable(line, None))
-            # Every other job of the configuration (password hash sync, Exchange writeback, device sync).
-            for template, job in o.jobs:
-                if template != PROVISIONING_TEMPLATE:
-                    click.echo(printable(f"  {template:<39} {_describe(job)}", None))
-    if unhealthy:
+        _echo_rows(rows)
+    if fmt != "json":
+        for line in _loop_lines(loop):
+            click.echo(line)
+    if any(not r["healthy"] for r in rows):
         raise ExitCode(EXIT_CHANGES)
 
 
-def _healthy(o: Observed) -> bool:
-    return o.status.healthy and all(job.healthy for _, job in o.jobs)
+def _from_state(names: tuple[str, ...], target: str | None, fmt: str) -> None:
+    """``status --from-state``: the snapshot the store holds, rendered as ``status`` renders the target."""
+    from reconciler.engine.health import loop_document, read_snapshot
+    from reconciler.state import canonical_target
 
-
-def _describe(s: JobStatus) -> str:
-    text = f"{s.code:<11}"
-    if s.quarantine_reason:
-        text += f" quarantine: {s.quarantine_reason}" + (
-            f" since {s.quarantine_since}" if s.quarantine_since else ""
+    key = canonical_target(target)
+    snapshot = read_snapshot(key)
+    if snapshot is None:
+        raise NotFoundError(
+            f"the state store of {key} holds no health snapshot this release can read; run "
+            "`reconciler status` (or a reconcile loop) against the target first"
         )
-    if s.last_run_state:
-        text += f" last run: {s.last_run_state}" + (f" at {s.last_run_end}" if s.last_run_end else "")
-    known = dict(s.last_run_counts)
-    counts = [
+    rows = _chosen(snapshot["configurations"], names)
+    if names and not rows:
+        raise NotFoundError(f"no configuration named {', '.join(names)} in the health snapshot of {key}")
+    loop = loop_document(key)
+    if fmt == "json":
+        click.echo(json_text({**snapshot, "configurations": rows, "reconcile": loop}, indent=2))
+    else:
+        by = snapshot.get("by")
+        who = describe_holder(by if isinstance(by, dict) else None)
+        partial = "" if snapshot.get("complete") else " (a read of some configurations only)"
+        click.echo(printable(f"As seen at {snapshot.get('takenAt')} by {who}{partial}:", None))
+        if not rows:
+            click.echo(f"No configurations on {key}.")
+        _echo_rows(rows)
+        for line in _loop_lines(loop):
+            click.echo(line)
+    if any(not r.get("healthy") for r in rows):
+        raise ExitCode(EXIT_CHANGES)
+
+
+def _chosen(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [r for r in rows if not names or r.get("name") in names or r.get("id") in names]
+
+
+def _display(row: dict[str, Any]) -> str:
+    return str(row.get("name") or f"{row.get('domain')} ({row.get('id')})")
+
+
+def _echo_rows(rows: list[dict[str, Any]]) -> None:
+    """Each configuration's line (its provisioning job), then one line per other job."""
+    for row in sorted(rows, key=_display):
+        jobs: list[dict[str, Any]] = row.get("jobs") or []
+        main = next((j for j in jobs if j.get("templateId") == PROVISIONING_TEMPLATE), None)
+        health = "healthy" if row.get("healthy") else "UNHEALTHY"
+        counts = main.get("lastRunCounts") if main else None
+        line = f"{_display(row):<30} {health:<10} job {_describe(row['status'], counts)}"
+        if not row.get("managed"):
+            line += " (unmanaged)"
+        click.echo(printable(line, None))
+        # Every other job of the configuration (password hash sync, Exchange writeback, device sync).
+        for job in jobs:
+            if job is not main:
+                text = _describe(job["status"], job.get("lastRunCounts"))
+                click.echo(printable(f"  {job.get('templateId')!s:<39} {text}", None))
+
+
+def _describe(s: dict[str, Any], counts: Any) -> str:
+    """One job's status (``JobStatus.as_dict``) and last-run counts as text."""
+    text = f"{s.get('code')!s:<11}"
+    if s.get("quarantineReason"):
+        since = s.get("quarantineSince")
+        text += f" quarantine: {s['quarantineReason']}" + (f" since {since}" if since else "")
+    if s.get("lastRunState"):
+        end = s.get("lastRunEnd")
+        text += f" last run: {s['lastRunState']}" + (f" at {end}" if end else "")
+    known = counts if isinstance(counts, dict) else {}
+    shown = [
         f"{known[key]} {what}"
         for key, what in (("countExported", "exported"), ("countEscrowed", "escrowed"))
         if key in known
     ]
-    if counts:
-        text += f" ({', '.join(counts)})"
-    if s.last_error:
-        text += f" error: {s.last_error}"
+    if shown:
+        text += f" ({', '.join(shown)})"
+    if s.get("lastError"):
+        text += f" error: {s['lastError']}"
     return text
+
+
+def _loop_lines(doc: dict[str, Any] | None) -> list[str]:
+    """The reconcile loop's last pass, as the state store holds it."""
+    if doc is None:
+        return []
+    last: dict[str, Any] = doc["lastResult"] if isinstance(doc.get("lastResult"), dict) else {}
+    runner = doc.get("runner")
+    where = describe_holder(runner) if isinstance(runner, dict) else f"(pid {doc.get('pid')})"
+    lines = [
+        f"Reconcile loop {where}, {doc.get('branch')} of {doc.get('source')}: last pass "
+        f"{last.get('result', 'none yet')}"
+        + (f" at {last['at']}" if last.get("at") else "")
+        + (f": {last['message']}" if last.get("message") else "")
+    ]
+    drift = doc.get("drift")
+    if isinstance(drift, dict) and drift:
+        lines.append(f"  drift in {len(drift)} configuration(s): {', '.join(sorted(map(str, drift)))}")
+    return [printable(line, None) for line in lines]
 
 
 @click.command(short_help="Restart one configuration's provisioning job now.")

@@ -153,10 +153,15 @@ def make_plan(
     provider: Provider,
     options: PlanOptions,
     provenance: Provenance,
+    *,
+    seen: Callable[[tuple[Observed, ...]], None] | None = None,
 ) -> Plan:
+    """Plan ``state`` against what ``provider`` holds now; ``seen`` is shown what was read."""
     look_up_domains(provider, state)
     with _no_cyclic_gc():
         observed = with_preconditions(provider, state, read_observed(provider, options.only))
+        if seen is not None:
+            seen(observed)
         defaults = provider.template_defaults()
         plan = compute_plan(state, observed, defaults, options, target=provider.target)
     return replace(plan, provenance=provenance)
@@ -340,6 +345,7 @@ def plan_and_apply(
     kind: str = "apply",
     stop: threading.Event | None = None,
     approve: Callable[[Plan], bool] | None = None,
+    seen: Callable[[tuple[Observed, ...]], None] | None = None,
 ) -> AppliedRun:
     """Plan and apply as one task under one lock (``apply --auto-approve PATH...``, the reconcile loop).
 
@@ -348,14 +354,15 @@ def plan_and_apply(
     is written: a service that answered one read inconsistently (a lost or cut answer) must not cause
     writes, so the plan is made again, a few times at most. ``approve`` is shown the plan that will be
     applied (to render it, or to decide); when it returns False nothing is applied or journaled
-    (``applied`` is False). Setting ``stop`` skips the changes not started yet.
+    (``applied`` is False). Setting ``stop`` skips the changes not started yet. ``seen`` is shown
+    what each plan was made from.
     """
     from reconciler.engine.apply import ApplyResult, check_plan_fresh
     from reconciler.engine.lock import target_lock
 
     with target_lock(provider.target, timeout=lock_timeout, command=f"reconciler {kind}") as info:
         for attempt in range(CONSISTENT_READS):
-            plan = make_plan(state, provider, options, provenance)
+            plan = make_plan(state, provider, options, provenance, seen=seen)
             if not plan.has_changes:
                 break
             try:

@@ -18,9 +18,10 @@ takes at most the lease time. A loop that fails to renew stops at the next safe 
 the target's apply lock for each apply, so a manual ``reconciler apply`` can still run between passes.
 
 After every pass the status document (JSON) says what monitoring needs: the last commit seen and
-applied, the last result, and the drift per configuration. It is stored in the state store (so
-``reconciler status`` anywhere sees it) and written to the status file, replaced atomically so a reader
-never sees half of it.
+applied, the last result, the drift per configuration and who runs the loop. It is stored in the state
+store (so ``reconciler status`` anywhere sees it) and written to the status file, replaced atomically so
+a reader never sees half of it. What a pass that wrote nothing read of the target is recorded as the
+health snapshot (``reconciler.engine.health``): every job of every configuration.
 
 I/O: git (fetch into the state folder), the target (through the provider), the state store (lock,
 lease, journal, status), the status file, and process signals in ``run``.
@@ -46,9 +47,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.core.model import DesiredState
+from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import OK, ApplyResult
+from reconciler.engine.health import LOOP_KEY, record_observed
 from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
 from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
 from reconciler.errors import LoadError, LockError, ReconcilerError, StateError
@@ -75,7 +77,7 @@ __all__ = [
 STATUS_FORMAT_VERSION = 1
 # The names of the loop's lease and status document in the target's state store.
 LEADER_LEASE = "reconcile-leader"
-STATUS_KEY = "reconcile"
+STATUS_KEY = LOOP_KEY
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 2
@@ -160,6 +162,8 @@ class Status:
     next_pass_at: str | None = None
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: dict[str, list[str]] = field(default_factory=dict)
+    # Who runs the loop (host, user, pid, CI run): `status` elsewhere names it.
+    runner: dict[str, Any] = field(default_factory=lambda: runner_identity("reconciler reconcile"))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +185,7 @@ class Status:
             in (PassResult.IN_SYNC, PassResult.APPLIED, PassResult.HEALED),
             "drift": self.drift,
             "held": self.held,
+            "runner": self.runner,
         }
 
     def write(self, path: Path) -> None:
@@ -277,6 +282,7 @@ class Reconciler:
         self.lease_lost = threading.Event()
         self.nudged = threading.Event()
         self.cache = ensure_state_dir() / "git"
+        self._seen: tuple[Observed, ...] | None = None
         self.status = Status(
             target=provider.target,
             source=redact(source_url(options.source)),
@@ -304,8 +310,24 @@ class Reconciler:
         failed = result in (PassResult.FAILED, PassResult.ERROR)
         status.consecutive_failures = status.consecutive_failures + 1 if failed else 0
         status.write(self.status_path)
+        self._record_health()
         self.report(f"{result.value}: {message}")
         return result
+
+    def _observe(self, observed: tuple[Observed, ...]) -> None:
+        """Keep what the pass's plan was made from: the pass records it as the health snapshot."""
+        self._seen = observed
+
+    def _record_health(self) -> None:
+        """Every job's health as the pass read it, in the target's state store (``status --from-state``)."""
+        seen, self._seen = self._seen, None
+        if seen is None:
+            return
+        try:
+            complete = self.options.plan_options.only is None
+            record_observed(self.provider.target, seen, complete=complete, command="reconciler reconcile")
+        except ReconcilerError as exc:
+            self.report(f"the health snapshot was not stored: {exc}")
 
     def _apply(
         self,
@@ -324,6 +346,7 @@ class Reconciler:
             kind=kind,
             stop=self.stop,
             approve=approve,
+            seen=self._observe,
         )
 
     def run_pass(self) -> PassResult:
@@ -365,7 +388,7 @@ class Reconciler:
                 return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
             return self._after_apply(head, run, healed=True)
         # Only looking: no lock, no write.
-        plan = make_plan(state, self.provider, opts.plan_options, self._provenance(head))
+        plan = make_plan(state, self.provider, opts.plan_options, self._provenance(head), seen=self._observe)
         self._record_drift(head, plan, healing=False)
         if not plan.has_changes:
             return self._finish(PassResult.IN_SYNC, head, f"the target matches {head.short}")
@@ -382,6 +405,9 @@ class Reconciler:
 
     def _after_apply(self, head: CommitInfo, run: AppliedRun, *, healed: bool) -> PassResult:
         status, result = self.status, run.result
+        if result.outcomes:
+            # Read before the writes, so no longer what the target holds: the next pass records it.
+            self._seen = None
         status.held = _held(run.plan)
         count = len(result.outcomes)
         done = {"runId": run.run_id, "changes": count}
@@ -479,9 +505,7 @@ class Reconciler:
             if current is None:
                 break
             if once:
-                raise LockError(
-                    f"another reconcile loop is active on {target}: {describe_holder(current)}"
-                )
+                raise LockError(f"another reconcile loop is active on {target}: {describe_holder(current)}")
             if not announced:
                 self.report(f"standing by: {describe_holder(current)} is the active loop on {target}")
                 announced = True

@@ -1,13 +1,14 @@
 """The reconcile loop as ``serve`` runs it: the engine's loop, plus metrics and a snapshot after each pass.
 
 After every pass the active loop reads the target once more and plans from the commit it followed,
-and stores the result as the serve snapshot (``reconciler.serve.snapshot``) in the state store, where
+and stores the result as the health snapshot (``reconciler.engine.health``) and the serve snapshot
+(``reconciler.serve.snapshot``) in the state store, where
 every replica's pages and metrics read it. A push webhook that reached another replica is passed on
 through the store too (``HOOK_KEY``): ``HookWatcher.announce`` records it there, and every replica's
 watcher looks at it every ``HOOK_POLL`` seconds and nudges its loop when a new one is there (only the
 active loop runs passes; a standby's nudge is dropped when it takes over).
 
-I/O: the engine loop's (git, target, state store), the target read and store write of the snapshot.
+I/O: the engine loop's (git, target, state store), the target read and store writes of the snapshots.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan, compute_plan
+from reconciler.engine.health import record_observed
 from reconciler.engine.operations import AppliedRun
 from reconciler.engine.reconcile import LoopOptions, PassResult, Reconciler
 from reconciler.errors import LoadError, ReconcilerError
@@ -90,6 +92,9 @@ class ServeLoop(Reconciler):
         self.metrics.applied(run.result)
         return run
 
+    def _observe(self, observed: tuple[Observed, ...]) -> None:
+        """Nothing: ``store_snapshot`` records the health snapshot from its read after the pass."""
+
     def _plan(self, commit: str, observed: tuple[Observed, ...]) -> Plan:
         opts = self.options
         folder = cache_folder(opts.source, self.cache)
@@ -110,9 +115,11 @@ class ServeLoop(Reconciler):
         return since
 
     def store_snapshot(self) -> None:
-        """Read the target, plan from the last commit seen, and store what the pages show."""
+        """Read the target, plan from the last commit seen, and store what the pages show: the health
+        snapshot (``reconciler.engine.health``, every job) and the serve snapshot (the plan)."""
         target = self.provider.target
         observed = self.provider.read_all()
+        record_observed(target, observed, complete=True, command="reconciler serve")
         commit = self.status.last_seen_commit
         plan: Plan | None = None
         plan_error = None

@@ -1,9 +1,10 @@
 """The snapshot the active loop stores after each pass, so that every replica serves the same pages.
 
-Per configuration: what the target holds (domain, scope, the job's health as the service reports it)
-and what a plan from the followed commit would still change (counts, actions, the plan rendered as the
-CLI renders it, in text and Markdown), plus what the plan holds back. It is one status document in the
-target's state store (``SNAPSHOT_KEY``), replaced whole, so a reader sees one pass or the next.
+Per configuration: what the target holds (domain, scope; its jobs' health is in the health snapshot,
+``reconciler.engine.health``, stored from the same read) and what a plan from the followed commit would
+still change (counts, actions, the plan rendered as the CLI renders it, in text and Markdown), plus what
+the plan holds back. It is one status document in the target's state store (``SNAPSHOT_KEY``), replaced
+whole, so a reader sees one pass or the next.
 
 Plans hold no secrets and neither does the observed state the snapshot takes (settings, scope, job
 status); nothing else is read into it.
@@ -25,7 +26,8 @@ from reconciler.render import render
 __all__ = ["SNAPSHOT_KEY", "build", "scope_summary"]
 
 SNAPSHOT_KEY = "serve"
-SNAPSHOT_FORMAT_VERSION = 1
+# 2: the job health moved to the health snapshot (``reconciler.engine.health``).
+SNAPSHOT_FORMAT_VERSION = 2
 # A scope lists at most this many entries on the pages; the count says how many there are.
 _SCOPE_ENTRIES_SHOWN = 5
 
@@ -89,8 +91,6 @@ def build(
             "domain": o.settings.domain,
             "enabled": o.settings.enabled,
             "scope": scope_summary(o.scope),
-            "health": {**o.status.as_dict(), **dict(o.status.last_run_counts)},
-            "healthy": o.status.healthy,
             "pending": _pending(plan, o.name) if o.managed and o.name else _pending(None, key),
         }
     for c in plan.changes if plan else ():
@@ -103,8 +103,6 @@ def build(
                 "domain": c.spec.settings.domain,
                 "enabled": c.spec.settings.enabled,
                 "scope": scope_summary(c.spec.scope),
-                "health": None,
-                "healthy": True,
                 "pending": _pending(plan, c.name),
             }
     return {

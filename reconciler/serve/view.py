@@ -1,12 +1,14 @@
 """What the pages and metrics show, read from the target's shared state store; the one place that reads it.
 
-Three documents make the view: the reconcile loop's status (``reconciler.engine.reconcile.STATUS_KEY``:
-last result, drift field by field, next pass), the serve snapshot (``reconciler.serve.snapshot``:
-per configuration the target's health and the pending plan) and the journal (recent runs). Every
+Four documents make the view: the reconcile loop's status (``reconciler.engine.reconcile.STATUS_KEY``:
+last result, drift field by field, next pass), the health snapshot (``reconciler.engine.health``, read
+there as ``reconciler status --from-state`` reads it: every job of every configuration), the serve
+snapshot (``reconciler.serve.snapshot``: per configuration the pending plan) and the journal (recent
+runs). Every
 replica reads the same store, so every replica shows the same thing whichever one is the active loop.
 
 Each configuration gets one status, the first that holds of: ``quarantined`` (the service quarantined
-its job), ``error`` (its last run failed or reported an error), ``held delete`` (the plan holds a
+one of its jobs), ``error`` (a job's last run failed or reported an error), ``held delete`` (the plan holds a
 delete back), ``drifted`` (the target changed behind git's back since the commit was applied),
 ``changes pending`` (the plan has changes, e.g. a commit not applied yet), ``in sync``. A configuration
 this tool does not manage is ``unmanaged``.
@@ -20,8 +22,10 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.engine.health import read_snapshot
 from reconciler.engine.journal import read_runs
 from reconciler.engine.reconcile import STATUS_KEY
+from reconciler.graph.shapes import PROVISIONING_TEMPLATE
 from reconciler.serve.snapshot import SNAPSHOT_KEY
 from reconciler.state import open_store
 
@@ -57,10 +61,11 @@ class ConfigView:
     domain: str
     enabled: bool | None
     scope: dict[str, Any]
-    health: dict[str, Any] | None
+    health: dict[str, Any] | None  # the provisioning job's status and last-run counts
     status: str
     drift: tuple[dict[str, Any], ...]
     pending: dict[str, Any]
+    jobs: tuple[dict[str, Any], ...] = ()  # every other job's, with its templateId
     runs: tuple[tuple[RunView, dict[str, Any]], ...] = ()
 
     @property
@@ -89,14 +94,15 @@ class Overview:
 
 
 def classify(entry: dict[str, Any], drifted: bool) -> str:
-    """The one status of a snapshot entry (see the module docstring for the order)."""
+    """The one status of a snapshot entry (see the module docstring for the order): ``health`` is its
+    provisioning job's, ``jobs`` its other jobs'."""
     if not entry.get("managed", True):
         return "unmanaged"
-    health = entry.get("health") or {}
+    jobs = [entry.get("health") or {}, *(entry.get("jobs") or ())]
     pending = entry.get("pending") or {}
-    if health.get("code") == "Quarantine":
+    if any(job.get("code") == "Quarantine" for job in jobs):
         return "quarantined"
-    if health.get("lastRunState") == "Failed" or health.get("lastError"):
+    if any(job.get("lastRunState") == "Failed" or job.get("lastError") for job in jobs):
         return "error"
     if pending.get("heldDeletes"):
         return "held delete"
@@ -124,17 +130,38 @@ def _runs(target: str) -> tuple[RunView, ...]:
     )
 
 
+def _job(row: dict[str, Any]) -> dict[str, Any]:
+    """One job of a health snapshot row as the pages show it: its status and last-run counts."""
+    return {"templateId": row.get("templateId"), **row["status"], **(row.get("lastRunCounts") or {})}
+
+
+def _health(target: str) -> dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]]:
+    """Per service principal id: its provisioning job and its other jobs, from the health snapshot."""
+    snapshot = read_snapshot(target) or {"configurations": []}
+    out = {}
+    for row in snapshot["configurations"]:
+        jobs = [_job(j) for j in row.get("jobs") or ()]
+        main = next((j for j in jobs if j["templateId"] == PROVISIONING_TEMPLATE), None)
+        others = tuple(j for j in jobs if j is not main)
+        out[str(row.get("id"))] = (main or dict(row["status"]), others)
+    return out
+
+
 def read_overview(target: str) -> Overview:
     """Everything the pages and metrics show for ``target``, from its state store."""
     store = open_store(target)
     loop = store.get_status(target, STATUS_KEY) or {}
     snap = store.get_status(target, SNAPSHOT_KEY) or {}
+    health = _health(target)
     runs = _runs(target)
     drift: dict[str, Any] = loop.get("drift") or {}
     since: dict[str, dict[str, str]] = snap.get("driftSince") or {}
     configurations = []
     for entry in snap.get("configurations") or []:
         name = str(entry.get("name"))
+        # Not in the health snapshot: not on the target yet (the plan creates it).
+        main, jobs = health.get(str(entry.get("id")), (None, ())) if entry.get("id") else (None, ())
+        entry = {**entry, "health": main, "jobs": jobs}
         own = drift.get(name) or {}
         mine = tuple((r, c) for r in runs for c in r.changes if c.get("name") == name)
         configurations.append(
@@ -145,7 +172,8 @@ def read_overview(target: str) -> Overview:
                 domain=str(entry.get("domain", "")),
                 enabled=entry.get("enabled"),
                 scope=entry.get("scope") or {"kind": "all", "count": 0, "entries": []},
-                health=entry.get("health"),
+                health=main,
+                jobs=jobs,
                 status=classify(entry, bool(own)),
                 drift=tuple(
                     {**c, "since": (since.get(name) or {}).get(str(c.get("field"))) or c.get("seenAt")}

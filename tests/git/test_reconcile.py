@@ -17,6 +17,7 @@ import pytest
 from reconciler.cli.errors import error_handler
 from reconciler.cli.reconcile_cmd import parse_interval, reconcile
 from reconciler.core.plan import PlanOptions
+from reconciler.engine.health import read_snapshot
 from reconciler.engine.journal import read_runs
 from reconciler.engine.reconcile import LEADER_LEASE, LoopOptions, PassResult, Reconciler
 from reconciler.errors import LockError
@@ -124,6 +125,31 @@ def test_drift_is_reported_and_healed_with_self_heal(
     assert status(tmp_path)["drift"] == {}
     assert read_runs(tenant.target)[-1].kind == "self-heal"
     assert healer.run_pass() is PassResult.IN_SYNC
+
+
+def test_each_pass_records_every_jobs_health_and_who_ran_it(
+    source: GitRepo, tenant: LocalProvider, tmp_path: Path
+) -> None:
+    r = loop(source, tenant, tmp_path)
+    assert r.run_pass() is PassResult.APPLIED
+    # What the apply read came before its writes: not recorded as the target's health.
+    assert read_snapshot(tenant.target) is None
+    assert r.run_pass() is PassResult.IN_SYNC
+    first = read_snapshot(tenant.target)
+    assert first is not None and first["by"]["command"] == "reconciler reconcile"
+    assert first["complete"] is True
+    assert {row["name"] for row in first["configurations"]} == {"a", "b"}
+    loop_doc = open_store(tenant.target).get_status(tenant.target, "reconcile")
+    assert loop_doc is not None and loop_doc["runner"]["pid"] == os.getpid()
+
+    a = next(o for o in tenant.read_all() if o.name == "a")
+    job = tenant.store.list_jobs(a.id)[0]
+    tenant.store.quarantine(a.id, job["id"], reason="TooManyDeletes")
+    # A looking pass (no lock, no write) records what it read as well.
+    assert r.run_pass() is PassResult.IN_SYNC
+    rows = {row["name"]: row for row in (read_snapshot(tenant.target) or {})["configurations"]}
+    assert rows["a"]["healthy"] is False and rows["b"]["healthy"] is True
+    assert rows["a"]["jobs"][0]["status"]["quarantineReason"] == "TooManyDeletes"
 
 
 def test_deletes_still_need_allow_delete(source: GitRepo, tenant: LocalProvider, tmp_path: Path) -> None:

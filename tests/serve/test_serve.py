@@ -174,6 +174,33 @@ def test_a_signed_body_that_is_not_json_is_a_bad_request(scene: Scene) -> None:
     assert answer.status_code == 400
 
 
+def test_status_from_state_shows_the_health_the_pages_show(scene: Scene) -> None:
+    """One health snapshot: what serve's loop recorded is what ``status --from-state`` shows elsewhere."""
+    env = {k: v for k, v in scene.repo.env.items() if not k.startswith("RECONCILER_")}
+    env.update(RECONCILER_STATE_DIR=str(scene.served.state_dir), NO_COLOR="1")
+    args = ["status", "--from-state", "--format", "json", "--target", scene.served.target]
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert done.returncode == 2, done.stderr  # bravo is quarantined
+    doc = json.loads(done.stdout)
+    assert doc["by"]["command"] == "reconciler serve" and doc["complete"] is True
+    rows = {row["name"]: row for row in doc["configurations"]}
+    assert rows["bravo"]["status"]["quarantineReason"] == "TooManyDeletes"
+    assert [name for name, row in sorted(rows.items()) if not row["healthy"]] == ["bravo"]
+    page = scene.served.get("/configurations/bravo").text
+    assert "TooManyDeletes" in page
+    # Each job besides the provisioning job (password hash sync here) has its own part of the page.
+    others = [j["templateId"] for j in rows["charlie"]["jobs"] if j["templateId"] != "AD2AADProvisioning"]
+    assert others
+    page = scene.served.get("/configurations/charlie").text
+    assert all(f"<code>{template}</code>" in page for template in others)
+
+
 def test_an_address_in_use_or_a_bad_one_is_one_clear_error(scene: Scene) -> None:
     port = scene.served.url.rsplit(":", 1)[1]
     env = dict(scene.repo.env, RECONCILER_STATE_DIR=str(scene.served.state_dir))

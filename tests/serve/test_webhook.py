@@ -86,6 +86,8 @@ def test_the_replay_guard_remembers_bodies_and_deliveries_up_to_its_size() -> No
         ({"managed": False}, True, "unmanaged"),
         ({"health": {"code": "Quarantine", "lastRunState": "Failed"}}, True, "quarantined"),
         ({"health": {"code": "Active", "lastRunState": "Failed"}}, True, "error"),
+        ({"health": {"code": "Active"}, "jobs": [{"code": "Quarantine"}]}, True, "quarantined"),
+        ({"health": {"code": "Active"}, "jobs": [{"code": "Active", "lastError": "x"}]}, True, "error"),
         ({"health": {"code": "Active"}, "pending": {"heldDeletes": 1}}, True, "held delete"),
         ({"health": {"code": "Active"}, "pending": {"changes": 1}}, True, "drifted"),
         ({"health": {"code": "Active"}, "pending": {"changes": 2}}, False, "changes pending"),
