@@ -55,6 +55,14 @@ def history(limit: int, target: str | None, fmt: str) -> None:
                     + (f"; the service said: {said}" if said else "")
                 ]
             )
+        for c in changes:
+            if c["action"] == "approveDeletes" and c["outcome"] == "ok":
+                echo_lines(
+                    [
+                        f"    {r.user or 'someone'} approved the held deletes of {c['name']} in git (commit "
+                        f"{commit}), held since {c.get('quarantine_since') or '-'}"
+                    ]
+                )
         for c in interrupted:
             echo_lines([f"    interrupted during {c['action']} {c['name']}"])
         for c in changes:

@@ -49,6 +49,7 @@ from reconciler.core.model import (
     Scope,
     ScopeKind,
     Settings,
+    quarantine_instant,
 )
 from reconciler.errors import Diagnostic, ExpressionError, LoadError
 
@@ -185,6 +186,7 @@ class _Config:
     deletion_protection: bool
     restart_token: str | None
     scope: _ScopeDecl | None
+    approve_deletes: str | None = None
     overrides: dict[tuple[str, str], MappingOverride] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)
 
@@ -360,6 +362,7 @@ class _Run:
             restart_token=None if token is None else str(token),
             scope=scope,
             sources={doc.file},
+            approve_deletes=self.approve_deletes(doc, spec.get("approveDeletes")),
         )
         mappings: dict[str, list[dict[str, Any]]] = spec.get("attributeMappings", {})
         for obj, entries in mappings.items():
@@ -383,6 +386,21 @@ class _Run:
                 else:
                     config.overrides[key] = container
         self.configs.append(config)
+
+    def approve_deletes(self, doc: Document, spec: dict[str, Any] | None) -> str | None:
+        """``approveDeletes.quarantinedSince``: a time with its zone (the service's ``seriesBegan``)."""
+        if spec is None:
+            return None
+        since = str(spec["quarantinedSince"])
+        if quarantine_instant(since) is None:
+            self.error(
+                doc.file,
+                doc.root.find(("spec", "approveDeletes", "quarantinedSince")),
+                f"spec.approveDeletes.quarantinedSince: {since!r} is not a time with its zone, such as "
+                "2026-12-06T09:12:00Z (copy it from `reconciler status`: 'quarantined since')",
+            )
+            return None
+        return since
 
     # -- the other direction and the add-on jobs -------------------------------------------------------
 
@@ -918,6 +936,7 @@ class _Run:
                     labels=config.labels,
                     deletion_protection=config.deletion_protection,
                     restart_token=config.restart_token,
+                    approve_deletes=config.approve_deletes,
                     origin=config.origin,
                     sources=tuple(sorted(config.sources)),
                 )

@@ -17,6 +17,7 @@ inetOrgPerson object mappings that the schema has.
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
@@ -31,7 +32,9 @@ __all__ = [
     "OBJECT_TYPES",
     "PHS_OBJECTS",
     "PROTECTED_TARGETS",
+    "RESET_FORCE_DELETES",
     "TARGET_CONTAINER",
+    "TOO_MANY_DELETES",
     "UNARY_OPERATORS",
     "ApplyMode",
     "Desired",
@@ -52,6 +55,7 @@ __all__ = [
     "folded_key",
     "mapping_key",
     "password_hash_mapping",
+    "quarantine_instant",
 ]
 
 OBJECT_TYPES: tuple[str, ...] = ("user", "inetOrgPerson", "group", "contact")
@@ -59,6 +63,10 @@ OBJECT_TYPES: tuple[str, ...] = ("user", "inetOrgPerson", "group", "contact")
 PHS_OBJECTS: tuple[str, ...] = ("user", "inetOrgPerson")
 CREDENTIAL_DATA = "CredentialData"
 DEFAULT_DELETE_THRESHOLD = 500
+# The quarantine reason of a job the accidental-delete threshold stopped (synchronizationStatus).
+TOO_MANY_DELETES = "TooManyDeletes"
+# The restart flag that releases the deletes the threshold holds back; only ever on a person's approval.
+RESET_FORCE_DELETES = "ForceDeletes"
 
 # Entra ID -> AD (group provisioning, users in preview): the object types its job maps, the pseudo
 # attribute that names the container objects are created in, and the rows the docs say the service owns
@@ -327,6 +335,9 @@ class Desired:
     labels: tuple[tuple[str, str], ...] = ()
     deletion_protection: bool = False
     restart_token: str | None = None
+    # ``approveDeletes.quarantinedSince``: approve the deletes held by the quarantine that began at this
+    # time (as the service reports it); no other quarantine, earlier or later.
+    approve_deletes: str | None = None
     origin: Origin | None = field(default=None, compare=False)
     # Files that contributed to this configuration (its own, shared Scope/AttributeMappings files).
     sources: tuple[str, ...] = field(default=(), compare=False)
@@ -364,6 +375,21 @@ class JobStatus:
     @property
     def healthy(self) -> bool:
         return self.code != "Quarantine" and self.last_run_state in (None, "Succeeded")
+
+    def holds_deletes(self, since: str | None = None) -> bool:
+        """Whether the job is in quarantine for too many deletes (with ``since``: in the one that began
+        at that instant, as ``quarantine_instant`` reads it)."""
+        if self.code != "Quarantine" or self.quarantine_reason != TOO_MANY_DELETES:
+            return False
+        if since is None:
+            return True
+        began = quarantine_instant(self.quarantine_since)
+        return began is not None and began == quarantine_instant(since)
+
+    def state_text(self) -> str:
+        """``Quarantine (TooManyDeletes) since 2026-...``, ``Active``: the state in a few words."""
+        text = self.code + (f" ({self.quarantine_reason})" if self.quarantine_reason else "")
+        return text + (f" since {self.quarantine_since}" if self.quarantine_since else "")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -410,6 +436,18 @@ class Observed:
     @property
     def display(self) -> str:
         return self.name or f"{self.settings.domain} ({self.id})"
+
+
+def quarantine_instant(text: str | None) -> _dt.datetime | None:
+    """The instant a quarantine began, from ISO 8601 text with its zone (the service writes up to seven
+    fraction digits; they compare to the microsecond); None for anything else."""
+    if not text:
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return when.astimezone(_dt.UTC) if when.tzinfo is not None else None
 
 
 def mapping_key(m: Mapping | MappingOverride) -> tuple[str, str]:

@@ -26,6 +26,8 @@ import orjson
 from reconciler.core.diff import FieldChange, essence, field_changes, flatten, mapping_essence
 from reconciler.core.model import (
     CREDENTIAL_DATA,
+    RESET_FORCE_DELETES,
+    TOO_MANY_DELETES,
     Desired,
     DesiredState,
     Direction,
@@ -66,6 +68,8 @@ class Action(enum.StrEnum):
     START = "start"
     PAUSE = "pause"
     RESTART = "restart"
+    # The documented restart with ForceDeletes, approved in git (``approveDeletes``).
+    APPROVE_DELETES = "approveDeletes"
     DELETE = "delete"
 
 
@@ -76,7 +80,9 @@ ACTION_ORDER: dict[Action, int] = {
     Action.START: 2,
     Action.PAUSE: 2,
     Action.RESTART: 3,
-    Action.DELETE: 4,
+    # After a restart: a restart for changes ends the quarantine, and with it what this approves.
+    Action.APPROVE_DELETES: 4,
+    Action.DELETE: 5,
 }
 
 TITLES: dict[Action, str] = {
@@ -85,6 +91,7 @@ TITLES: dict[Action, str] = {
     Action.START: "will be started (enabled)",
     Action.PAUSE: "will be paused (disabled)",
     Action.RESTART: "will be restarted",
+    Action.APPROVE_DELETES: "will have its held deletes approved (restart with ForceDeletes)",
     Action.DELETE: "will be deleted",
 }
 
@@ -122,6 +129,8 @@ class Change:
     reset_scope: str | None = None  # restart: resetScope flags
     # update: the managed configuration's name until now; the desired state renamed it (``moved``)
     moved_from: str | None = None
+    # approveDeletes: the start of the quarantine it approves, as the service reported it when planned
+    quarantine_since: str | None = None
 
     @property
     def address(self) -> str:
@@ -185,7 +194,12 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action.value for c in self.changes)
-        out = {a.value: counts.get(a.value, 0) for a in Action}
+        # Approvals are counted only when a plan has some: other plans' summaries read as before.
+        out = {
+            a.value: counts.get(a.value, 0)
+            for a in Action
+            if a is not Action.APPROVE_DELETES or counts[a.value]
+        }
         out["held"] = len(self.held)
         return out
 
@@ -425,6 +439,47 @@ def _held_other_direction(d: Desired, found: Observed | None) -> Held:
     return Held(d.name, Action.CREATE, None, (reason,))
 
 
+def _plan_approval(
+    d: Desired, found: Observed | None, options: PlanOptions, warnings: list[str]
+) -> Change | Held | None:
+    """``approveDeletes``: the documented restart with ForceDeletes, for the one TooManyDeletes
+    quarantine it names by the time it began. Any other state (no quarantine, another reason, a later
+    quarantine) approves nothing and says so; releasing deletes needs ``--allow-delete``."""
+    since = d.approve_deletes
+    if since is None:
+        return None
+    if found is None:
+        warnings.append(
+            f"{d.name}: approveDeletes names the quarantine that began {since}, but the configuration does "
+            "not exist on the target: nothing is approved; remove the field"
+        )
+        return None
+    status = found.status
+    if not status.holds_deletes(since):
+        warnings.append(
+            f"{d.name}: approveDeletes names the {TOO_MANY_DELETES} quarantine that began {since}; the "
+            f"provisioning job is {status.state_text()}, so nothing is approved; remove the field"
+        )
+        return None
+    reason = f"approve held deletes (quarantined since {status.quarantine_since})"
+    if not options.allow_delete:
+        return Held(
+            d.name,
+            Action.APPROVE_DELETES,
+            found.id,
+            (f"{reason}: releasing deletes needs --allow-delete",),
+            override="--allow-delete",
+        )
+    return Change(
+        name=d.name,
+        action=Action.APPROVE_DELETES,
+        target_id=found.id,
+        reasons=(reason,),
+        reset_scope=RESET_FORCE_DELETES,
+        quarantine_since=status.quarantine_since,
+    )
+
+
 def _name(d: Desired) -> str:
     return d.name
 
@@ -621,7 +676,7 @@ def compute_plan(
     specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
     for d in sorted(desired.configurations, key=_name):
         if only is None or d.name in only:
-            _plan_configuration(d, specs[d.name], defaults, holdings, draft)
+            _plan_configuration(d, specs[d.name], defaults, holdings, draft, options)
     leftover = [
         o
         for name, o in sorted(holdings.managed.items())
@@ -674,7 +729,12 @@ def _sort_target(observed: Sequence[Observed], wanted: set[str], draft: _Draft) 
 
 
 def _plan_configuration(
-    d: Desired, spec: Spec, defaults: Sequence[Mapping], holdings: _Holdings, draft: _Draft
+    d: Desired,
+    spec: Spec,
+    defaults: Sequence[Mapping],
+    holdings: _Holdings,
+    draft: _Draft,
+    options: PlanOptions,
 ) -> None:
     """One desired configuration: held back, created (or its create resumed), or brought to ``spec``."""
     found = holdings.managed.get(d.name)
@@ -691,8 +751,9 @@ def _plan_configuration(
         found = renamed
     elif found is None or not found.complete:
         _plan_create(d, spec, found, defaults, holdings, draft)
+        _plan_approval(d, None, options, draft.warnings)
         return
-    _plan_update(d, spec, found, draft)
+    _plan_update(d, spec, found, draft, options)
 
 
 def _plan_create(
@@ -739,7 +800,7 @@ def _plan_create(
         draft.changes.append(Change(name=d.name, action=Action.START, target_id=found.id if found else None))
 
 
-def _plan_update(d: Desired, spec: Spec, o: Observed, draft: _Draft) -> None:
+def _plan_update(d: Desired, spec: Spec, o: Observed, draft: _Draft, options: PlanOptions) -> None:
     """A configuration the target holds (under this name or, renamed, another): its field changes, a
     start or pause, and a warning when its job is in quarantine."""
     missing = missing_objects(spec, o.mappings)
@@ -755,6 +816,11 @@ def _plan_update(d: Desired, spec: Spec, o: Observed, draft: _Draft) -> None:
         draft.changes.append(Change(name=d.name, action=Action.START, target_id=o.id))
     elif not d.settings.enabled and o.settings.enabled:
         draft.changes.append(Change(name=d.name, action=Action.PAUSE, target_id=o.id))
+    approval = _plan_approval(d, o, options, draft.warnings)
+    if isinstance(approval, Change):
+        draft.changes.append(approval)
+    elif approval is not None:
+        draft.held.append(approval)
     if o.status.code == "Quarantine":
         draft.warnings.append(
             f"{d.name}: the provisioning job is in quarantine"

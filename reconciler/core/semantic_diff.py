@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.core.diff import FieldChange, essence, field_changes, flatten
 from reconciler.core.model import Desired, DesiredState, Direction, Mapping, Observed, effective_mappings
@@ -123,7 +123,12 @@ def _other_directions(
 def semantic_diff(before: DesiredState, after: DesiredState, defaults: Sequence[Mapping]) -> SemanticDiff:
     """The per-configuration difference from ``before`` to ``after``, sorted by name."""
     # Deletes are left to _removed: the planner holds back deletes of protected configurations.
-    plan = compute_plan(after, as_observed(before, defaults), defaults, PlanOptions(allow_delete=False))
+    # An approval of held deletes depends on the target's quarantine, which no ref holds: it is compared
+    # as written (below), not planned.
+    unapproved = replace(
+        after, configurations=tuple(replace(d, approve_deletes=None) for d in after.configurations)
+    )
+    plan = compute_plan(unapproved, as_observed(before, defaults), defaults, PlanOptions(allow_delete=False))
     fields: dict[str, list[FieldChange]] = {}
     reasons: dict[str, tuple[str, ...]] = {}
     added: set[str] = set()
@@ -142,6 +147,13 @@ def semantic_diff(before: DesiredState, after: DesiredState, defaults: Sequence[
         elif change.action is Action.RESTART:
             reasons[change.name] = change.reasons
     _other_directions(before, after, fields, added)
+    old = before.by_name()
+    for d in after.configurations:
+        was = old[d.name].approve_deletes if d.name in old else None
+        if d.approve_deletes != was:
+            fields.setdefault(d.name, []).append(
+                FieldChange("approveDeletes.quarantinedSince", was, d.approve_deletes)
+            )
     out = [
         ConfigurationDiff(
             name,

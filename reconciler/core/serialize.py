@@ -130,6 +130,8 @@ def change_document(c: Change) -> dict[str, Any]:
     if c.moved_from is not None:
         # Only on a rename, so that every other change reads as in plans made before renames existed.
         data["moved_from"] = c.moved_from
+    if c.quarantine_since is not None:
+        data["quarantine_since"] = c.quarantine_since
     return data
 
 
@@ -148,6 +150,7 @@ def _change_from(d: dict[str, Any]) -> Change:
         write_schema=bool(d.get("write_schema")),
         reset_scope=d.get("reset_scope"),
         moved_from=d.get("moved_from"),
+        quarantine_since=d.get("quarantine_since"),
     )
 
 

@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from reconciler.core.model import Observed
+from reconciler.core.model import TOO_MANY_DELETES, Observed
 from reconciler.core.plan import ACTION_ORDER, RESET_FOR_CHANGES, Action, Change, Plan, fingerprints, in_scope
 from reconciler.core.serialize import change_document
 from reconciler.engine.journal import Journal
 from reconciler.errors import GuardError, PlanFileError, ReconcilerError, StalePlanError
-from reconciler.providers.base import Provider, ReadsByName
+from reconciler.providers.base import RESET_FORCE_DELETES, Provider, ReadsByName
 
 __all__ = [
     "ApplyResult",
@@ -154,8 +154,11 @@ def guard(change: Change, plan: Plan, provider: Provider) -> None:
     if change.action is Action.RESTART and (change.reset_scope or RESET_FOR_CHANGES) != RESET_FOR_CHANGES:
         raise GuardError(
             f"{change.name}: a plan restarts a job only with {RESET_FOR_CHANGES}; forced deletes "
-            f"({change.reset_scope}) are released only by `reconciler restart NAME --approve-deletes`"
+            f"({change.reset_scope}) are released only by `reconciler approve-deletes NAME` or approveDeletes"
         )
+    if change.action is Action.APPROVE_DELETES:
+        _guard_approval(change, plan, provider)
+        return
     if change.action is not Action.DELETE:
         return
     deletes = sum(1 for c in plan.changes if c.action is Action.DELETE)
@@ -173,6 +176,22 @@ def guard(change: Change, plan: Plan, provider: Provider) -> None:
         raise GuardError(f"{change.name}: {change.target_id} is not the managed configuration of that name")
     if record.deletion_protection:
         raise GuardError(f"{change.name}: the target records deletion protection for it; it is not deleted")
+
+
+def _guard_approval(change: Change, plan: Plan, provider: Provider) -> None:
+    """An approval releases only the quarantine it names, and only while that quarantine lasts: a job
+    that left it, or entered a later one, is not restarted with ForceDeletes."""
+    if not plan.options.allow_delete:
+        raise GuardError(f"{change.name}: approving held deletes needs a plan made with --allow-delete")
+    record = _current(provider, change)
+    if record is None or not record.managed or record.name != change.name:
+        raise GuardError(f"{change.name}: {change.target_id} is not the managed configuration of that name")
+    if not record.status.holds_deletes(change.quarantine_since or ""):
+        raise GuardError(
+            f"{change.name}: approveDeletes approves the {TOO_MANY_DELETES} quarantine that began "
+            f"{change.quarantine_since}; the provisioning job is now {record.status.state_text()}, so "
+            "nothing is approved"
+        )
 
 
 def _execute(
@@ -219,6 +238,8 @@ def _execute(
         provider.pause(target_id)
     elif change.action is Action.RESTART:
         provider.restart(target_id, change.reset_scope or "Full")
+    elif change.action is Action.APPROVE_DELETES:
+        provider.restart(target_id, RESET_FORCE_DELETES)
     elif change.action is Action.DELETE:
         provider.delete(target_id)
 
@@ -257,7 +278,10 @@ def apply_plan(
         elif stop is not None and stop.is_set():
             outcome = Outcome(change, SKIPPED, "the run was asked to stop before this change")
         else:
-            journal.write("change-start", name=change.name, action=change.action.value, id=change.target_id)
+            approves = {"quarantine_since": change.quarantine_since} if change.quarantine_since else {}
+            journal.write(
+                "change-start", name=change.name, action=change.action.value, id=change.target_id, **approves
+            )
             began = time.monotonic()
             try:
                 guard(change, plan, provider)

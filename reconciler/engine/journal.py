@@ -101,6 +101,9 @@ def read_runs(target: str | None = None, store: StateStore | None = None) -> lis
                 "outcome": "interrupted",
                 "started": e.get("time"),
             }
+            if e.get("quarantine_since"):
+                # An approval of held deletes names the quarantine it approved.
+                change["quarantine_since"] = e.get("quarantine_since")
             rec.changes.append(change)
             open_changes[(run, str(e.get("name")), str(e.get("action")))] = change
         elif event == "change-end":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import __version__
 from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
-from reconciler.core.model import DesiredState, JobStatus, Observed
+from reconciler.core.model import TOO_MANY_DELETES, DesiredState, JobStatus, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
 from reconciler.engine.state import write_private
@@ -388,9 +388,6 @@ def plan_and_apply(
         )
 
 
-TOO_MANY_DELETES = "TooManyDeletes"
-
-
 def _journaled_restart(
     provider: Provider,
     name: str,
@@ -436,7 +433,7 @@ def _journaled_restart(
 
 def _deletes_held(config: Observed) -> dict[str, Any]:
     status = config.status
-    if status.code != "Quarantine" or status.quarantine_reason != TOO_MANY_DELETES:
+    if not status.holds_deletes():
         now = status.code + (f" ({status.quarantine_reason})" if status.quarantine_reason else "")
         raise ConflictError(
             f"{config.display} holds no deletes to approve: its provisioning job is {now}, not in "

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.core.model import Mapping, Observed, Scope, Settings
+from reconciler.core.model import RESET_FORCE_DELETES, Mapping, Observed, Scope, Settings
 
 __all__ = [
     "RESET_FORCE_DELETES",
@@ -33,8 +33,6 @@ __all__ = [
 # synchronizationJobRestartScope flags (Graph v1.0).
 # Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
 RESET_FULL = "Full"
-# Releases deletes held back by the accidental-delete threshold; only ever on a person's approval.
-RESET_FORCE_DELETES = "ForceDeletes"
 
 
 @runtime_checkable

@@ -33,6 +33,7 @@ SYMBOLS: dict[Action, str] = {
     Action.UPDATE: "~",
     Action.DELETE: "-",
     Action.RESTART: "↻",
+    Action.APPROVE_DELETES: "!",
     Action.START: "▶",
     Action.PAUSE: "⏸",
 }
@@ -155,7 +156,10 @@ def summary_line(plan: Plan) -> str:
     parts = [f"{counts['create']} to create", f"{counts['update']} to update"]
     # Starts and pauses are rare; they are named only when the plan has some.
     parts += [f"{counts[a]} to {a}" for a in ("start", "pause") if counts[a]]
-    parts += [f"{counts[a]} to {a}" for a in ("restart", "delete")]
+    parts.append(f"{counts['restart']} to restart")
+    if counts.get("approveDeletes"):
+        parts.append(f"{counts['approveDeletes']} held-delete approval(s)")
+    parts.append(f"{counts['delete']} to delete")
     held = f"{counts['held']} held back"
     if counts["held"]:
         # Held-back changes are differences the plan leaves in place; say so where CI logs show it.

@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_LIMIT", "render"]
 DEFAULT_LIMIT = 65536
 
 _TABLE_ROWS: tuple[tuple[str, str], ...] = (
-    *((a.value, a.value.capitalize()) for a in Action),
+    *((a.value, a.value.capitalize()) for a in Action if a is not Action.APPROVE_DELETES),
     ("held", "Held back"),
 )
 
@@ -118,6 +118,8 @@ def _head(plan: Plan) -> str:
     counts = plan.summary()
     table = ["| Action | Count |", "| :-- | --: |"]
     table += [f"| {label} | {counts[key]} |" for key, label in _TABLE_ROWS]
+    if counts.get(Action.APPROVE_DELETES.value):
+        table.insert(-1, f"| Approve held deletes | {counts[Action.APPROVE_DELETES.value]} |")
     p = plan.provenance
     origin = [f"Target {_code(plan.target)}"] if plan.target else []
     if p.commit:

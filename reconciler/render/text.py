@@ -36,6 +36,7 @@ _ACTION_COLORS: dict[Action, str] = {
     Action.UPDATE: _YELLOW,
     Action.PAUSE: _YELLOW,
     Action.RESTART: _CYAN,
+    Action.APPROVE_DELETES: _RED,
     Action.DELETE: _RED,
 }
 _SIGN_COLORS = {"+": _GREEN, "~": _YELLOW, "-": _RED}

@@ -318,7 +318,12 @@ class TenantStore(DirectoryObjects):
         with self.transaction():
             job = self.get_job(sp_id, job_id)
             # An empty scope is the portal's "Restart sync", which lifts quarantine too.
-            if not flags or flags & {"QuarantineState", "Full"}:
+            # ForceDeletes is the portal's "Allow deletes": the held deletes go through and the job
+            # leaves its TooManyDeletes quarantine.
+            forced = "ForceDeletes" in flags and (job["status"].get("quarantine") or {}).get("reason") == (
+                "TooManyDeletes"
+            )
+            if not flags or flags & {"QuarantineState", "Full"} or forced:
                 status = job["status"]
                 status["quarantine"] = None
                 if status.get("code") == "Quarantine":
