@@ -33,6 +33,7 @@ from reconciler.core.model import (
     CREDENTIAL_DATA,
     DEFAULT_DELETE_THRESHOLD,
     ENTRA_TO_AD_OBJECTS,
+    EXTENSION_REF,
     OBJECT_TYPES,
     PROTECTED_TARGETS,
     TARGET_CONTAINER,
@@ -41,6 +42,7 @@ from reconciler.core.model import (
     Desired,
     DesiredState,
     Direction,
+    DirectoryExtension,
     FilterClause,
     Mapping,
     MappingKind,
@@ -171,6 +173,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+# Graph writes at most this many extension values to one object (extensionProperty, v1.0 docs).
+MAX_EXTENSION_VALUES = 100
+# The Entra ID object type each AD -> Entra ID object mapping writes.
+_ENTRA_OBJECT = {"user": "User", "inetOrgPerson": "User", "group": "Group"}
+
+
 @dataclass(slots=True)
 class _ScopeDecl:
     scope: Scope
@@ -187,6 +195,9 @@ class _Config:
     restart_token: str | None
     scope: _ScopeDecl | None
     approve_deletes: str | None = None
+    # Directory extensions declared (with where) and removed (with where), by folded name.
+    extensions: dict[str, tuple[DirectoryExtension, Origin]] = field(default_factory=dict)
+    extension_removals: dict[str, tuple[str, Origin]] = field(default_factory=dict)
     overrides: dict[tuple[str, str], MappingOverride] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)
 
@@ -364,6 +375,7 @@ class _Run:
             sources={doc.file},
             approve_deletes=self.approve_deletes(doc, spec.get("approveDeletes")),
         )
+        self.directory_extensions(doc, config, spec.get("directoryExtensions") or [])
         mappings: dict[str, list[dict[str, Any]]] = spec.get("attributeMappings", {})
         for obj, entries in mappings.items():
             path = ("spec", "attributeMappings", obj)
@@ -401,6 +413,102 @@ class _Run:
             )
             return None
         return since
+
+    def directory_extensions(self, doc: Document, config: _Config, entries: list[dict[str, Any]]) -> None:
+        """``spec.directoryExtensions``: extension properties to have (or, with ``remove``, not to have)."""
+        path = ("spec", "directoryExtensions")
+        for entry, loc in zip(entries, doc.root.find(path).items(), strict=True):
+            name: str = entry["name"]
+            origin = loc.origin(doc.file)
+            folded = name.casefold()
+            earlier = config.extensions.get(folded) or config.extension_removals.get(folded)
+            if earlier is not None:
+                self.error(doc.file, loc, f"directory extension '{name}' is already listed at {earlier[1]}")
+                continue
+            if entry.get("remove"):
+                extra = sorted(set(entry) - {"name", "remove"})
+                if extra:
+                    message = f"directory extension '{name}': remove: true takes only a name, not {extra[0]}"
+                    self.error(doc.file, loc.child(extra[0]) or loc, message)
+                    continue
+                config.extension_removals[folded] = (name, origin)
+                continue
+            extension = DirectoryExtension(
+                name=name,
+                data_type=entry.get("dataType", "String"),
+                target_objects=tuple(entry.get("targetObjects", ["User"])),
+                multi_valued=bool(entry.get("isMultiValued", False)),
+            )
+            config.extensions[folded] = (extension, origin)
+
+    def check_extensions(self) -> None:
+        """Each ``ext:`` mapping names an extension its configuration declares, on an object the
+        extension targets; a configuration never removes what another declares, nor two declare one
+        name differently (one extension property of one application serves them all)."""
+        seen: dict[str, tuple[DirectoryExtension, Origin]] = {}
+        removed: dict[str, Origin] = {}
+        for config in self.by_name.values():
+            for folded, (extension, origin) in config.extensions.items():
+                first = seen.setdefault(folded, (extension, origin))
+                if first[0] != extension:
+                    self.error(
+                        origin.file,
+                        origin,
+                        f"directory extension '{extension.name}' is declared as {extension.as_dict()} here "
+                        f"and as {first[0].as_dict()} at {first[1]}; it is one extension property",
+                    )
+            for folded, (_name, origin) in config.extension_removals.items():
+                removed.setdefault(folded, origin)
+            for override in config.overrides.values():
+                self.check_extension_mapping(config, override)
+        for folded, origin in removed.items():
+            if folded in seen:
+                extension, where = seen[folded]
+                self.error(
+                    origin.file,
+                    origin,
+                    f"directory extension '{extension.name}' is removed here but declared at {where}",
+                )
+        for obj in ("User", "Group"):
+            count = sum(1 for e, _ in seen.values() if obj in e.target_objects)
+            if count > MAX_EXTENSION_VALUES:
+                extension, where = next(v for v in seen.values() if obj in v[0].target_objects)
+                self.error(
+                    where.file,
+                    where,
+                    f"{count} directory extensions target {obj}; Graph writes at most "
+                    f"{MAX_EXTENSION_VALUES} extension values to one object",
+                )
+
+    def check_extension_mapping(self, config: _Config, override: MappingOverride) -> None:
+        m = override.mapping
+        names = [override.target]
+        if m is not None and m.kind is MappingKind.DIRECT:
+            names.append(m.value)
+        for text in names:
+            if not text.startswith(EXTENSION_REF):
+                continue
+            where = override.origin or config.origin
+            name = text[len(EXTENSION_REF) :]
+            declared = config.extensions.get(name.casefold())
+            if declared is None:
+                if m is None and name.casefold() in config.extension_removals:
+                    continue  # the row of an extension that goes with it
+                self.error(
+                    where.file,
+                    where,
+                    f"the {override.object} mapping names directory extension '{name}', which configuration "
+                    f"'{config.name}' does not declare (spec.directoryExtensions)",
+                )
+                continue
+            entra = _ENTRA_OBJECT.get(override.object)
+            if text == override.target and entra not in declared[0].target_objects:
+                self.error(
+                    where.file,
+                    where,
+                    f"directory extension '{name}' targets {', '.join(declared[0].target_objects)}; the "
+                    f"{override.object} mapping writes to {entra or 'an object it does not target'}",
+                )
 
     # -- the other direction and the add-on jobs -------------------------------------------------------
 
@@ -809,6 +917,7 @@ class _Run:
             self.resolve_scope(scope_doc)
         for shared in self.shared:
             self.resolve_mappings(shared)
+        self.check_extensions()
 
     def one_per_domain(self) -> None:
         """Two configurations for one AD domain would run two provisioning jobs over the same objects."""
@@ -937,6 +1046,8 @@ class _Run:
                     deletion_protection=config.deletion_protection,
                     restart_token=config.restart_token,
                     approve_deletes=config.approve_deletes,
+                    extensions=tuple(e for e, _ in config.extensions.values()),
+                    extension_removals=tuple(n for n, _ in config.extension_removals.values()),
                     origin=config.origin,
                     sources=tuple(sorted(config.sources)),
                 )

@@ -28,6 +28,9 @@ __all__ = [
     "CREDENTIAL_DATA",
     "DEFAULT_DELETE_THRESHOLD",
     "ENTRA_TO_AD_OBJECTS",
+    "EXTENSION_DATA_TYPES",
+    "EXTENSION_REF",
+    "EXTENSION_TARGETS",
     "FILTER_OPERATORS",
     "OBJECT_TYPES",
     "PHS_OBJECTS",
@@ -40,6 +43,8 @@ __all__ = [
     "Desired",
     "DesiredState",
     "Direction",
+    "DirectoryExtension",
+    "ExtensionsSeen",
     "FilterClause",
     "JobStatus",
     "Mapping",
@@ -52,10 +57,13 @@ __all__ = [
     "Settings",
     "edit_mappings",
     "effective_mappings",
+    "extension_attribute",
     "folded_key",
     "mapping_key",
     "password_hash_mapping",
     "quarantine_instant",
+    "resolve_extension_removals",
+    "resolve_extensions",
 ]
 
 OBJECT_TYPES: tuple[str, ...] = ("user", "inetOrgPerson", "group", "contact")
@@ -324,6 +332,95 @@ class Settings:
         return data
 
 
+# Directory extensions (extension properties of the Cloud Sync extensions application): the data types
+# and target objects Graph documents for extensionProperty, and how a mapping names one (``ext:Name``).
+EXTENSION_DATA_TYPES: tuple[str, ...] = ("Binary", "Boolean", "DateTime", "Integer", "LargeInteger", "String")
+EXTENSION_TARGETS: tuple[str, ...] = (
+    "User",
+    "Group",
+    "AdministrativeUnit",
+    "Application",
+    "Device",
+    "Organization",
+)
+EXTENSION_REF = "ext:"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryExtension:
+    """An extension property ``name`` of the Cloud Sync extensions application."""
+
+    name: str
+    data_type: str = "String"
+    target_objects: tuple[str, ...] = ("User",)
+    multi_valued: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dataType": self.data_type,
+            "isMultiValued": self.multi_valued,
+            "targetObjects": list(self.target_objects),
+        }
+
+    def same_property(self, other: DirectoryExtension) -> bool:
+        """Whether ``other`` is this property as the service holds it (names and types without case)."""
+        return (
+            self.name.casefold() == other.name.casefold()
+            and self.data_type.casefold() == other.data_type.casefold()
+            and self.multi_valued == other.multi_valued
+            and {t.casefold() for t in self.target_objects} == {t.casefold() for t in other.target_objects}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionsSeen:
+    """The tenant's Cloud Sync extensions application as a target holds it: its ``appId`` and extension
+    properties (``property_ids``: (folded name, property id))."""
+
+    app_id: str
+    properties: tuple[DirectoryExtension, ...] = ()
+    property_ids: tuple[tuple[str, str], ...] = ()
+
+    def find(self, name: str) -> DirectoryExtension | None:
+        folded = name.casefold()
+        return next((p for p in self.properties if p.name.casefold() == folded), None)
+
+
+def extension_attribute(app_id: str, name: str) -> str:
+    """``extension_<appId without hyphens>_<name>``: the attribute extension property ``name`` is."""
+    return f"extension_{app_id.replace('-', '').lower()}_{name}"
+
+
+def _resolved(text: str, app_id: str) -> str:
+    if text.startswith(EXTENSION_REF):
+        return extension_attribute(app_id, text[len(EXTENSION_REF) :])
+    return text
+
+
+def resolve_extensions(mappings: Iterable[Mapping], app_id: str | None) -> tuple[Mapping, ...]:
+    """``mappings`` with ``ext:Name`` targets and direct sources spelled as the service names them
+    (as written while the extensions application is not known)."""
+    if app_id is None:
+        return tuple(mappings)
+    out = []
+    for m in mappings:
+        target = _resolved(m.target, app_id)
+        value = _resolved(m.value, app_id) if m.kind is MappingKind.DIRECT else m.value
+        if (target, value) == (m.target, m.value):
+            out.append(m)
+        else:
+            out.append(Mapping(m.object, target, m.kind, value, m.default, m.apply, m.matching_priority))
+    return tuple(out)
+
+
+def resolve_extension_removals(
+    removals: Iterable[tuple[str, str]], app_id: str | None
+) -> tuple[tuple[str, str], ...]:
+    if app_id is None:
+        return tuple(removals)
+    return tuple((obj, _resolved(target, app_id)) for obj, target in removals)
+
+
 @dataclass(frozen=True, slots=True)
 class Desired:
     """One configuration as the repository describes it, with scope and overrides already gathered."""
@@ -338,6 +435,9 @@ class Desired:
     # ``approveDeletes.quarantinedSince``: approve the deletes held by the quarantine that began at this
     # time (as the service reports it); no other quarantine, earlier or later.
     approve_deletes: str | None = None
+    # Directory extensions this configuration declares (created when missing), and those it removes.
+    extensions: tuple[DirectoryExtension, ...] = ()
+    extension_removals: tuple[str, ...] = ()
     origin: Origin | None = field(default=None, compare=False)
     # Files that contributed to this configuration (its own, shared Scope/AttributeMappings files).
     sources: tuple[str, ...] = field(default=(), compare=False)
@@ -432,6 +532,8 @@ class Observed:
     exchange_schema: bool | None = field(default=None, compare=False)
     # Scoping-filter clauses the tool does not manage (kept as they are on every write), as text.
     unmanaged_scoping: tuple[str, ...] = ()
+    # The start of the TooManyDeletes quarantine whose held deletes an approveDeletes apply released.
+    deletes_approved: str | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:

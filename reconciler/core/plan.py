@@ -31,6 +31,8 @@ from reconciler.core.model import (
     Desired,
     DesiredState,
     Direction,
+    DirectoryExtension,
+    ExtensionsSeen,
     JobStatus,
     Mapping,
     Observed,
@@ -38,7 +40,10 @@ from reconciler.core.model import (
     ScopeKind,
     Settings,
     edit_mappings,
+    extension_attribute,
     folded_key,
+    resolve_extension_removals,
+    resolve_extensions,
 )
 
 __all__ = [
@@ -114,6 +119,10 @@ class Spec:
     deletion_protection: bool = False
     restart_token: str | None = None
     removals: tuple[tuple[str, str], ...] = ()
+    # Directory extensions the configuration declares (apply makes any that are missing) and, in a
+    # change, those it deletes (only in a plan made with --allow-delete).
+    extensions: tuple[DirectoryExtension, ...] = ()
+    extension_removals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +254,16 @@ def _canon(
     )
 
 
+def _canon_extensions(s: Spec) -> tuple[Any, ...]:
+    return (
+        tuple(
+            (e.name.casefold(), e.data_type, tuple(sorted(e.target_objects)), e.multi_valued)
+            for e in s.extensions
+        ),
+        tuple(n.casefold() for n in s.extension_removals),
+    )
+
+
 def _canon_filters(scope: Scope) -> tuple[Any, ...]:
     if not scope.filters:
         return ()
@@ -308,6 +327,8 @@ def _spec_for(d: Desired, defaults: Sequence[Mapping] = ()) -> Spec:
         removals=tuple(
             sorted((o.key for o in d.overrides if o.mapping is None), key=lambda k: folded_key(*k))
         ),
+        extensions=tuple(sorted(d.extensions, key=lambda e: e.name.casefold())),
+        extension_removals=tuple(sorted(d.extension_removals, key=str.casefold)),
     )
 
 
@@ -368,6 +389,8 @@ def _specs_digest(by_name: dict[str, Spec]) -> str:
             (
                 name,
                 _canon(s.settings, s.scope, s.mappings, s.deletion_protection, s.restart_token, s.removals),
+                # Only when there are any: digests of configurations without extensions stay as they were.
+                *((_canon_extensions(s),) if s.extensions or s.extension_removals else ()),
             )
             for name, s in specs
         )
@@ -459,6 +482,12 @@ def _plan_approval(
         warnings.append(
             f"{d.name}: approveDeletes names the {TOO_MANY_DELETES} quarantine that began {since}; the "
             f"provisioning job is {status.state_text()}, so nothing is approved; remove the field"
+        )
+        return None
+    if found.deletes_approved is not None and status.holds_deletes(found.deletes_approved):
+        warnings.append(
+            f"{d.name}: the held deletes of the quarantine that began {status.quarantine_since} were "
+            "approved already; remove approveDeletes"
         )
         return None
     reason = f"approve held deletes (quarantined since {status.quarantine_since})"
@@ -654,6 +683,8 @@ class _Holdings:
     # configuration renamed (Terraform's ``moved``), never a second configuration and a delete.
     leaving: dict[str, Observed]  # by casefolded domain
     moved: set[str] = field(default_factory=set)  # names of the managed configurations renamed
+    # The tenant's Cloud Sync extensions application and its properties (None: none, or not read).
+    extensions: ExtensionsSeen | None = None
 
 
 def compute_plan(
@@ -663,8 +694,12 @@ def compute_plan(
     options: PlanOptions = PlanOptions(),
     *,
     target: str = "",
+    extensions: ExtensionsSeen | None = None,
 ) -> Plan:
     """Compare the desired state with what the target holds. Pure and deterministic.
+
+    ``extensions``: the tenant's Cloud Sync extensions application, when the desired state uses
+    directory extensions (``ext:`` names are compared as the service spells them once it exists).
 
     Sort what the target holds; plan each desired configuration (held back, created or brought to the
     desired state); plan the deletes of what the desired state no longer names; put it in order.
@@ -673,6 +708,7 @@ def compute_plan(
     draft = _Draft()
     wanted = {d.name for d in desired.configurations}
     holdings = _sort_target(observed, wanted, draft)
+    holdings.extensions = extensions
     specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
     for d in sorted(desired.configurations, key=_name):
         if only is None or d.name in only:
@@ -749,11 +785,101 @@ def _plan_configuration(
     if renamed is not None and renamed.name is not None:
         holdings.moved.add(renamed.name)
         found = renamed
-    elif found is None or not found.complete:
+    with_extensions = _plan_extensions(d, spec, found, holdings.extensions, options, draft)
+    if with_extensions is None:
+        return
+    spec, rows = with_extensions
+    if found is None or not found.complete:
         _plan_create(d, spec, found, defaults, holdings, draft)
         _plan_approval(d, None, options, draft.warnings)
-        return
-    _plan_update(d, spec, found, draft, options)
+    else:
+        _plan_update(d, spec, found, draft, options)
+    if rows:
+        _add_extension_rows(d, spec, found, rows, draft)
+
+
+def _plan_extensions(
+    d: Desired,
+    spec: Spec,
+    found: Observed | None,
+    seen: ExtensionsSeen | None,
+    options: PlanOptions,
+    draft: _Draft,
+) -> tuple[Spec, tuple[FieldChange, ...]] | None:
+    """``spec`` with its ``ext:`` names as the service spells them (once the extensions application
+    exists), and a row per extension property to make or delete. Deleting one deletes its values on
+    every object: held for ``--allow-delete``. A declared property the service holds with another type
+    holds the configuration back (a property never changes). None: held (recorded in ``draft``)."""
+    if not spec.extensions and not spec.extension_removals and seen is None:
+        return spec, ()
+    target_id = found.id if found is not None else None
+    rows: list[FieldChange] = []
+    for extension in spec.extensions:
+        have = seen.find(extension.name) if seen is not None else None
+        if have is None:
+            rows.append(FieldChange(f"directoryExtensions.{extension.name}", None, extension.as_dict()))
+        elif not have.same_property(extension):
+            reason = (
+                f"directory extension {extension.name} exists as {have.as_dict()}, not as "
+                f"{extension.as_dict()}; an extension property never changes: remove it (remove: true, "
+                "with --allow-delete) and declare it again"
+            )
+            draft.held.append(Held(d.name, Action.UPDATE, target_id, (reason,)))
+            return None
+    removals: list[str] = []
+    gone_rows: list[tuple[str, str]] = []
+    for name in spec.extension_removals:
+        have = seen.find(name) if seen is not None else None
+        if have is None:
+            continue  # gone already
+        if options.allow_delete:
+            rows.append(FieldChange(f"directoryExtensions.{have.name}", have.as_dict(), None))
+            removals.append(have.name)
+            if found is not None and seen is not None:
+                # The rows that set it go with it: the plan shows them, and the restart they need.
+                full = extension_attribute(seen.app_id, have.name).casefold()
+                gone_rows += [(m.object, m.target) for m in found.mappings if m.target.casefold() == full]
+        else:
+            reason = (
+                f"removing directory extension {have.name} deletes its values on every object of the "
+                "tenant; removals need --allow-delete"
+            )
+            draft.held.append(Held(d.name, Action.UPDATE, target_id, (reason,), override="--allow-delete"))
+    app_id = seen.app_id if seen is not None else None
+    resolved = replace(
+        spec,
+        mappings=tuple(sorted(resolve_extensions(spec.mappings, app_id), key=_FOLDED)),
+        removals=tuple(
+            sorted(
+                (*resolve_extension_removals(spec.removals, app_id), *gone_rows), key=lambda k: folded_key(*k)
+            )
+        ),
+        extension_removals=tuple(removals),
+    )
+    return resolved, tuple(rows)
+
+
+def _add_extension_rows(
+    d: Desired, spec: Spec, found: Observed | None, rows: tuple[FieldChange, ...], draft: _Draft
+) -> None:
+    """The extension rows join the configuration's create or update (an update is made for them when
+    there is none): apply's schema step makes and deletes the properties."""
+    for i, c in enumerate(draft.changes):
+        if c.name == d.name and c.action in (Action.CREATE, Action.UPDATE):
+            draft.changes[i] = replace(c, fields=(*c.fields, *rows), write_schema=True, spec=c.spec or spec)
+            return
+    if found is None or any(h.name == d.name and h.override is None for h in draft.held):
+        return  # held back: nothing of it is made
+    draft.changes.append(
+        Change(
+            name=d.name,
+            action=Action.UPDATE,
+            target_id=found.id,
+            fields=rows,
+            spec=spec,
+            write_schema=True,
+        )
+    )
 
 
 def _plan_create(

@@ -16,6 +16,7 @@ from reconciler.core.diff import FieldChange
 from reconciler.core.model import (
     ApplyMode,
     Direction,
+    DirectoryExtension,
     FilterClause,
     JobStatus,
     Mapping,
@@ -60,7 +61,7 @@ def _mapping_from(d: dict[str, Any]) -> Mapping:
 
 
 def _spec_to(s: Spec) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "settings": s.settings.as_dict(),
         "scope": _scope_to(s.scope),
         "mappings": [_mapping_to(m) for m in s.mappings],
@@ -68,6 +69,12 @@ def _spec_to(s: Spec) -> dict[str, Any]:
         "deletionProtection": s.deletion_protection,
         "restartToken": s.restart_token,
     }
+    # Only when there are any, so that other plans read as before.
+    if s.extensions:
+        data["directoryExtensions"] = [{"name": e.name, **e.as_dict()} for e in s.extensions]
+    if s.extension_removals:
+        data["extensionRemovals"] = list(s.extension_removals)
+    return data
 
 
 def _scope_to(scope: Scope) -> dict[str, Any]:
@@ -109,6 +116,16 @@ def _spec_from(d: dict[str, Any]) -> Spec:
         deletion_protection=bool(d["deletionProtection"]),
         restart_token=d.get("restartToken"),
         removals=tuple((str(r["object"]), str(r["target"])) for r in d["removals"]),
+        extensions=tuple(
+            DirectoryExtension(
+                name=str(e["name"]),
+                data_type=str(e["dataType"]),
+                target_objects=tuple(str(t) for t in e["targetObjects"]),
+                multi_valued=bool(e["isMultiValued"]),
+            )
+            for e in d.get("directoryExtensions") or ()
+        ),
+        extension_removals=tuple(str(n) for n in d.get("extensionRemovals") or ()),
     )
 
 

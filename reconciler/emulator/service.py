@@ -133,10 +133,19 @@ class GraphService:
         self._defaults: dict[tuple[str, str], JSON] = {}
         routes: list[tuple[str, dict[str, Handler]]] = [
             (rf"/applicationTemplates/{_SEG}/instantiate", {"POST": self._instantiate}),
-            (r"/servicePrincipals", {"GET": self._list_sps}),
+            (r"/organization", {"GET": self._organization}),
+            (r"/servicePrincipals", {"GET": self._list_sps, "POST": self._create_sp}),
             (r"/servicePrincipals/\$count", {"GET": self._count_sps}),
             (_SP, {"GET": self._get_sp, "PATCH": self._patch_sp, "DELETE": self._delete_sp}),
-            (r"/applications", {"GET": self._list_apps}),
+            (r"/applications", {"GET": self._list_apps, "POST": self._create_app}),
+            (
+                rf"/applications/{_SEG}/extensionProperties",
+                {"GET": self._list_extension_properties, "POST": self._create_extension_property},
+            ),
+            (
+                rf"/applications/{_SEG}/extensionProperties/{_SEG}",
+                {"GET": self._get_extension_property, "DELETE": self._delete_extension_property},
+            ),
             (
                 r"/applications\(appId='((?:[^']|'')*)'\)",
                 {"GET": self._get_app_by_app_id, "DELETE": self._delete_app_by_app_id},
@@ -371,6 +380,55 @@ class GraphService:
 
     def _delete_app_by_app_id(self, app_id: str, request: Request) -> Reply:
         self.store.delete_application(self._app_by_app_id(app_id)["id"])
+        return Reply(204)
+
+    # -- the directory extensions recipe: applications, principals, extension properties --------------
+
+    def _organization(self, request: Request) -> Reply:
+        # GET /organization: the one organization, whose id is the tenant id.
+        org = {"id": self.store.tenant_id, "displayName": "Emulated tenant"}
+        return Reply(200, {"@odata.context": self._context(request, "organization"), "value": [org]})
+
+    def _create_app(self, request: Request) -> Reply:
+        body = request.body
+        if not isinstance(body, Mapping) or not isinstance(body.get("displayName"), str):
+            return graph_error(400, "Request_BadRequest", "displayName is required")
+        uris = body.get("identifierUris") or []
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            return graph_error(400, "Request_BadRequest", "identifierUris must be a list of strings")
+        app = self.store.create_application(body["displayName"], uris)
+        reply = self._documented("application", app, request.version)
+        return Reply(201, {"@odata.context": self._context(request, "applications/$entity"), **reply})
+
+    def _create_sp(self, request: Request) -> Reply:
+        body = request.body
+        if not isinstance(body, Mapping) or not isinstance(body.get("appId"), str):
+            return graph_error(400, "Request_BadRequest", "appId is required")
+        sp = self._sp(self.store.create_service_principal(body["appId"]), request.version)
+        return Reply(201, {"@odata.context": self._context(request, "servicePrincipals/$entity"), **sp})
+
+    def _extension_fragment(self, app_id: str) -> str:
+        return f"applications('{app_id}')/extensionProperties"
+
+    def _list_extension_properties(self, app_id: str, request: Request) -> Reply:
+        items = self.store.list_extension_properties(app_id)
+        body = {"@odata.context": self._context(request, self._extension_fragment(app_id)), "value": items}
+        return Reply(200, body)
+
+    def _get_extension_property(self, app_id: str, property_id: str, request: Request) -> Reply:
+        item = self.store.get_extension_property(app_id, property_id)
+        fragment = self._extension_fragment(app_id) + "/$entity"
+        return Reply(200, {"@odata.context": self._context(request, fragment), **item})
+
+    def _create_extension_property(self, app_id: str, request: Request) -> Reply:
+        if not isinstance(request.body, Mapping):
+            return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
+        item = self.store.create_extension_property(app_id, request.body)
+        fragment = self._extension_fragment(app_id) + "/$entity"
+        return Reply(201, {"@odata.context": self._context(request, fragment), **item})
+
+    def _delete_extension_property(self, app_id: str, property_id: str, request: Request) -> Reply:
+        self.store.delete_extension_property(app_id, property_id)
         return Reply(204)
 
     # -- jobs ----------------------------------------------------------------------------------

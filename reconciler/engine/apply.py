@@ -28,13 +28,23 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.core.model import TOO_MANY_DELETES, Observed
-from reconciler.core.plan import ACTION_ORDER, RESET_FOR_CHANGES, Action, Change, Plan, fingerprints, in_scope
+from reconciler.core.plan import (
+    ACTION_ORDER,
+    RESET_FOR_CHANGES,
+    Action,
+    Change,
+    Plan,
+    Spec,
+    fingerprints,
+    in_scope,
+)
 from reconciler.core.serialize import change_document
 from reconciler.engine.journal import Journal
 from reconciler.errors import GuardError, PlanFileError, ReconcilerError, StalePlanError
-from reconciler.providers.base import RESET_FORCE_DELETES, Provider, ReadsByName
+from reconciler.providers.base import RESET_FORCE_DELETES, ApprovesDeletes, Provider, ReadsByName
 
 __all__ = [
     "ApplyResult",
@@ -154,7 +164,8 @@ def guard(change: Change, plan: Plan, provider: Provider) -> None:
     if change.action is Action.RESTART and (change.reset_scope or RESET_FOR_CHANGES) != RESET_FOR_CHANGES:
         raise GuardError(
             f"{change.name}: a plan restarts a job only with {RESET_FOR_CHANGES}; forced deletes "
-            f"({change.reset_scope}) are released only by `reconciler approve-deletes NAME` or approveDeletes"
+            f"({change.reset_scope}) are released only by `reconciler restart NAME --approve-deletes`, "
+            "`reconciler approve-deletes NAME` or an approveDeletes field"
         )
     if change.action is Action.APPROVE_DELETES:
         _guard_approval(change, plan, provider)
@@ -194,6 +205,17 @@ def _guard_approval(change: Change, plan: Plan, provider: Provider) -> None:
         )
 
 
+def _extension_args(spec: Spec, *, removals: bool) -> dict[str, Any]:
+    """The directory extension arguments of a write, only when the spec has some: a provider without
+    directory extensions is called as before."""
+    args: dict[str, Any] = {}
+    if spec.extensions:
+        args["extensions"] = spec.extensions
+    if removals and spec.extension_removals:
+        args["extension_removals"] = spec.extension_removals
+    return args
+
+
 def _execute(
     change: Change, provider: Provider, ids: dict[str, str], *, restart_follows: bool = False
 ) -> None:
@@ -209,6 +231,7 @@ def _execute(
             removals=spec.removals,
             deletion_protection=spec.deletion_protection,
             restart_token=spec.restart_token,
+            **_extension_args(spec, removals=False),
         )
         return
     if target_id is None:
@@ -231,7 +254,9 @@ def _execute(
                 restart_token=spec.restart_token,
             )
         if change.write_schema:
-            provider.edit_schema(target_id, spec.scope, spec.mappings, spec.removals)
+            provider.edit_schema(
+                target_id, spec.scope, spec.mappings, spec.removals, **_extension_args(spec, removals=True)
+            )
     elif change.action is Action.START:
         provider.start(target_id)
     elif change.action is Action.PAUSE:
@@ -239,7 +264,10 @@ def _execute(
     elif change.action is Action.RESTART:
         provider.restart(target_id, change.reset_scope or "Full")
     elif change.action is Action.APPROVE_DELETES:
-        provider.restart(target_id, RESET_FORCE_DELETES)
+        if isinstance(provider, ApprovesDeletes) and change.quarantine_since:
+            provider.approve_deletes(target_id, change.quarantine_since)
+        else:
+            provider.restart(target_id, RESET_FORCE_DELETES)
     elif change.action is Action.DELETE:
         provider.delete(target_id)
 

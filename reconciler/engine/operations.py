@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from reconciler import __version__
 from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
-from reconciler.core.model import TOO_MANY_DELETES, DesiredState, JobStatus, Observed
+from reconciler.core.model import (
+    EXTENSION_REF,
+    TOO_MANY_DELETES,
+    DesiredState,
+    ExtensionsSeen,
+    JobStatus,
+    Observed,
+)
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
 from reconciler.engine.state import write_private
@@ -37,6 +44,7 @@ from reconciler.providers.base import (
     LooksUpDomains,
     Provider,
     ReadsByName,
+    ReadsExtensions,
 )
 
 if TYPE_CHECKING:
@@ -148,6 +156,17 @@ def with_preconditions(
     return tuple(out)
 
 
+def read_extensions(provider: Provider, state: DesiredState) -> ExtensionsSeen | None:
+    """The tenant's Cloud Sync extensions application, read only when ``state`` uses directory
+    extensions (other plans make no more requests than before)."""
+    if not isinstance(provider, ReadsExtensions) or not any(
+        d.extensions or d.extension_removals or any(o.target.startswith(EXTENSION_REF) for o in d.overrides)
+        for d in state.configurations
+    ):
+        return None
+    return provider.read_extensions()
+
+
 def make_plan(
     state: DesiredState,
     provider: Provider,
@@ -163,7 +182,14 @@ def make_plan(
         if seen is not None:
             seen(observed)
         defaults = provider.template_defaults()
-        plan = compute_plan(state, observed, defaults, options, target=provider.target)
+        plan = compute_plan(
+            state,
+            observed,
+            defaults,
+            options,
+            target=provider.target,
+            extensions=read_extensions(provider, state),
+        )
     return replace(plan, provenance=provenance)
 
 
@@ -321,7 +347,14 @@ def apply_saved_plan(
         if loaded is not None:
             observed = with_preconditions(provider, loaded.state, observed)
             with _no_cyclic_gc():
-                derived = compute_plan(loaded.state, observed, defaults, plan.options, target=provider.target)
+                derived = compute_plan(
+                    loaded.state,
+                    observed,
+                    defaults,
+                    plan.options,
+                    target=provider.target,
+                    extensions=read_extensions(provider, loaded.state),
+                )
             check_plan_proved(plan, derived)
         return _execute_locked(
             plan,

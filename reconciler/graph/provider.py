@@ -517,6 +517,44 @@ class _GraphResources:
             raise ProviderError(f"configuration {id}: the service did not return a directory definition")
         return found
 
+    def tenant_id(self) -> str:
+        return self._provider._tenant_id()
+
+    def applications_with_uri(self, uri: str) -> list[JSON]:
+        params = {"$filter": f"identifierUris/any(uri:uri eq {_odata(uri)})"}
+        return [a for page in self.client.pages("/applications", params) for a in page if isinstance(a, dict)]
+
+    def create_application(self, display_name: str, uri: str) -> JSON:
+        body = {"displayName": display_name, "identifierUris": [uri]}
+        return _created(self.client.request("POST", "/applications", body=body), "application")
+
+    def principal_of(self, app_id: str) -> JSON | None:
+        params = {"$filter": f"appId eq {_odata(app_id)}", "$select": _SP_SELECT}
+        found = [sp for page in self.client.pages("/servicePrincipals", params) for sp in page]
+        return check_service_principal(found[0]) if found else None
+
+    def create_principal(self, app_id: str) -> JSON:
+        created = self.client.request("POST", "/servicePrincipals", body={"appId": app_id})
+        return check_service_principal(_created(created, "service principal"))
+
+    def list_extension_properties(self, app_object_id: str) -> list[JSON]:
+        path = f"/applications/{segment(app_object_id)}/extensionProperties"
+        return [p for page in self.client.pages(path) for p in page if isinstance(p, dict)]
+
+    def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
+        path = f"/applications/{segment(app_object_id)}/extensionProperties"
+        return _created(self.client.request("POST", path, body=body), "extension property")
+
+    def delete_extension_property(self, app_object_id: str, property_id: str) -> None:
+        path = f"/applications/{segment(app_object_id)}/extensionProperties/{segment(property_id)}"
+        self.client.request("DELETE", path)
+
+
+def _created(answer: Any, what: str) -> JSON:
+    if not isinstance(answer, dict) or not answer.get("id"):
+        raise ProviderError(f"the service did not return the new {what}")
+    return answer
+
 
 class GraphProvider(CloudSyncWriter):
     """``Provider`` over Microsoft Graph (or the emulator)."""
@@ -551,10 +589,21 @@ class GraphProvider(CloudSyncWriter):
         self._known_jobs: dict[str, str] = {}
         # Domains whose portal-made configurations are looked up by display name (look_up_domains).
         self._domains: frozenset[str] | None = frozenset()
+        self._tenant: str | None = None
         self.resources = _GraphResources(self)
 
     def close(self) -> None:
         self.client.close()
+
+    def _tenant_id(self) -> str:
+        """The tenant's id: ``GET /organization`` (its one entry's ``id``), asked once."""
+        if self._tenant is None:
+            data = self.client.get("/organization", {"$select": "id"})
+            ids = [o.get("id") for o in _values(data, "the organization") if isinstance(o, dict)]
+            if len(ids) != 1 or not isinstance(ids[0], str) or not ids[0]:
+                raise ProviderError("the service did not name the tenant (GET /organization)")
+            self._tenant = ids[0]
+        return self._tenant
 
     @contextlib.contextmanager
     def _serialized(self, key: str) -> Iterator[None]:

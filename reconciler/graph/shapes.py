@@ -122,6 +122,8 @@ _DELETION_PROTECTION_TAG = "reconciler:deletionProtection"
 _RESTART_PREFIX = "reconciler:restartToken="
 # Set before a change that needs a restart, cleared by the restart: a crash in between stays visible.
 _RESTART_PENDING_TAG = "reconciler:restartPending"
+# The start of the TooManyDeletes quarantine whose held deletes an approveDeletes apply released.
+_DELETES_APPROVED_PREFIX = "reconciler:deletesApproved="
 
 # flowType values the model can express; others (MultiValueAddOnly, ...) read as "always" and are kept
 # verbatim on write as long as the mapping is not changed.
@@ -1227,6 +1229,7 @@ class OwnTags:
     deletion_protection: bool = False
     restart_token: str | None = None
     restart_pending: bool = False
+    deletes_approved: str | None = None
 
 
 def _is_own_tag(tag: str) -> bool:
@@ -1234,6 +1237,7 @@ def _is_own_tag(tag: str) -> bool:
         tag in (MANAGED_TAG, _DELETION_PROTECTION_TAG, _RESTART_PENDING_TAG)
         or tag.startswith(_NAME_PREFIX)
         or tag.startswith(_RESTART_PREFIX)
+        or tag.startswith(_DELETES_APPROVED_PREFIX)
     )
 
 
@@ -1241,6 +1245,7 @@ def parse_tags(tags: Iterable[str]) -> OwnTags:
     managed = deletion_protection = restart_pending = False
     name: str | None = None
     restart_token: str | None = None
+    deletes_approved: str | None = None
     for tag in tags:
         if tag == MANAGED_TAG:
             managed = True
@@ -1252,7 +1257,9 @@ def parse_tags(tags: Iterable[str]) -> OwnTags:
             name = tag[len(_NAME_PREFIX) :]
         elif tag.startswith(_RESTART_PREFIX) and restart_token is None:
             restart_token = tag[len(_RESTART_PREFIX) :]
-    return OwnTags(managed, name, deletion_protection, restart_token, restart_pending)
+        elif tag.startswith(_DELETES_APPROVED_PREFIX) and deletes_approved is None:
+            deletes_approved = tag[len(_DELETES_APPROVED_PREFIX) :]
+    return OwnTags(managed, name, deletion_protection, restart_token, restart_pending, deletes_approved)
 
 
 def tags_for(
@@ -1274,7 +1281,14 @@ def tags_for(
         result.append(_RESTART_PREFIX + restart_token)
     if _RESTART_PENDING_TAG in existing:
         result.append(_RESTART_PENDING_TAG)
+    result += [t for t in existing if t.startswith(_DELETES_APPROVED_PREFIX)][:1]
     return result
+
+
+def with_deletes_approved(tags: Iterable[str], since: str) -> list[str]:
+    """``tags`` recording that the held deletes of the quarantine that began ``since`` were released."""
+    kept = [t for t in tags if not t.startswith(_DELETES_APPROVED_PREFIX)]
+    return [*kept, _DELETES_APPROVED_PREFIX + since]
 
 
 def with_restart_pending(tags: Iterable[str], pending: bool) -> list[str]:
@@ -1378,6 +1392,7 @@ def observe(
         credential_data_count=counts,
         complete=complete or not tags.managed,
         restart_pending=tags.managed and tags.restart_pending,
+        deletes_approved=tags.deletes_approved if tags.managed else None,
         jobs=tuple((str(job.get("templateId") or job.get("id")), job_status(job)) for job in jobs),
         unmanaged_scoping=scoping_filters,
     )

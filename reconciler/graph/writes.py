@@ -23,13 +23,30 @@ I/O: none of its own; only through the ``Resources`` it is given.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from reconciler.core.model import Mapping, Scope, Settings
+from reconciler.core.model import (
+    DirectoryExtension,
+    ExtensionsSeen,
+    Mapping,
+    Scope,
+    Settings,
+    resolve_extension_removals,
+    resolve_extensions,
+)
 from reconciler.errors import ConflictError, NotFoundError, TransientProviderError
+from reconciler.graph.extensions import (
+    EXTENSIONS_APP_NAME,
+    identifier_uri,
+    property_body,
+    read_properties,
+    with_definitions,
+    without_definitions,
+)
 from reconciler.graph.shapes import (
     DEVICE_SYNC_TEMPLATE,
     DOMAIN,
@@ -48,10 +65,11 @@ from reconciler.graph.shapes import (
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
+    with_deletes_approved,
     with_restart_pending,
     without_annotations,
 )
-from reconciler.providers.base import RESET_FULL
+from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
 
 __all__ = ["COMPANION_JOBS", "CloudSyncWriter", "CompanionJob", "Loaded", "Resources"]
 
@@ -144,6 +162,32 @@ class Resources(Protocol):
         """``POST …/jobs/{job_id}/schema/directories/{directory_id}/discover``: the directory as found now."""
         ...
 
+    # directory extensions: the tenant's Cloud Sync extensions application and its extension properties
+
+    def tenant_id(self) -> str: ...
+
+    def applications_with_uri(self, uri: str) -> list[JSON]:
+        """``GET /applications?$filter=identifierUris/any(uri:uri eq '…')``."""
+        ...
+
+    def create_application(self, display_name: str, uri: str) -> JSON:
+        """``POST /applications`` with ``identifierUris`` ``[uri]``."""
+        ...
+
+    def principal_of(self, app_id: str) -> JSON | None:
+        """The service principal of the application with ``appId`` ``app_id``, if there is one."""
+        ...
+
+    def create_principal(self, app_id: str) -> JSON:
+        """``POST /servicePrincipals`` ``{"appId": …}``."""
+        ...
+
+    def list_extension_properties(self, app_object_id: str) -> list[JSON]: ...
+
+    def create_extension_property(self, app_object_id: str, body: JSON) -> JSON: ...
+
+    def delete_extension_property(self, app_object_id: str, property_id: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class CompanionJob:
@@ -229,24 +273,30 @@ class CloudSyncWriter:
             )
         return new
 
+    def _made_once(self, make: Callable[[], JSON], look: Callable[[], JSON | None]) -> JSON:
+        """``make()``, and after an unknown outcome or a conflict ``look()`` first: what the lost answer
+        (or someone else) made is taken instead of making a second one."""
+        attempt = 0
+        while True:
+            try:
+                return make()
+            except (TransientProviderError, ConflictError) as exc:
+                found = look()
+                if found is not None:
+                    return found
+                attempt += 1
+                if isinstance(exc, ConflictError) or not self.resources.retry_wait(exc, attempt):
+                    raise
+
     def _ensure_job(self, id: str, template_id: str, jobs: list[JSON] | None = None) -> JSON:
         """The job of ``template_id``, created when missing. Never makes a second one."""
         r = self.resources
         existing = find_job(jobs if jobs is not None else r.list_jobs(id), template_id)
         if existing is not None:
             return existing
-        attempt = 0
-        while True:
-            try:
-                return r.create_job(id, template_id)
-            except (TransientProviderError, ConflictError) as exc:
-                # The job may exist even though the answer was lost (or it exists already): look first.
-                found = find_job(r.list_jobs(id), template_id)
-                if found is not None:
-                    return found
-                attempt += 1
-                if isinstance(exc, ConflictError) or not r.retry_wait(exc, attempt):
-                    raise
+        return self._made_once(
+            lambda: r.create_job(id, template_id), lambda: find_job(r.list_jobs(id), template_id)
+        )
 
     def _sync_companion_jobs(self, id: str, jobs: list[JSON], settings: Settings) -> None:
         for companion in COMPANION_JOBS:
@@ -325,6 +375,7 @@ class CloudSyncWriter:
         removals: Sequence[tuple[str, str]] = (),
         deletion_protection: bool = False,
         restart_token: str | None = None,
+        extensions: Sequence[DirectoryExtension] = (),
     ) -> str:
         r = self.resources
         with r.step("name:" + name):
@@ -349,6 +400,8 @@ class CloudSyncWriter:
                 # The schema the service made for the job is the base: only what the desired state
                 # says is changed in it.
                 current = r.settle(r.get_schema, id, job["id"])
+                seen = self._ensure_extensions(extensions)
+                mappings, removals = self._resolved(seen, mappings, removals)
                 edited = edit_schema(
                     current,
                     scope=scope,
@@ -356,6 +409,8 @@ class CloudSyncWriter:
                     removals=removals,
                     password_hash_sync=settings.password_hash_sync,
                 )
+                if seen is not None:
+                    edited = with_definitions(edited, mappings, extensions, seen.app_id)
                 self._put_schema(id, job["id"], edited, current)
                 jobs = [j for j in jobs if j.get("id") != job["id"]] + [job]
                 self._sync_companion_jobs(id, jobs, settings)
@@ -394,15 +449,32 @@ class CloudSyncWriter:
             self._set_tags(sp, tags.name or "", deletion_protection, restart_token)
 
     def edit_schema(
-        self, id: str, scope: Scope, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]] = ()
+        self,
+        id: str,
+        scope: Scope,
+        mappings: Sequence[Mapping],
+        removals: Sequence[tuple[str, str]] = (),
+        *,
+        extensions: Sequence[DirectoryExtension] = (),
+        extension_removals: Sequence[str] = (),
     ) -> None:
         r = self.resources
         with r.step(id):
             _sp, jobs, _secrets, schema = self._load_managed(id, schema=True)
             job = self._provisioning_job(id, jobs)
             current = schema or r.get_schema(id, job["id"])
+            seen = self._ensure_extensions(extensions)
+            if seen is None and extension_removals:
+                seen = self.read_extensions()
+            mappings, removals = self._resolved(seen, mappings, removals)
             edited = edit_schema(current, scope=scope, mappings=mappings, removals=removals)
+            if seen is not None:
+                edited = with_definitions(edited, mappings, extensions, seen.app_id)
+                edited = without_definitions(edited, extension_removals, seen.app_id)
             self._put_schema(id, job["id"], edited, current)
+            # The schema no longer speaks of them: now the properties (and their values) may go.
+            if seen is not None and extension_removals:
+                self._delete_extensions(seen, extension_removals)
 
     def start(self, id: str) -> None:
         r = self.resources
@@ -442,6 +514,18 @@ class CloudSyncWriter:
                 f"configuration {id}: its job schema has no {_AD_DIRECTORY} directory to discover"
             )
         return exchange_schema_present(r.discover(id, job["id"], str(ad["id"])))
+
+    def approve_deletes(self, id: str, quarantine_since: str) -> None:
+        """The documented restart with ForceDeletes, then a tag that says which quarantine's deletes were
+        released, so that a plan does not release them again while the service still reports it."""
+        r = self.resources
+        with r.step(id):
+            sp, jobs, _secrets, _schema = self._load_managed(id)
+            job = self._provisioning_job(id, jobs)
+            r.job_action(id, job["id"], "restart", {"criteria": {"resetScope": RESET_FORCE_DELETES}})
+            tags = with_deletes_approved(sp.get("tags") or [], quarantine_since)
+            if tags != list(sp.get("tags") or []):
+                r.set_tags(id, tags)
 
     def set_restart_pending(self, id: str, pending: bool) -> None:
         with self.resources.step(id):
@@ -508,3 +592,87 @@ class CloudSyncWriter:
                 return
             self._check_name_free(id, new)
             self._set_tags(sp, new, tags.deletion_protection, tags.restart_token)
+
+    # ----------------------------------------------------------------------------------------------
+    # directory extensions: the documented recipe, each step idempotent
+
+    @staticmethod
+    def _resolved(
+        seen: ExtensionsSeen | None, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]]
+    ) -> tuple[tuple[Mapping, ...], tuple[tuple[str, str], ...]]:
+        app_id = seen.app_id if seen is not None else None
+        return resolve_extensions(mappings, app_id), resolve_extension_removals(removals, app_id)
+
+    def _extension_app(self, *, create: bool) -> JSON | None:
+        """The tenant's Cloud Sync extensions application (found by its identifier URI), with its
+        service principal; made when ``create`` and missing. Two of them is a conflict, never a guess."""
+        r = self.resources
+        uri = identifier_uri(r.tenant_id())
+        with r.step("extensions-app"):
+            apps = r.applications_with_uri(uri)
+            if len(apps) > 1:
+                ids = ", ".join(str(a.get("id")) for a in apps)
+                raise ConflictError(f"more than one application has the identifier URI {uri}: {ids}")
+            if apps:
+                app = apps[0]
+            elif not create:
+                return None
+            else:
+
+                def look() -> JSON | None:
+                    found = r.applications_with_uri(uri)
+                    return found[0] if found else None
+
+                app = self._made_once(lambda: r.create_application(EXTENSIONS_APP_NAME, uri), look)
+            if create and r.settle(r.principal_of, str(app["appId"])) is None:
+                app_id = str(app["appId"])
+                self._made_once(lambda: r.settle(r.create_principal, app_id), lambda: r.principal_of(app_id))
+            return app
+
+    def read_extensions(self) -> ExtensionsSeen | None:
+        """The extensions application and its extension properties; None while there is none. A read."""
+        app = self._extension_app(create=False)
+        if app is None:
+            return None
+        return read_properties(app, self.resources.list_extension_properties(str(app["id"])))
+
+    def _ensure_extensions(self, extensions: Sequence[DirectoryExtension]) -> ExtensionsSeen | None:
+        """Every extension property of ``extensions`` on the extensions application (made if missing);
+        one the service holds with another type is a conflict: a property's type never changes."""
+        if not extensions:
+            return None
+        r = self.resources
+        app = self._extension_app(create=True)
+        assert app is not None
+        app_object_id = str(app["id"])
+        seen = read_properties(app, r.settle(r.list_extension_properties, app_object_id))
+        for extension in extensions:
+            found = seen.find(extension.name)
+            if found is None:
+
+                def look(name: str = extension.name) -> JSON | None:
+                    again = read_properties(app, r.list_extension_properties(app_object_id))
+                    return {"name": name} if again.find(name) is not None else None
+
+                make = functools.partial(r.create_extension_property, app_object_id, property_body(extension))
+                self._made_once(make, look)
+            elif not found.same_property(extension):
+                raise ConflictError(
+                    f"directory extension {extension.name} exists as {found.as_dict()}, not as "
+                    f"{extension.as_dict()}; an extension property cannot change: remove it, then declare "
+                    "it anew"
+                )
+        return read_properties(app, r.list_extension_properties(app_object_id))
+
+    def _delete_extensions(self, seen: ExtensionsSeen, names: Sequence[str]) -> None:
+        """Delete extension properties ``names`` (gone already counts as done)."""
+        r = self.resources
+        app = self._extension_app(create=False)
+        if app is None:
+            return
+        ids = dict(seen.property_ids)
+        for name in names:
+            property_id = ids.get(name.casefold())
+            if property_id:
+                with contextlib.suppress(NotFoundError):
+                    r.delete_extension_property(str(app["id"]), property_id)

@@ -18,16 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.core.model import RESET_FORCE_DELETES, Mapping, Observed, Scope, Settings
+from reconciler.core.model import RESET_FORCE_DELETES, ExtensionsSeen, Mapping, Observed, Scope, Settings
 
 __all__ = [
     "RESET_FORCE_DELETES",
     "RESET_FULL",
+    "ApprovesDeletes",
     "ChecksExchangeSchema",
     "LooksUpDomains",
     "ParsesExpressions",
     "Provider",
     "ReadsByName",
+    "ReadsExtensions",
 ]
 
 # synchronizationJobRestartScope flags (Graph v1.0).
@@ -51,6 +53,25 @@ class ChecksExchangeSchema(Protocol):
     def exchange_schema_ready(self, id: str) -> bool:
         """Whether the AD schema of configuration ``id`` has the Exchange attributes, as a directory
         ``discover`` on its provisioning job finds them now (the documented check)."""
+        ...
+
+
+@runtime_checkable
+class ReadsExtensions(Protocol):
+    """What a provider adds when it can hold directory extensions (the Cloud Sync extensions
+    application and its extension properties)."""
+
+    def read_extensions(self) -> ExtensionsSeen | None:
+        """The extensions application with its properties; None while the tenant has none."""
+        ...
+
+
+@runtime_checkable
+class ApprovesDeletes(Protocol):
+    """What a provider adds when it records on the target which quarantine's deletes it released."""
+
+    def approve_deletes(self, id: str, quarantine_since: str) -> None:
+        """Restart with ForceDeletes and record ``quarantine_since`` (``Observed.deletes_approved``)."""
         ...
 
 

@@ -146,6 +146,30 @@ class _TenantResources:
     def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
         return self.store.discover(self.store.get_schema(id, job_id), directory_id)
 
+    def tenant_id(self) -> str:
+        return self.store.tenant_id
+
+    def applications_with_uri(self, uri: str) -> list[JSON]:
+        return self.store.applications_with_uri(uri)
+
+    def create_application(self, display_name: str, uri: str) -> JSON:
+        return self.store.create_application(display_name, [uri])
+
+    def principal_of(self, app_id: str) -> JSON | None:
+        return self.store.principal_of(app_id)
+
+    def create_principal(self, app_id: str) -> JSON:
+        return self.store.create_service_principal(app_id)
+
+    def list_extension_properties(self, app_object_id: str) -> list[JSON]:
+        return self.store.list_extension_properties(app_object_id)
+
+    def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
+        return self.store.create_extension_property(app_object_id, body)
+
+    def delete_extension_property(self, app_object_id: str, property_id: str) -> None:
+        self.store.delete_extension_property(app_object_id, property_id)
+
 
 class LocalProvider(CloudSyncWriter):
     """``Provider`` on a ``TenantStore`` file."""

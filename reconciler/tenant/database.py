@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS applications (
     app_id TEXT NOT NULL,
     data TEXT NOT NULL
 );
+-- Directory extensions: the extension properties of an application (by its object id).
+CREATE TABLE IF NOT EXISTS extension_properties (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    app_object_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS service_principals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,

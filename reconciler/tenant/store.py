@@ -30,6 +30,7 @@ from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
+from reconciler.tenant.applications import Applications
 from reconciler.tenant.database import FORMAT_VERSION, JSON, dumps, loads, now
 from reconciler.tenant.documents import (
     INTEGRATED_APP_TAG,
@@ -64,7 +65,7 @@ _DIRECTORIES_REF = re.compile(r',"directories":\{"\$blob":"[0-9a-f]{64}"\}\}')
 _DIRECTORIES_REF_LENGTH = len(',"directories":{"$blob":""}}') + 64
 
 
-class TenantStore(DirectoryObjects):
+class TenantStore(DirectoryObjects, Applications):
     """One tenant in one SQLite file. Safe to share between threads; each process opens its own."""
 
     # ----------------------------------------------------------------------------------------------
@@ -113,6 +114,7 @@ class TenantStore(DirectoryObjects):
             app = self.get_application(id)
             for row in self._q("SELECT id FROM service_principals WHERE app_id = ?", (app["appId"],)):
                 self.delete_service_principal(row[0])
+            self._delete_extension_properties_of(id)
             self._exec(self._conn(), "DELETE FROM applications WHERE id = ?", (id,))
 
     def list_service_principals(self) -> list[JSON]:
@@ -318,12 +320,7 @@ class TenantStore(DirectoryObjects):
         with self.transaction():
             job = self.get_job(sp_id, job_id)
             # An empty scope is the portal's "Restart sync", which lifts quarantine too.
-            # ForceDeletes is the portal's "Allow deletes": the held deletes go through and the job
-            # leaves its TooManyDeletes quarantine.
-            forced = "ForceDeletes" in flags and (job["status"].get("quarantine") or {}).get("reason") == (
-                "TooManyDeletes"
-            )
-            if not flags or flags & {"QuarantineState", "Full"} or forced:
+            if not flags or flags & {"QuarantineState", "Full"}:
                 status = job["status"]
                 status["quarantine"] = None
                 if status.get("code") == "Quarantine":

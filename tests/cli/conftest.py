@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from reconciler.cli.main import main
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.tenant.store import TenantStore
 
 
 @dataclass
@@ -57,3 +59,22 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
         return Result(code, captured.out, captured.err)
 
     return _run
+
+
+EMULATOR_TOKEN = "cli-emulator-token-5b1e"
+
+
+@pytest.fixture(params=["local", "emulator"])
+def target(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    db = project / ".reconciler" / "tenant.db"
+    db.parent.mkdir(exist_ok=True)
+    if request.param == "local":
+        TenantStore(db).close()  # an empty tenant, as the emulator starts with
+        yield f"local:{db}"
+        return
+    monkeypatch.setenv("RECONCILER_GRAPH_TOKEN", EMULATOR_TOKEN)
+    emulator = Emulator(db, EmulatorConfig(token=EMULATOR_TOKEN)).start()
+    try:
+        yield emulator.target
+    finally:
+        emulator.stop()

@@ -37,7 +37,8 @@ def test_each_example_file_is_valid_on_its_own(path: Path) -> None:
 def test_the_folder_loads_without_warnings() -> None:
     result = load_paths([str(FOLDER)])
     assert result.warnings == ()
-    assert [c.name for c in result.state.configurations] == ["contoso", "fabrikam", "lab", "woodgrove"]
+    names = [c.name for c in result.state.configurations]
+    assert names == ["contoso", "fabrikam", "lab", "northwind", "woodgrove"]
 
 
 def test_the_examples_show_every_feature() -> None:
