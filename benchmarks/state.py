@@ -2,8 +2,13 @@
 
 * **lock and journal**: the median of lock acquire+release and of one journal append, per backend;
 * **no-op overhead**: whole processes, ``reconciler plan`` (touches no state) against ``reconciler apply
-  --auto-approve`` (the same plan, then the state store opened and the lock taken and released) of N
-  in-sync configurations; the overhead is their difference as a share of the plan's time;
+  --auto-approve`` of N in-sync configurations (the same plan under the lock: the store opened, the
+  lock taken and released, nothing journaled), run in turns so that both meet the same load; the
+  overhead is their difference as a share of the plan's time, in wall-clock and in CPU seconds (CPU
+  time is what a machine shared with other work measures steadily);
+* **store cost**: the store's part of that, alone: a whole process that opens the store and takes and
+  releases the lock, against one that only imports the same modules of ours (the driver's import and
+  the connection are the difference);
 * **concurrent appliers**: N ``reconciler apply`` processes from N checkouts at once against one target;
   counts journaled runs that overlap in time, journal entries lost (a change started and never ended, a
   run never ended) or repeated, and processes that did not exit 0.
@@ -20,6 +25,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +48,7 @@ __all__ = [
     "lock_and_append",
     "noop_overhead",
     "run_intervals",
+    "store_cost",
 ]
 
 COMMAND_TIMEOUT = 600.0
@@ -75,25 +82,74 @@ def lock_and_append(store: StateStore, rounds: int = 200) -> dict[str, float]:
     return {"lock_s": statistics.median(locks), "append_s": statistics.median(appends)}
 
 
-def _timed(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float:
-    began = time.perf_counter()
-    done = subprocess.run(_reconciler(args), cwd=cwd, env=env, capture_output=True, timeout=COMMAND_TIMEOUT)
-    took = time.perf_counter() - began
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed_process(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one process."""
+    cpu, began = _cpu(), time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=COMMAND_TIMEOUT)
+    took, used = time.perf_counter() - began, _cpu() - cpu
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
-    return took
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+    return took, used
 
 
-def noop_overhead(folder: Path, state_url: str, configs: int, repeat: int = 3) -> dict[str, float]:
-    """Best-of-``repeat`` whole-process seconds of a no-op plan and a no-op apply, and the overhead share."""
+def _timed(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float:
+    return _timed_process(_reconciler(args), cwd, env)[0]
+
+
+def _best(runs: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    return min(wall for wall, _ in runs), min(cpu for _, cpu in runs)
+
+
+def noop_overhead(folder: Path, state_url: str, configs: int, repeat: int = 5) -> dict[str, float]:
+    """Best-of-``repeat`` whole-process seconds (wall and CPU) of a no-op plan and a no-op apply, run in
+    turns so that both meet the same load, and the overhead shares."""
     folder.mkdir(parents=True, exist_ok=True)
     write_corpus(folder / "configs", configs)
     target = f"local:{folder / 'tenant.db'}"
     env = _env(state_url, RECONCILER_TARGET=target)
     _timed(["apply", "configs", "--auto-approve", "--parallelism", "4"], folder, env)
-    plan = min(_timed(["plan", "configs"], folder, env) for _ in range(repeat))
-    apply = min(_timed(["apply", "configs", "--auto-approve"], folder, env) for _ in range(repeat))
-    return {"plan_s": plan, "apply_s": apply, "overhead_share": (apply - plan) / plan}
+    plans, applies = [], []
+    for _ in range(repeat):
+        plans.append(_timed_process(_reconciler(["plan", "configs"]), folder, env))
+        applies.append(_timed_process(_reconciler(["apply", "configs", "--auto-approve"]), folder, env))
+    (plan, plan_cpu), (apply, apply_cpu) = _best(plans), _best(applies)
+    return {
+        "plan_s": plan,
+        "apply_s": apply,
+        "overhead_share": (apply - plan) / plan,
+        "plan_cpu_s": plan_cpu,
+        "apply_cpu_s": apply_cpu,
+        "overhead_cpu_share": (apply_cpu - plan_cpu) / plan_cpu,
+    }
+
+
+_IMPORT_ONLY = "import reconciler.state, reconciler.state.base"
+_OPEN_AND_LOCK = """
+import sys
+from reconciler.state import open_url
+from reconciler.state.base import runner_identity
+store = open_url(sys.argv[1])
+with store.lock("memory:store-cost", "apply", timeout=60, holder=runner_identity("benchmark")):
+    pass
+store.close()
+"""
+
+
+def store_cost(state_url: str, repeat: int = 5) -> dict[str, float]:
+    """Best-of-``repeat`` whole-process seconds (wall and CPU) that opening the store and taking and
+    releasing the lock add to a process, the driver's import and the connection included."""
+    env = _env(state_url)
+    bare, used = [], []
+    for _ in range(repeat):
+        bare.append(_timed_process([sys.executable, "-c", _IMPORT_ONLY], Path.cwd(), env))
+        used.append(_timed_process([sys.executable, "-c", _OPEN_AND_LOCK, state_url], Path.cwd(), env))
+    (bare_s, bare_cpu), (used_s, used_cpu) = _best(bare), _best(used)
+    return {"store_s": used_s - bare_s, "store_cpu_s": used_cpu - bare_cpu}
 
 
 @dataclass
@@ -222,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 store.close()
             out[name]["noop"] = noop_overhead(Path(tmp) / f"noop-{name}", url, args.configs)
+            out[name]["store"] = store_cost(url)
             report = concurrent_applies(Path(tmp) / f"race-{name}", url, args.appliers)
             out[name]["concurrent"] = {
                 "appliers": report.appliers,

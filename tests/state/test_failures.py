@@ -53,6 +53,54 @@ def test_an_unreachable_store_stops_the_apply_before_any_change(tmp_path: Path) 
         provider.close()
 
 
+def test_plan_needs_no_state_store_and_apply_always_takes_the_lock(tmp_path: Path) -> None:
+    """``plan`` writes nothing, so it neither locks nor journals: the store is not reached and its driver
+    is not even imported (a stand-in ``psycopg`` that fails on import is first on the path). ``apply``
+    takes the lock even with nothing to do (it is what finds and clears a killed run's lock), so it
+    needs the store, and says so before anything is read or written."""
+    write_corpus(tmp_path / "configs", 3, mappings=5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    target = f"local:{tmp_path / 'tenant.db'}"
+    command = [sys.executable, "-m", "reconciler"]
+    done = subprocess.run(
+        [*command, "apply", "configs", "--auto-approve", "--target", target],
+        cwd=tmp_path,
+        env={**env, "RECONCILER_STATE": f"sqlite:{tmp_path / 'state.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    stand_in = tmp_path / "no-driver" / "psycopg"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("raise ImportError('the state store was used')\n", encoding="utf-8")
+    gone = {
+        **env,
+        "RECONCILER_STATE": f"postgresql://reconciler:hunter2-secret@127.0.0.1:{_closed_port()}/state",
+        "PYTHONPATH": os.pathsep.join([str(stand_in.parent), env.get("PYTHONPATH", "")]),
+    }
+    planned = subprocess.run(
+        [*command, "plan", "configs", "--detailed-exitcode", "--target", target],
+        cwd=tmp_path,
+        env=gone,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "No changes" in planned.stdout and "state store" not in planned.stderr
+    applied = subprocess.run(
+        [*command, "apply", "configs", "--auto-approve", "--target", target],
+        cwd=tmp_path,
+        env={**gone, "PYTHONPATH": env.get("PYTHONPATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert applied.returncode == 1 and "error: cannot reach the state store" in applied.stderr
+    assert "hunter2-secret" not in applied.stderr and "Traceback" not in applied.stderr
+
+
 class _CutsTheStore:
     """Wraps a provider; its first write ends the state store's connections, as a network cut would."""
 
