@@ -70,6 +70,7 @@ def __getattr__(name: str) -> Any:
         return getattr(evaluator, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "DOES_NOT_FLOW",
     "FUNCTIONS",

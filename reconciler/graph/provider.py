@@ -854,7 +854,7 @@ class GraphProvider(CloudSyncWriter):
         else:
             result = future.result()
         if result is None:
-            from reconciler.tenant.template import template_defaults
+            from reconciler.graph.template import template_defaults
 
             # Not kept: once a configuration exists, the service's own template is read instead.
             self._template_future = None

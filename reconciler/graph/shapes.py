@@ -495,7 +495,7 @@ def _default_clauses() -> frozenset[tuple[str, str, str, tuple[str, ...]]]:
     type: the clauses every configuration holds, which the plan does not list."""
     global _DEFAULT_CLAUSES
     if _DEFAULT_CLAUSES is None:
-        from reconciler.tenant.template import template_schema  # the template reads through this module
+        from reconciler.graph.template import template_schema  # the template reads through this module
 
         rule = find_provisioning_rule(template_schema())
         found: set[tuple[str, str, str, tuple[str, ...]]] = set()
@@ -1336,7 +1336,6 @@ def job_status(job: AbcMapping[str, Any]) -> JobStatus:
             (k, v) for k, v in sorted(last.items()) if k.startswith("count") and type(v) is int
         ),
     )
-
 
 
 def observe(

@@ -131,7 +131,6 @@ def target_name(target: str) -> str:
     return provider.target
 
 
-
 def reset_memory_targets() -> None:
     """Forget every ``memory:`` target of this process (between tests)."""
     with _memory_lock:

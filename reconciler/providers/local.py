@@ -31,9 +31,9 @@ from reconciler.graph.shapes import (
     observe,
     parse_tags,
 )
+from reconciler.graph.template import template_defaults
 from reconciler.graph.writes import CloudSyncWriter, Loaded
 from reconciler.tenant.store import TenantStore
-from reconciler.tenant.template import template_defaults
 
 __all__ = ["EmptyLocalTenant", "LocalProvider"]
 

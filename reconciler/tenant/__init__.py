@@ -4,8 +4,9 @@
 schemas in the service's JSON shapes with Graph-like operations; ``objects`` adds a small on-premises
 directory for on-demand provisioning and the cloud objects it writes; ``database`` is the SQLite file
 under both (connections, transactions, tables); ``documents`` what the service accepts and makes.
-The local provider works on the store directly; the Graph emulator serves it over HTTP. ``template``
-reads the embedded template schemas; ``provisioning`` provisions one object on demand.
+The local provider works on the store directly; the Graph emulator serves it over HTTP. The job
+templates it hands out are the embedded ones in ``reconciler.graph.template``; ``provisioning``
+provisions one object on demand.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
+from reconciler.graph.template import group_template_schema, template_schema
 from reconciler.tenant.database import JSON, now
-from reconciler.tenant.template import group_template_schema, template_schema
 
 __all__ = [
     "INTEGRATED_APP_TAG",

@@ -122,7 +122,7 @@ def run_main(
     """
     from reconciler.cli.main import main
 
-    with _run_lock, (_fast_retries() if fast_retries else contextlib.nullcontext()):
+    with _run_lock, _fast_retries() if fast_retries else contextlib.nullcontext():
         saved = dict(os.environ)
         for key in [k for k in os.environ if k.startswith("RECONCILER_")]:
             del os.environ[key]

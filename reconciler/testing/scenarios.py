@@ -50,10 +50,10 @@ from reconciler.graph.shapes import (
     parse_tags,
     settings_to_secrets,
 )
+from reconciler.graph.template import template_defaults
 from reconciler.state import StateStore, canonical_target, default_sqlite_path
 from reconciler.state.sqlite import SqliteStore
 from reconciler.tenant.store import TenantStore
-from reconciler.tenant.template import template_defaults
 from reconciler.testing.killswitch import KILL_ENV
 
 __all__ = [

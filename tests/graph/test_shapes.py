@@ -48,7 +48,7 @@ from reconciler.graph.shapes import (
     tags_for,
     without_annotations,
 )
-from reconciler.tenant.template import template_defaults, template_schema
+from reconciler.graph.template import template_defaults, template_schema
 
 SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com", enabled=False)
 

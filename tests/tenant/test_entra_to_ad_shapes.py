@@ -19,8 +19,8 @@ from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     read_schema,
 )
+from reconciler.graph.template import template_defaults_for
 from reconciler.tenant.store import TenantStore
-from reconciler.tenant.template import template_defaults_for
 
 ROLE = "1a0abf4d-b9fa-4512-a3a2-51ee82c6fd9f"  # the public cloud's role (cloud-sync-directions.md 1.3)
 GROUP = "0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b"

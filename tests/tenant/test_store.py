@@ -19,8 +19,8 @@ from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
+from reconciler.graph.template import template_schema
 from reconciler.tenant.store import FORMAT_VERSION, INTEGRATED_APP_TAG, TenantStore
-from reconciler.tenant.template import template_schema
 
 
 @pytest.fixture
