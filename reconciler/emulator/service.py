@@ -502,7 +502,7 @@ class GraphService:
     def _provision_on_demand(self, sp_id: str, job_id: str, request: Request) -> Reply:
         """One subject through the embedded tenant's on-demand provisioning (``tenant.provisioning``)."""
         from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_provisioning_rule
-        from reconciler.tenant.provisioning import provision_on_demand
+        from reconciler.provisioning.on_demand import provision_on_demand
 
         body = request.body
         job = self.store.get_job(sp_id, job_id)

@@ -249,7 +249,7 @@ class LocalProvider(CloudSyncWriter):
     def provision_on_demand(
         self, id: str, subject: str, object_type: str = "user", *, apply_scoping: bool = False
     ) -> dict[str, Any]:
-        """Run ``subject`` through ``reconciler.tenant.provisioning`` against the tenant's directory.
+        """Run ``subject`` through ``reconciler.provisioning.on_demand`` against the tenant's directory.
 
         ``apply_scoping`` (local only) skips an object out of scope, as a scheduled cycle would; the
         service itself ignores scoping on demand.
@@ -258,7 +258,7 @@ class LocalProvider(CloudSyncWriter):
             if not _holds_configuration(self.store, self.store.get_service_principal(id)):
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
             # Loaded by the one command that provisions, not by every plan.
-            from reconciler.tenant.provisioning import provision_on_demand
+            from reconciler.provisioning.on_demand import provision_on_demand
 
             return provision_on_demand(self.store, id, subject, object_type, apply_scoping=apply_scoping)
 

@@ -27,7 +27,7 @@ from directory_samples import (
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.graph.shapes import PROVISIONING_RULE_ID, PROVISIONING_TEMPLATE, find_job
 from reconciler.providers.local import LocalProvider
-from reconciler.tenant.provisioning import provision_request
+from reconciler.provisioning.on_demand import provision_request
 
 
 def provision_json(run: Run, *args: str) -> tuple[int, dict[str, Any], dict[str, Any]]:

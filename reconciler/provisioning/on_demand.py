@@ -15,7 +15,7 @@ module gives the same answer for the local tenant, running the steps the service
 3. Matching: the matching mappings (``matchingPriority`` > 0, lowest first; the template matches
    ``onPremisesObjectIdentifier`` on ``objectGUID``) are evaluated and looked up among the tenant's
    cloud objects of the target type. No match means a create; two or more fail the run.
-4. Export: the effective mappings, read from the job schema, are evaluated (``mapping_eval``) as a
+4. Export: the effective mappings, read from the job schema, are evaluated (``evaluate``) as a
    create or an update, the cloud object is written, and every changed target attribute is reported
    with its old and new value. An expression that calls ``Error("...")`` fails the step with that
    message and nothing is written; an update that changes nothing is ``Skipped`` (RedundantExport).
