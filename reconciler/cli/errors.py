@@ -46,7 +46,7 @@ def _crash_log(exc: BaseException) -> str:
     import traceback
     from pathlib import Path
 
-    from reconciler.engine.state import private_dir, state_dir, write_private
+    from reconciler.state.folder import private_dir, state_dir, write_private
 
     state = state_dir()
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -33,7 +33,6 @@ from reconciler.core.model import (
 )
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
 from reconciler.core.serialize import from_document, to_document
-from reconciler.engine.state import write_private
 from reconciler.errors import ConflictError, FileReadError, NotFoundError, PlanFileError, StalePlanError
 from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree
 from reconciler.git.source import AtRef, choose
@@ -46,6 +45,7 @@ from reconciler.providers.base import (
     ReadsByName,
     ReadsExtensions,
 )
+from reconciler.state.folder import write_private
 
 if TYPE_CHECKING:
     from reconciler.engine.apply import ApplyResult, Progress

@@ -52,7 +52,6 @@ from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import OK, ApplyResult
 from reconciler.engine.health import LOOP_KEY, record_observed
 from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
-from reconciler.engine.state import ensure_state_dir, private_dir, state_dir
 from reconciler.errors import LoadError, LockError, ReconcilerError, StateError
 from reconciler.git.repo import CommitInfo, redact, source_url, sync_branch
 from reconciler.git.source import Clone
@@ -60,6 +59,7 @@ from reconciler.git.source import load as load_source
 from reconciler.providers.base import Provider
 from reconciler.state import open_store
 from reconciler.state.base import describe_holder, runner_identity
+from reconciler.state.folder import ensure_state_dir, private_dir, state_dir
 
 __all__ = [
     "EXIT_DRIFT",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from reconciler.errors import ConfigError, NotFoundError
 from reconciler.providers.base import Provider
+from reconciler.state.folder import DEFAULT_TARGET, TARGET_ENV, default_target
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -25,8 +25,6 @@ __all__ = [
     "target_name",
 ]
 
-DEFAULT_TARGET = "local:.reconciler/tenant.db"
-TARGET_ENV = "RECONCILER_TARGET"
 
 _memory_lock = threading.Lock()
 _memory_targets: dict[str, Provider] = {}
@@ -86,17 +84,6 @@ PROVIDERS: dict[str, Callable[[str], Provider]] = {
 }
 
 
-def _default_target(*, create: bool) -> str:
-    """The local tenant in the state folder (``RECONCILER_STATE_DIR`` when set), made private to its owner."""
-    from reconciler.engine.state import ensure_state_dir, state_dir
-
-    if create:
-        ensure_state_dir()
-    if state_dir() == Path(".reconciler"):
-        return DEFAULT_TARGET  # the same canonical name plans made before have recorded
-    return f"local:{state_dir() / 'tenant.db'}"
-
-
 def open_target(
     target: str | None = None, *, read_only: bool = False, missing_is_empty: bool = False
 ) -> Provider:
@@ -106,7 +93,7 @@ def open_target(
     an error, except for the default tenant or with ``missing_is_empty``, which read it as empty.
     """
     default = not target and not os.environ.get(TARGET_ENV)
-    text = _default_target(create=not read_only) if default else (target or os.environ[TARGET_ENV])
+    text = default_target(create=not read_only) if default else (target or os.environ[TARGET_ENV])
     scheme, sep, rest = text.partition(":")
     if read_only and scheme == "local" and sep:
         empty = missing_is_empty or default

@@ -22,9 +22,9 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from reconciler.engine.state import state_dir
 from reconciler.errors import ConfigError, StateError
 from reconciler.state.base import JournalEntry, StateStore
+from reconciler.state.folder import TARGET_ENV, default_target, state_dir
 
 __all__ = [
     "STATE_ENV",
@@ -71,9 +71,7 @@ def _target_key(target: str) -> str:
 
 def canonical_target(text: str | None) -> str:
     """The target string every provider reports for ``text`` (None: ``$RECONCILER_TARGET`` or the default)."""
-    from reconciler.providers import TARGET_ENV, _default_target
-
-    text = text or os.environ.get(TARGET_ENV) or _default_target(create=False)
+    text = text or os.environ.get(TARGET_ENV) or default_target(create=False)
     if text.startswith("local:") and len(text) > len("local:"):
         return "local:" + os.path.abspath(text[len("local:") :])
     if text == "graph" or text.startswith(("graph:", "graph+")):

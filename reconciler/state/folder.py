@@ -1,6 +1,7 @@
 """Where the tool keeps its own files in a folder: ``.reconciler`` or ``RECONCILER_STATE_DIR``.
 
-It holds the embedded tenant by default, the reconcile loop's git cache and crash logs, and, from
+It holds the embedded tenant by default (``default_target``, the target when neither ``--target`` nor
+``RECONCILER_TARGET`` names one), the reconcile loop's git cache and crash logs, and, from
 earlier releases, a journal and status files that ``reconciler.state`` imports into the target's state
 store (locks, the journal and status documents live in that store). Nothing in it is secret: tokens are
 never written anywhere. It is still private to its owner whatever the umask (0700, files written through
@@ -15,7 +16,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ensure_state_dir", "private_dir", "state_dir", "write_private"]
+__all__ = [
+    "DEFAULT_TARGET",
+    "TARGET_ENV",
+    "default_target",
+    "ensure_state_dir",
+    "private_dir",
+    "state_dir",
+    "write_private",
+]
+
+DEFAULT_TARGET = "local:.reconciler/tenant.db"
+TARGET_ENV = "RECONCILER_TARGET"
 
 
 def state_dir() -> Path:
@@ -31,6 +43,15 @@ def private_dir(path: Path) -> Path:
 def ensure_state_dir() -> Path:
     """The state folder, created private to its owner when it does not exist yet."""
     return private_dir(state_dir())
+
+
+def default_target(*, create: bool) -> str:
+    """The local tenant in the state folder (``RECONCILER_STATE_DIR`` when set), made private to its owner."""
+    if create:
+        ensure_state_dir()
+    if state_dir() == Path(".reconciler"):
+        return DEFAULT_TARGET  # the same canonical name plans made before have recorded
+    return f"local:{state_dir() / 'tenant.db'}"
 
 
 def write_private(path: Path | str, data: bytes) -> None:
