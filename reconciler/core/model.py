@@ -36,6 +36,7 @@ __all__ = [
     "PHS_OBJECTS",
     "PROTECTED_TARGETS",
     "RESET_FORCE_DELETES",
+    "RESET_FULL",
     "TARGET_CONTAINER",
     "TOO_MANY_DELETES",
     "UNARY_OPERATORS",
@@ -111,6 +112,9 @@ FILTER_OPERATORS: tuple[str, ...] = (
     "REGEX_MATCH",
     "NOT_REGEX_MATCH",
 )
+# The restart flag (synchronizationJobRestartScope, Graph v1.0) Full = ConnectorDataStore|Escrows|Watermark|
+# QuarantineState: every object evaluated again.
+RESET_FULL = "Full"
 
 
 class Direction(enum.StrEnum):

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from reconciler.core.model import (
+    RESET_FORCE_DELETES,
+    RESET_FULL,
     DirectoryExtension,
     ExtensionsSeen,
     Mapping,
@@ -69,7 +71,6 @@ from reconciler.graph.shapes import (
     with_restart_pending,
     without_annotations,
 )
-from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
 
 __all__ = ["COMPANION_JOBS", "CloudSyncWriter", "CompanionJob", "Loaded", "Resources"]
 

@@ -18,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.core.model import RESET_FORCE_DELETES, ExtensionsSeen, Mapping, Observed, Scope, Settings
+from reconciler.core.model import (
+    RESET_FORCE_DELETES,
+    RESET_FULL,
+    ExtensionsSeen,
+    Mapping,
+    Observed,
+    Scope,
+    Settings,
+)
 
 __all__ = [
     "RESET_FORCE_DELETES",
@@ -31,10 +39,6 @@ __all__ = [
     "ReadsByName",
     "ReadsExtensions",
 ]
-
-# synchronizationJobRestartScope flags (Graph v1.0).
-# Full = ConnectorDataStore|Escrows|Watermark|QuarantineState.
-RESET_FULL = "Full"
 
 
 @runtime_checkable
