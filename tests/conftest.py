@@ -1,5 +1,9 @@
 """Every test: the user's state folder is the test's own, and the state stores a test opened are closed.
-Asked for by name: ``state_dir``, the test's own reconciler state folder."""
+Asked for by name: ``state_dir``, the test's own reconciler state folder.
+
+Hypothesis runs without its per-example deadline: on a loaded machine one example can take longer than
+200 ms for reasons that have nothing to do with the code under test, and a property test must not fail
+on the clock (the bounds the code keeps itself are tested on their own)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from reconciler.providers import reset_memory_targets
 from reconciler.state import reset_stores
+
+settings.register_profile("reconciler", deadline=None)
+settings.load_profile("reconciler")
 
 
 @pytest.fixture(autouse=True)
