@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from benchmarks.corpus import GIT_ENV, configuration_yaml, write_corpus
+from reconciler.testing.corpus import GIT_ENV, configuration_yaml, write_corpus
 
 T = TypeVar("T")
 

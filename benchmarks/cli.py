@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.corpus import GIT_ENV, write_corpus
+from reconciler.testing.corpus import GIT_ENV, write_corpus
 
 START_TARGET = 0.12
 VALIDATE_TARGET = 1.3

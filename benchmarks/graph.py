@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.corpus import write_corpus
+from reconciler.testing.corpus import write_corpus
 
 if TYPE_CHECKING:
     from reconciler.core.model import DesiredState

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.corpus import write_corpus
+from reconciler.testing.corpus import write_corpus
 
 
 def _best(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]

@@ -22,9 +22,7 @@ Without ``--postgresql`` only SQLite is measured. Writes only to a temporary fol
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -33,35 +31,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.corpus import write_corpus
-from reconciler.state import canonical_target, open_url
+from reconciler.state import open_url
 from reconciler.state.base import JournalEntry, StateStore, runner_identity
+from reconciler.testing.appliers import COMMAND_TIMEOUT, command, command_env, concurrent_applies
+from reconciler.testing.corpus import write_corpus
 
-__all__ = [
-    "ConcurrencyReport",
-    "concurrent_applies",
-    "journal_problems",
-    "lock_and_append",
-    "noop_overhead",
-    "run_intervals",
-    "store_cost",
-]
-
-COMMAND_TIMEOUT = 600.0
-
-
-def _env(state_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    env.update(RECONCILER_STATE=state_url, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", **extra)
-    return env
-
-
-def _reconciler(args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "reconciler", *args]
+__all__ = ["lock_and_append", "noop_overhead", "store_cost"]
 
 
 def lock_and_append(store: StateStore, rounds: int = 200) -> dict[str, float]:
@@ -98,7 +76,7 @@ def _timed_process(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tup
 
 
 def _timed(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float:
-    return _timed_process(_reconciler(args), cwd, env)[0]
+    return _timed_process(command(args), cwd, env)[0]
 
 
 def _best(runs: Sequence[tuple[float, float]]) -> tuple[float, float]:
@@ -111,12 +89,12 @@ def noop_overhead(folder: Path, state_url: str, configs: int, repeat: int = 5) -
     folder.mkdir(parents=True, exist_ok=True)
     write_corpus(folder / "configs", configs)
     target = f"local:{folder / 'tenant.db'}"
-    env = _env(state_url, RECONCILER_TARGET=target)
+    env = command_env(state_url, RECONCILER_TARGET=target)
     _timed(["apply", "configs", "--auto-approve", "--parallelism", "4"], folder, env)
     plans, applies = [], []
     for _ in range(repeat):
-        plans.append(_timed_process(_reconciler(["plan", "configs"]), folder, env))
-        applies.append(_timed_process(_reconciler(["apply", "configs", "--auto-approve"]), folder, env))
+        plans.append(_timed_process(command(["plan", "configs"]), folder, env))
+        applies.append(_timed_process(command(["apply", "configs", "--auto-approve"]), folder, env))
     (plan, plan_cpu), (apply, apply_cpu) = _best(plans), _best(applies)
     return {
         "plan_s": plan,
@@ -143,121 +121,13 @@ store.close()
 def store_cost(state_url: str, repeat: int = 5) -> dict[str, float]:
     """Best-of-``repeat`` whole-process seconds (wall and CPU) that opening the store and taking and
     releasing the lock add to a process, the driver's import and the connection included."""
-    env = _env(state_url)
+    env = command_env(state_url)
     bare, used = [], []
     for _ in range(repeat):
         bare.append(_timed_process([sys.executable, "-c", _IMPORT_ONLY], Path.cwd(), env))
         used.append(_timed_process([sys.executable, "-c", _OPEN_AND_LOCK, state_url], Path.cwd(), env))
     (bare_s, bare_cpu), (used_s, used_cpu) = _best(bare), _best(used)
     return {"store_s": used_s - bare_s, "store_cpu_s": used_cpu - bare_cpu}
-
-
-@dataclass
-class ConcurrencyReport:
-    appliers: int
-    exit_codes: list[int] = field(default_factory=list)
-    runs: int = 0
-    overlaps: int = 0
-    problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    outputs: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> int:
-        return sum(code != 0 for code in self.exit_codes)
-
-
-def run_intervals(entries: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(start, end, run) of every journaled run that ended, by start time."""
-    starts: dict[str, str] = {}
-    found = []
-    for e in entries:
-        if e["event"] == "run-start":
-            starts[e["run"]] = e["time"]
-        elif e["event"] == "run-end" and e["run"] in starts:
-            found.append((starts[e["run"]], e["time"], e["run"]))
-    return sorted(found)
-
-
-def _overlaps(intervals: Sequence[tuple[str, str, str]]) -> int:
-    return sum(1 for (_, end, _a), (start, _, _b) in itertools.pairwise(intervals) if start < end)
-
-
-def journal_problems(entries: Sequence[dict[str, Any]], *, interrupted_ok: int = 0) -> list[str]:
-    """Entries lost or repeated: every change-start has one change-end, every run one start and end."""
-    problems = []
-    seen: dict[tuple[str, str, str, str], int] = {}
-    for e in entries:
-        key = (e["run"], e["event"], str(e.get("name")), str(e.get("action")))
-        seen[key] = seen.get(key, 0) + 1
-    repeated = [k for k, n in seen.items() if n > 1]
-    if repeated:
-        problems.append(f"{len(repeated)} journal entries repeated, e.g. {repeated[0]}")
-    started = {(r, n, a) for (r, ev, n, a) in seen if ev == "change-start"}
-    ended = {(r, n, a) for (r, ev, n, a) in seen if ev == "change-end"}
-    runs = {r for (r, ev, _n, _a) in seen if ev == "run-start"}
-    finished = {r for (r, ev, _n, _a) in seen if ev == "run-end"}
-    unfinished = {r for (r, _n, _a) in started - ended} | (runs - finished)
-    if len(unfinished) > interrupted_ok:
-        problems.append(f"{len(unfinished)} run(s) with entries missing: {sorted(unfinished)[:3]}")
-    if ended - started or finished - runs:
-        problems.append("journal ends without their starts")
-    return problems
-
-
-def concurrent_applies(folder: Path, state_url: str, appliers: int, configs: int = 10) -> ConcurrencyReport:
-    """``appliers`` processes, each in its own checkout of the same desired state, apply at once."""
-    target = f"local:{folder / 'tenant.db'}"
-    env = _env(state_url)
-    for i in range(appliers):
-        write_corpus(folder / f"checkout-{i}" / "configs", configs, mappings=5)
-    report = ConcurrencyReport(appliers)
-    args = [
-        "apply",
-        "configs",
-        "--auto-approve",
-        "--lock-timeout",
-        str(int(COMMAND_TIMEOUT)),
-        "--target",
-        target,
-    ]
-    began = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            _reconciler(args),
-            cwd=folder / f"checkout-{i}",
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(appliers)
-    ]
-    for p in procs:
-        out, err = p.communicate(timeout=COMMAND_TIMEOUT)
-        report.exit_codes.append(p.returncode)
-        report.outputs.append(out + err)
-    report.seconds = time.perf_counter() - began
-    key = canonical_target(target)
-    store = open_url(state_url)
-    try:
-        entries = list(store.entries(key))
-    finally:
-        store.close()
-    intervals = run_intervals(entries)
-    report.runs = len(intervals)
-    report.overlaps = _overlaps(intervals)
-    report.problems = journal_problems(entries)
-    check = subprocess.run(
-        _reconciler(["plan", "configs", "--detailed-exitcode", "--target", target]),
-        cwd=folder / "checkout-0",
-        env=env,
-        capture_output=True,
-        timeout=COMMAND_TIMEOUT,
-    )
-    if check.returncode != 0:
-        report.problems.append(f"the plan after the applies exits {check.returncode}: not converged")
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:

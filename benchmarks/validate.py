@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.corpus import write_corpus
 from reconciler.config.load import load_paths
+from reconciler.testing.corpus import write_corpus
 
 TARGET = 1.5
 

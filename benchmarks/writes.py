@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.corpus import write_corpus
 from benchmarks.graph import _emulator
+from reconciler.testing.corpus import write_corpus
 
 # Mapping rows the corpus writes; the changed configurations get another constant in one of them.
 _ROW = "{target: extensionAttribute1, constant: C1}"

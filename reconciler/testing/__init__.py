@@ -8,6 +8,9 @@ imports it; an import-linter contract keeps it so).
 - ``killswitch``: ``python -m reconciler.testing.killswitch ARGS`` runs the command line and kills it
   with SIGKILL after a chosen write.
 - ``gitrepos``: real git repositories in temporary folders with pinned authors and dates.
+- ``corpus``: synthetic desired states, N configuration files of M mappings each.
+- ``appliers``: many ``reconciler apply`` processes at once against one target, and the checks on the
+  journal they leave.
 
 I/O: none on import; each module says what it does.
 """

@@ -5,9 +5,7 @@ temporary folder), and a fresh database per test. ``initdb`` refuses to run as r
 server runs as the ``postgres`` user. Without the binaries the PostgreSQL tests are skipped with a
 reason that says so; under CI (``CI`` set) their absence fails the run instead, so it cannot go unseen.
 
-The checkout's top folder is appended to ``sys.path`` for ``benchmarks.state``. The binaries are looked
-up in ``RECONCILER_PG_BIN``, then
-``/usr/lib/postgresql/*/bin``, then ``PATH``.
+The binaries are looked up in ``RECONCILER_PG_BIN``, then ``/usr/lib/postgresql/*/bin``, then ``PATH``.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,11 +28,6 @@ from reconciler.state.base import StateStore
 from reconciler.state.sqlite import SqliteStore
 
 START_TIMEOUT = 120.0
-
-# The shared runners in benchmarks/, after the installed package.
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
 
 
 def _find_bin() -> Path | None:

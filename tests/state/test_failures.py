@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from benchmarks.corpus import write_corpus
 from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.engine.journal import read_runs
 from reconciler.engine.operations import load_desired, plan_and_apply
@@ -22,6 +21,7 @@ from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalProvider
 from reconciler.state import canonical_target, configure, open_url, reset_stores
 from reconciler.state.base import runner_identity
+from reconciler.testing.corpus import write_corpus
 
 
 def _closed_port() -> int:
