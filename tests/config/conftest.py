@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_samples import MakeDir
+from support.config import MakeDir
 
 from reconciler.config.load import LoadResult, load_paths
 from reconciler.errors import LoadError

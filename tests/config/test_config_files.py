@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from config_samples import CONTOSO, MakeDir
+from support.config import CONTOSO, MakeDir
 
 from reconciler.config.files import MAX_FILE_BYTES, SourceFile, check_source, collect_files
 from reconciler.config.load import load_files

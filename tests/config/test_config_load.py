@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from config_samples import CONTOSO
+from support.config import CONTOSO
 
 from reconciler.config.load import LoadResult, _check_expression, load_files
 from reconciler.core.model import ApplyMode, MappingKind, Origin, Scope, ScopeKind, Settings

@@ -7,10 +7,10 @@ from typing import Any
 
 import fastjsonschema
 import yaml
-from config_samples import CONTOSO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from support.config import CONTOSO
 
 from reconciler.config import schema
 from reconciler.config.files import SourceFile

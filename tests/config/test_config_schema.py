@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_samples import CONTOSO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+from support.config import CONTOSO
 
 from reconciler.config import schema
 from reconciler.config.yamlio import parse_documents

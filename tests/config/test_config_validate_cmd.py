@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from config_samples import CONTOSO, MakeDir
+from support.config import CONTOSO, MakeDir
 
 from reconciler.cli.errors import error_handler
 from reconciler.cli.validate_cmd import validate

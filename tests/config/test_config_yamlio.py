@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from config_samples import CONTOSO
+from support.config import CONTOSO
 
 from reconciler.config.yamlio import MAX_ALIAS_NODES, MAX_DEPTH, parse_documents
 

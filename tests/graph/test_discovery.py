@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from graph_support import FAST_RETRY, TOKEN, SleepRecorder, StartEmulator, provider_for
+from support.graph import FAST_RETRY, TOKEN, SleepRecorder, StartEmulator, provider_for
 
 from reconciler.emulator import Emulator
 from reconciler.emulator.seed import domain_of, load_schema_dump, seed_portal_configuration

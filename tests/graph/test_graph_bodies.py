@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from graph_support import StartEmulator, desired, portal_configuration, provider_for, state
+from support.graph import StartEmulator, desired, portal_configuration, provider_for, state
 
 from reconciler.core.model import Scope, ScopeKind
 from reconciler.core.plan import PlanOptions, Provenance

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from graph_support import SleepRecorder
+from support.graph import SleepRecorder
 
 from reconciler.errors import (
     AuthenticationError,

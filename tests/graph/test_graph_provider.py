@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from graph_support import TOKEN, StartEmulator, desired, portal_configuration, provider_for, state
+from support.graph import TOKEN, StartEmulator, desired, portal_configuration, provider_for, state
 
 from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator, odata, service

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph_support import (
+from support.graph import (
     TOKEN,
     SleepRecorder,
     StartEmulator,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph_support import (
+from support.graph import (
     FAST_RETRY,
     SleepRecorder,
     StartEmulator,

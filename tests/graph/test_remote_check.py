@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph_support import TOKEN, StartEmulator, portal_configuration
+from support.graph import TOKEN, StartEmulator, portal_configuration
 
 from reconciler.cli.main import main
 from reconciler.core.model import (

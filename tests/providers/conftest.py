@@ -1,6 +1,6 @@
 """The provider contract fixture: every provider in ``PROVIDER_FACTORIES`` runs the same tests.
 
-A factory takes a temporary directory and returns a ``Harness`` (``provider_harness.py``).
+A factory takes a temporary directory and returns a ``Harness`` (``support.providers``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from provider_harness import Harness, store_harness
+from support.providers import Harness, store_harness
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.graph.client import StaticToken

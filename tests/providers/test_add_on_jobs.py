@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from provider_harness import Harness
+from support.providers import Harness
 
 from reconciler.core.model import Scope, Settings
 from reconciler.graph.shapes import (

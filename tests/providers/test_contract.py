@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from provider_harness import Harness
+from support.providers import Harness
 
 from reconciler.core.model import (
     CREDENTIAL_DATA,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from directory_samples import CONFIGS, CONTOSO_DIR, FABRIKAM_DIR, Result, Run
+from support.provisioning import CONFIGS, CONTOSO_DIR, FABRIKAM_DIR, Result, Run
 
 from reconciler.cli.main import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from directory_samples import ADELE, CONTOSO_DIR, FABRIKAM_DIR, ISAIAH, NESTOR, SALES_TEAM
+from support.provisioning import ADELE, CONTOSO_DIR, FABRIKAM_DIR, ISAIAH, NESTOR, SALES_TEAM
 
 from reconciler.errors import LoadError
 from reconciler.provisioning.directory import load_into, parse_directory, read_directory, read_objects

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from directory_samples import ADELE, CASEY, CONFIGS, CONTOSO_DIR, FABRIKAM_DIR, PRADEEP, Run
+from support.provisioning import ADELE, CASEY, CONFIGS, CONTOSO_DIR, FABRIKAM_DIR, PRADEEP, Run
 
 ADELE_ONLY = f"""\
 dn: {ADELE}

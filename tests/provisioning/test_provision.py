@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from directory_samples import (
+from support.provisioning import (
     ADELE,
     ALEX,
     CASEY,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sectools import Sandbox, configuration
+from support.security import Sandbox, configuration
 
 
 @pytest.fixture

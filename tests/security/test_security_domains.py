@@ -4,7 +4,7 @@ as a rename of that configuration (no second configuration, no delete), like Ter
 
 from __future__ import annotations
 
-from sectools import Sandbox, configuration
+from support.security import Sandbox, configuration
 
 
 def test_two_configurations_for_one_domain_are_refused_naming_both_files(sandbox: Sandbox) -> None:

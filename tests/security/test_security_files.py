@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sectools import Sandbox
+from support.security import Sandbox
 
 
 def _fifo(folder: Path) -> Path:

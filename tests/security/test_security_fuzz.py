@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sectools import configuration, resign
+from support.security import configuration, resign
 
 from reconciler.config.files import SourceFile
 from reconciler.config.load import load_files

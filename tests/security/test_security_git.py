@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sectools import Sandbox, configuration
+from support.security import Sandbox, configuration
 
 
 def _clean_failure(ran_code: int, text: str) -> None:

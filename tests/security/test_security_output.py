@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from sectools import Sandbox, configuration
+from support.security import Sandbox, configuration
 
 from reconciler.tenant.store import TenantStore
 

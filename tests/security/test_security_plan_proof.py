@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sectools import Sandbox, configuration, edit_plan
+from support.security import Sandbox, configuration, edit_plan
 
 from reconciler.core.model import Scope, ScopeKind, Settings
 from reconciler.core.plan import Action, Change, Plan, PlanOptions

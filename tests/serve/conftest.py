@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from served import Scene, staged
+from support.serve import Scene, staged
 
 
 @pytest.fixture(scope="session")

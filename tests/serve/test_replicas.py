@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from served import Scene, configuration, new_repo, start, status_count, wait_for
+from support.serve import Scene, configuration, new_repo, start, status_count, wait_for
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.testing.scenarios import find_secret

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from served import HOSTILE_EMAIL, SECRET, WAIT, Scene, signed, wait_for
+from support.serve import HOSTILE_EMAIL, SECRET, WAIT, Scene, signed, wait_for
 
 from reconciler.serve.webhook import MAX_BODY_BYTES
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from served import WAIT, configuration, new_repo, start, wait_for
+from support.serve import WAIT, configuration, new_repo, start, wait_for
 
 from reconciler.engine.journal import read_runs
 from reconciler.engine.reconcile import LEADER_LEASE

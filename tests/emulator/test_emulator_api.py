@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from graph_support import TOKEN, StartEmulator
+from support.graph import TOKEN, StartEmulator
 
 from reconciler import expressions
 from reconciler.emulator import Emulator

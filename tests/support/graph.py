@@ -1,4 +1,7 @@
-"""Helpers for the Graph tests: emulators in-process or as a child process, and providers pointed at them.
+"""Helpers for the Graph and emulator tests: emulators in-process or as a child process, providers
+pointed at them, and the fixtures both folders' conftest.py hand on (``graph_isolation``, autouse there:
+after each test no file under its folder may hold the token the tests use; ``start_emulator``,
+``emulator``, ``emulator_process``).
 
 Everything listens on 127.0.0.1 only.
 """
@@ -6,11 +9,15 @@ Everything listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from reconciler.core.model import (
     Desired,
@@ -22,11 +29,12 @@ from reconciler.core.model import (
     ScopeKind,
     Settings,
 )
-from reconciler.emulator import Emulator
+from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.graph.client import GraphClient, NoToken, RetryPolicy, StaticToken, TokenProvider
 from reconciler.graph.provider import GraphProvider
 from reconciler.graph.shapes import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, settings_to_secrets
 from reconciler.tenant.store import TenantStore
+from reconciler.testing.scenarios import find_secret
 
 TOKEN = "test-token-3f9c0d2a"
 
@@ -121,3 +129,67 @@ def spawn(args: Sequence[str], *, env: dict[str, str] | None = None) -> subproce
         text=True,
         env=child_env,
     )
+
+
+@pytest.fixture(autouse=True)
+def graph_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Journals and locks of apply runs go to the test's folder; no real credentials are picked up.
+    monkeypatch.setenv("RECONCILER_STATE_DIR", str(tmp_path / "state"))
+    for name in ("RECONCILER_GRAPH_TOKEN", "RECONCILER_TARGET", "RECONCILER_EMULATOR_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    assert find_secret(TOKEN, {}, [tmp_path]) == []
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path) -> Iterator[StartEmulator]:
+    """Start an emulator thread over ``db`` (default: the test's tenant.db); stopped after the test."""
+    started: list[Emulator] = []
+
+    def start(db: Path | None = None, **config: Any) -> Emulator:
+        config.setdefault("record", True)
+        emulator = Emulator(db or tmp_path / "tenant.db", EmulatorConfig(**config)).start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(start_emulator: StartEmulator) -> Emulator:
+    """An emulator that requires ``TOKEN``."""
+    return start_emulator(token=TOKEN)
+
+
+@pytest.fixture
+def emulator_process(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    """Start the emulator command as a child; returns (process, url). Stopped after the test."""
+    children: list[subprocess.Popen[str]] = []
+
+    def start(
+        *args: str, module: tuple[str, ...] = ("-m", "reconciler", "emulator")
+    ) -> tuple[subprocess.Popen[str], str]:
+        proc = spawn([*module, "--store", str(tmp_path / "tenant.db"), "--port", "0", *args])
+        children.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:"), (
+            line,
+            proc.stderr.read() if proc.stderr else "",
+        )
+        return proc, line.split()[-1]
+
+    yield start
+    for proc in children:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

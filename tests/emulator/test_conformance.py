@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graph_support import TOKEN, StartEmulator, portal_configuration
+from support.graph import TOKEN, StartEmulator, portal_configuration
 
 from reconciler.emulator import Emulator
 from reconciler.graph.metadata import metadata

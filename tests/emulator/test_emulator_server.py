@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from graph_support import TOKEN, StartEmulator
+from support.graph import TOKEN, StartEmulator
 
 from reconciler.emulator import Emulator
 from reconciler.graph.shapes import TEMPLATE_APP_ID

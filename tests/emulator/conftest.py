@@ -1,0 +1,9 @@
+"""Fixtures for the emulator tests: the emulator in-process (a thread) or as a child process, on 127.0.0.1,
+and, for every test here, no token left in any file under its folder. Defined in ``support.graph``
+(the Graph tests use the same ones)."""
+
+from __future__ import annotations
+
+from support.graph import emulator, emulator_process, graph_isolation, start_emulator
+
+__all__ = ["emulator", "emulator_process", "graph_isolation", "start_emulator"]
