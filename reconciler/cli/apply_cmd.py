@@ -50,13 +50,15 @@ def _note_recovered(holder: dict[str, object]) -> None:
 
 
 def _run_document(run: AppliedRun) -> dict[str, object]:
+    from reconciler.engine.journal import RunResult
+
     result = run.result
     return {
         "target": run.plan.target,
         "runId": run.run_id or None,
         "applied": run.applied,
-        "result": "ok" if result.ok else "failed",
-        "counts": {s: result.count(s) for s in ("ok", "failed", "skipped")},
+        "result": RunResult.OK if result.ok else RunResult.FAILED,
+        "counts": result.counts(),
         "outcomes": [
             {
                 "name": o.change.name,
@@ -78,6 +80,7 @@ def _run_document(run: AppliedRun) -> dict[str, object]:
 def report_run(run: AppliedRun, *, progress_shown: bool = False, fmt: str = "text") -> None:
     """The end of an apply: notes on stderr, the summary (or the JSON run document) on stdout."""
     from reconciler.cli.progress import failure_line
+    from reconciler.engine.journal import ChangeOutcome
 
     result = run.result
     if run.recovered_lock:
@@ -85,11 +88,11 @@ def report_run(run: AppliedRun, *, progress_shown: bool = False, fmt: str = "tex
     if not progress_shown:
         # Without the progress lines (--quiet, or JSON) the reasons would be in the journal only.
         for o in result.outcomes:
-            if o.status == "failed":
+            if o.status is ChangeOutcome.FAILED:
                 click.echo(failure_line(o), err=True)
     if run.plan.provenance.dirty:
         click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)
-    ok, failed, skipped = result.count("ok"), result.count("failed"), result.count("skipped")
+    ok, failed, skipped = result.counts().values()
     if fmt == "json":
         click.echo(json.dumps(_run_document(run), indent=2, ensure_ascii=False))
     elif not result.outcomes:

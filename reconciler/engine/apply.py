@@ -42,7 +42,7 @@ from reconciler.core.plan import (
     in_scope,
 )
 from reconciler.core.serialize import change_document
-from reconciler.engine.journal import Journal
+from reconciler.engine.journal import ChangeOutcome, Event, Journal
 from reconciler.errors import GuardError, PlanFileError, ReconcilerError, StalePlanError
 from reconciler.providers.base import RESET_FORCE_DELETES, ApprovesDeletes, Provider, ReadsByName
 
@@ -56,15 +56,11 @@ __all__ = [
     "guard",
 ]
 
-OK = "ok"
-FAILED = "failed"
-SKIPPED = "skipped"
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     change: Change
-    status: str  # ok | failed | skipped
+    status: ChangeOutcome
     error: str | None = None
     seconds: float = 0.0
 
@@ -75,10 +71,16 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return all(o.status == OK for o in self.outcomes)
+        return all(o.status == ChangeOutcome.OK for o in self.outcomes)
 
-    def count(self, status: str) -> int:
+    def count(self, status: ChangeOutcome) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
+
+    def counts(self) -> dict[str, int]:
+        """How many changes ended each way: ``{"ok": n, "failed": n, "skipped": n}``."""
+        return {
+            s.value: self.count(s) for s in (ChangeOutcome.OK, ChangeOutcome.FAILED, ChangeOutcome.SKIPPED)
+        }
 
 
 Progress = Callable[[Outcome, int, int], None]
@@ -302,24 +304,30 @@ def apply_plan(
 
     def run(change: Change) -> Outcome:
         if change.name in failed_names:
-            outcome = Outcome(change, SKIPPED, "an earlier change of this configuration failed")
+            outcome = Outcome(change, ChangeOutcome.SKIPPED, "an earlier change of this configuration failed")
         elif stop is not None and stop.is_set():
-            outcome = Outcome(change, SKIPPED, "the run was asked to stop before this change")
+            outcome = Outcome(change, ChangeOutcome.SKIPPED, "the run was asked to stop before this change")
         else:
             approves = {"quarantine_since": change.quarantine_since} if change.quarantine_since else {}
             journal.write(
-                "change-start", name=change.name, action=change.action.value, id=change.target_id, **approves
+                Event.CHANGE_START,
+                name=change.name,
+                action=change.action.value,
+                id=change.target_id,
+                **approves,
             )
             began = time.monotonic()
             try:
                 guard(change, plan, provider)
                 _execute(change, provider, ids, restart_follows=change.name in restarting)
             except Exception as exc:
-                outcome = Outcome(change, FAILED, _describe_error(exc), time.monotonic() - began)
+                outcome = Outcome(
+                    change, ChangeOutcome.FAILED, _describe_error(exc), time.monotonic() - began
+                )
             else:
-                outcome = Outcome(change, OK, None, time.monotonic() - began)
+                outcome = Outcome(change, ChangeOutcome.OK, None, time.monotonic() - began)
             journal.write(
-                "change-end",
+                Event.CHANGE_END,
                 name=change.name,
                 action=change.action.value,
                 id=ids.get(change.name),
@@ -332,7 +340,7 @@ def apply_plan(
         for order in sorted(phases):
             for outcome in pool.map(run, phases[order]):
                 outcomes.append(outcome)
-                if outcome.status != OK:
+                if outcome.status != ChangeOutcome.OK:
                     failed_names.add(outcome.change.name)
                 if progress is not None:
                     progress(outcome, len(outcomes), total)

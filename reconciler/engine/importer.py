@@ -37,7 +37,7 @@ from reconciler.core.model import (
     Observed,
     ScopeKind,
 )
-from reconciler.engine.journal import Journal
+from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
 from reconciler.providers.base import LooksUpDomains, Provider
@@ -181,26 +181,32 @@ def _adopt(provider: Provider, pending: Iterable[tuple[Observed, str]], lock_tim
     journal = Journal(provider.target)
     with target_lock(provider.target, timeout=lock_timeout, command="reconciler import --adopt") as info:
         journal.write(
-            "run-start",
+            Event.RUN_START,
             kind="import",
             target=provider.target,
             user=_user(),
             commit=None,
             recovered_lock=info.recovered_from,
         )
-        result = "ok"
+        result = RunResult.OK
         try:
             for o, name in pending:
-                journal.write("change-start", name=name, action="adopt", id=o.id)
+                journal.write(Event.CHANGE_START, name=name, action="adopt", id=o.id)
                 try:
                     provider.adopt(o.id, name)
                 except Exception as exc:
-                    journal.write("change-end", name=name, action="adopt", outcome="failed", error=str(exc))
-                    result = "failed"
+                    journal.write(
+                        Event.CHANGE_END,
+                        name=name,
+                        action="adopt",
+                        outcome=ChangeOutcome.FAILED,
+                        error=str(exc),
+                    )
+                    result = RunResult.FAILED
                     raise
-                journal.write("change-end", name=name, action="adopt", outcome="ok")
+                journal.write(Event.CHANGE_END, name=name, action="adopt", outcome=ChangeOutcome.OK)
         finally:
-            journal.write("run-end", result=result)
+            journal.write(Event.RUN_END, result=result)
     return journal.run_id
 
 

@@ -12,6 +12,7 @@ I/O: the state store of the target.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,34 @@ from reconciler.errors import StateError
 from reconciler.state import canonical_target, open_store
 from reconciler.state.base import JournalEntry, StateStore, runner_identity
 
-__all__ = ["Journal", "RunRecord", "read_runs"]
+__all__ = ["ChangeOutcome", "Event", "Journal", "RunRecord", "RunResult", "read_runs"]
+
+
+class Event(enum.StrEnum):
+    """The kinds of journal entry, in the order a run writes them."""
+
+    RUN_START = "run-start"
+    CHANGE_START = "change-start"  # before one write to the target
+    CHANGE_END = "change-end"  # after it, with its outcome
+    RUN_END = "run-end"
+
+
+class ChangeOutcome(enum.StrEnum):
+    """How one change ended: what apply reports, and ``outcome`` of its ``change-end``."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not tried: an earlier change of its configuration failed, or a stop was asked
+    INTERRUPTED = "interrupted"  # read back only: a change-start without its change-end
+
+
+class RunResult(enum.StrEnum):
+    """How a run ended: ``result`` of its ``run-end``."""
+
+    OK = "ok"
+    FAILED = "failed"  # some change failed or was skipped
+    ERROR = "error"  # the run stopped on an error of its own
+    INTERRUPTED = "interrupted"  # read back only: a run-start without its run-end
 
 
 def _now() -> str:
@@ -39,14 +67,14 @@ class Journal:
         self.store = store or open_store(target)
         self.run_id = uuid.uuid4().hex[:12]
 
-    def write(self, event: str, **data: Any) -> None:
-        if event == "run-start":
+    def write(self, event: Event, **data: Any) -> None:
+        if event is Event.RUN_START:
             data = {k: v for k, v in runner_identity().items() if k != "since"} | data
         entry = JournalEntry(uuid.uuid4().hex, self.run_id, event, _now(), data)
         try:
             self.store.append(self.target, [entry])
         except StateError as exc:
-            if event == "run-start":
+            if event is Event.RUN_START:
                 raise
             raise StateError(
                 f"{exc}; the run stopped before its next change to the target (the next plan shows what "
@@ -63,7 +91,7 @@ class RunRecord:
     user: str | None
     commit: str | None
     ended: str | None = None
-    result: str = "interrupted"
+    result: str = RunResult.INTERRUPTED
     changes: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,7 +108,7 @@ def read_runs(target: str | None = None, store: StateStore | None = None) -> lis
     for e in store.entries(target):
         run = str(e.get("run"))
         event = e.get("event")
-        if event == "run-start":
+        if event == Event.RUN_START:
             runs[run] = RunRecord(
                 run=run,
                 started=str(e.get("time")),
@@ -94,11 +122,11 @@ def read_runs(target: str | None = None, store: StateStore | None = None) -> lis
         rec = runs.get(run)
         if rec is None:
             continue
-        if event == "change-start":
+        if event == Event.CHANGE_START:
             change: dict[str, Any] = {
                 "name": e.get("name"),
                 "action": e.get("action"),
-                "outcome": "interrupted",
+                "outcome": ChangeOutcome.INTERRUPTED,
                 "started": e.get("time"),
             }
             if e.get("quarantine_since"):
@@ -106,13 +134,13 @@ def read_runs(target: str | None = None, store: StateStore | None = None) -> lis
                 change["quarantine_since"] = e.get("quarantine_since")
             rec.changes.append(change)
             open_changes[(run, str(e.get("name")), str(e.get("action")))] = change
-        elif event == "change-end":
+        elif event == Event.CHANGE_END:
             ended = open_changes.pop((run, str(e.get("name")), str(e.get("action"))), None)
             if ended is not None:
                 ended["outcome"] = e.get("outcome")
                 if e.get("error"):
                     ended["error"] = e.get("error")
-        elif event == "run-end":
+        elif event == Event.RUN_END:
             rec.ended = str(e.get("time"))
-            rec.result = str(e.get("result", "ok"))
+            rec.result = str(e.get("result", RunResult.OK))
     return list(runs.values())

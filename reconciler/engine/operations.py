@@ -263,11 +263,11 @@ def _execute_locked(
     stop: threading.Event | None = None,
 ) -> AppliedRun:
     from reconciler.engine.apply import apply_plan
-    from reconciler.engine.journal import Journal
+    from reconciler.engine.journal import Event, Journal, RunResult
 
     journal = Journal(provider.target)
     journal.write(
-        "run-start",
+        Event.RUN_START,
         kind=kind,
         target=provider.target,
         user=_user(),
@@ -282,14 +282,12 @@ def _execute_locked(
             plan, provider, journal=journal, parallelism=parallelism, progress=progress, stop=stop
         )
     except BaseException:
-        journal.write("run-end", result="error")
+        journal.write(Event.RUN_END, result=RunResult.ERROR)
         raise
     journal.write(
-        "run-end",
-        result="ok" if result.ok else "failed",
-        ok=result.count("ok"),
-        failed=result.count("failed"),
-        skipped=result.count("skipped"),
+        Event.RUN_END,
+        result=RunResult.OK if result.ok else RunResult.FAILED,
+        **result.counts(),
     )
     return AppliedRun(plan, result, journal.run_id, recovered)
 
@@ -432,7 +430,7 @@ def _journaled_restart(
 ) -> tuple[str, Observed]:
     """Restart configuration ``name`` (by name or id) with ``reset_scope`` under the target's lock, as a
     journaled run of ``kind``; ``check`` may refuse (raise) first, or return more to journal."""
-    from reconciler.engine.journal import Journal
+    from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
     from reconciler.engine.lock import target_lock
 
     journal = Journal(provider.target)
@@ -443,7 +441,7 @@ def _journaled_restart(
         config = found[0]
         extra = check(config) if check is not None else {}
         journal.write(
-            "run-start",
+            Event.RUN_START,
             kind=kind,
             target=provider.target,
             user=_user(),
@@ -452,15 +450,21 @@ def _journaled_restart(
             recovered_lock=info.recovered_from,
             **extra,
         )
-        journal.write("change-start", name=config.display, action=kind, id=config.id)
+        journal.write(Event.CHANGE_START, name=config.display, action=kind, id=config.id)
         try:
             provider.restart(config.id, reset_scope)
         except Exception as exc:
-            journal.write("change-end", name=config.display, action=kind, outcome="failed", error=str(exc))
-            journal.write("run-end", result="failed")
+            journal.write(
+                Event.CHANGE_END,
+                name=config.display,
+                action=kind,
+                outcome=ChangeOutcome.FAILED,
+                error=str(exc),
+            )
+            journal.write(Event.RUN_END, result=RunResult.FAILED)
             raise
-        journal.write("change-end", name=config.display, action=kind, outcome="ok")
-        journal.write("run-end", result="ok")
+        journal.write(Event.CHANGE_END, name=config.display, action=kind, outcome=ChangeOutcome.OK)
+        journal.write(Event.RUN_END, result=RunResult.OK)
     return journal.run_id, config
 
 

@@ -49,8 +49,9 @@ from typing import Any
 
 from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance
-from reconciler.engine.apply import OK, ApplyResult
+from reconciler.engine.apply import ApplyResult
 from reconciler.engine.health import LOOP_KEY, record_observed
+from reconciler.engine.journal import ChangeOutcome
 from reconciler.engine.operations import AppliedRun, make_plan, plan_and_apply
 from reconciler.errors import LoadError, LockError, ReconcilerError, StateError
 from reconciler.git.repo import CommitInfo, redact, source_url, sync_branch
@@ -257,7 +258,9 @@ def _held(plan: Plan) -> dict[str, list[str]]:
 
 def _failures(result: ApplyResult) -> str:
     failed = [
-        f"{o.change.action.value} {o.change.name}: {o.error}" for o in result.outcomes if o.status != OK
+        f"{o.change.action.value} {o.change.name}: {o.error}"
+        for o in result.outcomes
+        if o.status is not ChangeOutcome.OK
     ]
     return "; ".join(failed[:5]) + (f" (and {len(failed) - 5} more)" if len(failed) > 5 else "")
 
@@ -413,7 +416,8 @@ class Reconciler:
         done = {"runId": run.run_id, "changes": count}
         if not result.ok:
             if self.stop.is_set():
-                message = f"stopped while applying {head.short}: {result.count(OK)} of {count} change(s) done"
+                done_count = result.count(ChangeOutcome.OK)
+                message = f"stopped while applying {head.short}: {done_count} of {count} change(s) done"
                 return self._finish(PassResult.STOPPED, head, message, **done)
             return self._finish(PassResult.FAILED, head, _failures(result), **done)
         status.drift = {}

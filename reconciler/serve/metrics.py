@@ -23,7 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reconciler.engine.apply import FAILED, OK, SKIPPED, ApplyResult
+from reconciler.engine.apply import ApplyResult
+from reconciler.engine.journal import ChangeOutcome
 from reconciler.engine.reconcile import PassResult
 from reconciler.serve.view import STATUSES, Overview, timestamp
 
@@ -155,7 +156,7 @@ class Metrics:
         for counter, values in (
             (self.passes, [r.value for r in PassResult]),
             (self.graph_requests, ["success", "throttled", "client_error", "server_error"]),
-            (self.apply_changes, [OK, FAILED, SKIPPED]),
+            (self.apply_changes, [ChangeOutcome.OK, ChangeOutcome.FAILED, ChangeOutcome.SKIPPED]),
             (self.webhooks, list(WEBHOOK_RESULTS)),
         ):
             for value in values:

@@ -13,8 +13,8 @@ from support.security import Sandbox, configuration, edit_plan
 
 from reconciler.core.model import Scope, ScopeKind, Settings
 from reconciler.core.plan import Action, Change, Plan, PlanOptions
-from reconciler.engine.apply import FAILED, apply_plan
-from reconciler.engine.journal import Journal
+from reconciler.engine.apply import apply_plan
+from reconciler.engine.journal import ChangeOutcome, Journal
 from reconciler.providers.local import LocalProvider
 from reconciler.state import open_store
 
@@ -162,7 +162,7 @@ def test_the_engine_never_deletes_what_the_target_protects(tenant: LocalProvider
         options=PlanOptions(allow_delete=True),
     )
     [(status, error)] = _run(tenant, plan)
-    assert status == FAILED and "deletion protection" in (error or "")
+    assert status == ChangeOutcome.FAILED and "deletion protection" in (error or "")
     assert [o.id for o in tenant.read_all()] == [cid]
 
 
@@ -179,7 +179,7 @@ def test_the_engine_needs_the_plans_delete_permission_and_count(
     ids = [_make(tenant, n, protected=False) for n in ("alpha", "beta")]
     changes = tuple(Change(n, Action.DELETE, i) for n, i in zip(("alpha", "beta"), ids, strict=True))
     outcomes = _run(tenant, Plan(target=tenant.target, changes=changes, options=options))
-    assert {s for s, _ in outcomes} == {FAILED}
+    assert {s for s, _ in outcomes} == {ChangeOutcome.FAILED}
     assert all(says in (e or "") for _, e in outcomes)
     assert len(tenant.read_all()) == 2
 
@@ -192,6 +192,6 @@ def test_the_engine_restarts_with_forced_deletes_only_through_its_own_command(
         target=tenant.target, changes=(Change("alpha", Action.RESTART, cid, reset_scope="ForceDeletes"),)
     )
     [(status, error)] = _run(tenant, plan)
-    assert status == FAILED and "--approve-deletes" in (error or "")
+    assert status == ChangeOutcome.FAILED and "--approve-deletes" in (error or "")
     *_, last = open_store(tenant.target).entries(tenant.target)
     assert last["event"] == "change-end" and last["outcome"] == "failed"
