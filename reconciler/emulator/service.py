@@ -500,7 +500,7 @@ class GraphService:
         return Reply(204)
 
     def _provision_on_demand(self, sp_id: str, job_id: str, request: Request) -> Reply:
-        """One subject through the embedded tenant's on-demand provisioning (``tenant.provisioning``)."""
+        """One subject through the embedded tenant's on-demand provisioning (``provisioning.on_demand``)."""
         from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_provisioning_rule
         from reconciler.provisioning.on_demand import provision_on_demand
 

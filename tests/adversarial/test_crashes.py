@@ -1,7 +1,7 @@
 """``reconciler apply`` killed with SIGKILL: after a write and before its journal entry, in the middle of
 a Graph write, or at a random moment; once, or again while recovering. The next apply recovers the
 lock and says so, ``history`` shows the interrupted runs, and the tenant converges to exactly the
-desired state (``benchmarks.reliability.crash_run``)."""
+desired state (``reconciler.testing.scenarios.crash_run``)."""
 
 from __future__ import annotations
 

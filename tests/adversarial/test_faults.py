@@ -1,5 +1,5 @@
 """Apply through the Graph emulator while it throttles, fails, drops and stalls requests; then a
-fault-free apply converges to exactly the desired state (``benchmarks.reliability.fault_run``).
+fault-free apply converges to exactly the desired state (``reconciler.testing.scenarios.fault_run``).
 
 The checker that decides "exactly" is tested first: each kind of damage it must see is made by hand.
 """

@@ -2,7 +2,7 @@
 
 Each must end in one clear error (exit 1, an ``error:`` line) or, where the input is valid after all,
 be accepted; never a traceback, an unexpected error (exit 3), a hang, a write to the target, or the
-token in the output. The cases live in ``benchmarks.hostile`` and feed the reliability figures too.
+token in the output. The cases live in ``reconciler.testing.hostile`` and feed the reliability figures too.
 """
 
 from __future__ import annotations

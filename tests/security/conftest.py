@@ -1,4 +1,4 @@
-"""Fixtures for the security regression tests (the helpers are in ``sectools``)."""
+"""Fixtures for the security regression tests (the helpers are in ``support.security``)."""
 
 from __future__ import annotations
 

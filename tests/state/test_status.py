@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.corpus import write_corpus
 from reconciler.engine.health import HEALTH_KEY
 from reconciler.providers.local import LocalProvider
 from reconciler.state import canonical_target, open_url
+from reconciler.testing.corpus import write_corpus
 
 DEVICE_SYNC = "AD2AADDeviceSync"
 
