@@ -88,7 +88,7 @@ def report_run(run: AppliedRun, *, progress_shown: bool = False, fmt: str = "tex
     if not progress_shown:
         # Without the progress lines (--quiet, or JSON) the reasons would be in the journal only.
         for o in result.outcomes:
-            if o.status is ChangeOutcome.FAILED:
+            if o.status == ChangeOutcome.FAILED:
                 click.echo(failure_line(o), err=True)
     if run.plan.provenance.dirty:
         click.echo("note: this plan was made from a work tree with uncommitted changes.", err=True)

@@ -75,12 +75,12 @@ class ApplyProgress:
 
     def __call__(self, outcome: Outcome, done: int, total: int) -> None:
         self.done, self.total = done, total
-        if outcome.status is ChangeOutcome.FAILED:
+        if outcome.status == ChangeOutcome.FAILED:
             self.failed += 1
         if self.terminal:
             self._advance(outcome)
             return
-        if outcome.status is ChangeOutcome.FAILED:
+        if outcome.status == ChangeOutcome.FAILED:
             click.echo(failure_line(outcome), file=self.stream)
         now = time.monotonic()
         if done == total or now - self.last_line >= self.interval:
@@ -112,6 +112,6 @@ class ApplyProgress:
             )
             self._task = self._bar.add_task("apply", total=self.total)
             self._bar.start()
-        if outcome.status is ChangeOutcome.FAILED:
+        if outcome.status == ChangeOutcome.FAILED:
             self._bar.console.print(failure_line(outcome), markup=False, highlight=False)
         self._bar.update(self._task, completed=self.done, total=self.total)

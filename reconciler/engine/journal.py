@@ -68,13 +68,13 @@ class Journal:
         self.run_id = uuid.uuid4().hex[:12]
 
     def write(self, event: Event, **data: Any) -> None:
-        if event is Event.RUN_START:
+        if event == Event.RUN_START:
             data = {k: v for k, v in runner_identity().items() if k != "since"} | data
         entry = JournalEntry(uuid.uuid4().hex, self.run_id, event, _now(), data)
         try:
             self.store.append(self.target, [entry])
         except StateError as exc:
-            if event is Event.RUN_START:
+            if event == Event.RUN_START:
                 raise
             raise StateError(
                 f"{exc}; the run stopped before its next change to the target (the next plan shows what "

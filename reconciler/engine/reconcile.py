@@ -260,7 +260,7 @@ def _failures(result: ApplyResult) -> str:
     failed = [
         f"{o.change.action.value} {o.change.name}: {o.error}"
         for o in result.outcomes
-        if o.status is not ChangeOutcome.OK
+        if o.status != ChangeOutcome.OK
     ]
     return "; ".join(failed[:5]) + (f" (and {len(failed) - 5} more)" if len(failed) > 5 else "")
 

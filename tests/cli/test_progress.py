@@ -9,13 +9,14 @@ import pytest
 from reconciler.cli.progress import INTERVAL_ENV, ApplyProgress
 from reconciler.core.plan import Action, Change
 from reconciler.engine.apply import Outcome
+from reconciler.engine.journal import ChangeOutcome
 
 
 def outcomes() -> list[Outcome]:
     return [
-        Outcome(Change("a", Action.CREATE), "ok", None, 0.1),
-        Outcome(Change("b", Action.CREATE), "failed", "refused \x1b[31m by the service", 0.2),
-        Outcome(Change("a", Action.START), "ok", None, 0.1),
+        Outcome(Change("a", Action.CREATE), ChangeOutcome.OK, None, 0.1),
+        Outcome(Change("b", Action.CREATE), ChangeOutcome.FAILED, "refused \x1b[31m by the service", 0.2),
+        Outcome(Change("a", Action.START), ChangeOutcome.OK, None, 0.1),
     ]
 
 
