@@ -40,6 +40,7 @@ from reconciler.git.source import AtRef, choose
 from reconciler.git.source import load as load_source
 from reconciler.providers.base import (
     RESET_FORCE_DELETES,
+    ApprovesDeletes,
     ChecksExchangeSchema,
     LooksUpDomains,
     Provider,
@@ -454,7 +455,13 @@ def _journaled_restart(
         )
         journal.write("change-start", name=config.display, action=kind, id=config.id)
         try:
-            provider.restart(config.id, reset_scope)
+            since = config.status.quarantine_since
+            if kind == "approve-deletes" and isinstance(provider, ApprovesDeletes) and since:
+                # Recorded on the target as an approveDeletes apply records it: a field in git naming
+                # this quarantine then releases nothing more.
+                provider.approve_deletes(config.id, since)
+            else:
+                provider.restart(config.id, reset_scope)
         except Exception as exc:
             journal.write("change-end", name=config.display, action=kind, outcome="failed", error=str(exc))
             journal.write("run-end", result="failed")
