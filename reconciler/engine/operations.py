@@ -39,6 +39,7 @@ from reconciler.git.source import AtRef, choose
 from reconciler.git.source import load as load_source
 from reconciler.providers.base import (
     RESET_FORCE_DELETES,
+    ApprovesDeletes,
     ChecksExchangeSchema,
     LooksUpDomains,
     Provider,
@@ -452,7 +453,13 @@ def _journaled_restart(
         )
         journal.write(Event.CHANGE_START, name=config.display, action=kind, id=config.id)
         try:
-            provider.restart(config.id, reset_scope)
+            since = config.status.quarantine_since
+            if kind == "approve-deletes" and isinstance(provider, ApprovesDeletes) and since:
+                # Recorded on the target as an approveDeletes apply records it: a field in git naming
+                # this quarantine then releases nothing more.
+                provider.approve_deletes(config.id, since)
+            else:
+                provider.restart(config.id, reset_scope)
         except Exception as exc:
             journal.write(
                 Event.CHANGE_END,

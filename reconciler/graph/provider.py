@@ -18,10 +18,12 @@ I/O: HTTP requests to the target through ``GraphClient`` (``reconciler.graph.cli
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import gc
 import itertools
+import json
 import os
 import queue
 import re
@@ -550,6 +552,23 @@ class _GraphResources:
         self.client.request("DELETE", path)
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+
+
+def _token_tenant(token: str | None) -> str | None:
+    """The ``tid`` claim of a JWT access token (read, not verified: it is the token we were given), or
+    None for any other token."""
+    parts = (token or "").split(".")
+    if len(parts) != 3 or len(parts[1]) > 16_384:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    tid = claims.get("tid") if isinstance(claims, dict) else None
+    return tid if isinstance(tid, str) and _GUID.match(tid) else None
+
+
 def _created(answer: Any, what: str) -> JSON:
     if not isinstance(answer, dict) or not answer.get("id"):
         raise ProviderError(f"the service did not return the new {what}")
@@ -596,7 +615,11 @@ class GraphProvider(CloudSyncWriter):
         self.client.close()
 
     def _tenant_id(self) -> str:
-        """The tenant's id: ``GET /organization`` (its one entry's ``id``), asked once."""
+        """The tenant's id, found once: the ``tid`` claim of the access token when it is a JWT (so a
+        read-only identity needs no Organization.Read.All), else ``GET /organization`` (its one entry's
+        ``id``; the emulator's tokens are opaque)."""
+        if self._tenant is None:
+            self._tenant = _token_tenant(self.client.tokens.token())
         if self._tenant is None:
             data = self.client.get("/organization", {"$select": "id"})
             ids = [o.get("id") for o in _values(data, "the organization") if isinstance(o, dict)]

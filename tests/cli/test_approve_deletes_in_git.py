@@ -39,6 +39,16 @@ def _approve(project: Path, since: str) -> None:
     path.write_text(text)
 
 
+def _applied_and_quarantined(project: Path, run: Run, target: str) -> tuple[LocalProvider, Any, Any, Any]:
+    """contoso applied, and its provisioning job then quarantined for too many deletes."""
+    assert run("apply", "configs", "--auto-approve", "--target", target).code == 0
+    t = LocalProvider(project / ".reconciler" / "tenant.db")
+    (o,) = t.read_all()
+    job = t.store.list_jobs(o.id)[0]
+    held = t.store.quarantine(o.id, job["id"], reason="TooManyDeletes", code="TooManyDeletes")
+    return t, o, job, held
+
+
 def _restarts(t: LocalProvider, sp_id: str) -> list[object]:
     return [a.get("body") for a in t.store.actions(sp_id) if a.get("action") == "restart"]
 
@@ -114,11 +124,7 @@ def test_an_approval_in_git_releases_only_the_quarantine_it_names(
 def test_a_saved_approval_is_refused_once_its_quarantine_is_gone(
     project: Path, run: Run, target: str
 ) -> None:
-    assert run("apply", "configs", "--auto-approve", "--target", target).code == 0
-    t = LocalProvider(project / ".reconciler" / "tenant.db")
-    (o,) = t.read_all()
-    job = t.store.list_jobs(o.id)[0]
-    held = t.store.quarantine(o.id, job["id"], reason="TooManyDeletes", code="TooManyDeletes")
+    t, o, job, held = _applied_and_quarantined(project, run, target)
     _approve(project, held["status"]["quarantine"]["seriesBegan"])
     assert run("plan", "configs", "--allow-delete", "--out", "plan.json", "--target", target).code == 0
     # Someone restarts the job in the portal: that quarantine is over before the saved plan runs.
@@ -135,3 +141,14 @@ def test_a_bad_approval_time_is_an_error_with_file_and_line(project: Path, run: 
     assert "configs/contoso.yaml:6:38" in r.err and "is not a time with its zone" in r.err
     r = run("validate", "configs")
     assert r.code == 1 and "approveDeletes" in r.err
+
+
+def test_a_quarantine_approved_from_the_command_line_is_not_approved_again_from_git(
+    project: Path, run: Run, target: str
+) -> None:
+    t, o, _job, held = _applied_and_quarantined(project, run, target)
+    assert run("approve-deletes", "contoso", "--allow-delete", "--target", target).code == 0
+    _approve(project, held["status"]["quarantine"]["seriesBegan"])
+    r = run("apply", "configs", "--auto-approve", "--allow-delete", "--target", target)
+    assert r.code == 0 and "were approved already" in r.out
+    assert _restarts(t, o.id) == [{"criteria": {"resetScope": "ForceDeletes"}}]
