@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from reconciler.core.model import Mapping, Observed
+from reconciler.core.model import Direction, Mapping, Observed
 from reconciler.errors import ConfigError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.client import (
     BATCH_LIMIT,
@@ -44,6 +44,7 @@ from reconciler.graph.client import (
     token_provider_for,
 )
 from reconciler.graph.shapes import (
+    GROUP_TEMPLATE_APP_ID,
     JSON,
     MANAGED_TAG,
     PROVISIONING_TEMPLATE,
@@ -53,8 +54,10 @@ from reconciler.graph.shapes import (
     check_schema,
     check_secrets,
     check_service_principal,
-    find_job,
+    direction_of,
     find_provisioning_rule,
+    from_template,
+    main_job,
     observe,
     parse_tags,
     read_schema,
@@ -152,10 +155,7 @@ def _odata(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _from_template(sp: JSON) -> bool:
-    return sp.get("applicationTemplateId") == TEMPLATE_APP_ID or TEMPLATE_APP_ID in (
-        sp.get("servicePrincipalNames") or []
-    )
+_from_template = from_template
 
 
 def _name_tag(name: str) -> str:
@@ -180,6 +180,10 @@ def _job_path(id: str, job_id: str) -> str:
 
 def _secrets_path(id: str) -> str:
     return f"{_sp_path(id)}/synchronization/secrets"
+
+
+def _assignments_path(id: str) -> str:
+    return f"{_sp_path(id)}/appRoleAssignedTo"
 
 
 def _values(data: Any, what: str) -> list[JSON]:
@@ -359,7 +363,7 @@ class _Reading:
         try:
             observed = []
             for sp, jobs, secrets in self._provider._read_jobs_and_secrets(sps):
-                job = find_job(jobs, PROVISIONING_TEMPLATE)
+                job = main_job(jobs)
                 if job is None:
                     o = observe(sp, jobs, secrets, None)
                     if o is not None:
@@ -424,8 +428,8 @@ class _GraphResources:
         self.client.wait(exc.retry_after, attempt - 1)
         return True
 
-    def is_configuration(self, sp: JSON) -> bool:
-        return _from_template(sp)
+    def is_configuration(self, sp: JSON, direction: Direction) -> bool:
+        return _from_template(sp, direction)
 
     def load(self, id: str, *, schema: bool) -> Loaded:
         return Loaded(*self._provider._load_with_schema(id, schema=schema))
@@ -456,15 +460,21 @@ class _GraphResources:
             if isinstance(sp, dict) and str(sp.get("displayName") or "").casefold() == wanted
         ]
 
-    def offers_template(self, id: str) -> bool:
+    def offers_template(self, id: str, job_template: str) -> bool:
         data = self.client.get(f"{_sp_path(id)}/synchronization/templates")
         return any(
-            isinstance(t, dict) and PROVISIONING_TEMPLATE in (t.get("id"), t.get("factoryTag"))
+            isinstance(t, dict) and job_template in (t.get("id"), t.get("factoryTag"))
             for t in _values(data, f"the synchronization templates of {id}")
         )
 
-    def instantiate(self, display_name: str) -> JSON:
-        path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
+    def application_template(self, id: str) -> JSON:
+        found = self.client.get(f"/applicationTemplates/{segment(id)}")
+        if not isinstance(found, dict) or not isinstance(found.get("id"), str):
+            raise ProviderError(f"application template {id}: the service's answer has no id")
+        return found
+
+    def instantiate(self, display_name: str, template_id: str) -> JSON:
+        path = f"/applicationTemplates/{segment(template_id)}/instantiate"
         created = self.client.request("POST", path, body={"displayName": display_name})
         sp = created.get("servicePrincipal") if isinstance(created, dict) else None
         if not isinstance(sp, dict) or "id" not in sp:
@@ -508,6 +518,19 @@ class _GraphResources:
     def delete_principal(self, id: str) -> None:
         self.client.request("DELETE", _sp_path(id))
         self._provider._known_jobs.pop(id, None)
+
+    def list_assignments(self, id: str) -> list[JSON]:
+        return self._provider._assignments(id)
+
+    def assign(self, id: str, assignment: JSON) -> JSON:
+        # Not retried blindly: CloudSyncWriter looks for the assignment after an unknown outcome.
+        created = self.client.request("POST", _assignments_path(id), body=assignment)
+        if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+            raise ProviderError(f"configuration {id}: the service did not return the new app-role assignment")
+        return created
+
+    def unassign(self, id: str, assignment_id: str) -> None:
+        self.client.request("DELETE", f"{_assignments_path(id)}/{segment(assignment_id)}")
 
     def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
         # A POST that changes nothing we manage: safe to retry like a read.
@@ -616,13 +639,15 @@ class GraphProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # listing
 
-    def _list_sps(self, odata_filter: str | None = None, *, template: bool = True) -> Iterator[list[JSON]]:
-        """Pages of service principals made from the AD2AAD template (any service principal when not
-        ``template``), narrowed by ``odata_filter``.
+    def _list_sps(
+        self, odata_filter: str | None = None, *, template: bool = True, template_id: str = TEMPLATE_APP_ID
+    ) -> Iterator[list[JSON]]:
+        """Pages of service principals made from application template ``template_id`` (by default the
+        AD2AAD one; any service principal when not ``template``), narrowed by ``odata_filter``.
 
         Should the service refuse the filter, every service principal is listed and filtered here.
         """
-        template_filter = f"applicationTemplateId eq {_odata(TEMPLATE_APP_ID)}"
+        template_filter = f"applicationTemplateId eq {_odata(template_id)}"
         wanted = " and ".join(f for f in (template_filter if template else None, odata_filter) if f)
         params = {"$select": _SP_SELECT, "$top": _PAGE_SIZE}
         pages = self.client.pages("/servicePrincipals", {"$filter": wanted, **params})
@@ -637,7 +662,8 @@ class GraphProvider(CloudSyncWriter):
             odata_filter = None  # the service did the filtering
         for page in itertools.chain([first], pages):
             checked = [check_service_principal(sp) for sp in page]
-            kept = [sp for sp in checked if _from_template(sp)] if template else checked
+            made = Direction.ENTRA_TO_AD if template_id == GROUP_TEMPLATE_APP_ID else Direction.AD_TO_ENTRA
+            kept = [sp for sp in checked if _from_template(sp, made)] if template else checked
             yield [sp for sp in kept if self._matches(sp, odata_filter)]
 
     def _list_configurations(self) -> Iterator[list[JSON]]:
@@ -650,6 +676,11 @@ class GraphProvider(CloudSyncWriter):
             seen.update(sp["id"] for sp in page)
             names.update(str(sp.get("displayName") or "").casefold() for sp in page)
             yield page
+        # Entra ID -> AD configurations: principals of their own template.
+        for page in self._list_sps(template_id=GROUP_TEMPLATE_APP_ID):
+            fresh = [sp for sp in page if sp["id"] not in seen]
+            seen.update(sp["id"] for sp in fresh)
+            yield fresh
         for page in self._list_sps(f"tags/any(t:t eq {_odata(MANAGED_TAG)})", template=False):
             fresh = [sp for sp in page if sp["id"] not in seen]
             seen.update(sp["id"] for sp in fresh)
@@ -725,7 +756,7 @@ class GraphProvider(CloudSyncWriter):
         for sp, result in zip(others, results, strict=True):
             if isinstance(result, NotFoundError):
                 continue  # deleted since it was listed
-            if find_job(_jobs_in(_check(result), sp["id"]), PROVISIONING_TEMPLATE) is not None:
+            if main_job(_jobs_in(_check(result), sp["id"])) is not None:
                 holding.add(sp["id"])
         return [sp for sp in sps if _from_template(sp) or sp["id"] in holding]
 
@@ -787,10 +818,26 @@ class GraphProvider(CloudSyncWriter):
             else:
                 # Checked as _schema_in checks it, and read on the way, from its JSON text.
                 reading = check_and_read_schema_text(_check(result), f"the schema at {path}")
-            o = observe(sp, jobs, secrets, None, reading=reading)
+            o = observe(sp, jobs, secrets, None, reading=reading, assignments=self._assignments_of(sp, jobs))
             if o is not None:
                 observed.append(o)
         return observed
+
+    def _assignments_of(self, sp: JSON, jobs: list[JSON]) -> list[JSON]:
+        """An Entra ID -> AD principal's app-role assignments (its selected groups); none else."""
+        if direction_of(sp, jobs) is not Direction.ENTRA_TO_AD:
+            return []
+        try:
+            return self._assignments(sp["id"])
+        except NotFoundError:
+            return []  # deleted since it was listed
+
+    def _assignments(self, id: str) -> list[JSON]:
+        """Every page of ``GET /servicePrincipals/{id}/appRoleAssignedTo`` (up to 10,000 groups)."""
+        found: list[JSON] = []
+        for page in self.client.pages(_assignments_path(id), {"$top": _PAGE_SIZE}):
+            found.extend(a for a in page if isinstance(a, dict))
+        return found
 
     def _read_schemas(self, paths: Sequence[str]) -> list[Any]:
         """Job schemas for reading scope and mappings, as JSON text: without the directory definitions
@@ -885,7 +932,7 @@ class GraphProvider(CloudSyncWriter):
         results = self.client.batch(items)
         sp = check_service_principal(_check(results[0]))
         jobs, secrets = _jobs_in(_check(results[1]), id), _secrets_in(_check(results[2]), id)
-        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        provisioning = main_job(jobs)
         # Made from the template, or (made in the portal, whose principal may list no template id)
         # holding the provisioning job.
         if not _from_template(sp) and provisioning is None:
