@@ -610,7 +610,7 @@ def _clause_ous(scope: Any) -> list[str]:
             continue
         for clause in group.get("clauses") or []:
             if _is_ou_clause(clause):
-                found += [str(v) for v in (clause.get("targetOperand") or {}).get("values") or []]
+                found += [str(v) for v in _operand_values(clause)]
     return found
 
 
@@ -635,8 +635,15 @@ def _default_clauses() -> frozenset[tuple[str, str, str, tuple[str, ...]]]:
 _DEFAULT_CLAUSES: frozenset[tuple[str, str, str, tuple[str, ...]]] | None = None
 
 
+def _operand_values(clause: AbcMapping[str, Any]) -> list[Any]:
+    """A filter clause's ``targetOperand.values``; none when the service sent something else there."""
+    operand = clause.get("targetOperand")
+    values = operand.get("values") if isinstance(operand, AbcMapping) else None
+    return values if isinstance(values, list) else []
+
+
 def _clause_key(obj: str, clause: AbcMapping[str, Any]) -> tuple[str, str, str, tuple[str, ...]]:
-    values = (clause.get("targetOperand") or {}).get("values") or []
+    values = _operand_values(clause)
     return (
         obj,
         str(clause.get("operatorName") or ""),
@@ -710,7 +717,7 @@ def _read_filters(scope: Any) -> tuple[tuple[FilterClause, ...], ...]:
             if not isinstance(clause, AbcMapping):
                 continue
             operator = str(clause.get("operatorName") or "")
-            values = (clause.get("targetOperand") or {}).get("values") or []
+            values = _operand_values(clause)
             value = None if operator in UNARY_OPERATORS or not values else str(values[0])
             clauses.append(FilterClause(str(clause.get("sourceOperandName") or ""), operator, value))
         if clauses:

@@ -103,7 +103,13 @@ def template_defaults_for(direction: Direction) -> tuple[Mapping, ...]:
         return template_defaults()
     from reconciler.graph.shapes import read_schema
 
-    return read_schema(_load(GROUP_TEMPLATE_FILE))[1]
+    # Every object type's rows, users' (preview) too: a job's user object mapping starts switched off,
+    # and is not read while it is, but a configuration that asks for users gets these rows.
+    schema = copy.deepcopy(_load(GROUP_TEMPLATE_FILE))
+    for rule in schema.get("synchronizationRules") or []:
+        for om in rule.get("objectMappings") or []:
+            om["enabled"] = True
+    return read_schema(schema)[1]
 
 
 def template_schema() -> dict[str, Any]:
