@@ -313,12 +313,28 @@ class _Reading:
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if kind is not None:
-            # The reading failed: what has not started yet is not sent at all.
-            with self._lock:
-                self._stopped = True
-                for step in self._steps:
-                    step.cancel()
+            self._stop()
         self.pool.close()
+
+    def _stop(self) -> None:
+        """The reading failed: what has not started yet is not sent at all."""
+        with self._lock:
+            self._stopped = True
+            for step in self._steps:
+                step.cancel()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a step failed: the listing need not go on, ``finish`` raises that failure."""
+        return self._stopped
+
+    def _guarded(self, fn: Callable[..., list[Observed]], *args: Any) -> list[Observed]:
+        # The first failure stops the reading at once, not only once the listing is over.
+        try:
+            return fn(*args)
+        except BaseException:
+            self._stop()
+            raise
 
     def add(self, sps: Sequence[JSON]) -> None:
         """Service principals listed: read them (from the listing thread only)."""
@@ -346,7 +362,8 @@ class _Reading:
             # The first failure ends the reading, whichever step it comes from.
             concurrent.futures.wait(steps, return_when=concurrent.futures.FIRST_EXCEPTION)
             for step in steps:
-                if step.done() and step.exception() is not None:
+                # Steps cancelled by the failure (see _guarded) are passed over: the failure is raised.
+                if step.done() and not step.cancelled() and step.exception() is not None:
                     step.result()
             for step in steps:
                 observed.extend(step.result())
@@ -357,7 +374,7 @@ class _Reading:
             if self._stopped:
                 return
             self._reading_jobs += 1
-            self._steps.append(self.pool.submit(_LATER, self._jobs_step, sps))
+            self._steps.append(self.pool.submit(_LATER, self._guarded, self._jobs_step, sps))
 
     def _jobs_step(self, sps: list[JSON]) -> list[Observed]:
         try:
@@ -390,7 +407,9 @@ class _Reading:
     def _read_schemas(self, ready: list[_Ready]) -> None:
         # Under the lock.
         if not self._stopped:
-            self._steps.append(self.pool.submit(_URGENT, self._provider._observe_with_schemas, ready))
+            self._steps.append(
+                self.pool.submit(_URGENT, self._guarded, self._provider._observe_with_schemas, ready)
+            )
 
 
 class _GraphResources:
@@ -866,6 +885,8 @@ class GraphProvider(CloudSyncWriter):
         # configurations are not read any further.
         with _collector_paused(), _Reading(self) as reading:
             for listed in self._list_configurations():
+                if reading.stopped:
+                    break  # a read failed: finish() raises it
                 page = listed if names is None else [sp for sp in listed if _wanted(sp, names)]
                 if page and self._template is None and self._template_future is None:
                     # The template is read alongside, through the first configuration found.

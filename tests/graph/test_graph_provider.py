@@ -92,9 +92,9 @@ def test_a_failed_read_sends_nothing_more(start_emulator: StartEmulator) -> None
     provider = provider_for(emulator, concurrency=2)
     with pytest.raises(ProviderError, match="no jobs today"):
         provider.read_all()
-    # Reading them all takes 2 + 15 + 8 requests and the template. The reading stops at the first
-    # failure: the two listings (made from the template; carrying our tag), the template and the few
-    # job requests already begun are all that is sent.
+    # Reading them all takes 3 + 15 + 8 requests and the template. The reading stops at the first
+    # failure, listing included: the first listing, the template and the few job requests already
+    # begun (and at most the listing under way) are all that is sent.
     assert emulator.stats["requests"] <= 12
     provider.close()
 
