@@ -597,12 +597,17 @@ class GraphService:
 
     def _provision_on_demand(self, sp_id: str, job_id: str, request: Request) -> Reply:
         """One subject through the embedded tenant's on-demand provisioning (``provisioning.on_demand``)."""
-        from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_provisioning_rule
+        from reconciler.graph.shapes import (
+            GROUP_PROVISIONING_TEMPLATE,
+            PROVISIONING_TEMPLATE,
+            find_provisioning_rule,
+        )
         from reconciler.provisioning.on_demand import provision_on_demand
 
         body = request.body
         job = self.store.get_job(sp_id, job_id)
-        if job.get("templateId") != PROVISIONING_TEMPLATE:
+        to_ad = job.get("templateId") == GROUP_PROVISIONING_TEMPLATE
+        if job.get("templateId") != PROVISIONING_TEMPLATE and not to_ad:
             return graph_error(400, "BadRequest", f"job {job_id} does not provision on demand")
         parameters = body.get("parameters") if isinstance(body, Mapping) else None
         first: Mapping[str, Any] = {}
@@ -618,7 +623,19 @@ class GraphService:
         object_id, object_type = subject.get("objectId"), subject.get("objectTypeName")
         if not isinstance(object_id, str) or not isinstance(object_type, str):
             return graph_error(400, "BadRequest", "a subject needs objectId and objectTypeName")
-        result = provision_on_demand(self.store, sp_id, object_id, object_type)
+        if to_ad:
+            from reconciler.provisioning.to_ad import provision_to_ad
+
+            links = subject.get("links")
+            linked = links.get("members") if isinstance(links, Mapping) else None
+            if not isinstance(linked, list | None) or not all(
+                isinstance(m, Mapping) and isinstance(m.get("objectId"), str) for m in linked or []
+            ):
+                return graph_error(400, "BadRequest", "links.members must be subjects with an objectId")
+            members = [str(m["objectId"]) for m in linked or []]
+            result = provision_to_ad(self.store, sp_id, object_id, object_type, members)
+        else:
+            result = provision_on_demand(self.store, sp_id, object_id, object_type)
         context = self._context(request, "microsoft.graph.stringKeyStringValuePair")
         return Reply(200, {"@odata.context": context, **dict(result)})
 

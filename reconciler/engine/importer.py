@@ -41,8 +41,8 @@ from reconciler.core.model import (
 from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
+from reconciler.graph.template import template_defaults_for
 from reconciler.providers.base import LooksUpDomains, Provider
-from reconciler.tenant.template import template_defaults_for
 
 __all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from reconciler.core.model import Direction, Mapping, Observed
+from reconciler.core.model import MAX_ON_DEMAND_MEMBERS, Direction, Mapping, Observed
 from reconciler.errors import ConfigError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.client import (
     BATCH_LIMIT,
@@ -59,6 +59,7 @@ from reconciler.graph.shapes import (
     from_template,
     main_job,
     observe,
+    on_demand_subject,
     parse_tags,
     read_schema,
     tags_for,
@@ -982,17 +983,22 @@ class GraphProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # provisioning on demand and expression checks
 
-    def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
-        """``provisionOnDemand`` on the provisioning job, with the rule id read from its schema."""
+    def provision_on_demand(
+        self, id: str, subject: str, object_type: str = "user", *, members: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """``provisionOnDemand`` on the configuration's job, with the rule id read from its schema; an
+        Entra ID -> AD group takes up to ``MAX_ON_DEMAND_MEMBERS`` of its ``members`` along."""
+        if len(members) > MAX_ON_DEMAND_MEMBERS:
+            raise ProviderError(
+                f"{len(members)} members: provisioning on demand takes at most {MAX_ON_DEMAND_MEMBERS} "
+                "a request"
+            )
         job = self._provisioning_job(id, self.resources.load(id, schema=False).jobs)
         rule = find_provisioning_rule(self._schema(id, job["id"]))
         if rule is None or not rule.get("id"):
             raise ProviderError(f"configuration {id}: the job schema has no provisioning rule")
-        body = {
-            "parameters": [
-                {"ruleId": rule["id"], "subjects": [{"objectId": subject, "objectTypeName": object_type}]}
-            ]
-        }
+        one = on_demand_subject(str(job.get("templateId")), subject, object_type, members)
+        body = {"parameters": [{"ruleId": rule["id"], "subjects": [one]}]}
         # Not repeated after an unknown outcome: provisioning one object twice is not harmless.
         result = self.client.request("POST", _job_path(id, job["id"]) + "/provisionOnDemand", body=body)
         if not isinstance(result, dict):

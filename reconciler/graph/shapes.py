@@ -84,6 +84,7 @@ __all__ = [
     "main_job",
     "missing_object_mappings",
     "model_to_attribute_mapping",
+    "on_demand_subject",
     "parse_tags",
     "password_hash_attribute_mapping",
     "read_schema",
@@ -170,6 +171,19 @@ def main_job(jobs: Iterable[AbcMapping[str, Any]]) -> dict[str, Any] | None:
         if found is not None:
             return found
     return None
+
+
+def on_demand_subject(job_template: str, subject: str, object_type: str, members: Sequence[str] = ()) -> JSON:
+    """The one ``synchronizationJobSubject`` of a ``provisionOnDemand`` request. AD -> Entra ID: the
+    object's DN and its type as given. Entra ID -> AD (INFERRED, cloud-sync-directions.md 1.6): the
+    Entra object id, its type as Graph names it (``Group``, ``User``), and the members to provision
+    with a group as ``links.members`` (each a ``User`` subject)."""
+    if job_template != GROUP_PROVISIONING_TEMPLATE:
+        return {"objectId": subject, "objectTypeName": object_type}
+    found: JSON = {"objectId": subject, "objectTypeName": object_type[:1].upper() + object_type[1:]}
+    if members:
+        found["links"] = {"members": [{"objectId": m, "objectTypeName": "User"} for m in members]}
+    return found
 
 
 def direction_of(sp: AbcMapping[str, Any], jobs: Iterable[AbcMapping[str, Any]]) -> Direction:

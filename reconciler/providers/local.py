@@ -16,7 +16,7 @@ only our managed tag). Our tags on the service principal say whether it is ours 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn, TypeVar
 
@@ -264,17 +264,29 @@ class LocalProvider(CloudSyncWriter):
     # writing: the steps are ``CloudSyncWriter``'s, over ``_TenantResources``
 
     def provision_on_demand(
-        self, id: str, subject: str, object_type: str = "user", *, apply_scoping: bool = False
+        self,
+        id: str,
+        subject: str,
+        object_type: str = "user",
+        *,
+        apply_scoping: bool = False,
+        members: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Run ``subject`` through ``reconciler.provisioning.on_demand`` against the tenant's directory.
+        """Run ``subject`` through ``reconciler.provisioning.on_demand`` against the tenant's directory (an
+        Entra ID -> AD configuration: through ``reconciler.provisioning.to_ad``, with ``members``).
 
         ``apply_scoping`` (local only) skips an object out of scope, as a scheduled cycle would; the
         service itself ignores scoping on demand.
         """
         with self.store.transaction():
-            if not _holds_configuration(self.store, self.store.get_service_principal(id)):
+            sp = self.store.get_service_principal(id)
+            if not _holds_configuration(self.store, sp):
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
             # Loaded by the one command that provisions, not by every plan.
+            if direction_of(sp, self.store.list_jobs(id)) is Direction.ENTRA_TO_AD:
+                from reconciler.provisioning.to_ad import provision_to_ad
+
+                return provision_to_ad(self.store, id, subject, object_type, members)
             from reconciler.provisioning.on_demand import provision_on_demand
 
             return provision_on_demand(self.store, id, subject, object_type, apply_scoping=apply_scoping)

@@ -7,6 +7,7 @@ configuration read back as a plan would read it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -22,8 +23,9 @@ from reconciler.core.model import (
     ScopeKind,
     Settings,
 )
-from reconciler.errors import ConflictError, NotFoundError
+from reconciler.errors import ConflictError, NotFoundError, ProviderError
 from reconciler.graph import template as tenant_template
+from reconciler.graph.provider import GraphProvider
 from reconciler.graph.shapes import (
     GROUP_PROVISIONING_TEMPLATE,
     GROUP_TEMPLATE_APP_ID,
@@ -31,6 +33,7 @@ from reconciler.graph.shapes import (
     SELECTED_GROUP_APP_ROLES,
     find_provisioning_rule,
 )
+from reconciler.providers.local import LocalProvider
 
 SETTINGS = Settings(
     domain="contoso.com",
@@ -170,3 +173,22 @@ def test_a_service_that_does_not_offer_the_template_is_told_so_and_nothing_is_ma
         tenant.provider.create("contoso-groups", SETTINGS, Scope(ScopeKind.SELECTED_GROUPS, (A,)), [])
     assert tenant.store is not None
     assert tenant.store.list_service_principals() == []
+
+
+def test_a_group_is_provisioned_on_demand_with_at_most_five_members(tenant: Harness) -> None:
+    p, store = tenant.provider, tenant.store
+    assert store is not None
+    id = p.create("contoso-groups", SETTINGS, Scope(ScopeKind.SELECTED_GROUPS, (A,)), [CONTAINER])
+    ann = "CN=Ann,OU=Staff,DC=contoso,DC=com"
+    store.put_cloud_object(A, "Group", {"displayName": "Finance"})
+    store.put_onprem_object(ann, "user", {"displayName": "Ann"})
+    store.put_cloud_object(B, "User", {"onPremisesDistinguishedName": ann})
+    assert isinstance(p, LocalProvider | GraphProvider)
+    # Over Graph the members go as the subject's links.members (the emulator reads them from there).
+    response = p.provision_on_demand(id, A, "group", members=(B,))
+    assert json.loads(response["key"])["result"] == "Success"
+    (group,) = store.list_onprem_objects("group")
+    assert group["dn"].endswith(",OU=Cloud Groups,DC=contoso,DC=com")
+    assert store.list_members(group["dn"]) == [ann]
+    with pytest.raises(ProviderError, match="at most 5"):
+        p.provision_on_demand(id, A, "group", members=tuple(f"{C[:-1]}{i}" for i in range(6)))
