@@ -353,17 +353,24 @@ class GraphService:
     # for a service principal", "Delete appRoleAssignedTo"): what an Entra ID -> AD configuration's
     # selected groups are held as.
 
-    def _assignment(self, item: Mapping[str, Any], sp: Mapping[str, Any]) -> JSON:
-        # The documented properties of appRoleAssignment; the store holds no directory of groups, so
-        # the principal's display name is not known.
-        shaped: JSON = {name: None for name in _ASSIGNMENT_PROPERTIES}
-        shaped.update(item)
+    def _assignment(self, item: Mapping[str, Any], sp: Mapping[str, Any], version: str) -> JSON:
+        """An assignment in the version's shape: the metadata's properties of appRoleAssignment when it
+        lists the type (beta calls the creation time creationTimestamp), else the documented v1.0 ones.
+        The store holds no directory of groups, so the principal's display name is not known."""
+        properties = metadata(version).properties("graph.appRoleAssignment") or {}
+        names = [n for n, p in properties.items() if not p.get("navigation")] or list(_ASSIGNMENT_PROPERTIES)
+        held = dict(item)
+        if "createdDateTime" not in names and "creationTimestamp" in names:
+            held["creationTimestamp"] = held.pop("createdDateTime", None)
+        shaped: JSON = {name: held.get(name) for name in names}
         shaped["resourceDisplayName"] = sp.get("displayName")
         return shaped
 
     def _list_assignments(self, sp_id: str, request: Request) -> Reply:
         sp = self.store.get_service_principal(sp_id)
-        items = [self._assignment(a, sp) for a in self.store.list_app_role_assignments(sp_id)]
+        items = [
+            self._assignment(a, sp, request.version) for a in self.store.list_app_role_assignments(sp_id)
+        ]
         fragment = f"servicePrincipals('{sp_id}')/appRoleAssignedTo"
         return self._collection(request, "appRoleAssignment", items, fragment, directory=True)
 
@@ -371,7 +378,8 @@ class GraphService:
         body = request.body
         if not isinstance(body, Mapping):
             return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
-        unknown = sorted(k for k in body if k not in _ASSIGNMENT_PROPERTIES and "@odata." not in k)
+        known = metadata(request.version).properties("graph.appRoleAssignment") or _ASSIGNMENT_PROPERTIES
+        unknown = sorted(k for k in body if k not in known and "@odata." not in k)
         if unknown:
             return graph_error(
                 400,
@@ -398,7 +406,7 @@ class GraphService:
                 400, "Request_BadRequest", "Permission being assigned already exists on the object."
             )
         context = self._context(request, f"servicePrincipals('{sp_id}')/appRoleAssignedTo/$entity")
-        return Reply(201, {"@odata.context": context, **self._assignment(made, sp)})
+        return Reply(201, {"@odata.context": context, **self._assignment(made, sp, request.version)})
 
     def _unassign(self, sp_id: str, assignment_id: str, request: Request) -> Reply:
         self.store.remove_app_role_assignment(sp_id, assignment_id)
