@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provider_harness import Harness
+from support.providers import Harness
 
 from reconciler.config.load import load_paths
 from reconciler.core.model import DesiredState

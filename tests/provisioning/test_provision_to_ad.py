@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from directory_samples import Run
+from support.provisioning import Run
 
 from reconciler.cli.errors import EXIT_USAGE
 from reconciler.tenant.store import TenantStore
