@@ -1,8 +1,10 @@
 """``reconciler provision``: on-demand provisioning of one object, as the portal offers it.
 
-Calls the target's ``provisionOnDemand`` for configuration NAME and one subject (a DN), and shows the
-steps the service reports (import, scoping, matching, export) with the modified properties. The JSON
-format prints the response exactly as the service gives it: ``key`` and ``value`` are JSON text.
+Calls the target's ``provisionOnDemand`` for configuration NAME and one subject (a DN; for an Entra ID ->
+AD configuration, the cloud group's object id, with up to five ``--member`` ids, the documented limit),
+and shows the steps the service reports (import, scoping, matching, export) with the modified
+properties. The JSON format prints the response exactly as the service gives it: ``key`` and ``value``
+are JSON text.
 
 Exit 1 when the result is a failure. I/O: the target (on the local tenant this writes the provisioned
 cloud object); stdout.
@@ -18,7 +20,7 @@ import click
 from reconciler.cli.errors import EXIT_ERROR, ExitCode
 from reconciler.cli.options import format_option, target_option
 from reconciler.cli.output import echo_lines
-from reconciler.core.model import OBJECT_TYPES
+from reconciler.core.model import MAX_ON_DEMAND_MEMBERS, OBJECT_TYPES, Direction
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.providers import open_target
 from reconciler.providers.local import LocalProvider
@@ -76,9 +78,39 @@ def render_response(response: dict[str, Any], heading: str) -> tuple[str, str]:
     return "\n".join(lines), result
 
 
+def _to_ad(
+    provider: object, id: str, subject: str, object_type: str, members: tuple[str, ...], scoping: bool
+) -> dict[str, Any]:
+    """An Entra ID -> AD configuration's on-demand run: a group with its members, or (preview) a user."""
+    from reconciler.graph.provider import GraphProvider
+
+    if object_type not in ("group", "user"):
+        raise click.UsageError("an Entra ID -> AD configuration provisions a group (or, in preview, a user)")
+    if members and object_type != "group":
+        raise click.UsageError("--member goes with --type group")
+    if scoping:
+        raise click.UsageError("--apply-scoping applies to AD -> Entra ID configurations only")
+    if not isinstance(provider, LocalProvider | GraphProvider):
+        raise ProviderError("this target cannot provision an Entra ID -> AD object on demand")
+    return provider.provision_on_demand(id, subject, object_type, members=members)
+
+
 @click.command(short_help="Provision one object on demand and show what happened.")
 @click.argument("name")
-@click.option("--subject", required=True, metavar="DN", help="Distinguished name of the object to provision.")
+@click.option(
+    "--subject",
+    required=True,
+    metavar="DN|ID",
+    help="Distinguished name of the object to provision (Entra ID -> AD: the cloud object's id).",
+)
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    metavar="ID",
+    help=f"Entra ID -> AD: a member provisioned with the group (at most {MAX_ON_DEMAND_MEMBERS}, the "
+    "documented limit per request; repeat the option).",
+)
 @click.option(
     "--type",
     "object_type",
@@ -96,13 +128,27 @@ def render_response(response: dict[str, Any], heading: str) -> tuple[str, str]:
 @target_option
 @format_option("text", "json")
 def provision(
-    name: str, subject: str, object_type: str, apply_scoping: bool, target: str | None, fmt: str
+    name: str,
+    subject: str,
+    members: tuple[str, ...],
+    object_type: str,
+    apply_scoping: bool,
+    target: str | None,
+    fmt: str,
 ) -> None:
     """Provision one object (--subject DN) with configuration NAME now, and show what happened.
 
     Runs the steps the service reports: import, scoping, matching, export. Exit 1 when the result is
-    a failure (the object is not found, or a mapping calls Error(...), for example).
+    a failure (the object is not found, or a mapping calls Error(...), for example). An Entra ID -> AD
+    configuration provisions one cloud group (--type group, --subject its object id) with up to five
+    of its members (--member ID ...), or, in preview, one user.
     """
+    if len(members) > MAX_ON_DEMAND_MEMBERS:
+        raise click.UsageError(
+            f"--member given {len(members)} times: provisioning on demand takes one group and at most "
+            f"{MAX_ON_DEMAND_MEMBERS} members per request (the documented limit); provision the others "
+            "in another request"
+        )
     provider = open_target(target)
     try:
         if apply_scoping and not isinstance(provider, LocalProvider):
@@ -113,7 +159,12 @@ def provision(
         if not found:
             raise NotFoundError(f"no configuration named {name!r} on {provider.target}")
         config = found[0]
-        if isinstance(provider, LocalProvider):
+        to_ad = config.settings.direction is Direction.ENTRA_TO_AD
+        if to_ad:
+            response = _to_ad(provider, config.id, subject, object_type, members, apply_scoping)
+        elif members:
+            raise click.UsageError("--member applies to Entra ID -> AD configurations only")
+        elif isinstance(provider, LocalProvider):
             response = provider.provision_on_demand(
                 config.id, subject, object_type, apply_scoping=apply_scoping
             )

@@ -32,6 +32,7 @@ __all__ = [
     "EXTENSION_REF",
     "EXTENSION_TARGETS",
     "FILTER_OPERATORS",
+    "MAX_ON_DEMAND_MEMBERS",
     "OBJECT_TYPES",
     "PHS_OBJECTS",
     "PROTECTED_TARGETS",
@@ -98,6 +99,9 @@ PROTECTED_TARGETS: dict[str, frozenset[str]] = {
         t.casefold() for t in ("adminDescription", "msDS-ExternalDirectoryObjectId", "ObjectGUID")
     ),
 }
+# provisionOnDemand of an Entra ID -> AD job: one group and at most this many of its members a request
+# (how-to-on-demand-provision-entra-to-active-directory.md, CONFIRMED).
+MAX_ON_DEMAND_MEMBERS = 5
 # The provisioning scoping-filter operators (API names); the unary ones take no value.
 UNARY_OPERATORS: frozenset[str] = frozenset(("IS_TRUE", "IS_FALSE", "IS_NULL", "IS_NOT_NULL"))
 FILTER_OPERATORS: tuple[str, ...] = (

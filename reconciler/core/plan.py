@@ -26,6 +26,7 @@ import orjson
 from reconciler.core.diff import FieldChange, essence, field_changes, flatten, mapping_essence
 from reconciler.core.model import (
     CREDENTIAL_DATA,
+    ENTRA_TO_AD_OBJECTS,
     RESET_FORCE_DELETES,
     TOO_MANY_DELETES,
     Desired,
@@ -447,19 +448,23 @@ def _exchange_precondition(d: Desired, found: Observed | None, warnings: list[st
     return None
 
 
-def _held_other_direction(d: Desired, found: Observed | None) -> Held:
-    """An Entra ID -> AD configuration: validated and shown, not yet carried out by any target."""
-    if found is not None:
-        reason = (
-            f"the target's configuration '{d.name}' provisions AD -> Entra ID and the desired one "
-            "Entra ID -> AD; a configuration's direction cannot change: give the new one another name"
-        )
-        return Held(d.name, Action.UPDATE, found.id, (reason,))
+_DIRECTION_WORDS = {Direction.AD_TO_ENTRA: "AD -> Entra ID", Direction.ENTRA_TO_AD: "Entra ID -> AD"}
+
+
+def _held_direction_change(d: Desired, found: Observed) -> Held:
+    """A managed configuration the desired state gives the other direction: the service makes each
+    direction from its own template, so a direction never changes in place."""
     reason = (
-        "Entra ID -> AD configurations are validated and planned, but this release does not yet create them "
-        "on a target (their scope is app-role assignments the providers do not write yet)"
+        f"the target's configuration '{d.name}' provisions {_DIRECTION_WORDS[found.settings.direction]} and "
+        f"the desired one {_DIRECTION_WORDS[d.settings.direction]}; a configuration's direction cannot "
+        "change: give the new one another name"
     )
-    return Held(d.name, Action.CREATE, None, (reason,))
+    return Held(d.name, Action.UPDATE, found.id, (reason,))
+
+
+def _domain_key(settings: Settings) -> tuple[str, Direction]:
+    """What makes two configurations one: one per AD domain (as the service compares it) and direction."""
+    return settings.domain.casefold(), settings.direction
 
 
 def _plan_approval(
@@ -610,7 +615,8 @@ def _plan_existing(d: Desired, spec: Spec, o: Observed, warnings: list[str]) -> 
         reasons.append("scope changed (the service picks up a new scope only on restart)")
         if _scope_shrinks(current.scope, spec.scope):
             warnings.append(
-                f"{d.name}: the scope shrinks; objects that leave scope are deleted in Entra ID, and more "
+                f"{d.name}: the scope shrinks; objects that leave scope are deleted in "
+                f"{'AD' if want_settings.direction is Direction.ENTRA_TO_AD else 'Entra ID'}, and more "
                 f"than {want_settings.accidental_deletes_threshold} deletes stop the job (accidental-delete "
                 "threshold) until someone approves them"
             )
@@ -678,10 +684,10 @@ class _Holdings:
 
     managed: dict[str, Observed]  # by the name its tag gives
     unmanaged: list[Observed]
-    unmanaged_domains: dict[str, Observed]  # by casefolded domain
+    unmanaged_domains: dict[tuple[str, Direction], Observed]  # by _domain_key
     # A managed configuration the desired state no longer names, whose domain a new name has: the same
     # configuration renamed (Terraform's ``moved``), never a second configuration and a delete.
-    leaving: dict[str, Observed]  # by casefolded domain
+    leaving: dict[tuple[str, Direction], Observed]  # by _domain_key
     moved: set[str] = field(default_factory=set)  # names of the managed configurations renamed
     # The tenant's Cloud Sync extensions application and its properties (None: none, or not read).
     extensions: ExtensionsSeen | None = None
@@ -695,11 +701,14 @@ def compute_plan(
     *,
     target: str = "",
     extensions: ExtensionsSeen | None = None,
+    to_ad_defaults: Sequence[Mapping] = (),
 ) -> Plan:
     """Compare the desired state with what the target holds. Pure and deterministic.
 
     ``extensions``: the tenant's Cloud Sync extensions application, when the desired state uses
     directory extensions (``ext:`` names are compared as the service spells them once it exists).
+    ``defaults`` are the rows of the AD -> Entra ID job's template, ``to_ad_defaults`` those of the
+    Entra ID -> AD one (a create shows how it changes them).
 
     Sort what the target holds; plan each desired configuration (held back, created or brought to the
     desired state); plan the deletes of what the desired state no longer names; put it in order.
@@ -712,7 +721,8 @@ def compute_plan(
     specs = {d.name: _spec_for(d, defaults) for d in desired.configurations}
     for d in sorted(desired.configurations, key=_name):
         if only is None or d.name in only:
-            _plan_configuration(d, specs[d.name], defaults, holdings, draft, options)
+            own = to_ad_defaults if d.settings.direction is Direction.ENTRA_TO_AD else defaults
+            _plan_configuration(d, specs[d.name], own, holdings, draft, options)
     leftover = [
         o
         for name, o in sorted(holdings.managed.items())
@@ -755,9 +765,9 @@ def _sort_target(observed: Sequence[Observed], wanted: set[str], draft: _Draft) 
     return _Holdings(
         managed=managed,
         unmanaged=unmanaged,
-        unmanaged_domains={u.settings.domain.casefold(): u for u in unmanaged},
+        unmanaged_domains={_domain_key(u.settings): u for u in unmanaged},
         leaving={
-            o.settings.domain.casefold(): o
+            _domain_key(o.settings): o
             for name, o in sorted(managed.items())
             if name not in wanted and o.complete
         },
@@ -774,14 +784,14 @@ def _plan_configuration(
 ) -> None:
     """One desired configuration: held back, created (or its create resumed), or brought to ``spec``."""
     found = holdings.managed.get(d.name)
-    if d.settings.direction is not Direction.AD_TO_ENTRA:
-        draft.held.append(_held_other_direction(d, found))
+    if found is not None and found.settings.direction is not d.settings.direction:
+        draft.held.append(_held_direction_change(d, found))
         return
     blocked = _exchange_precondition(d, found, draft.warnings)
     if blocked is not None:
         draft.held.append(blocked)
         return
-    renamed = holdings.leaving.get(d.settings.domain.casefold()) if found is None else None
+    renamed = holdings.leaving.get(_domain_key(d.settings)) if found is None else None
     if renamed is not None and renamed.name is not None:
         holdings.moved.add(renamed.name)
         found = renamed
@@ -892,7 +902,7 @@ def _plan_create(
 ) -> None:
     """A new configuration, or the rest of one whose create was interrupted (``found``): held back when
     its domain has an unmanaged configuration or a mapping names an object the template lacks."""
-    clash = holdings.unmanaged_domains.get(d.settings.domain.casefold())
+    clash = holdings.unmanaged_domains.get(_domain_key(d.settings))
     if found is None and clash is not None:
         draft.held.append(
             Held(
@@ -930,6 +940,10 @@ def _plan_update(d: Desired, spec: Spec, o: Observed, draft: _Draft, options: Pl
     """A configuration the target holds (under this name or, renamed, another): its field changes, a
     start or pause, and a warning when its job is in quarantine."""
     missing = missing_objects(spec, o.mappings)
+    if d.settings.direction is Direction.ENTRA_TO_AD:
+        # Its job has both object mappings; users' is read only while it is switched on (preview), and
+        # the same update switches it on.
+        missing = [m for m in missing if m not in ENTRA_TO_AD_OBJECTS]
     if missing:
         draft.held.append(Held(d.name, Action.UPDATE, o.id, (_no_object(missing),)))
         return

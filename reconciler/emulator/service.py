@@ -24,8 +24,15 @@ from typing import Any
 import orjson
 
 from reconciler.emulator import documented, odata
-from reconciler.errors import ExpressionError, NotFoundError, ProviderError, TransientProviderError
+from reconciler.errors import (
+    ConflictError,
+    ExpressionError,
+    NotFoundError,
+    ProviderError,
+    TransientProviderError,
+)
 from reconciler.graph.metadata import metadata
+from reconciler.graph.template import APPLICATION_TEMPLATES, application_template
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["RAW_BODIES", "GraphService", "Reply", "TextBody", "graph_error"]
@@ -86,6 +93,21 @@ _SCHEMA = rf"(?:{_JOB}|{_TEMPLATE})/schema"
 
 Handler = Callable[..., Reply]
 
+# appRoleAssignment's documented properties (v1.0 "appRoleAssignment resource type"); the metadata
+# extract does not list the type yet.
+_ASSIGNMENT_PROPERTIES = (
+    "id",
+    "appRoleId",
+    "createdDateTime",
+    "deletedDateTime",
+    "principalDisplayName",
+    "principalId",
+    "principalType",
+    "resourceDisplayName",
+    "resourceId",
+)
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
 # Options Graph takes on a single resource; the others are refused there.
 _ENTITY_OPTIONS = frozenset({"select", "expand", "format"})
 # Properties Graph leaves out of a service principal unless they are named in $select.
@@ -132,8 +154,12 @@ class GraphService:
         self.validate = validate
         self._defaults: dict[tuple[str, str], JSON] = {}
         routes: list[tuple[str, dict[str, Handler]]] = [
+            (r"/applicationTemplates", {"GET": self._list_app_templates}),
+            (rf"/applicationTemplates/{_SEG}", {"GET": self._get_app_template}),
             (rf"/applicationTemplates/{_SEG}/instantiate", {"POST": self._instantiate}),
             (r"/organization", {"GET": self._organization}),
+            (rf"{_SP}/appRoleAssignedTo", {"GET": self._list_assignments, "POST": self._assign}),
+            (rf"{_SP}/appRoleAssignedTo/{_SEG}", {"DELETE": self._unassign}),
             (r"/servicePrincipals", {"GET": self._list_sps, "POST": self._create_sp}),
             (r"/servicePrincipals/\$count", {"GET": self._count_sps}),
             (_SP, {"GET": self._get_sp, "PATCH": self._patch_sp, "DELETE": self._delete_sp}),
@@ -307,6 +333,84 @@ class GraphService:
 
     def _sp(self, item: Mapping[str, Any], version: str) -> JSON:
         return self._documented("servicePrincipal", item, version)
+
+    # -- application templates ---------------------------------------------------------------------
+
+    def _list_app_templates(self, request: Request) -> Reply:
+        items = [
+            self._documented("applicationTemplate", t, request.version)
+            for t in map(application_template, APPLICATION_TEMPLATES)
+        ]
+        return self._collection(
+            request, "applicationTemplate", items, "applicationTemplates", directory=False
+        )
+
+    def _get_app_template(self, template_id: str, request: Request) -> Reply:
+        found = self._documented("applicationTemplate", application_template(template_id), request.version)
+        return self._entity(request, "applicationTemplate", found, "applicationTemplates/$entity")
+
+    # -- app-role assignments ("servicePrincipal: list appRoleAssignedTo", "Grant an appRoleAssignment
+    # for a service principal", "Delete appRoleAssignedTo"): what an Entra ID -> AD configuration's
+    # selected groups are held as.
+
+    def _assignment(self, item: Mapping[str, Any], sp: Mapping[str, Any], version: str) -> JSON:
+        """An assignment in the version's shape: the metadata's properties of appRoleAssignment when it
+        lists the type (beta calls the creation time creationTimestamp), else the documented v1.0 ones.
+        The store holds no directory of groups, so the principal's display name is not known."""
+        properties = metadata(version).properties("graph.appRoleAssignment") or {}
+        names = [n for n, p in properties.items() if not p.get("navigation")] or list(_ASSIGNMENT_PROPERTIES)
+        held = dict(item)
+        if "createdDateTime" not in names and "creationTimestamp" in names:
+            held["creationTimestamp"] = held.pop("createdDateTime", None)
+        shaped: JSON = {name: held.get(name) for name in names}
+        shaped["resourceDisplayName"] = sp.get("displayName")
+        return shaped
+
+    def _list_assignments(self, sp_id: str, request: Request) -> Reply:
+        sp = self.store.get_service_principal(sp_id)
+        items = [
+            self._assignment(a, sp, request.version) for a in self.store.list_app_role_assignments(sp_id)
+        ]
+        fragment = f"servicePrincipals('{sp_id}')/appRoleAssignedTo"
+        return self._collection(request, "appRoleAssignment", items, fragment, directory=True)
+
+    def _assign(self, sp_id: str, request: Request) -> Reply:
+        body = request.body
+        if not isinstance(body, Mapping):
+            return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
+        known = metadata(request.version).properties("graph.appRoleAssignment") or _ASSIGNMENT_PROPERTIES
+        unknown = sorted(k for k in body if k not in known and "@odata." not in k)
+        if unknown:
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                f"Property '{unknown[0][:60]}' does not exist on appRoleAssignment.",
+            )
+        for key in ("principalId", "resourceId", "appRoleId"):
+            if not isinstance(body.get(key), str) or not _GUID.fullmatch(body[key]):
+                return graph_error(400, "Request_BadRequest", f"{key} is required and must be a GUID.")
+        sp = self.store.get_service_principal(sp_id)
+        if body["resourceId"].casefold() != sp_id.casefold():
+            return graph_error(
+                400, "Request_BadRequest", "resourceId must be the service principal the request is sent to."
+            )
+        roles = {str(r.get("id")).casefold() for r in sp.get("appRoles") or [] if isinstance(r, Mapping)}
+        if body["appRoleId"].casefold() not in roles:
+            return graph_error(
+                400, "Request_BadRequest", "Permission being assigned was not found on application."
+            )
+        try:
+            made = self.store.assign_app_role(sp_id, body["principalId"], body["appRoleId"])
+        except ConflictError:
+            return graph_error(
+                400, "Request_BadRequest", "Permission being assigned already exists on the object."
+            )
+        context = self._context(request, f"servicePrincipals('{sp_id}')/appRoleAssignedTo/$entity")
+        return Reply(201, {"@odata.context": context, **self._assignment(made, sp, request.version)})
+
+    def _unassign(self, sp_id: str, assignment_id: str, request: Request) -> Reply:
+        self.store.remove_app_role_assignment(sp_id, assignment_id)
+        return Reply(204)
 
     # -- applications and service principals -------------------------------------------------------
 
@@ -501,12 +605,17 @@ class GraphService:
 
     def _provision_on_demand(self, sp_id: str, job_id: str, request: Request) -> Reply:
         """One subject through the embedded tenant's on-demand provisioning (``provisioning.on_demand``)."""
-        from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_provisioning_rule
+        from reconciler.graph.shapes import (
+            GROUP_PROVISIONING_TEMPLATE,
+            PROVISIONING_TEMPLATE,
+            find_provisioning_rule,
+        )
         from reconciler.provisioning.on_demand import provision_on_demand
 
         body = request.body
         job = self.store.get_job(sp_id, job_id)
-        if job.get("templateId") != PROVISIONING_TEMPLATE:
+        to_ad = job.get("templateId") == GROUP_PROVISIONING_TEMPLATE
+        if job.get("templateId") != PROVISIONING_TEMPLATE and not to_ad:
             return graph_error(400, "BadRequest", f"job {job_id} does not provision on demand")
         parameters = body.get("parameters") if isinstance(body, Mapping) else None
         first: Mapping[str, Any] = {}
@@ -522,7 +631,19 @@ class GraphService:
         object_id, object_type = subject.get("objectId"), subject.get("objectTypeName")
         if not isinstance(object_id, str) or not isinstance(object_type, str):
             return graph_error(400, "BadRequest", "a subject needs objectId and objectTypeName")
-        result = provision_on_demand(self.store, sp_id, object_id, object_type)
+        if to_ad:
+            from reconciler.provisioning.to_ad import provision_to_ad
+
+            links = subject.get("links")
+            linked = links.get("members") if isinstance(links, Mapping) else None
+            if not isinstance(linked, list | None) or not all(
+                isinstance(m, Mapping) and isinstance(m.get("objectId"), str) for m in linked or []
+            ):
+                return graph_error(400, "BadRequest", "links.members must be subjects with an objectId")
+            members = [str(m["objectId"]) for m in linked or []]
+            result = provision_to_ad(self.store, sp_id, object_id, object_type, members)
+        else:
+            result = provision_on_demand(self.store, sp_id, object_id, object_type)
         context = self._context(request, "microsoft.graph.stringKeyStringValuePair")
         return Reply(200, {"@odata.context": context, **dict(result)})
 

@@ -32,6 +32,7 @@ from reconciler.core.model import (
     DEFAULT_DELETE_THRESHOLD,
     OBJECT_TYPES,
     ApplyMode,
+    Direction,
     Mapping,
     MappingKind,
     Observed,
@@ -40,6 +41,7 @@ from reconciler.core.model import (
 from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
+from reconciler.graph.template import template_defaults_for
 from reconciler.providers.base import LooksUpDomains, Provider
 
 __all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]
@@ -132,14 +134,18 @@ def configuration_document(
 ) -> dict[str, Any]:
     """The smallest Configuration document that describes ``o`` exactly (as far as the format can)."""
     s = o.settings
-    spec: dict[str, Any] = {"domain": s.domain}
+    to_ad = s.direction is Direction.ENTRA_TO_AD
+    spec: dict[str, Any] = {"direction": s.direction.value} if to_ad else {}
+    spec["domain"] = s.domain
     if s.notification_email:
         # Without one, the document lacks the required field: loading it says so, and import stops.
         spec["notificationEmail"] = s.notification_email
     if not s.enabled:
         spec["enabled"] = False
-    if not s.password_hash_sync:
+    if not s.password_hash_sync and not to_ad:
         spec["passwordHashSync"] = False
+    if s.preview_users:
+        spec["preview"] = {"users": True}
     # The add-on jobs on the same principal.
     if s.exchange_hybrid_writeback:
         spec["exchangeHybridWriteback"] = True
@@ -158,6 +164,14 @@ def configuration_document(
         spec["restartToken"] = o.restart_token
     if o.scope.kind is not ScopeKind.ALL:
         spec["scope"] = {o.scope.kind.value: list(o.scope.entries)}
+    elif o.scope.filters:
+        spec["scope"] = {"filters": o.scope.filters_as_list()}
+    if to_ad:
+        # The rows of the Entra ID -> AD job's template; users' only while that preview is on (their
+        # object mapping is read only then).
+        defaults = [
+            m for m in template_defaults_for(Direction.ENTRA_TO_AD) if s.preview_users or m.object != "user"
+        ]
     mappings = _mapping_overrides(o, defaults)
     if mappings:
         spec["attributeMappings"] = mappings

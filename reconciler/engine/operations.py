@@ -27,8 +27,10 @@ from reconciler.core.model import (
     EXTENSION_REF,
     TOO_MANY_DELETES,
     DesiredState,
+    Direction,
     ExtensionsSeen,
     JobStatus,
+    Mapping,
     Observed,
 )
 from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
@@ -168,6 +170,14 @@ def read_extensions(provider: Provider, state: DesiredState) -> ExtensionsSeen |
     return provider.read_extensions()
 
 
+def _to_ad_defaults() -> tuple[Mapping, ...]:
+    """The rows of the Entra ID -> AD job's template (the embedded one: no reading of the service
+    depends on it, only what a create shows it changes)."""
+    from reconciler.graph.template import template_defaults_for
+
+    return template_defaults_for(Direction.ENTRA_TO_AD)
+
+
 def make_plan(
     state: DesiredState,
     provider: Provider,
@@ -190,6 +200,7 @@ def make_plan(
             options,
             target=provider.target,
             extensions=read_extensions(provider, state),
+            to_ad_defaults=_to_ad_defaults(),
         )
     return replace(plan, provenance=provenance)
 
@@ -353,6 +364,7 @@ def apply_saved_plan(
                     plan.options,
                     target=provider.target,
                     extensions=read_extensions(provider, loaded.state),
+                    to_ad_defaults=_to_ad_defaults(),
                 )
             check_plan_proved(plan, derived)
         return _execute_locked(

@@ -418,6 +418,9 @@ def permission_needed(what: str) -> str:
     method, _, path = what.partition(" ")
     path = path.lower()
     reads = method.upper() == "GET"
+    if "/approleassignedto" in path and not reads:
+        # Entra ID -> AD selected groups ("Grant an appRoleAssignment for a service principal").
+        return "AppRoleAssignment.ReadWrite.All"
     if "/synchronization/" in path or path.endswith("/synchronization"):
         return "Synchronization.Read.All" if reads else "Synchronization.ReadWrite.All"
     if reads:

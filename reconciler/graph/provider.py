@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from reconciler.core.model import Mapping, Observed
+from reconciler.core.model import MAX_ON_DEMAND_MEMBERS, Direction, Mapping, Observed
 from reconciler.errors import ConfigError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.client import (
     BATCH_LIMIT,
@@ -46,6 +46,7 @@ from reconciler.graph.client import (
     token_provider_for,
 )
 from reconciler.graph.shapes import (
+    GROUP_TEMPLATE_APP_ID,
     JSON,
     MANAGED_TAG,
     PROVISIONING_TEMPLATE,
@@ -55,9 +56,12 @@ from reconciler.graph.shapes import (
     check_schema,
     check_secrets,
     check_service_principal,
-    find_job,
+    direction_of,
     find_provisioning_rule,
+    from_template,
+    main_job,
     observe,
+    on_demand_subject,
     parse_tags,
     read_schema,
     tags_for,
@@ -154,10 +158,7 @@ def _odata(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _from_template(sp: JSON) -> bool:
-    return sp.get("applicationTemplateId") == TEMPLATE_APP_ID or TEMPLATE_APP_ID in (
-        sp.get("servicePrincipalNames") or []
-    )
+_from_template = from_template
 
 
 def _name_tag(name: str) -> str:
@@ -182,6 +183,10 @@ def _job_path(id: str, job_id: str) -> str:
 
 def _secrets_path(id: str) -> str:
     return f"{_sp_path(id)}/synchronization/secrets"
+
+
+def _assignments_path(id: str) -> str:
+    return f"{_sp_path(id)}/appRoleAssignedTo"
 
 
 def _values(data: Any, what: str) -> list[JSON]:
@@ -311,12 +316,28 @@ class _Reading:
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if kind is not None:
-            # The reading failed: what has not started yet is not sent at all.
-            with self._lock:
-                self._stopped = True
-                for step in self._steps:
-                    step.cancel()
+            self._stop()
         self.pool.close()
+
+    def _stop(self) -> None:
+        """The reading failed: what has not started yet is not sent at all."""
+        with self._lock:
+            self._stopped = True
+            for step in self._steps:
+                step.cancel()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a step failed: the listing need not go on, ``finish`` raises that failure."""
+        return self._stopped
+
+    def _guarded(self, fn: Callable[..., list[Observed]], *args: Any) -> list[Observed]:
+        # The first failure stops the reading at once, not only once the listing is over.
+        try:
+            return fn(*args)
+        except BaseException:
+            self._stop()
+            raise
 
     def add(self, sps: Sequence[JSON]) -> None:
         """Service principals listed: read them (from the listing thread only)."""
@@ -344,7 +365,8 @@ class _Reading:
             # The first failure ends the reading, whichever step it comes from.
             concurrent.futures.wait(steps, return_when=concurrent.futures.FIRST_EXCEPTION)
             for step in steps:
-                if step.done() and step.exception() is not None:
+                # Steps cancelled by the failure (see _guarded) are passed over: the failure is raised.
+                if step.done() and not step.cancelled() and step.exception() is not None:
                     step.result()
             for step in steps:
                 observed.extend(step.result())
@@ -355,13 +377,13 @@ class _Reading:
             if self._stopped:
                 return
             self._reading_jobs += 1
-            self._steps.append(self.pool.submit(_LATER, self._jobs_step, sps))
+            self._steps.append(self.pool.submit(_LATER, self._guarded, self._jobs_step, sps))
 
     def _jobs_step(self, sps: list[JSON]) -> list[Observed]:
         try:
             observed = []
             for sp, jobs, secrets in self._provider._read_jobs_and_secrets(sps):
-                job = find_job(jobs, PROVISIONING_TEMPLATE)
+                job = main_job(jobs)
                 if job is None:
                     o = observe(sp, jobs, secrets, None)
                     if o is not None:
@@ -388,7 +410,9 @@ class _Reading:
     def _read_schemas(self, ready: list[_Ready]) -> None:
         # Under the lock.
         if not self._stopped:
-            self._steps.append(self.pool.submit(_URGENT, self._provider._observe_with_schemas, ready))
+            self._steps.append(
+                self.pool.submit(_URGENT, self._guarded, self._provider._observe_with_schemas, ready)
+            )
 
 
 class _GraphResources:
@@ -426,8 +450,8 @@ class _GraphResources:
         self.client.wait(exc.retry_after, attempt - 1)
         return True
 
-    def is_configuration(self, sp: JSON) -> bool:
-        return _from_template(sp)
+    def is_configuration(self, sp: JSON, direction: Direction) -> bool:
+        return _from_template(sp, direction)
 
     def load(self, id: str, *, schema: bool) -> Loaded:
         return Loaded(*self._provider._load_with_schema(id, schema=schema))
@@ -458,15 +482,21 @@ class _GraphResources:
             if isinstance(sp, dict) and str(sp.get("displayName") or "").casefold() == wanted
         ]
 
-    def offers_template(self, id: str) -> bool:
+    def offers_template(self, id: str, job_template: str) -> bool:
         data = self.client.get(f"{_sp_path(id)}/synchronization/templates")
         return any(
-            isinstance(t, dict) and PROVISIONING_TEMPLATE in (t.get("id"), t.get("factoryTag"))
+            isinstance(t, dict) and job_template in (t.get("id"), t.get("factoryTag"))
             for t in _values(data, f"the synchronization templates of {id}")
         )
 
-    def instantiate(self, display_name: str) -> JSON:
-        path = f"/applicationTemplates/{segment(TEMPLATE_APP_ID)}/instantiate"
+    def application_template(self, id: str) -> JSON:
+        found = self.client.get(f"/applicationTemplates/{segment(id)}")
+        if not isinstance(found, dict) or not isinstance(found.get("id"), str):
+            raise ProviderError(f"application template {id}: the service's answer has no id")
+        return found
+
+    def instantiate(self, display_name: str, template_id: str) -> JSON:
+        path = f"/applicationTemplates/{segment(template_id)}/instantiate"
         created = self.client.request("POST", path, body={"displayName": display_name})
         sp = created.get("servicePrincipal") if isinstance(created, dict) else None
         if not isinstance(sp, dict) or "id" not in sp:
@@ -510,6 +540,19 @@ class _GraphResources:
     def delete_principal(self, id: str) -> None:
         self.client.request("DELETE", _sp_path(id))
         self._provider._known_jobs.pop(id, None)
+
+    def list_assignments(self, id: str) -> list[JSON]:
+        return self._provider._assignments(id)
+
+    def assign(self, id: str, assignment: JSON) -> JSON:
+        # Not retried blindly: CloudSyncWriter looks for the assignment after an unknown outcome.
+        created = self.client.request("POST", _assignments_path(id), body=assignment)
+        if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+            raise ProviderError(f"configuration {id}: the service did not return the new app-role assignment")
+        return created
+
+    def unassign(self, id: str, assignment_id: str) -> None:
+        self.client.request("DELETE", f"{_assignments_path(id)}/{segment(assignment_id)}")
 
     def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
         # A POST that changes nothing we manage: safe to retry like a read.
@@ -639,13 +682,15 @@ class GraphProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # listing
 
-    def _list_sps(self, odata_filter: str | None = None, *, template: bool = True) -> Iterator[list[JSON]]:
-        """Pages of service principals made from the AD2AAD template (any service principal when not
-        ``template``), narrowed by ``odata_filter``.
+    def _list_sps(
+        self, odata_filter: str | None = None, *, template: bool = True, template_id: str = TEMPLATE_APP_ID
+    ) -> Iterator[list[JSON]]:
+        """Pages of service principals made from application template ``template_id`` (by default the
+        AD2AAD one; any service principal when not ``template``), narrowed by ``odata_filter``.
 
         Should the service refuse the filter, every service principal is listed and filtered here.
         """
-        template_filter = f"applicationTemplateId eq {_odata(TEMPLATE_APP_ID)}"
+        template_filter = f"applicationTemplateId eq {_odata(template_id)}"
         wanted = " and ".join(f for f in (template_filter if template else None, odata_filter) if f)
         params = {"$select": _SP_SELECT, "$top": _PAGE_SIZE}
         pages = self.client.pages("/servicePrincipals", {"$filter": wanted, **params})
@@ -660,7 +705,8 @@ class GraphProvider(CloudSyncWriter):
             odata_filter = None  # the service did the filtering
         for page in itertools.chain([first], pages):
             checked = [check_service_principal(sp) for sp in page]
-            kept = [sp for sp in checked if _from_template(sp)] if template else checked
+            made = Direction.ENTRA_TO_AD if template_id == GROUP_TEMPLATE_APP_ID else Direction.AD_TO_ENTRA
+            kept = [sp for sp in checked if _from_template(sp, made)] if template else checked
             yield [sp for sp in kept if self._matches(sp, odata_filter)]
 
     def _list_configurations(self) -> Iterator[list[JSON]]:
@@ -673,6 +719,11 @@ class GraphProvider(CloudSyncWriter):
             seen.update(sp["id"] for sp in page)
             names.update(str(sp.get("displayName") or "").casefold() for sp in page)
             yield page
+        # Entra ID -> AD configurations: principals of their own template.
+        for page in self._list_sps(template_id=GROUP_TEMPLATE_APP_ID):
+            fresh = [sp for sp in page if sp["id"] not in seen]
+            seen.update(sp["id"] for sp in fresh)
+            yield fresh
         for page in self._list_sps(f"tags/any(t:t eq {_odata(MANAGED_TAG)})", template=False):
             fresh = [sp for sp in page if sp["id"] not in seen]
             seen.update(sp["id"] for sp in fresh)
@@ -748,7 +799,7 @@ class GraphProvider(CloudSyncWriter):
         for sp, result in zip(others, results, strict=True):
             if isinstance(result, NotFoundError):
                 continue  # deleted since it was listed
-            if find_job(_jobs_in(_check(result), sp["id"]), PROVISIONING_TEMPLATE) is not None:
+            if main_job(_jobs_in(_check(result), sp["id"])) is not None:
                 holding.add(sp["id"])
         return [sp for sp in sps if _from_template(sp) or sp["id"] in holding]
 
@@ -810,10 +861,26 @@ class GraphProvider(CloudSyncWriter):
             else:
                 # Checked as _schema_in checks it, and read on the way, from its JSON text.
                 reading = check_and_read_schema_text(_check(result), f"the schema at {path}")
-            o = observe(sp, jobs, secrets, None, reading=reading)
+            o = observe(sp, jobs, secrets, None, reading=reading, assignments=self._assignments_of(sp, jobs))
             if o is not None:
                 observed.append(o)
         return observed
+
+    def _assignments_of(self, sp: JSON, jobs: list[JSON]) -> list[JSON]:
+        """An Entra ID -> AD principal's app-role assignments (its selected groups); none else."""
+        if direction_of(sp, jobs) is not Direction.ENTRA_TO_AD:
+            return []
+        try:
+            return self._assignments(sp["id"])
+        except NotFoundError:
+            return []  # deleted since it was listed
+
+    def _assignments(self, id: str) -> list[JSON]:
+        """Every page of ``GET /servicePrincipals/{id}/appRoleAssignedTo`` (up to 10,000 groups)."""
+        found: list[JSON] = []
+        for page in self.client.pages(_assignments_path(id), {"$top": _PAGE_SIZE}):
+            found.extend(a for a in page if isinstance(a, dict))
+        return found
 
     def _read_schemas(self, paths: Sequence[str]) -> list[Any]:
         """Job schemas for reading scope and mappings, as JSON text: without the directory definitions
@@ -842,6 +909,8 @@ class GraphProvider(CloudSyncWriter):
         # configurations are not read any further.
         with _collector_paused(), _Reading(self) as reading:
             for listed in self._list_configurations():
+                if reading.stopped:
+                    break  # a read failed: finish() raises it
                 page = listed if names is None else [sp for sp in listed if _wanted(sp, names)]
                 if page and self._template is None and self._template_future is None:
                     # The template is read alongside, through the first configuration found.
@@ -908,7 +977,7 @@ class GraphProvider(CloudSyncWriter):
         results = self.client.batch(items)
         sp = check_service_principal(_check(results[0]))
         jobs, secrets = _jobs_in(_check(results[1]), id), _secrets_in(_check(results[2]), id)
-        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        provisioning = main_job(jobs)
         # Made from the template, or (made in the portal, whose principal may list no template id)
         # holding the provisioning job.
         if not _from_template(sp) and provisioning is None:
@@ -937,17 +1006,22 @@ class GraphProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # provisioning on demand and expression checks
 
-    def provision_on_demand(self, id: str, subject: str, object_type: str = "user") -> dict[str, Any]:
-        """``provisionOnDemand`` on the provisioning job, with the rule id read from its schema."""
+    def provision_on_demand(
+        self, id: str, subject: str, object_type: str = "user", *, members: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """``provisionOnDemand`` on the configuration's job, with the rule id read from its schema; an
+        Entra ID -> AD group takes up to ``MAX_ON_DEMAND_MEMBERS`` of its ``members`` along."""
+        if len(members) > MAX_ON_DEMAND_MEMBERS:
+            raise ProviderError(
+                f"{len(members)} members: provisioning on demand takes at most {MAX_ON_DEMAND_MEMBERS} "
+                "a request"
+            )
         job = self._provisioning_job(id, self.resources.load(id, schema=False).jobs)
         rule = find_provisioning_rule(self._schema(id, job["id"]))
         if rule is None or not rule.get("id"):
             raise ProviderError(f"configuration {id}: the job schema has no provisioning rule")
-        body = {
-            "parameters": [
-                {"ruleId": rule["id"], "subjects": [{"objectId": subject, "objectTypeName": object_type}]}
-            ]
-        }
+        one = on_demand_subject(str(job.get("templateId")), subject, object_type, members)
+        body = {"parameters": [{"ruleId": rule["id"], "subjects": [one]}]}
         # Not repeated after an unknown outcome: provisioning one object twice is not harmless.
         result = self.client.request("POST", _job_path(id, job["id"]) + "/provisionOnDemand", body=body)
         if not isinstance(result, dict):

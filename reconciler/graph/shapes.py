@@ -32,7 +32,10 @@ from reconciler.core.model import (
     DEFAULT_DELETE_THRESHOLD,
     OBJECT_TYPES,
     PHS_OBJECTS,
+    UNARY_OPERATORS,
     ApplyMode,
+    Direction,
+    FilterClause,
     JobStatus,
     Mapping,
     MappingKind,
@@ -52,6 +55,7 @@ __all__ = [
     "GROUP_PROVISIONING_TEMPLATE",
     "GROUP_TEMPLATE_APP_ID",
     "JSON",
+    "MAIN_JOB_TEMPLATES",
     "MANAGED_SECRET_KEYS",
     "MANAGED_TAG",
     "PASSWORD_HASH_TEMPLATE",
@@ -67,21 +71,29 @@ __all__ = [
     "check_schema",
     "check_secrets",
     "check_service_principal",
+    "direction_of",
     "edit_schema",
     "exchange_schema_present",
     "find_job",
     "find_provisioning_rule",
+    "from_template",
+    "group_assignments",
     "job_enabled",
     "job_status",
+    "job_template_for",
+    "main_job",
     "missing_object_mappings",
     "model_to_attribute_mapping",
+    "on_demand_subject",
     "parse_tags",
     "password_hash_attribute_mapping",
     "read_schema",
     "secrets_to_settings",
+    "selected_group_role",
     "set_password_hash_mappings",
     "settings_to_secrets",
     "tags_for",
+    "template_app_id",
     "unmanaged_scoping_filters",
     "without_annotations",
 ]
@@ -99,6 +111,20 @@ DEVICE_SYNC_TEMPLATE = "AD2AADDeviceSync"
 # (one community script), see docs/graph.md.
 GROUP_PROVISIONING_TEMPLATE = "AAD2ADGroupProvisioning"
 GROUP_TEMPLATE_APP_ID = "fb81332f-3eca-4ecf-a939-4278e501d330"
+# The job a configuration runs, per direction: the first one found is the configuration's own.
+MAIN_JOB_TEMPLATES: tuple[str, ...] = (PROVISIONING_TEMPLATE, GROUP_PROVISIONING_TEMPLATE)
+# The app role "selected groups" are assigned with, per cloud (cloud-sync-directions.md 1.3, CONFIRMED):
+# Public, AzureChinaCloud, AzureUSGovernment, AzureUSNatCloud, AzureUSSecCloud. The one used is always
+# one the configuration's principal lists in its appRoles (``selected_group_role``).
+SELECTED_GROUP_APP_ROLES: frozenset[str] = frozenset(
+    (
+        "1a0abf4d-b9fa-4512-a3a2-51ee82c6fd9f",
+        "15af7fd5-1a3f-4034-8ea1-1afa3d5ecf63",
+        "d8fa317e-0713-4930-91d8-1dbeb150978f",
+        "50a55e47-aae2-425c-8dcb-ed711147a39f",
+        "52e862b9-0b95-43fe-9340-54f51248314f",
+    )
+)
 # What the Exchange schema's presence is read from: the AD user object of a directory discover lists it.
 EXCHANGE_SCHEMA_ATTRIBUTE = "mailNickname"
 # The AD -> Entra rule's id is the same in every tenant (official provisionOnDemand example, 2020 dumps).
@@ -116,6 +142,88 @@ _NAME_PREFIX = "reconciler:name="
 def name_tag(name: str) -> str:
     """The tag that names managed configuration ``name`` on its service principal."""
     return _NAME_PREFIX + name
+
+
+def template_app_id(direction: Direction) -> str:
+    """The application template a configuration of ``direction`` is instantiated from."""
+    return GROUP_TEMPLATE_APP_ID if direction is Direction.ENTRA_TO_AD else TEMPLATE_APP_ID
+
+
+def job_template_for(direction: Direction) -> str:
+    """The job template of the job a configuration of ``direction`` runs."""
+    return GROUP_PROVISIONING_TEMPLATE if direction is Direction.ENTRA_TO_AD else PROVISIONING_TEMPLATE
+
+
+def from_template(sp: AbcMapping[str, Any], direction: Direction | None = None) -> bool:
+    """Whether ``sp`` names a Cloud Sync application template (of ``direction``; None: of either) as
+    its own, by ``applicationTemplateId`` or among its ``servicePrincipalNames``."""
+    ids = (TEMPLATE_APP_ID, GROUP_TEMPLATE_APP_ID) if direction is None else (template_app_id(direction),)
+    names = sp.get("servicePrincipalNames") or []
+    return sp.get("applicationTemplateId") in ids or any(i in names for i in ids)
+
+
+def main_job(jobs: Iterable[AbcMapping[str, Any]]) -> dict[str, Any] | None:
+    """The configuration's own job: AD2AADProvisioning or AAD2ADGroupProvisioning (a principal holds one
+    of them; should it hold both, the AD -> Entra ID one, as before Entra ID -> AD was read)."""
+    jobs = list(jobs)
+    for template in MAIN_JOB_TEMPLATES:
+        found = find_job(jobs, template)
+        if found is not None:
+            return found
+    return None
+
+
+def on_demand_subject(job_template: str, subject: str, object_type: str, members: Sequence[str] = ()) -> JSON:
+    """The one ``synchronizationJobSubject`` of a ``provisionOnDemand`` request. AD -> Entra ID: the
+    object's DN and its type as given. Entra ID -> AD (INFERRED, cloud-sync-directions.md 1.6): the
+    Entra object id, its type as Graph names it (``Group``, ``User``), and the members to provision
+    with a group as ``links.members`` (each a ``User`` subject)."""
+    if job_template != GROUP_PROVISIONING_TEMPLATE:
+        return {"objectId": subject, "objectTypeName": object_type}
+    found: JSON = {"objectId": subject, "objectTypeName": object_type[:1].upper() + object_type[1:]}
+    if members:
+        found["links"] = {"members": [{"objectId": m, "objectTypeName": "User"} for m in members]}
+    return found
+
+
+def direction_of(sp: AbcMapping[str, Any], jobs: Iterable[AbcMapping[str, Any]]) -> Direction:
+    """The direction of the configuration ``sp`` holds: by its job, else (a create not finished) by the
+    template the principal was made from."""
+    job = main_job(jobs)
+    if job is not None:
+        return (
+            Direction.ENTRA_TO_AD
+            if job.get("templateId") == GROUP_PROVISIONING_TEMPLATE
+            else Direction.AD_TO_ENTRA
+        )
+    return Direction.ENTRA_TO_AD if from_template(sp, Direction.ENTRA_TO_AD) else Direction.AD_TO_ENTRA
+
+
+def group_assignments(assignments: Iterable[AbcMapping[str, Any]]) -> tuple[str, ...]:
+    """The groups assigned to a configuration's principal (``appRoleAssignedTo``): its selected groups."""
+    found: dict[str, str] = {}
+    for a in assignments:
+        principal = a.get("principalId")
+        if isinstance(principal, str) and principal and a.get("principalType") in (None, "Group"):
+            found.setdefault(principal.casefold(), principal)
+    return tuple(found.values())
+
+
+def selected_group_role(sp: AbcMapping[str, Any], assignments: Iterable[AbcMapping[str, Any]]) -> str | None:
+    """The app role id to assign selected groups with, read from the service, never assumed: a role of
+    the principal (``appRoles``) that is one of the documented per-cloud ids; else the only enabled role
+    it lists; else the one role its group assignments already use. None: not known."""
+    roles = [r for r in sp.get("appRoles") or [] if isinstance(r, AbcMapping) and r.get("isEnabled", True)]
+    ids = [str(r.get("id")) for r in roles if r.get("id")]
+    documented = [i for i in ids if i.casefold() in SELECTED_GROUP_APP_ROLES]
+    if len(documented) == 1:
+        return documented[0]
+    if not documented and len(ids) == 1:
+        return ids[0]
+    used = {str(a.get("appRoleId")) for a in assignments if a.get("appRoleId")}
+    if len(used) == 1 and (not ids or used <= set(ids)):
+        return used.pop()
+    return None
 
 
 _DELETION_PROTECTION_TAG = "reconciler:deletionProtection"
@@ -345,7 +453,11 @@ def settings_to_secrets(settings: Settings, existing: Sequence[AbcMapping[str, A
             "DeleteThresholdValue": settings.accidental_deletes_threshold,
         },
     }
-    if not settings.password_hash_sync and any(item.get("key") == APP_KEY for item in existing):
+    if settings.direction is Direction.ENTRA_TO_AD:
+        # No AppKey seen on an Entra ID -> AD configuration (cloud-sync-directions.md 1.2, INFERRED):
+        # its flags are about AD -> Entra ID sync. One already there is kept as it is.
+        del ours[APP_KEY]
+    elif not settings.password_hash_sync and any(item.get("key") == APP_KEY for item in existing):
         # AppKey sets tenant-wide flags (graph-sync-api.md 1d): one configuration turning password hash
         # sync off must not lower them for the tenant, so an AppKey already there is kept as it is.
         del ours[APP_KEY]
@@ -423,9 +535,23 @@ def _pick_rule(rules: Sequence[_T], ids: Sequence[Any], names: Sequence[Any]) ->
         if id == PROVISIONING_RULE_ID:
             return rule
     for rule, name in zip(rules, names, strict=True):
-        if name == PROVISIONING_TEMPLATE:
+        if name in MAIN_JOB_TEMPLATES:
             return rule
     return rules[0] if rules else None
+
+
+# The directory an Entra ID -> AD rule writes to (INFERRED, cloud-sync-directions.md 1.5: no real
+# schema of the job is public; the rule is also known by the job template's name).
+_AD_DIRECTORY_NAME = "active directory"
+
+
+def to_ad_rule(rule: AbcMapping[str, Any]) -> bool:
+    """Whether ``rule`` provisions Entra ID -> AD: named after the AAD2ADGroupProvisioning job, or
+    writing to the "Active Directory" directory."""
+    target = rule.get("targetDirectoryName")
+    return GROUP_PROVISIONING_TEMPLATE in (rule.get("id"), rule.get("name")) or (
+        isinstance(target, str) and target.casefold() == _AD_DIRECTORY_NAME
+    )
 
 
 _OBJECT_BY_FOLDED = {o.casefold(): o for o in OBJECT_TYPES}
@@ -445,6 +571,18 @@ def _managed_object_mappings(rule: AbcMapping[str, Any]) -> dict[str, dict[str, 
         if obj is not None and obj not in found:
             found[obj] = om
     return found
+
+
+def _disabled(om: AbcMapping[str, Any], to_ad: bool) -> bool:
+    """An Entra ID -> AD object mapping switched off (users, while that preview is not asked for) is
+    not read: it provisions nothing. AD -> Entra ID ones are read as they are."""
+    return to_ad and om.get("enabled") is False
+
+
+def _read_object_mappings(rule: AbcMapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The object mappings read for scope and mappings: ``_managed_object_mappings`` but the disabled."""
+    to_ad = to_ad_rule(rule)
+    return {obj: om for obj, om in _managed_object_mappings(rule).items() if not _disabled(om, to_ad)}
 
 
 # The organizational-unit scope as the portal wrote it before containerFilter existed (and as a real
@@ -486,7 +624,7 @@ def _clause_ous(scope: Any) -> list[str]:
             continue
         for clause in group.get("clauses") or []:
             if _is_ou_clause(clause):
-                found += [str(v) for v in (clause.get("targetOperand") or {}).get("values") or []]
+                found += [str(v) for v in _operand_values(clause)]
     return found
 
 
@@ -511,8 +649,15 @@ def _default_clauses() -> frozenset[tuple[str, str, str, tuple[str, ...]]]:
 _DEFAULT_CLAUSES: frozenset[tuple[str, str, str, tuple[str, ...]]] | None = None
 
 
+def _operand_values(clause: AbcMapping[str, Any]) -> list[Any]:
+    """A filter clause's ``targetOperand.values``; none when the service sent something else there."""
+    operand = clause.get("targetOperand")
+    values = operand.get("values") if isinstance(operand, AbcMapping) else None
+    return values if isinstance(values, list) else []
+
+
 def _clause_key(obj: str, clause: AbcMapping[str, Any]) -> tuple[str, str, str, tuple[str, ...]]:
-    values = (clause.get("targetOperand") or {}).get("values") or []
+    values = _operand_values(clause)
     return (
         obj,
         str(clause.get("operatorName") or ""),
@@ -572,6 +717,40 @@ def _read_scope(rule: AbcMapping[str, Any], scopes: Iterable[Any] = ()) -> Scope
     return Scope.all()
 
 
+def _read_filters(scope: Any) -> tuple[tuple[FilterClause, ...], ...]:
+    """An Entra ID -> AD object mapping's scoping filters: one filter per input-filter group, one
+    clause per filter clause (the first value is the clause's; a unary operator has none)."""
+    if not isinstance(scope, AbcMapping):
+        return ()
+    filters: list[tuple[FilterClause, ...]] = []
+    for group in scope.get("inputFilterGroups") or []:
+        if not isinstance(group, AbcMapping):
+            continue
+        clauses: list[FilterClause] = []
+        for clause in group.get("clauses") or []:
+            if not isinstance(clause, AbcMapping):
+                continue
+            operator = str(clause.get("operatorName") or "")
+            values = _operand_values(clause)
+            value = None if operator in UNARY_OPERATORS or not values else str(values[0])
+            clauses.append(FilterClause(str(clause.get("sourceOperandName") or ""), operator, value))
+        if clauses:
+            filters.append(tuple(clauses))
+    return tuple(filters)
+
+
+def _reading_scope(
+    rule: AbcMapping[str, Any], named: Sequence[tuple[str, Any]]
+) -> tuple[Scope, tuple[str, ...]]:
+    """The scope a schema holds and its scoping clauses the tool does not manage. An Entra ID -> AD
+    rule holds only the attribute filters (of its group object mapping): its selected groups are
+    app-role assignments, read apart (``group_assignments``)."""
+    if to_ad_rule(rule):
+        group = next((scope for obj, scope in named if obj == "group"), None)
+        return Scope(ScopeKind.ALL, (), _read_filters(group)), ()
+    return _read_scope(rule, [scope for _, scope in named]), unmanaged_scoping_filters(named)
+
+
 def read_schema(schema: AbcMapping[str, Any]) -> Reading:
     """Scope, effective mappings (without CredentialData), CredentialData count per PHS object, and
     the scoping clauses the tool does not manage (``unmanaged_scoping_filters``).
@@ -582,7 +761,7 @@ def read_schema(schema: AbcMapping[str, Any]) -> Reading:
     if rule is None:
         return Scope.all(), (), {}, ()
     mappings: list[Mapping] = []
-    managed = _managed_object_mappings(rule)
+    managed = _read_object_mappings(rule)
     # Only object mappings the schema has can hold the password-hash row.
     counts: dict[str, int] = {obj: 0 for obj in PHS_OBJECTS if obj in managed}
     for obj, om in managed.items():
@@ -592,12 +771,8 @@ def read_schema(schema: AbcMapping[str, Any]) -> Reading:
             else:
                 mappings.append(attribute_mapping_to_model(obj, am))
     named = [(obj, om.get("scope")) for obj, om in managed.items()]
-    return (
-        _read_scope(rule, [scope for _, scope in named]),
-        tuple(mappings),
-        counts,
-        unmanaged_scoping_filters(named),
-    )
+    scope, unmanaged = _reading_scope(rule, named)
+    return scope, tuple(mappings), counts, unmanaged
 
 
 # --------------------------------------------------------------------------------------------------
@@ -858,12 +1033,8 @@ def _read_lists(
         mappings.extend(read_mappings)
         if credentials:
             counts[read.obj] = counts.get(read.obj, 0) + credentials
-    return (
-        _read_scope(rule, [scope for _, scope in scopes]),
-        tuple(mappings),
-        counts,
-        unmanaged_scoping_filters(scopes),
-    )
+    scope, unmanaged = _reading_scope(rule, scopes)
+    return scope, tuple(mappings), counts, unmanaged
 
 
 def check_and_read_schema(schema: Any, what: str) -> Reading:
@@ -879,11 +1050,12 @@ def check_and_read_schema(schema: Any, what: str) -> Reading:
     reads: list[_ListRead] = []
     seen: set[str] = set()
     scopes: list[tuple[str, Any]] = []
+    to_ad = to_ad_rule(rule)
     for om in _optional(rule, "objectMappings", list, what) or []:
         _object(om, what)
         obj = _object_type(om)
-        if obj is None:
-            continue  # not an object type we manage: left as it is
+        if obj is None or (obj not in seen and _disabled(om, to_ad)):
+            continue  # not an object type we manage (or, to AD, switched off): left as it is
         read = _mapping_list(obj, _optional(om, "attributeMappings", list, what) or [], obj not in seen, what)
         if obj not in seen:
             scopes.append((obj, om.get("scope")))
@@ -899,6 +1071,7 @@ def check_and_read_schema(schema: Any, what: str) -> Reading:
 class _RuleText(msgspec.Struct):
     id: Any = None
     name: Any = None
+    targetDirectoryName: Any = None
     containerFilter: msgspec.Raw = msgspec.Raw()
     groupFilter: msgspec.Raw = msgspec.Raw()
     objectMappings: msgspec.Raw = msgspec.Raw()
@@ -910,6 +1083,7 @@ class _SchemaText(msgspec.Struct):
 
 class _ObjectMappingText(msgspec.Struct):
     sourceObjectName: Any = None
+    enabled: Any = None
     attributeMappings: msgspec.Raw = msgspec.Raw()
     scope: msgspec.Raw = msgspec.Raw()
 
@@ -954,7 +1128,13 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
         rule = _pick_rule(rules, [r.id for r in rules], [r.name for r in rules])
         if rule is None:
             return read_schema({})
-        filters = {"containerFilter": _loads(rule.containerFilter), "groupFilter": _loads(rule.groupFilter)}
+        filters = {
+            "id": rule.id,
+            "name": rule.name,
+            "targetDirectoryName": rule.targetDirectoryName,
+            "containerFilter": _loads(rule.containerFilter),
+            "groupFilter": _loads(rule.groupFilter),
+        }
         object_mappings: list[_ObjectMappingText] | None = _OBJECT_MAPPINGS_TEXT.decode(
             rule.objectMappings or b"null"
         )
@@ -966,11 +1146,12 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
     reads: list[_ListRead] = []
     seen: set[str] = set()
     scopes: list[tuple[str, Any]] = []
+    to_ad = to_ad_rule(filters)
     for om in object_mappings or []:
         name = om.sourceObjectName
         obj = _OBJECT_BY_FOLDED.get(name.casefold()) if isinstance(name, str) else None
-        if obj is None:
-            continue  # not an object type we manage: left as it is
+        if obj is None or (obj not in seen and to_ad and om.enabled is False):
+            continue  # not an object type we manage (or, to AD, switched off): left as it is
         first = obj not in seen
         seen.add(obj)
         if first:
@@ -1129,6 +1310,48 @@ def _set_scope(rule: dict[str, Any], object_mappings: AbcMapping[str, dict[str, 
             rule[key] = part
 
 
+def _filter_clause(like: Any, clause: FilterClause) -> JSON:
+    """``clause`` as a service filter clause; ``like`` (the clause in its place) is kept as it is when it
+    says the same, so that fields the model has no word for survive."""
+    values = [] if clause.value is None else [clause.value]
+    if isinstance(like, AbcMapping) and _read_filters({"inputFilterGroups": [{"clauses": [like]}]}) == (
+        (clause,),
+    ):
+        kept: JSON = _copy_json(dict(like))
+        return kept
+    return {
+        "operatorName": clause.operator,
+        "sourceOperandName": clause.attribute,
+        "targetOperand": {"values": values},
+    }
+
+
+def _set_filters(om: dict[str, Any], filters: Sequence[Sequence[FilterClause]]) -> None:
+    """The Entra ID -> AD object mapping ``om`` made to hold ``filters`` (one input-filter group each);
+    its other filter groups (category filters) stay as they are."""
+    current = om.get("scope")
+    if _read_filters(current) == tuple(tuple(f) for f in filters):
+        return
+    scope: dict[str, Any] = dict(current) if isinstance(current, AbcMapping) else {}
+    old = [g for g in scope.get("inputFilterGroups") or [] if isinstance(g, AbcMapping)]
+    groups: list[JSON] = []
+    for index, clauses in enumerate(filters):
+        like = old[index] if index < len(old) else {}
+        old_clauses = list(like.get("clauses") or [])
+        groups.append(
+            {
+                **_copy_json(dict(like)),
+                "name": str(like.get("name") or f"Filter{index + 1}"),
+                "clauses": [
+                    _filter_clause(old_clauses[i] if i < len(old_clauses) else None, c)
+                    for i, c in enumerate(clauses)
+                ],
+            }
+        )
+    scope["inputFilterGroups"] = groups
+    om["scope"] = scope
+
+
 def _edit_rows(
     obj: str,
     existing: Sequence[dict[str, Any]],
@@ -1179,6 +1402,7 @@ def edit_schema(
     mappings: Iterable[Mapping] = (),
     removals: Iterable[tuple[str, str]] = (),
     password_hash_sync: bool | None = None,
+    preview_users: bool | None = None,
 ) -> JSON:
     """A copy of ``schema`` (as the service returned it) with the smallest edits that make it say what
     the desired state says; everything else is written back exactly as read, minus ``@odata.*``.
@@ -1188,6 +1412,10 @@ def edit_schema(
     (None: left as it is) settles the CredentialData rows of the PHS object mappings the schema has.
     A mapping or removal for an object type the schema has no object mapping for is refused, before
     anything is written.
+
+    An Entra ID -> AD schema holds of ``scope`` only its attribute filters (on the group object
+    mapping; the selected groups are app-role assignments), and ``preview_users`` (None: left as it
+    is) switches its user object mapping on or off.
     """
     new, rule = _writable_copy(schema)
     object_mappings = _managed_object_mappings(rule)
@@ -1201,7 +1429,13 @@ def edit_schema(
     missing = sorted((set(sets) | set(gone)) - set(object_mappings))
     if missing:
         raise ProviderError(f"the job schema has no object mapping for {', '.join(missing)}")
-    if (
+    if to_ad_rule(rule):
+        if scope is not None and "group" in object_mappings:
+            _set_filters(object_mappings["group"], scope.filters)
+        users = object_mappings.get("user")
+        if preview_users is not None and users is not None and users.get("enabled") is not preview_users:
+            users["enabled"] = preview_users
+    elif (
         scope is not None
         and _read_scope(rule, _scopes_of(object_mappings.items())).normalized() != scope.normalized()
     ):
@@ -1345,16 +1579,19 @@ def observe(
     schema: JSON | None,
     *,
     reading: Reading | None = None,
+    assignments: Sequence[AbcMapping[str, Any]] = (),
 ) -> Observed | None:
     """The configuration ``sp`` holds, given its jobs, secrets and provisioning schema; None when ``sp``
     is not one. The one reading of a configuration, shared by every target that stores Graph shapes.
 
     ``reading``: ``read_schema(schema)``, when the caller has it already (``schema`` may then be None).
+    ``assignments``: an Entra ID -> AD principal's ``appRoleAssignedTo`` (its selected groups).
     """
     tags = parse_tags(sp.get("tags") or [])
-    provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+    provisioning = main_job(jobs)
     if provisioning is None and not tags.managed:
         return None
+    direction = direction_of(sp, jobs)
     scope: Scope = Scope.all()
     mappings: tuple[Mapping, ...] = ()
     counts: dict[str, int] = {}
@@ -1376,6 +1613,16 @@ def observe(
     else:
         scope, mappings, counts, scoping_filters = reading
         status = job_status(provisioning)
+    if direction is Direction.ENTRA_TO_AD:
+        selected = group_assignments(assignments)
+        if selected:
+            scope = Scope(ScopeKind.SELECTED_GROUPS, selected, scope.filters)
+        settings = replace(
+            settings,
+            direction=direction,
+            # The user object mapping is read only while it is switched on (users to AD, preview).
+            preview_users=any(m.object == "user" for m in mappings),
+        )
     # create writes the Domain secret last: without it the create did not finish.
     complete = provisioning is not None and any(s.get("key") == DOMAIN for s in secrets)
     return Observed(

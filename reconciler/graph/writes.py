@@ -13,6 +13,12 @@ the steps are made of. The local tenant (``reconciler.providers.local``) runs ea
 transaction; Microsoft Graph (``reconciler.graph.provider``) adds its retries, one writer per
 configuration and the waits while a new principal replicates.
 
+An Entra ID -> AD configuration (``Direction.ENTRA_TO_AD``) is written by the same steps, from its own
+application template (read from the service before it is instantiated) and job (AAD2ADGroupProvisioning):
+its selected groups are app-role assignments to its principal, added and removed one by one
+(``_sync_assignments``), with the app role the principal itself lists; its attribute filters, target
+container and mappings are edits of the job schema the service made, as for the other direction.
+
 A new kind of job that runs beside the provisioning job on the same principal (Exchange writeback,
 device sync) is one more ``CompanionJob`` in ``COMPANION_JOBS``: when the settings want it, it is created
 (and started with a running configuration); when they do not, it is deleted.
@@ -32,15 +38,17 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from reconciler.core.model import (
     RESET_FORCE_DELETES,
     RESET_FULL,
+    Direction,
     DirectoryExtension,
     ExtensionsSeen,
     Mapping,
     Scope,
+    ScopeKind,
     Settings,
     resolve_extension_removals,
     resolve_extensions,
 )
-from reconciler.errors import ConflictError, NotFoundError, TransientProviderError
+from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.extensions import (
     EXTENSIONS_APP_NAME,
     identifier_uri,
@@ -53,6 +61,7 @@ from reconciler.graph.shapes import (
     DEVICE_SYNC_TEMPLATE,
     DOMAIN,
     EXCHANGE_WRITEBACK_TEMPLATE,
+    GROUP_PROVISIONING_TEMPLATE,
     JSON,
     MANAGED_SECRET_KEYS,
     PASSWORD_HASH_TEMPLATE,
@@ -62,11 +71,15 @@ from reconciler.graph.shapes import (
     exchange_schema_present,
     find_job,
     job_enabled,
+    job_template_for,
+    main_job,
     observe,
     parse_tags,
+    selected_group_role,
     set_password_hash_mappings,
     settings_to_secrets,
     tags_for,
+    template_app_id,
     with_deletes_approved,
     with_restart_pending,
     without_annotations,
@@ -109,8 +122,8 @@ class Resources(Protocol):
         """After the ``attempt``-th unknown outcome: wait and say True, or say False (give up)."""
         ...
 
-    def is_configuration(self, sp: JSON) -> bool:
-        """Whether principal ``sp`` was made from the Cloud Sync application template."""
+    def is_configuration(self, sp: JSON, direction: Direction) -> bool:
+        """Whether principal ``sp`` was made from the Cloud Sync application template of ``direction``."""
         ...
 
     def load(self, id: str, *, schema: bool) -> Loaded:
@@ -125,12 +138,17 @@ class Resources(Protocol):
         """Every principal with display name ``display_name``, of whatever template."""
         ...
 
-    def offers_template(self, id: str) -> bool:
-        """Whether principal ``id`` offers the provisioning job template (it is a Cloud Sync app)."""
+    def offers_template(self, id: str, job_template: str) -> bool:
+        """Whether principal ``id`` offers the job template ``job_template`` (it is a Cloud Sync app)."""
         ...
 
-    def instantiate(self, display_name: str) -> JSON:
-        """A new application and principal from the Cloud Sync template; returns the principal."""
+    def application_template(self, id: str) -> JSON:
+        """``GET /applicationTemplates/{id}``; NotFoundError when the service offers no such template."""
+        ...
+
+    def instantiate(self, display_name: str, template_id: str) -> JSON:
+        """A new application and principal from application template ``template_id``; returns the
+        principal."""
         ...
 
     def set_tags(self, id: str, tags: list[str]) -> None: ...
@@ -189,6 +207,18 @@ class Resources(Protocol):
 
     def delete_extension_property(self, app_object_id: str, property_id: str) -> None: ...
 
+    def list_assignments(self, id: str) -> list[JSON]:
+        """``GET /servicePrincipals/{id}/appRoleAssignedTo``: who is assigned to principal ``id``."""
+        ...
+
+    def assign(self, id: str, assignment: JSON) -> JSON:
+        """``POST /servicePrincipals/{id}/appRoleAssignedTo`` (principalId, resourceId, appRoleId)."""
+        ...
+
+    def unassign(self, id: str, assignment_id: str) -> None:
+        """``DELETE /servicePrincipals/{id}/appRoleAssignedTo/{assignment_id}``."""
+        ...
+
 
 @dataclass(frozen=True)
 class CompanionJob:
@@ -227,7 +257,7 @@ class CloudSyncWriter:
 
     @staticmethod
     def _provisioning_job(id: str, jobs: list[JSON]) -> JSON:
-        job = find_job(jobs, PROVISIONING_TEMPLATE)
+        job = main_job(jobs)
         if job is None:
             raise ConflictError(f"configuration {id} has no provisioning job; its create did not finish")
         return job
@@ -312,29 +342,102 @@ class CloudSyncWriter:
                 with contextlib.suppress(NotFoundError):
                     self.resources.delete_job(id, job["id"])
 
+    def _sync_assignments(self, sp: JSON, scope: Scope) -> None:
+        """An Entra ID -> AD principal's group assignments made to be ``scope``'s selected groups (none
+        for all groups): each one missing is added and each one not named removed; assignments of
+        anything but groups are not ours and stay."""
+        r = self.resources
+        id = str(sp["id"])
+        current = r.list_assignments(id)
+        wanted = {e.casefold(): e for e in scope.entries} if scope.kind is ScopeKind.SELECTED_GROUPS else {}
+        have: dict[str, JSON] = {}
+        for a in current:
+            principal = a.get("principalId")
+            if isinstance(principal, str) and a.get("principalType") in (None, "Group"):
+                have.setdefault(principal.casefold(), a)
+        missing = [group for key, group in wanted.items() if key not in have]
+        role = None
+        if missing:
+            if "appRoles" not in sp:
+                sp = r.load(id, schema=False).sp  # the principal as the service holds it, with its roles
+            role = selected_group_role(sp, current)
+            if role is None:
+                raise ConflictError(
+                    f"configuration {id}: its service principal lists no single app role to assign the "
+                    "selected groups with (appRoles); assign one group in the portal, then plan again"
+                )
+        for key, a in have.items():
+            if key not in wanted:
+                with contextlib.suppress(NotFoundError):
+                    r.unassign(id, str(a["id"]))
+        for group in missing:
+            assert role is not None
+            self._assign(id, {"principalId": group, "resourceId": id, "appRoleId": role})
+
+    def _assign(self, id: str, assignment: JSON) -> None:
+        """One group assignment; after an unknown outcome (or "exists already") the assignments are read
+        before trying again, so that a group is never assigned twice."""
+        r = self.resources
+        attempt = 0
+        while True:
+            try:
+                r.assign(id, assignment)
+                return
+            except (TransientProviderError, ConflictError, ProviderError) as exc:
+                # Graph answers 400 to an assignment that exists already: read before deciding.
+                if isinstance(exc, NotFoundError):
+                    raise
+                wanted = str(assignment["principalId"]).casefold()
+                if any(str(a.get("principalId") or "").casefold() == wanted for a in r.list_assignments(id)):
+                    return
+                attempt += 1
+                if not isinstance(exc, TransientProviderError) or not r.retry_wait(exc, attempt):
+                    raise
+
     # ----------------------------------------------------------------------------------------------
     # instantiate, never twice for one domain
 
-    def _left_unfinished(self, sp: JSON) -> bool:
+    def _left_unfinished(self, sp: JSON, direction: Direction) -> bool:
         """Whether ``sp`` is a principal an instantiate made that no one has carried any further.
 
         The service puts tags of its own on a new principal (``WindowsAzureActiveDirectoryIntegratedApp``)
         and may list no template id on it, so neither "no tags" nor the template id decides: a Cloud Sync
         principal (by its template id, or by the job template it offers) with none of our tags, no jobs
-        and no secrets is no configuration yet, and nobody else would finish it.
+        and no secrets is no configuration yet, and nobody else would finish it. Only a principal of the
+        template of ``direction`` counts: both directions of one domain have the domain's name.
         """
         if _has_own_tags(sp):
             return False
         r = self.resources
         id = str(sp["id"])
         try:
-            if not (r.is_configuration(sp) or r.offers_template(id)):
+            if not (r.is_configuration(sp, direction) or r.offers_template(id, job_template_for(direction))):
                 return False
             return not r.list_jobs(id) and not r.get_secrets(id)
         except NotFoundError:
             return False  # deleted since it was listed
 
-    def _instantiate(self, display_name: str) -> JSON:
+    def _template_id(self, direction: Direction) -> str:
+        """The application template to instantiate for ``direction``, as the service lists it.
+
+        The Entra ID -> AD template id is INFERRED (one community script, docs/graph.md): it is read
+        from the service first, and a service that does not offer it is told so, before anything is
+        made. The AD -> Entra ID one is documented and used as it is.
+        """
+        template_id = template_app_id(direction)
+        if direction is Direction.AD_TO_ENTRA:
+            return template_id
+        try:
+            found = self.resources.application_template(template_id)
+        except NotFoundError:
+            raise ConflictError(
+                f"the service lists no application template {template_id} (the Entra ID -> AD group "
+                "provisioning template this release expects, see docs/graph.md); create the first "
+                "Entra ID -> AD configuration in the portal and adopt it with `reconciler import --adopt`"
+            ) from None
+        return str(found.get("id") or template_id)
+
+    def _instantiate(self, display_name: str, direction: Direction = Direction.AD_TO_ENTRA) -> JSON:
         """``instantiate``, never twice: a principal left unfinished is taken, and after an unknown
         outcome the new principal is looked for before trying again."""
         r = self.resources
@@ -342,20 +445,21 @@ class CloudSyncWriter:
             existing = r.named(display_name)
             for orphan in existing:
                 # A run killed between instantiate and tagging left it: take it instead of making another.
-                if self._left_unfinished(orphan):
+                if self._left_unfinished(orphan, direction):
                     return orphan
+            template_id = self._template_id(direction)
             before = {found["id"] for found in existing}
             attempt = 0
             while True:
                 try:
-                    return r.instantiate(display_name)
+                    return r.instantiate(display_name, template_id)
                 except TransientProviderError as exc:
                     # A principal that was not there before, with this name and nothing on it, is the one
                     # this call made.
                     fresh = [
                         sp
                         for sp in r.named(display_name)
-                        if sp["id"] not in before and self._left_unfinished(sp)
+                        if sp["id"] not in before and self._left_unfinished(sp, direction)
                     ]
                     if fresh:
                         return fresh[0]
@@ -379,6 +483,9 @@ class CloudSyncWriter:
         extensions: Sequence[DirectoryExtension] = (),
     ) -> str:
         r = self.resources
+        direction = settings.direction
+        to_ad = direction is Direction.ENTRA_TO_AD
+        job_template = job_template_for(direction)
         with r.step("name:" + name):
             ours = r.managed_as(name)
             if len(ours) > 1:
@@ -386,18 +493,18 @@ class CloudSyncWriter:
                 raise ConflictError(f"more than one configuration is managed as {name!r}: {ids}")
             if ours:
                 sp, jobs, secrets, _schema = r.load(ours[0]["id"], schema=False)
-                provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+                provisioning = find_job(jobs, job_template)
                 if provisioning is not None and any(s.get("key") == DOMAIN for s in secrets):
                     return str(sp["id"])
             else:
                 # The portal names the application after the AD domain; our name goes into a tag.
-                sp = self._instantiate(settings.domain or name)
+                sp = self._instantiate(settings.domain or name, direction)
                 jobs, secrets = [], []
             id = str(sp["id"])
             with r.step(id):
                 # Tagged first: from now on a retry finds this principal instead of making another.
                 r.settle(self._set_tags, sp, name, deletion_protection, restart_token)
-                job = r.settle(self._ensure_job, id, PROVISIONING_TEMPLATE, jobs)
+                job = r.settle(self._ensure_job, id, job_template, jobs)
                 # The schema the service made for the job is the base: only what the desired state
                 # says is changed in it.
                 current = r.settle(r.get_schema, id, job["id"])
@@ -408,12 +515,15 @@ class CloudSyncWriter:
                     scope=scope,
                     mappings=mappings,
                     removals=removals,
-                    password_hash_sync=settings.password_hash_sync,
+                    password_hash_sync=None if to_ad else settings.password_hash_sync,
+                    preview_users=settings.preview_users if to_ad else None,
                 )
                 if seen is not None:
                     edited = with_definitions(edited, mappings, extensions, seen.app_id)
                 self._put_schema(id, job["id"], edited, current)
                 jobs = [j for j in jobs if j.get("id") != job["id"]] + [job]
+                if to_ad:
+                    self._sync_assignments(sp, scope)
                 self._sync_companion_jobs(id, jobs, settings)
                 # Secrets last: the Domain secret marks the create as finished.
                 if not secrets:
@@ -436,12 +546,14 @@ class CloudSyncWriter:
             sp, jobs, secrets, schema = self._load_managed(id, schema=True)
             tags = parse_tags(sp.get("tags") or [])
             new_secrets = self._secrets_to_write(id, settings, secrets)  # refused before any write
-            job = find_job(jobs, PROVISIONING_TEMPLATE)
+            job = main_job(jobs)
             if job is not None:
                 current = schema or r.get_schema(id, job["id"])
-                self._put_schema(
-                    id, job["id"], set_password_hash_mappings(current, settings.password_hash_sync), current
-                )
+                if job.get("templateId") == GROUP_PROVISIONING_TEMPLATE:
+                    edited = edit_schema(current, scope=None, preview_users=settings.preview_users)
+                else:
+                    edited = set_password_hash_mappings(current, settings.password_hash_sync)
+                self._put_schema(id, job["id"], edited, current)
             self._sync_companion_jobs(id, jobs, settings)
             # The AppKey secret says whether password hash sync is on, so it goes after the mappings
             # and the job: a run stopped in between reads as not done, and the next plan finishes it.
@@ -461,7 +573,7 @@ class CloudSyncWriter:
     ) -> None:
         r = self.resources
         with r.step(id):
-            _sp, jobs, _secrets, schema = self._load_managed(id, schema=True)
+            sp, jobs, _secrets, schema = self._load_managed(id, schema=True)
             job = self._provisioning_job(id, jobs)
             current = schema or r.get_schema(id, job["id"])
             seen = self._ensure_extensions(extensions)
@@ -473,6 +585,8 @@ class CloudSyncWriter:
                 edited = with_definitions(edited, mappings, extensions, seen.app_id)
                 edited = without_definitions(edited, extension_removals, seen.app_id)
             self._put_schema(id, job["id"], edited, current)
+            if job.get("templateId") == GROUP_PROVISIONING_TEMPLATE:
+                self._sync_assignments(sp, scope)
             # The schema no longer speaks of them: now the properties (and their values) may go.
             if seen is not None and extension_removals:
                 self._delete_extensions(seen, extension_removals)

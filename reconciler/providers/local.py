@@ -8,30 +8,31 @@ The tenant holds configurations the way the service does, and this provider read
 Graph provider does, through ``reconciler.graph.shapes``, and writes them with the very steps the Graph
 provider uses (``reconciler.graph.writes.CloudSyncWriter``), over the store's Graph-shaped calls
 (``_TenantResources``): a configuration is a service principal
-made from the AD2AAD template that has an ``AD2AADProvisioning`` job (or, while a create is unfinished,
+made from a Cloud Sync template that has its job (``AD2AADProvisioning``, or ``AAD2ADGroupProvisioning``
+for Entra ID -> AD, whose selected groups are app-role assignments; or, while a create is unfinished,
 only our managed tag). Our tags on the service principal say whether it is ours and under which name.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn, TypeVar
 
-from reconciler.core.model import Mapping, Observed
+from reconciler.core.model import Direction, Mapping, Observed
 from reconciler.errors import NotFoundError, TransientProviderError
 from reconciler.graph.shapes import (
     JSON,
-    PROVISIONING_TEMPLATE,
-    TEMPLATE_APP_ID,
     check_and_read_schema_text,
-    find_job,
+    direction_of,
+    from_template,
+    main_job,
     name_tag,
     observe,
     parse_tags,
 )
-from reconciler.graph.template import template_defaults
+from reconciler.graph.template import application_template, template_defaults
 from reconciler.graph.writes import CloudSyncWriter, Loaded
 from reconciler.tenant.store import TenantStore
 
@@ -40,16 +41,20 @@ __all__ = ["EmptyLocalTenant", "LocalProvider"]
 _T = TypeVar("_T")
 
 
-def _from_template(sp: JSON) -> bool:
-    return sp.get("applicationTemplateId") == TEMPLATE_APP_ID or TEMPLATE_APP_ID in (
-        sp.get("servicePrincipalNames") or []
-    )
+_from_template = from_template
 
 
 def _holds_configuration(store: TenantStore, sp: JSON) -> bool:
-    """Made from the AD2AAD template, or holding its provisioning job: a configuration made in the
-    portal may list no template id (as Microsoft's own example of one shows)."""
-    return _from_template(sp) or find_job(store.list_jobs(sp["id"]), PROVISIONING_TEMPLATE) is not None
+    """Made from a Cloud Sync template, or holding its job: a configuration made in the portal may list
+    no template id (as Microsoft's own example of one shows)."""
+    return _from_template(sp) or main_job(store.list_jobs(sp["id"])) is not None
+
+
+def _assignments(store: TenantStore, sp: JSON, jobs: list[JSON]) -> list[JSON]:
+    """The app-role assignments of an Entra ID -> AD principal (its selected groups); none else."""
+    if direction_of(sp, jobs) is not Direction.ENTRA_TO_AD:
+        return []
+    return store.list_app_role_assignments(sp["id"])
 
 
 class _TenantResources:
@@ -68,15 +73,15 @@ class _TenantResources:
     def retry_wait(self, exc: TransientProviderError, attempt: int) -> bool:
         return False
 
-    def is_configuration(self, sp: JSON) -> bool:
-        return _from_template(sp)
+    def is_configuration(self, sp: JSON, direction: Direction) -> bool:
+        return _from_template(sp, direction)
 
     def load(self, id: str, *, schema: bool) -> Loaded:
         sp = self.store.get_service_principal(id)
         jobs = self.store.list_jobs(id)
-        if not _from_template(sp) and find_job(jobs, PROVISIONING_TEMPLATE) is None:
+        if not _from_template(sp) and main_job(jobs) is None:
             raise NotFoundError(f"{id} is not a Cloud Sync configuration")
-        job = find_job(jobs, PROVISIONING_TEMPLATE) if schema else None
+        job = main_job(jobs) if schema else None
         found = None if job is None else self.store.get_schema(id, job["id"])
         return Loaded(sp, jobs, self.store.get_secrets(id), found)
 
@@ -92,12 +97,15 @@ class _TenantResources:
     def named(self, display_name: str) -> list[JSON]:
         return self.store.service_principals_named(display_name)
 
-    def offers_template(self, id: str) -> bool:
+    def offers_template(self, id: str, job_template: str) -> bool:
         # The tenant records the template each principal was made from (AD2AAD, or Entra ID -> AD).
-        return _from_template(self.store.get_service_principal(id))
+        return any(t.get("id") == job_template for t in self.store.list_templates(id))
 
-    def instantiate(self, display_name: str) -> JSON:
-        return dict(self.store.instantiate(display_name)["servicePrincipal"])
+    def application_template(self, id: str) -> JSON:
+        return application_template(id)
+
+    def instantiate(self, display_name: str, template_id: str) -> JSON:
+        return dict(self.store.instantiate(display_name, template_id)["servicePrincipal"])
 
     def set_tags(self, id: str, tags: list[str]) -> None:
         self.store.patch_service_principal(id, {"tags": tags})
@@ -170,6 +178,15 @@ class _TenantResources:
     def delete_extension_property(self, app_object_id: str, property_id: str) -> None:
         self.store.delete_extension_property(app_object_id, property_id)
 
+    def list_assignments(self, id: str) -> list[JSON]:
+        return self.store.list_app_role_assignments(id)
+
+    def assign(self, id: str, assignment: JSON) -> JSON:
+        return self.store.assign_app_role(id, str(assignment["principalId"]), str(assignment["appRoleId"]))
+
+    def unassign(self, id: str, assignment_id: str) -> None:
+        self.store.remove_app_role_assignment(id, assignment_id)
+
 
 class LocalProvider(CloudSyncWriter):
     """``Provider`` on a ``TenantStore`` file."""
@@ -182,15 +199,15 @@ class LocalProvider(CloudSyncWriter):
     # ----------------------------------------------------------------------------------------------
     # reading
 
-    @staticmethod
     def _observe_parts(
-        sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: bytes | None
+        self, sp: JSON, jobs: list[JSON], secrets: list[JSON], schema: bytes | None
     ) -> Observed | None:
         reading = None
         if schema is not None:
             # Decoded only as far as scope and mappings go; a mapping list read before is not read again.
             reading = check_and_read_schema_text(schema, f"the schema of {sp['id']}")
-        return observe(sp, jobs, secrets, None, reading=reading)
+        assignments = _assignments(self.store, sp, jobs)
+        return observe(sp, jobs, secrets, None, reading=reading, assignments=assignments)
 
     def _read(self) -> tuple[Observed, ...]:
         """Every configuration, read in one snapshot with three queries."""
@@ -198,7 +215,7 @@ class LocalProvider(CloudSyncWriter):
         with self.store.transaction(write=False):
             parts = self.store.configuration_parts()
         for sp, jobs, secrets, schemas in parts:
-            provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+            provisioning = main_job(jobs)
             # Made from the template, or holding its provisioning job: a configuration made in the
             # portal may list no template id.
             if provisioning is None and not _from_template(sp):
@@ -232,7 +249,7 @@ class LocalProvider(CloudSyncWriter):
         """The configuration held by ``sp`` (made from the template, or holding its provisioning job),
         or None when ``sp`` is not one."""
         jobs = self.store.list_jobs(sp["id"])
-        provisioning = find_job(jobs, PROVISIONING_TEMPLATE)
+        provisioning = main_job(jobs)
         if provisioning is None and not _from_template(sp):
             return None
         if provisioning is None and not parse_tags(sp.get("tags") or []).managed:
@@ -247,17 +264,29 @@ class LocalProvider(CloudSyncWriter):
     # writing: the steps are ``CloudSyncWriter``'s, over ``_TenantResources``
 
     def provision_on_demand(
-        self, id: str, subject: str, object_type: str = "user", *, apply_scoping: bool = False
+        self,
+        id: str,
+        subject: str,
+        object_type: str = "user",
+        *,
+        apply_scoping: bool = False,
+        members: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Run ``subject`` through ``reconciler.provisioning.on_demand`` against the tenant's directory.
+        """Run ``subject`` through ``reconciler.provisioning.on_demand`` against the tenant's directory (an
+        Entra ID -> AD configuration: through ``reconciler.provisioning.to_ad``, with ``members``).
 
         ``apply_scoping`` (local only) skips an object out of scope, as a scheduled cycle would; the
         service itself ignores scoping on demand.
         """
         with self.store.transaction():
-            if not _holds_configuration(self.store, self.store.get_service_principal(id)):
+            sp = self.store.get_service_principal(id)
+            if not _holds_configuration(self.store, sp):
                 raise NotFoundError(f"{id} is not a Cloud Sync configuration")
             # Loaded by the one command that provisions, not by every plan.
+            if direction_of(sp, self.store.list_jobs(id)) is Direction.ENTRA_TO_AD:
+                from reconciler.provisioning.to_ad import provision_to_ad
+
+                return provision_to_ad(self.store, id, subject, object_type, members)
             from reconciler.provisioning.on_demand import provision_on_demand
 
             return provision_on_demand(self.store, id, subject, object_type, apply_scoping=apply_scoping)

@@ -60,10 +60,17 @@ from reconciler.provisioning.evaluate import (
 from reconciler.tenant.store import TenantStore
 
 __all__ = [
+    "FAILURE",
+    "SKIPPED",
     "SOURCE_SYSTEM",
+    "SUCCESS",
     "TARGET_SYSTEM",
+    "Run",
+    "fail_on_errors",
     "provision_on_demand",
     "provision_request",
+    "stamp",
+    "utc_now",
 ]
 
 JSON = dict[str, Any]
@@ -76,16 +83,16 @@ SUCCESS, SKIPPED, FAILURE = "Success", "Skipped", "Failure"
 _FOLDED_TYPES = {t.casefold(): t for t in OBJECT_TYPES}
 
 
-def _utc_now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _stamp(moment: dt.datetime) -> str:
+def stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True)
-class _Run:
+class Run:
     """One on-demand run: the steps taken so far and what the response will say."""
 
     clock: Callable[[], dt.datetime]
@@ -103,6 +110,9 @@ class _Run:
     target_id: str | None = None
     target_type: str | None = None
     display_name: str | None = None
+    # The two directories, as the response names them (the other direction swaps them).
+    source: str = SOURCE_SYSTEM
+    target: str = TARGET_SYSTEM
 
     def step(self, name: str, kind: str, status: str, description: str, details: JSON | None = None) -> None:
         self.steps.append(
@@ -111,7 +121,7 @@ class _Run:
                 "type": kind,
                 "status": status,
                 "description": description,
-                "timestamp": _stamp(self.clock()),
+                "timestamp": stamp(self.clock()),
                 "details": details or {},
             }
         )
@@ -136,7 +146,7 @@ class _Run:
             "action": self.action,
             "changeId": str(uuid.uuid4()),
             "startTime": self.started,
-            "endTime": _stamp(self.clock()),
+            "endTime": stamp(self.clock()),
             "modifiedProperties": self.modified,
             "provisioningSteps": self.steps,
             "reportableIdentifier": self.reportable or self.subject,
@@ -146,7 +156,7 @@ class _Run:
                 "displayName": self.display_name,
                 "details": None,
             },
-            "sourceSystem": {"id": None, "name": SOURCE_SYSTEM, "details": None},
+            "sourceSystem": {"id": None, "name": self.source, "details": None},
             "statusInfo": self.status_info,
             "targetIdentity": {
                 "id": self.target_id,
@@ -154,7 +164,7 @@ class _Run:
                 "displayName": self.display_name,
                 "details": None,
             },
-            "targetSystem": {"id": None, "name": TARGET_SYSTEM, "details": None},
+            "targetSystem": {"id": None, "name": self.target, "details": None},
         }
         key = {"result": self.result, "details": self.details}
         return {"key": _dumps(key), "value": _dumps(log)}
@@ -204,7 +214,7 @@ def _error_text(outcome: Outcome) -> str:
     return f"{outcome.target}: {outcome.error}"
 
 
-def _fail_on_errors(run: _Run, evaluation: Evaluation, step_name: str, kind: str) -> bool:
+def fail_on_errors(run: Run, evaluation: Evaluation, step_name: str, kind: str) -> bool:
     errors = evaluation.errors
     if not errors:
         return False
@@ -218,7 +228,7 @@ def _fail_on_errors(run: _Run, evaluation: Evaluation, step_name: str, kind: str
     return True
 
 
-def _import(run: _Run, store: TenantStore) -> dict[str, SourceValue] | None:
+def _import(run: Run, store: TenantStore) -> dict[str, SourceValue] | None:
     found = store.get_onprem_object(run.subject)
     if found is None:
         message = f"No object with the distinguished name '{run.subject}' was found in {SOURCE_SYSTEM}"
@@ -248,7 +258,7 @@ def _import(run: _Run, store: TenantStore) -> dict[str, SourceValue] | None:
 
 
 def _matching(
-    run: _Run, store: TenantStore, evaluator: MappingEvaluator, attributes: Mapping[str, SourceValue]
+    run: Run, store: TenantStore, evaluator: MappingEvaluator, attributes: Mapping[str, SourceValue]
 ) -> tuple[bool, JSON | None]:
     """(go on, matched cloud object)."""
     assert run.target_type is not None
@@ -262,7 +272,7 @@ def _matching(
         outcome = as_create[m.target]
         if outcome.kind is OutcomeKind.ERROR:
             evaluation = Evaluation((outcome,))
-            _fail_on_errors(run, evaluation, "EntryImport", "Matching")
+            fail_on_errors(run, evaluation, "EntryImport", "Matching")
             return False, None
         if outcome.value is None:
             tried.append(f"{m.target} (no value)")
@@ -303,7 +313,7 @@ def _matching(
 
 
 def _export(
-    run: _Run,
+    run: Run,
     store: TenantStore,
     evaluator: MappingEvaluator,
     attributes: Mapping[str, SourceValue],
@@ -313,7 +323,7 @@ def _export(
     create = match is None
     name = "EntryExportAdd" if create else "EntryExportUpdate"
     evaluation = evaluator.evaluate(attributes, create=create)
-    if _fail_on_errors(run, evaluation, name, "Export"):
+    if fail_on_errors(run, evaluation, name, "Export"):
         run.action = "Create" if create else "Update"
         return
     old: dict[str, Any] = dict(match["attributes"]) if match is not None else {}
@@ -386,9 +396,9 @@ def provision_on_demand(
             code="BadRequest",
             status=400,
         )
-    clock = now or _utc_now
-    run = _Run(clock=clock, subject=subject, object_type=canonical)
-    run.started = _stamp(clock())
+    clock = now or utc_now
+    run = Run(clock=clock, subject=subject, object_type=canonical)
+    run.started = stamp(clock())
     with store.transaction():
         job = find_job(store.list_jobs(sp_id), PROVISIONING_TEMPLATE)
         if job is None:
@@ -402,7 +412,7 @@ def provision_on_demand(
 
 
 def _run_steps(
-    run: _Run,
+    run: Run,
     store: TenantStore,
     schema: Mapping[str, Any],
     domain: str,

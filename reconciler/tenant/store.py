@@ -30,6 +30,7 @@ from reconciler.graph.shapes import (
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
+from reconciler.graph.template import principal_app_roles
 from reconciler.tenant.applications import Applications
 from reconciler.tenant.database import FORMAT_VERSION, JSON, dumps, loads, now
 from reconciler.tenant.documents import (
@@ -82,6 +83,9 @@ class TenantStore(DirectoryObjects, Applications):
         if template_id not in JOB_TEMPLATES_OF:
             raise not_found(f"application template {template_id}")
         application, service_principal = new_application(display_name, None if portal_made else template_id)
+        service_principal["appRoles"] = principal_app_roles(
+            template_id
+        )  # what selected groups are assigned with
         app_id = application["appId"]
         with self.transaction():
             self._exec(
@@ -129,9 +133,9 @@ class TenantStore(DirectoryObjects, Applications):
         schemas: dict[str, dict[str, bytes]] = {}
         rows = self._q(
             # The schema's UTF-8 bytes as SQLite holds them, with no str made and encoded again.
-            "SELECT sp_id, id, data, CASE WHEN template_id = ? THEN CAST(schema AS BLOB) END "
+            "SELECT sp_id, id, data, CASE WHEN template_id IN (?, ?) THEN CAST(schema AS BLOB) END "
             "FROM jobs ORDER BY seq",
-            (PROVISIONING_TEMPLATE,),
+            (PROVISIONING_TEMPLATE, GROUP_PROVISIONING_TEMPLATE),
         )
         for sp_id, job_id, data, schema in rows:
             jobs.setdefault(sp_id, []).append(loads(data))

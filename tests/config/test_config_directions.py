@@ -307,5 +307,4 @@ def test_the_direction_examples_load_without_warnings() -> None:
     result = load_paths([str(folder)])
     assert result.warnings == ()
     by_name = result.state.by_name()
-    assert by_name["contoso-groups"].scope.kind is ScopeKind.SELECTED_GROUPS
     assert by_name["fabrikam-groups"].scope.filters and by_name["fabrikam-groups"].settings.preview_users

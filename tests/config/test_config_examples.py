@@ -11,7 +11,7 @@ from reconciler.config import schema
 from reconciler.config.files import SourceFile, check_source
 from reconciler.config.load import load_paths
 from reconciler.config.yamlio import parse_documents
-from reconciler.core.model import ApplyMode, MappingKind, ScopeKind
+from reconciler.core.model import ApplyMode, Direction, MappingKind, ScopeKind
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDER = REPO / "examples" / "configs"
@@ -38,7 +38,7 @@ def test_the_folder_loads_without_warnings() -> None:
     result = load_paths([str(FOLDER)])
     assert result.warnings == ()
     names = [c.name for c in result.state.configurations]
-    assert names == ["contoso", "fabrikam", "lab", "northwind", "woodgrove"]
+    assert names == ["contoso", "contoso-groups", "fabrikam", "lab", "northwind", "woodgrove"]
 
 
 def test_the_examples_show_every_feature() -> None:
@@ -69,6 +69,11 @@ def test_the_examples_show_every_feature() -> None:
     # The add-on jobs of an AD -> Entra ID configuration.
     woodgrove = state["woodgrove"].settings
     assert woodgrove.exchange_hybrid_writeback and woodgrove.device_sync
+    # Entra ID -> AD for the same domain: selected groups, a target container, a group mapping.
+    groups = state["contoso-groups"]
+    assert groups.settings.direction is Direction.ENTRA_TO_AD
+    assert groups.scope.kind is ScopeKind.SELECTED_GROUPS and len(groups.scope.entries) == 2
+    assert {o.target for o in groups.overrides} == {"parentDistinguishedName", "sAMAccountName"}
     # Deletion protection and a restart token.
     assert contoso.deletion_protection is True and contoso.restart_token == "2026-11-26"
 

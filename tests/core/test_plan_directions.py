@@ -51,12 +51,37 @@ def test_add_on_jobs_as_the_target_has_them_is_no_change() -> None:
     assert plan([Desired("contoso", want)], [observed("contoso", want)]).changes == ()
 
 
-def test_entra_to_ad_configuration_is_held_with_its_reason() -> None:
+def test_entra_to_ad_configuration_is_created_and_started() -> None:
     scope = Scope(ScopeKind.SELECTED_GROUPS, (G1,))
     p = plan([Desired("groups", TO_AD, scope=scope)], [])
-    assert p.changes == ()
-    (held,) = p.held
-    assert held.action is Action.CREATE and "Entra ID -> AD" in held.reasons[0]
+    assert p.held == ()
+    assert [(c.action, c.name) for c in p.changes] == [(Action.CREATE, "groups"), (Action.START, "groups")]
+    fields = {f.path: f.after for f in p.changes[0].fields}
+    assert fields["settings.direction"] == "entraToAd"
+    assert fields["scope"] == {"kind": "selectedGroups", "entries": [G1]}
+
+
+def test_a_change_of_selected_groups_is_an_update_and_a_restart() -> None:
+    g2 = "7e3d0f52-8b4c-4a9f-87d2-1fa0b9c8d7e6"
+    have = replace(observed("groups", TO_AD), scope=Scope(ScopeKind.SELECTED_GROUPS, (G1,)))
+    want = Desired("groups", TO_AD, scope=Scope(ScopeKind.SELECTED_GROUPS, (g2,)))
+    p = plan([want], [have])
+    assert [c.action for c in p.changes] == [Action.UPDATE, Action.RESTART]
+    update, restart = p.changes
+    assert update.write_schema and not update.write_settings
+    assert restart.reasons == ("scope changed (the service picks up a new scope only on restart)",)
+    # Groups leaving the scope are deleted in AD: said so in the reader's terms.
+    assert any("deleted in AD" in w for w in p.warnings)
+
+
+def test_both_directions_of_one_domain_are_two_configurations() -> None:
+    # An unmanaged configuration of the other direction is no clash; one of the same direction is.
+    portal = replace(observed("x", SETTINGS), name=None, managed=False)
+    p = plan([Desired("groups", TO_AD)], [portal])
+    assert [c.action for c in p.changes] == [Action.CREATE, Action.START] and p.held == ()
+    portal_to_ad = replace(portal, settings=TO_AD)
+    (held,) = plan([Desired("groups", TO_AD)], [portal_to_ad]).held
+    assert held.action is Action.CREATE and "import --adopt" in held.reasons[0]
 
 
 def test_direction_of_a_managed_configuration_never_changes_in_place() -> None:
@@ -70,11 +95,8 @@ def test_entra_to_ad_for_a_domain_is_not_a_rename_of_its_ad_to_entra_configurati
     # The AD -> Entra ID configuration of the same domain leaves the desired state: that is a delete to
     # hold (no --allow-delete), never the new direction taking it over under another name.
     p = plan([Desired("groups", TO_AD)], [observed("contoso", SETTINGS)])
-    assert p.changes == ()
-    assert sorted((h.action, h.name) for h in p.held) == [
-        (Action.CREATE, "groups"),
-        (Action.DELETE, "contoso"),
-    ]
+    assert [(c.action, c.name) for c in p.changes] == [(Action.CREATE, "groups"), (Action.START, "groups")]
+    assert [(h.action, h.name) for h in p.held] == [(Action.DELETE, "contoso")]
 
 
 def test_plan_files_carry_direction_filters_and_add_on_jobs() -> None:
@@ -118,7 +140,7 @@ def test_exchange_writeback_on_a_new_configuration_warns_that_it_was_not_checked
 
 
 def test_the_meaning_of_a_change_to_an_entra_to_ad_configuration_is_shown_entry_by_entry() -> None:
-    # The planner holds these configurations back whole; `reconciler diff` still says what changed.
+    # `reconciler diff` says what changed, as the plan does.
     from reconciler.core.semantic_diff import DiffKind, semantic_diff
 
     g2 = "7e3d0f52-8b4c-4a9f-87d2-1fa0b9c8d7e6"

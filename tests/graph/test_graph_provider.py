@@ -70,12 +70,12 @@ def test_reads_are_batched(start_emulator: StartEmulator) -> None:
     provider = provider_for(emulator, TOKEN)
     found = provider.read_all()
     assert len(found) == 25
-    # One page of principals made from the template and one of those carrying our tag that were not;
-    # jobs and secrets of 10 configurations a $batch (3), then schemas of 20 a $batch (2); and the
-    # template alongside.
+    # One page of principals made from each of the two templates (AD -> Entra ID, Entra ID -> AD) and
+    # one of those carrying our tag that were not; jobs and secrets of 10 configurations a $batch (3),
+    # then schemas of 20 a $batch (2); and the template alongside.
     outer = [r for r in emulator.recorded if not r.inner]
     batches = [r for r in outer if r.path == "/$batch"]
-    assert len(outer) == 2 + 5 + 1 and len(batches) == 5
+    assert len(outer) == 3 + 5 + 1 and len(batches) == 5
     assert all(len(r.body["requests"]) <= 20 for r in batches)
     provider.close()
 
@@ -92,9 +92,9 @@ def test_a_failed_read_sends_nothing_more(start_emulator: StartEmulator) -> None
     provider = provider_for(emulator, concurrency=2)
     with pytest.raises(ProviderError, match="no jobs today"):
         provider.read_all()
-    # Reading them all takes 2 + 15 + 8 requests and the template. The reading stops at the first
-    # failure: the two listings (made from the template; carrying our tag), the template and the few
-    # job requests already begun are all that is sent.
+    # Reading them all takes 3 + 15 + 8 requests and the template. The reading stops at the first
+    # failure, listing included: the first listing, the template and the few job requests already
+    # begun (and at most the listing under way) are all that is sent.
     assert emulator.stats["requests"] <= 12
     provider.close()
 
@@ -114,8 +114,9 @@ def test_read_all_follows_pages(start_emulator: StartEmulator) -> None:
         provider = provider_for(small)
         assert {o.id for o in provider.read_all()} == ids
         pages = [r for r in small.recorded if r.path.startswith("/servicePrincipals?") and not r.inner]
-        # Three pages of principals made from the template, one (empty) of those with our tag.
-        assert len(pages) == 3 + 1
+        # Three pages of principals made from the AD -> Entra ID template, one (empty) of those made from
+        # the Entra ID -> AD one, one (empty) of those with our tag.
+        assert len(pages) == 3 + 1 + 1
         provider.close()
     finally:
         service.MAX_PAGE_SIZE = original

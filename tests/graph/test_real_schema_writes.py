@@ -26,7 +26,7 @@ from support.graph import (
 )
 from test_graph_resilience import Targeted
 
-from reconciler.core.model import CREDENTIAL_DATA, MappingKind, MappingOverride, Scope, ScopeKind
+from reconciler.core.model import CREDENTIAL_DATA, Direction, MappingKind, MappingOverride, Scope, ScopeKind
 from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
 from reconciler.engine.importer import import_target
@@ -297,8 +297,10 @@ def test_a_new_principal_showing_no_template_id_is_known_by_the_job_template_it_
     provider = provider_for(emulator)
     made = store.instantiate("alpha.contoso.com")["servicePrincipal"]
     as_listed = {**made, "applicationTemplateId": None, "servicePrincipalNames": [made["appId"]]}
-    assert not provider.resources.is_configuration(as_listed)
-    assert provider._left_unfinished(as_listed)
+    assert not provider.resources.is_configuration(as_listed, Direction.AD_TO_ENTRA)
+    assert provider._left_unfinished(as_listed, Direction.AD_TO_ENTRA)
+    # Not an unfinished Entra ID -> AD principal: it offers another job template.
+    assert not provider._left_unfinished(as_listed, Direction.ENTRA_TO_AD)
     store.create_job(made["id"], PROVISIONING_TEMPLATE)
-    assert not provider._left_unfinished(as_listed)
+    assert not provider._left_unfinished(as_listed, Direction.AD_TO_ENTRA)
     provider.close()

@@ -70,3 +70,11 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
 @pytest.fixture
 def provider(harness: Harness) -> Provider:
     return harness.provider
+
+
+@pytest.fixture
+def tenant(harness: Harness) -> Harness:
+    """The harness of a provider backed by a tenant (local, Graph emulator); skipped for the others."""
+    if harness.store is None:
+        pytest.skip("this provider has no service tenant behind it")
+    return harness

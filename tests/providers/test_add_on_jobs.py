@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from support.providers import Harness
 
 from reconciler.core.model import Scope, Settings
@@ -23,13 +22,6 @@ from reconciler.providers.base import ChecksExchangeSchema
 
 SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com")
 BOTH = replace(SETTINGS, exchange_hybrid_writeback=True, device_sync=True)
-
-
-@pytest.fixture
-def tenant(harness: Harness) -> Harness:
-    if harness.store is None:
-        pytest.skip("this provider has no service tenant behind it")
-    return harness
 
 
 def jobs(h: Harness, id: str) -> dict[str, bool]:
