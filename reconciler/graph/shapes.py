@@ -512,7 +512,12 @@ _DEFAULT_CLAUSES: frozenset[tuple[str, str, str, tuple[str, ...]]] | None = None
 
 
 def _clause_key(obj: str, clause: AbcMapping[str, Any]) -> tuple[str, str, str, tuple[str, ...]]:
-    values = (clause.get("targetOperand") or {}).get("values") or []
+    # A clause the service or a hand edit wrote oddly (an operand that is not an object, values that are
+    # not a list) is still a clause the tool does not manage; it must be listed, not crash the read.
+    operand = clause.get("targetOperand")
+    values = operand.get("values") if isinstance(operand, AbcMapping) else None
+    if not isinstance(values, list):
+        values = []
     return (
         obj,
         str(clause.get("operatorName") or ""),
