@@ -8,12 +8,15 @@ its pages under the same paths); each ``PAGE`` is a path under it, such as
 was read at (kept with each example, as its source). A page marks each example with
 an HTML comment holding ``{"blockType": "request", "name": ...}`` or ``{"blockType": "response"}``,
 each followed by a fenced block: the request line, headers and body; the status line, headers and body.
-Requests and responses are paired in order. The output lists, per example: the page and version, the
-example's name, the request (method, path relative to the version, headers, body) and the documented
-response (status, body, and the type the page declares for it). A body that is not valid JSON is kept
-as text with ``"invalid": true`` (pages hold JavaScript object literals); the conformance test decides
-how to read it. With ``--add``, OUT_JSON keeps the examples of the pages not named, and those of the
-pages named are replaced (pages can then be read at different commits, a few at a time).
+Requests and responses are paired in order. Some pages leave an example unmarked: a fenced block
+starting with a full Graph URL is then a request (named after its page), one starting with a status
+line a response, whose type is the one the page's text names. The output lists, per example: the page
+and version, the example's name, the request (method, path relative to the version, headers, body)
+and the documented response (status, body, and the type the page declares for it). A body that is
+not valid JSON is kept as text with ``"invalid": true`` (pages hold JavaScript object literals); the
+conformance test decides how to read it. With ``--add``, OUT_JSON keeps the examples of the pages not
+named, and those of the pages named are replaced (pages can then be read at different commits, a few
+at a time).
 
 I/O: reads the pages (each at most 1 MiB), writes OUT_JSON.
 """
@@ -47,9 +50,14 @@ def _name(comment: str) -> str | None:
 
 
 def _split(block: str) -> tuple[list[str], str]:
-    """(first line and headers, body text) of a fenced HTTP block."""
-    head, _, body = block.strip("\n").partition("\n\n")
-    return head.splitlines(), body.strip()
+    """(first line and headers, body text) of a fenced HTTP block.
+
+    The body follows a blank line, or (as some pages write it) starts right under the status line."""
+    lines = block.strip("\n").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip() or (i and line.lstrip()[:1] in ("{", "[")):
+            return lines[:i], "\n".join(lines[i:]).strip()
+    return lines, ""
 
 
 def _body(text: str) -> dict[str, Any]:
@@ -61,21 +69,50 @@ def _body(text: str) -> dict[str, Any]:
         return {"text": text, "invalid": True}
 
 
+def _declared_in_text(text: str) -> tuple[str | None, bool]:
+    """The response type the page's text names ("... and a [synchronizationTemplate](...) object"),
+    and whether it is a collection: what an example without a response marker is read against."""
+    m = re.search(r"response code and (?:an? |a collection of )\[(\w+)\]\(", text)
+    if m is None:
+        return None, False
+    return m.group(1), "a collection of [" in m.group(0)
+
+
+def _blocks(text: str) -> list[tuple[int, str | None, str, str]]:
+    """The fenced blocks of a page in order: (position, kind, marker comment, block).
+
+    A block right after a request or response marker has that kind; a block no marker claims is a
+    request when it starts with a full Graph URL, a response when it starts with a status line (some
+    pages leave their examples unmarked), and is ignored otherwise."""
+    blocks: list[tuple[int, str | None, str, str]] = []
+    claimed: set[int] = set()
+    for marker in _MARKER.finditer(text):
+        fence = _FENCE.search(text, marker.end())
+        if fence is None or fence.start() in claimed:
+            continue
+        claimed.add(fence.start())
+        blocks.append((fence.start(), _block_type(marker.group(1)), marker.group(1), fence.group(1)))
+    for fence in _FENCE.finditer(text):
+        if fence.start() in claimed:
+            continue
+        first = fence.group(1).strip("\n").partition("\n")[0].strip()
+        request = _REQUEST_LINE.match(first)
+        if request is not None and _VERSION.match(request.group(2)):
+            blocks.append((fence.start(), "request", "", fence.group(1)))
+        elif _STATUS_LINE.match(first):
+            blocks.append((fence.start(), "response", "", fence.group(1)))
+    return sorted(blocks, key=lambda b: b[0])
+
+
 def examples(page: str, text: str, commit: str) -> list[dict[str, Any]]:
     """The request/response pairs of one page, in order."""
     found: list[dict[str, Any]] = []
     pending: dict[str, Any] | None = None
-    for marker in _MARKER.finditer(text):
-        kind = _block_type(marker.group(1))
+    for _, kind, comment, block in _blocks(text):
         if kind not in ("request", "response"):
             continue
-        fence = _FENCE.search(text, marker.end())
-        if fence is None:
-            continue
-        lines, body = _split(fence.group(1))
-        headers = dict(
-            (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]) if v
-        )
+        lines, body = _split(block)
+        headers = dict((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]) if v)
         if kind == "request":
             m = _REQUEST_LINE.match(lines[0].strip()) if lines else None
             if m is None:
@@ -84,22 +121,28 @@ def examples(page: str, text: str, commit: str) -> list[dict[str, Any]]:
             if url is None:
                 continue
             headers.pop("Authorization", None)  # the test sends its own token
+            # An unmarked example is named after its page.
+            default = Path(page).stem.replace("-", "_") if not comment else f"example {len(found) + 1}"
             pending = {
                 "page": page,
                 "commit": commit,
                 "version": url.group(1).lower(),
-                "name": _name(marker.group(1)) or f"example {len(found) + 1}",
+                "name": _name(comment) or default,
                 "request": {"method": m.group(1), "path": url.group(2), "headers": headers, **_body(body)},
             }
         elif pending is not None:
             m = _STATUS_LINE.match(lines[0].strip()) if lines else None
             if m is None:
                 continue
-            declared = re.search(r'"@odata\.type"\s*:\s*"microsoft\.graph\.(\w+)"', marker.group(1))
+            declared = re.search(r'"@odata\.type"\s*:\s*"microsoft\.graph\.(\w+)"', comment)
+            collection = bool(re.search(r'"isCollection"\s*:\s*true', comment))
+            type_name = declared.group(1) if declared else None
+            if type_name is None and body:
+                type_name, collection = _declared_in_text(text)
             pending["response"] = {
                 "status": int(m.group(1)),
-                "type": declared.group(1) if declared else None,
-                "collection": bool(re.search(r'"isCollection"\s*:\s*true', marker.group(1))),
+                "type": type_name,
+                "collection": collection,
                 **_body(body),
             }
             found.append(pending)

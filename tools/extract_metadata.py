@@ -1,18 +1,24 @@
 """Extract the synchronization API's types and actions from a Microsoft Graph CSDL file into package data.
 
-Usage: ``python tools/extract_metadata.py CSDL_FILE OUT_JSON --source TEXT``
+Usage: ``python tools/extract_metadata.py CSDL_FILE [CSDL_FILE...] OUT_JSON --source TEXT``
 
 ``CSDL_FILE`` is one of the metadata documents published in microsoftgraph/msgraph-metadata
 (``clean_v10_metadata/cleanMetadata.xml``, ``clean_beta_metadata/cleanMetadata.xml``, or a cloud's
-``schemas/*.csdl``). The output holds the types reachable from the synchronization entities, the service
-principal, the application and the application template (properties with their type, nullability and
-whether they are navigation properties; enum members; base types), and the actions and functions bound
-to the synchronization types plus ``applicationTemplate: instantiate``: what ``reconciler.graph.metadata``
-checks request bodies against and what the emulator serves. Descriptions and annotations are left out,
-and so are the types a navigation property leads to outside the synchronization API, to keep the
-extract small.
+``schemas/*.csdl``), or several well-formed fragments of one: their ``microsoft.graph`` schemas are read
+as one. A fragment file holds an ``edmx:Edmx`` document or a bare ``Schema`` element with the elements
+copied from the published document, which lets the extract be made from the parts of a document too
+large to handle whole. The output holds the types reachable from the synchronization entities, the
+service principal, the application, its extension properties, app role assignments and the application
+template (properties with their type, nullability and whether they are navigation properties; enum
+members; base types), and the actions and functions bound to the synchronization types plus
+``applicationTemplate: instantiate``: what ``reconciler.graph.metadata`` checks request bodies against
+and what the emulator serves. Descriptions and annotations are left out, and so are the types a
+navigation property leads to outside the synchronization API, to keep the extract small.
 
-I/O: reads CSDL_FILE (at most 64 MiB), writes OUT_JSON.
+A type the extract needs that the input does not define is an error naming every such type (with
+``--partial``, a list on stderr): with fragments, it is the list of what to copy next.
+
+I/O: reads each CSDL_FILE (at most 64 MiB), writes OUT_JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ ROOTS = (
     "servicePrincipal",
     "application",
     "applicationTemplate",
+    "appRoleAssignment",
+    "extensionProperty",
     "applicationServicePrincipal",
     "parseExpressionResponse",
     "filterOperatorSchema",
@@ -85,11 +93,35 @@ def read_schema(path: Path) -> ET.Element:
     raise SystemExit(f"{path}: no microsoft.graph schema")
 
 
-def _walk(elements: dict[str, ET.Element], types: dict[str, Any], pending: list[str]) -> None:
-    """Add to ``types`` every type named in ``pending`` and those they lead to."""
+def read_schemas(paths: list[Path]) -> ET.Element:
+    """The ``microsoft.graph`` schemas of ``paths`` as one (the first file's, with the others' elements)."""
+    schema = read_schema(paths[0])
+    names = {(e.tag, e.get("Name")) for e in schema if e.tag != f"{EDM}Action" and e.tag != f"{EDM}Function"}
+    for path in paths[1:]:
+        for element in read_schema(path):
+            key = (element.tag, element.get("Name"))
+            # Actions and functions are overloaded by binding, so they are never duplicates by name.
+            if key in names and element.tag not in (f"{EDM}Action", f"{EDM}Function"):
+                raise SystemExit(f"{path}: {key[1]} is defined twice")
+            names.add(key)
+            schema.append(element)
+    return schema
+
+
+def _walk(
+    elements: dict[str, ET.Element], types: dict[str, Any], pending: list[str], missing: set[str]
+) -> None:
+    """Add to ``types`` every type named in ``pending`` and those they lead to.
+
+    A name of ``microsoft.graph`` (no further dot) that ``elements`` lacks goes to ``missing``; names of
+    the sub-namespaces (``graph.callRecords.x``) are outside the extract."""
     while pending:
         name = pending.pop(0)
-        if name in types or name not in elements:
+        if name in types:
+            continue
+        if name not in elements:
+            if "." not in name:
+                missing.add(name)
             continue
         element = elements[name]
         tag = element.tag[len(EDM) :]
@@ -154,35 +186,47 @@ def _actions(schema: ET.Element, types: dict[str, Any]) -> list[dict[str, Any]]:
     return actions
 
 
-def extract(schema: ET.Element, source: str) -> dict[str, Any]:
+def extract(schema: ET.Element, source: str, missing: set[str] | None = None) -> dict[str, Any]:
+    """The extract of ``schema``; the names it needs but ``schema`` lacks are added to ``missing``."""
+    missing = set() if missing is None else missing
     elements: dict[str, ET.Element] = {}
     for tag in ("EntityType", "ComplexType", "EnumType"):
         for element in schema.iter(f"{EDM}{tag}"):
             elements[element.get("Name", "")] = element
     types: dict[str, Any] = {}
-    pending = [name for name in ROOTS if name in elements]
+    pending = list(ROOTS)
     actions: list[dict[str, Any]] = []
     while pending:
-        _walk(elements, types, pending)
+        _walk(elements, types, pending, missing)
         # The parameters and results of the actions bound to what was found are part of the extract.
         actions = _actions(schema, types)
         for action in actions:
             used = [p["type"] for p in action["parameters"]] + [action["returns"] or ""]
             names = [t[len("graph.") :] for t in map(_inner, used) if t.startswith("graph.")]
-            pending += [n for n in names if n in elements and n not in types]
+            pending += [n for n in names if n not in types and n not in missing]
     actions.sort(key=lambda a: (a["kind"], a["name"], a["boundTo"]))
     return {"source": source, "types": dict(sorted(types.items())), "actions": actions}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("csdl", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("csdl", type=Path, nargs="+", help="CSDL documents or fragments, then OUT_JSON")
     parser.add_argument("--source", required=True, help="where CSDL_FILE came from: repository, path, commit")
+    parser.add_argument("--partial", action="store_true", help="list the types missing instead of failing")
     args = parser.parse_args(argv)
-    data = extract(read_schema(args.csdl), args.source)
-    args.out.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(data['types'])} types, {len(data['actions'])} actions and functions")
+    if len(args.csdl) < 2:
+        parser.error("give at least one CSDL_FILE and OUT_JSON")
+    *inputs, out = args.csdl
+    missing: set[str] = set()
+    data = extract(read_schemas(inputs), args.source, missing)
+    if missing:
+        listed = " ".join(sorted(missing, key=str.lower))
+        if not args.partial:
+            print(f"types the extract needs that the input does not define: {listed}", file=sys.stderr)
+            return 1
+        print(f"missing: {listed}", file=sys.stderr)
+    out.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"{out}: {len(data['types'])} types, {len(data['actions'])} actions and functions")
     return 0
 
 

@@ -657,6 +657,8 @@ def _operand_values(clause: AbcMapping[str, Any]) -> list[Any]:
 
 
 def _clause_key(obj: str, clause: AbcMapping[str, Any]) -> tuple[str, str, str, tuple[str, ...]]:
+    # A clause the service or a hand edit wrote oddly (an operand that is not an object, values that are
+    # not a list) is still a clause the tool does not manage; it must be listed, not crash the read.
     values = _operand_values(clause)
     return (
         obj,

@@ -88,6 +88,11 @@ def concrete(path: str, ids: Mapping[str, str]) -> str:
     # A principal the document names by a placeholder or by an id of its own is the configuration's.
     path = re.sub(r"/servicePrincipals/(\{[^}]*\}|[0-9a-fA-F-]{36})", f"/servicePrincipals/{ids['sp']}", path)
     path = re.sub(r"/jobs/\{[^}]*\}", f"/jobs/{ids['job']}", path)
+    # The documents' job templates are a SaaS app's (Slack): read as the Cloud Sync template the
+    # configuration has no job of, as for BoxOutDelta below.
+    path = re.sub(
+        r"/synchronization/templates/[^/{}]+$", f"/synchronization/templates/{PASSWORD_HASH_TEMPLATE}", path
+    )
     return re.sub(r"/directories/\{[^}]*\}", f"/directories/{ids['directory']}", path)
 
 
@@ -236,3 +241,15 @@ def test_every_version_has_examples_and_each_names_its_source() -> None:
     for example in EXAMPLES:
         assert example["page"].startswith(f"api-reference/{example['version']}/api/")
         assert re.fullmatch(r"[0-9a-f]{40}", example["commit"])
+
+
+def test_docs_state_the_counts_replayed() -> None:
+    # docs/graph.md and the README say how many examples replay: they must be these.
+    per_version = {v: sum(e["version"] == v for e in EXAMPLES) for v in ("v1.0", "beta")}
+    pages = len({e["page"] for e in EXAMPLES})
+    root = Path(__file__).resolve().parents[2]
+    docs = " ".join((root / "docs" / "graph.md").read_text(encoding="utf-8").split())
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    v1, beta = per_version["v1.0"], per_version["beta"]
+    assert f"{v1} examples of v1.0 and {beta} of beta ({len(EXAMPLES)} from {pages} pages)" in docs
+    assert f"({v1} of v1.0 and {beta} of beta, from {pages} API reference pages)" in readme

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,74 @@ def test_packaged_metadata_holds_the_shared_reference() -> None:
                     assert have["properties"].get(prop) == definition, f"{name}.{prop}"
             else:
                 assert have.get(key) == value, f"{name}: {key}"
+
+
+def test_both_extracts_hold_the_application_side_types() -> None:
+    # What the application, app role assignment and extension property calls are checked against.
+    for version, stamp in (("v1.0", "createdDateTime"), ("beta", "creationTimestamp")):
+        types = json.loads(
+            resources.files("reconciler")
+            .joinpath("data", f"graph-{version}-synchronization.json")
+            .read_text(encoding="utf-8")
+        )["types"]
+        assert types["appRoleAssignment"]["base"] == "graph.directoryObject", version
+        assert types["appRoleAssignment"]["properties"]["appRoleId"]["nullable"] is False, version
+        assert stamp in types["appRoleAssignment"]["properties"], version
+        assert types["extensionProperty"]["properties"]["dataType"]["nullable"] is False, version
+        assert "extensionProperties" in types["application"]["properties"], version
+
+
+EXTRACT_TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_metadata.py"
+EDMX = (
+    '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>'
+    '<Schema Namespace="microsoft.graph" Alias="graph" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
+    "{}</Schema></edmx:DataServices></edmx:Edmx>"
+)
+
+
+def test_extract_tool_merges_fragments_and_names_what_is_missing(tmp_path: Path) -> None:
+    # The beta extract is made from fragments of a document too large to fetch whole: a type left out
+    # of every fragment must stop the tool, by name, and fragments must merge into one schema.
+    first = tmp_path / "a.xml"
+    first.write_text(
+        EDMX.format(
+            '<EntityType Name="synchronization"><Property Name="secrets" '
+            'Type="Collection(graph.synchronizationSecretKeyStringValuePair)" /></EntityType>'
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.json"
+    run = [sys.executable, str(EXTRACT_TOOL), str(first), str(out), "--source", "test"]
+    failed = subprocess.run(run, capture_output=True, text=True, check=False)
+    assert failed.returncode == 1
+    assert "synchronizationSecretKeyStringValuePair" in failed.stderr
+    assert not out.exists()
+    second = tmp_path / "b.xml"
+    second.write_text(
+        EDMX.format(
+            '<ComplexType Name="synchronizationSecretKeyStringValuePair">'
+            '<Property Name="value" Type="Edm.String" /></ComplexType>'
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [*run[:3], str(second), str(out), "--source", "test", "--partial"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    types = json.loads(out.read_text(encoding="utf-8"))["types"]
+    assert set(types) >= {"synchronization", "synchronizationSecretKeyStringValuePair"}
+    # The roots the fragments do not define are listed, since --partial was given.
+    assert "servicePrincipal" in done.stderr
+    twice = subprocess.run(
+        [sys.executable, str(EXTRACT_TOOL), str(second), str(second), str(out), "--source", "test"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "defined twice" in twice.stderr
 
 
 # --------------------------------------------------------------------------------------------------

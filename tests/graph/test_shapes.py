@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.core.model import (
@@ -569,6 +569,8 @@ _WRITTEN_PATHS = [p for p in _paths(_WRITTEN) if "directories" not in p]
         max_size=3,
     )
 )
+# A scoping clause whose targetOperand is not an object (here `true`) once crashed the read.
+@example(changes=[(46697, "replace", True)])
 def test_a_schema_read_from_text_reads_as_the_parsed_schema(changes: list[tuple[int, str, Any]]) -> None:
     schema = copy.deepcopy(_WRITTEN)
     for index, how, value in changes:
