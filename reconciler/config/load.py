@@ -51,6 +51,7 @@ from reconciler.core.model import (
     Scope,
     ScopeKind,
     Settings,
+    make_override,
     quarantine_instant,
 )
 from reconciler.errors import Diagnostic, ExpressionError, LoadError
@@ -731,6 +732,8 @@ class _Run:
         file = doc.file
         out: list[MappingOverride] = []
         first: dict[str, Origin] = {}
+        protected = PROTECTED_TARGETS.get(obj, frozenset()) if direction is Direction.ENTRA_TO_AD else ()
+        clean = self.clean_mappings
         for entry, loc in zip(entries, doc.root.find(path).items(), strict=True):
             origin = loc.origin(file)
             target: str = entry["target"]
@@ -740,18 +743,26 @@ class _Run:
                 self.error(file, loc.child("target") or loc, message)
                 continue
             first[folded] = origin
-            if direction is Direction.ENTRA_TO_AD and folded in PROTECTED_TARGETS.get(obj, frozenset()):
+            if folded in protected:
                 message = (
                     f"the {obj} mapping of '{target}' is the service's own for Entra ID -> AD (it matches "
                     "objects or carries membership); the docs say it must not be changed"
                 )
                 self.error(file, loc.child("target") or loc, message)
                 continue
-            # A group mapping of the target container is the long form of spec.targetContainer and is
-            # read like any other; giving both is reported by configuration().
-            override = self.mapping(file, obj, entry, loc, origin, direction)
-            if override is not None:
-                out.append(override)
+            # The same entry met before without a problem: the same mapping, and nothing to report.
+            # Whether an entry has a problem depends on its values only (where it is only places the
+            # message). This runs once per entry of every list, so it is written out here.
+            try:
+                mapping = clean[(obj, direction, *entry.items())]
+            except (KeyError, TypeError):  # new, or a value that cannot be a key: read it
+                # A group mapping of the target container is the long form of spec.targetContainer and
+                # is read like any other; giving both is reported by configuration().
+                override = self.mapping(file, obj, entry, loc, origin, direction)
+                if override is not None:
+                    out.append(override)
+                continue
+            out.append(make_override(obj, target, mapping, origin))
         return out
 
     def mapping(
@@ -763,18 +774,13 @@ class _Run:
         origin: Origin,
         direction: Direction = Direction.AD_TO_ENTRA,
     ) -> MappingOverride | None:
-        """One mapping entry as an override, or None when it has problems (reported)."""
-        # The same entry met before without a problem: the same mapping, and nothing to report. Whether
-        # an entry has a problem depends on its values only (where it is only places the message).
-        key = (obj, direction, *entry.items())
-        with contextlib.suppress(TypeError):  # a value that cannot be a key: read it as new
-            if key in self.clean_mappings:
-                return MappingOverride(obj, entry["target"], self.clean_mappings[key], origin)
+        """One mapping entry not met before as an override, or None when it has problems (reported);
+        remembered when it has none, for ``mappings`` to take without reading it again."""
         reported = len(self.diagnostics)
         override = self._mapping(file, obj, entry, loc, origin, direction)
         if override is not None and len(self.diagnostics) == reported:
             with contextlib.suppress(TypeError):  # a value that cannot be a key is not remembered
-                self.clean_mappings[key] = override.mapping
+                self.clean_mappings[(obj, direction, *entry.items())] = override.mapping
         return override
 
     def _mapping(
