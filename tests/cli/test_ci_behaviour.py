@@ -240,6 +240,16 @@ def test_a_plan_of_changed_files_says_it_is_partial_everywhere(project: Path, cl
     assert note.replace("--", "\\-\\-") in r.out or note in r.out
     doc = json.loads(cli("plan", "configs", "--changed-since", "HEAD", "--format", "json").out)
     assert doc["partial"] is True and doc["options"]["only"] == ["beta"]
+    # The summary stands alone: --quiet prints nothing else, and Markdown puts it first.
+    summary = "0 held back. Partial plan (--changed-since): it covers only 1 configuration."
+    r = cli("plan", "configs", "--changed-since", "HEAD", "--quiet")
+    assert r.code == 0 and r.out.endswith(summary + "\n") and len(r.out.splitlines()) == 1
+    assert cli("plan", "configs", "--changed-since", "HEAD", "--out", "partial.json").code == 0
+    for fmt in ("text", "markdown"):
+        assert summary in cli("show", "partial.json", "--format", fmt).out
+    assert cli("apply", "partial.json").code == 0
+    r = cli("plan", "configs", "--changed-since", "HEAD", "--quiet")
+    assert r.out == "No changes in the 1 configuration this partial plan covers (--changed-since).\n"
 
 
 def test_a_reconcile_pass_that_cannot_fetch_says_why_in_one_line(project: Path, cli: Cli) -> None:
