@@ -20,8 +20,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from reconciler.config.dn import DNError, dn_domain, dn_key, parse_dn
 from reconciler.config.files import SourceFile, check_source, collect_files
 from reconciler.config.schema import KINDS, check, did_you_mean, dotted
 from reconciler.config.yamlio import Document, Locator, parse_documents
+from reconciler.core.collector import collector_paused
 from reconciler.core.model import (
     CREDENTIAL_DATA,
     DEFAULT_DELETE_THRESHOLD,
@@ -112,7 +112,7 @@ def load_files(
     while collecting the files, reported together with the loader's own.
     """
     run = _Run(list(problems))
-    with _collector_paused():
+    with collector_paused():
         for source in files:
             run.read(source)
         run.resolve()
@@ -158,20 +158,6 @@ def _regex_problem(pattern: str) -> str | None:
 
 def _override_order(key: tuple[str, str]) -> tuple[int, str]:
     return _OBJECT_ORDER[key[0]], key[1]
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    # Loading makes hundreds of thousands of small containers that all live until the end; the cyclic
-    # garbage collector would walk them over and over (a third of the time on a large repository) and
-    # find nothing to free, as values built from YAML hold no reference cycles.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # Graph writes at most this many extension values to one object (extensionProperty, v1.0 docs).
