@@ -12,9 +12,12 @@ alike. The verdicts are on wall time.
 - ``reconciler plan`` with no changes (the same files, already applied to a local tenant) against the
   same parse process: target <= 1.6x.
 
-The configurations are committed to a git repository, as in a CI checkout.
+The configurations are committed to a git repository, as in a CI checkout. Python's bytecode is
+cached (in the temporary folder, ``PYTHONPYCACHEPREFIX``) by the warm-up runs, as ``pip install`` leaves
+an installed package; ``--no-bytecode-cache`` runs the processes with the environment as it is (where
+``PYTHONDONTWRITEBYTECODE`` is set, every process then compiles the package's modules again).
 
-    python -m benchmarks.cli [--configs 1000] [--mappings 60] [--runs 7]
+    python -m benchmarks.cli [--configs 1000] [--mappings 60] [--runs 7] [--no-bytecode-cache]
 
 Writes only to a temporary folder.
 """
@@ -96,6 +99,11 @@ def _ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
+def _load() -> str:
+    """The machine's load averages (1, 5, 15 minutes): other work moves wall times, and ratios less."""
+    return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
 
@@ -121,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=1000)
     parser.add_argument("--mappings", type=int, default=60)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run the processes with the environment as it is, without a bytecode cache of their own",
+    )
     args = parser.parse_args(argv)
     cli = _reconciler()
 
@@ -128,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         env = {**os.environ, **GIT_ENV, "RECONCILER_STATE_DIR": str(root / "state"), "NO_COLOR": "1"}
         env.pop("RECONCILER_TARGET", None)
+        if not args.no_bytecode_cache:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
         folder = root / "configs"
         paths = write_corpus(folder, args.configs, args.mappings)
         for git_args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "corpus"]):
@@ -142,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         parse = [sys.executable, "-c", _PARSE, *(str(p.relative_to(root)) for p in paths)]
 
-        print(f"medians of {args.runs} runs of each process")
+        cached = "not cached" if args.no_bytecode_cache else "cached by the warm-up runs (as installed)"
+        print(f"medians of {args.runs} runs of each process; bytecode {cached}; {_load()}")
         bare, _ = _paired([sys.executable, "-c", "pass"], None, args.runs, root, env)
         wall, cpu = statistics.median(bare.wall), statistics.median(bare.cpu)
         print(f"{'python -c pass':<30} wall {wall:.3f}s  cpu {cpu:.3f}s")
@@ -154,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         plan_argv = [*cli, "plan", "configs", "--target", target, "--detailed-exitcode"]
         plan, parsed = _paired(plan_argv, parse, args.runs, root, env)
         _against_parse("reconciler plan (no changes)", plan, parsed, PLAN_TARGET)
+        print(f"at the end: {_load()}")
     return 0
 
 

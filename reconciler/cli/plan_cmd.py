@@ -16,6 +16,7 @@ from reconciler.cli.options import (
     target_option,
     verbose_option,
 )
+from reconciler.core.collector import collector_paused
 from reconciler.errors import LoadError, PlanError
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode:
 @quiet_option
 @verbose_option
 @delete_options
+# The collector resumes only once the loaded state and the plan are freed, on return: resumed while they
+# lived, it would walk every one of them once.
+@collector_paused()
 def plan(
     paths: tuple[str, ...],
     target: str | None,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.options import format_option, target_option, verbose_option
+from reconciler.core.collector import collector_paused
 from reconciler.errors import LoadError
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ def _json(valid: bool, diagnostics: tuple[Diagnostic, ...]) -> str:
 )
 @target_option
 @verbose_option
+# The collector resumes only once what was loaded is freed, on return: resumed while it lived, it would
+# walk all of it once.
+@collector_paused()
 def validate(
     paths: tuple[str, ...], fmt: str, ref: str | None, remote: bool, target: str | None, verbose: bool
 ) -> None:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from reconciler.config.dn import DNError, dn_domain, dn_key, parse_dn
 from reconciler.config.files import SourceFile, check_source, collect_files
 from reconciler.config.schema import KINDS, check, did_you_mean, dotted
 from reconciler.config.yamlio import Document, Locator, parse_documents
+from reconciler.core.collector import collector_paused
 from reconciler.core.model import (
     CREDENTIAL_DATA,
     DEFAULT_DELETE_THRESHOLD,
@@ -51,6 +51,7 @@ from reconciler.core.model import (
     Scope,
     ScopeKind,
     Settings,
+    make_override,
     quarantine_instant,
 )
 from reconciler.errors import Diagnostic, ExpressionError, LoadError
@@ -111,7 +112,7 @@ def load_files(
     while collecting the files, reported together with the loader's own.
     """
     run = _Run(list(problems))
-    with _collector_paused():
+    with collector_paused():
         for source in files:
             run.read(source)
         run.resolve()
@@ -157,20 +158,6 @@ def _regex_problem(pattern: str) -> str | None:
 
 def _override_order(key: tuple[str, str]) -> tuple[int, str]:
     return _OBJECT_ORDER[key[0]], key[1]
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    # Loading makes hundreds of thousands of small containers that all live until the end; the cyclic
-    # garbage collector would walk them over and over (a third of the time on a large repository) and
-    # find nothing to free, as values built from YAML hold no reference cycles.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # Graph writes at most this many extension values to one object (extensionProperty, v1.0 docs).
@@ -731,6 +718,8 @@ class _Run:
         file = doc.file
         out: list[MappingOverride] = []
         first: dict[str, Origin] = {}
+        protected = PROTECTED_TARGETS.get(obj, frozenset()) if direction is Direction.ENTRA_TO_AD else ()
+        clean = self.clean_mappings
         for entry, loc in zip(entries, doc.root.find(path).items(), strict=True):
             origin = loc.origin(file)
             target: str = entry["target"]
@@ -740,18 +729,26 @@ class _Run:
                 self.error(file, loc.child("target") or loc, message)
                 continue
             first[folded] = origin
-            if direction is Direction.ENTRA_TO_AD and folded in PROTECTED_TARGETS.get(obj, frozenset()):
+            if folded in protected:
                 message = (
                     f"the {obj} mapping of '{target}' is the service's own for Entra ID -> AD (it matches "
                     "objects or carries membership); the docs say it must not be changed"
                 )
                 self.error(file, loc.child("target") or loc, message)
                 continue
-            # A group mapping of the target container is the long form of spec.targetContainer and is
-            # read like any other; giving both is reported by configuration().
-            override = self.mapping(file, obj, entry, loc, origin, direction)
-            if override is not None:
-                out.append(override)
+            # The same entry met before without a problem: the same mapping, and nothing to report.
+            # Whether an entry has a problem depends on its values only (where it is only places the
+            # message). This runs once per entry of every list, so it is written out here.
+            try:
+                mapping = clean[(obj, direction, *entry.items())]
+            except (KeyError, TypeError):  # new, or a value that cannot be a key: read it
+                # A group mapping of the target container is the long form of spec.targetContainer and
+                # is read like any other; giving both is reported by configuration().
+                override = self.mapping(file, obj, entry, loc, origin, direction)
+                if override is not None:
+                    out.append(override)
+                continue
+            out.append(make_override(obj, target, mapping, origin))
         return out
 
     def mapping(
@@ -763,18 +760,13 @@ class _Run:
         origin: Origin,
         direction: Direction = Direction.AD_TO_ENTRA,
     ) -> MappingOverride | None:
-        """One mapping entry as an override, or None when it has problems (reported)."""
-        # The same entry met before without a problem: the same mapping, and nothing to report. Whether
-        # an entry has a problem depends on its values only (where it is only places the message).
-        key = (obj, direction, *entry.items())
-        with contextlib.suppress(TypeError):  # a value that cannot be a key: read it as new
-            if key in self.clean_mappings:
-                return MappingOverride(obj, entry["target"], self.clean_mappings[key], origin)
+        """One mapping entry not met before as an override, or None when it has problems (reported);
+        remembered when it has none, for ``mappings`` to take without reading it again."""
         reported = len(self.diagnostics)
         override = self._mapping(file, obj, entry, loc, origin, direction)
         if override is not None and len(self.diagnostics) == reported:
             with contextlib.suppress(TypeError):  # a value that cannot be a key is not remembered
-                self.clean_mappings[key] = override.mapping
+                self.clean_mappings[(obj, direction, *entry.items())] = override.mapping
         return override
 
     def _mapping(

@@ -68,11 +68,24 @@ _MAX_VALID_ENTRIES = 100_000
 _valid_entries: set[tuple[tuple[str, str], ...]] = set()
 
 
+_MAPPING_REF = {"$ref": f"#/$defs/{_MAPPING_DEF}"}
+
+
+def _without_entries(schema: Any) -> Any:
+    """``schema`` with every list of mapping entries taking any items: the generated validator would
+    otherwise call a function per entry only to accept it."""
+    if isinstance(schema, dict):
+        return {k: _without_entries(v) for k, v in schema.items() if not (k == "items" and v == _MAPPING_REF)}
+    if isinstance(schema, list):
+        return [_without_entries(v) for v in schema]
+    return schema
+
+
 @functools.cache
 def _fast(kind: str) -> Callable[[object], object]:
     """The kind's validator, its mapping entries left out (``_fast_entry`` checks those)."""
     schema = kind_schema(kind)
-    schema["$defs"] = {**schema["$defs"], _MAPPING_DEF: {}}
+    schema["$defs"] = {**_without_entries(schema["$defs"]), _MAPPING_DEF: {}}
     return _compile(schema)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.core.model import Origin
+from reconciler.core.model import Origin, make_origin
 from reconciler.errors import Diagnostic
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "Document", "Locator", "dump_yaml", "parse_documents"]
@@ -69,16 +69,43 @@ for _tag, _regexp, _firsts in (
 class _Loader(yaml.CSafeLoader):
     """libyaml's parser and composer, resolving plain scalars by YAML 1.2's core schema."""
 
+    def __init__(self, stream: bytes | str) -> None:
+        super().__init__(stream)
+        # libyaml's composer calls descend_resolver(parent, index) and ascend_resolver() around every
+        # node, for path resolvers, which are never used here. PyYAML's versions return at once, but a
+        # Python call per node is a tenth of composing a large repository; these built-ins take the
+        # same arguments, do nothing with them, and are called without entering the interpreter.
+        self.descend_resolver = {}.get  # type: ignore[method-assign,assignment]
+        self.ascend_resolver = tuple  # type: ignore[method-assign,assignment]
+
     # libyaml's composer calls this for every node; PyYAML's version also looks for path resolvers,
-    # which we never use, and the time it takes shows on large repositories.
+    # which we never use, and the time it takes shows on large repositories. Repositories repeat the
+    # same keys and values over and over, so the tag of a short plain scalar is looked up once.
     def resolve(self, kind: type[Node], value: str | None, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
             if implicit[0] and value is not None:
-                for tag, regexp in _IMPLICIT.get(value[:1], ()):
-                    if regexp.match(value):
-                        return tag
+                tag = _RESOLVED.get(value)
+                if tag is None:
+                    tag = _implicit_tag(value)
+                    if len(value) <= _MAX_RESOLVED_LENGTH and len(_RESOLVED) < _MAX_RESOLVED:
+                        _RESOLVED[value] = tag
+                return tag
             return _STR
         return _SEQ if kind is SequenceNode else _MAP
+
+
+# Plain scalar text -> its tag, for short texts, up to a bound (a hostile file cannot grow it further).
+_RESOLVED: dict[str, str] = {}
+_MAX_RESOLVED = 50_000
+_MAX_RESOLVED_LENGTH = 64
+
+
+def _implicit_tag(value: str) -> str:
+    """The tag of a plain (unquoted, untagged) scalar under the rules above."""
+    for tag, regexp in _IMPLICIT.get(value[:1], ()):
+        if regexp.match(value):
+            return tag
+    return _STR
 
 
 def _show_tag(tag: str) -> str:
@@ -245,7 +272,7 @@ class Locator:
     def origin(self, file: str) -> Origin:
         """This position as a model ``Origin`` in ``file``."""
         mark = self._node.start_mark
-        return Origin(file, mark.line + 1, mark.column + 1)
+        return make_origin(file, mark.line + 1, mark.column + 1)
 
     @property
     def quoted(self) -> bool:

@@ -267,6 +267,38 @@ class MappingOverride:
         return self.mapping is None
 
 
+# The loader makes an Origin and a MappingOverride for every mapping entry of a repository (60,000 in
+# a large one). A frozen dataclass's __init__ sets each field with object.__setattr__, which looks the
+# field up by name each time; these two set the same slots through their descriptors, for about half
+# the cost. Nothing else is skipped: neither class has a __post_init__ (a test holds them equal).
+_new = object.__new__
+_ORIGIN_SLOTS: tuple[Any, ...] = tuple(vars(Origin)[name].__set__ for name in ("file", "line", "col"))
+_OVERRIDE_SLOTS: tuple[Any, ...] = tuple(
+    vars(MappingOverride)[name].__set__ for name in ("object", "target", "mapping", "origin")
+)
+
+
+def make_origin(file: str, line: int, col: int) -> Origin:
+    """``Origin(file, line, col)``, made faster."""
+    origin: Origin = _new(Origin)
+    set_file, set_line, set_col = _ORIGIN_SLOTS
+    set_file(origin, file)
+    set_line(origin, line)
+    set_col(origin, col)
+    return origin
+
+
+def make_override(obj: str, target: str, mapping: Mapping | None, origin: Origin | None) -> MappingOverride:
+    """``MappingOverride(obj, target, mapping, origin)``, made faster."""
+    override: MappingOverride = _new(MappingOverride)
+    set_object, set_target, set_mapping, set_origin = _OVERRIDE_SLOTS
+    set_object(override, obj)
+    set_target(override, target)
+    set_mapping(override, mapping)
+    set_origin(override, origin)
+    return override
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which objects are in scope: all, selected security groups, or selected OUs (DNs); for Entra ID ->

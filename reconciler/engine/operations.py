@@ -10,19 +10,18 @@ and the journal.
 from __future__ import annotations
 
 import datetime as _dt
-import gc
 import getpass
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
+from reconciler.core.collector import collector_paused
 from reconciler.core.model import (
     EXTENSION_REF,
     TOO_MANY_DELETES,
@@ -92,25 +91,8 @@ def _user() -> str | None:
         return None
 
 
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building large, acyclic value trees.
-
-    Loading and planning allocate millions of small objects (YAML nodes, frozen dataclasses) that form
-    no reference cycles; the collector's repeated full scans of them cost more than the work itself
-    (about a third of a 1,000-configuration plan). Reference counting still frees everything.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def load_desired(paths: Sequence[str]) -> LoadResult:
-    with _no_cyclic_gc():
+    with collector_paused():
         return load_paths(list(paths))
 
 
@@ -188,7 +170,7 @@ def make_plan(
 ) -> Plan:
     """Plan ``state`` against what ``provider`` holds now; ``seen`` is shown what was read."""
     look_up_domains(provider, state)
-    with _no_cyclic_gc():
+    with collector_paused():
         observed = with_preconditions(provider, state, read_observed(provider, options.only))
         if seen is not None:
             seen(observed)
@@ -217,7 +199,7 @@ def run_plan(
 
     ``changed_since``: plan only the configurations whose own or shared files changed since that ref.
     """
-    with _no_cyclic_gc():
+    with collector_paused():
         loaded = load_source(choose(paths, ref=ref, changed_since=changed_since))
     if loaded.commit is not None:
         # Read from a commit: the work tree is neither read nor asked about, only the commit is.
@@ -356,7 +338,7 @@ def apply_saved_plan(
         check_plan_fresh(plan, provider, observed)
         if loaded is not None:
             observed = with_preconditions(provider, loaded.state, observed)
-            with _no_cyclic_gc():
+            with collector_paused():
                 derived = compute_plan(
                     loaded.state,
                     observed,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import os
 import random
 import threading
@@ -190,6 +191,13 @@ class AzureIdentityToken:
                 raise AuthenticationError(
                     f"azure-identity is not installed; set {TOKEN_ENV} to a bearer token instead"
                 ) from exc
+            # azure-identity logs every credential of its chain that failed as a warning, several
+            # hundred characters that Python prints to stderr when no logging is set up; the error
+            # raised in token() says what is missing in one line. Records still reach handlers an
+            # application sets up itself.
+            quiet = logging.getLogger("azure.identity")
+            if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+                quiet.addHandler(logging.NullHandler())
             # The interactive browser stays off: this runs in pipelines as often as at a desk.
             self._credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
         return self._credential

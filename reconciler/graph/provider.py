@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
-import gc
 import itertools
 import json
 import os
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from reconciler.core.collector import collector_paused
 from reconciler.core.model import MAX_ON_DEMAND_MEMBERS, Direction, Mapping, Observed
 from reconciler.errors import ConfigError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.client import (
@@ -219,23 +219,6 @@ def _check(result: Any) -> Any:
 def _wanted(sp: JSON, names: frozenset[str]) -> bool:
     tags = parse_tags(sp.get("tags") or [])
     return not tags.managed or tags.name in names
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a large tenant is read.
-
-    Decoding the answers makes millions of small dicts and lists in a burst; the collector would walk
-    every live object again and again while they pile up, which costs more than the decoding itself.
-    None of them form reference cycles, so nothing is left for it to find.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # A listed service principal with its jobs, its secrets and its provisioning job, waiting for its schema.
@@ -907,7 +890,8 @@ class GraphProvider(CloudSyncWriter):
         # Pages arrive one after the other; the configurations listed are read while the next page is
         # fetched (see _Reading). Our tags come with the listing, so with ``names`` the other managed
         # configurations are not read any further.
-        with _collector_paused(), _Reading(self) as reading:
+        # Decoding the answers of a large tenant makes millions of small dicts and lists in a burst.
+        with collector_paused(), _Reading(self) as reading:
             for listed in self._list_configurations():
                 if reading.stopped:
                     break  # a read failed: finish() raises it

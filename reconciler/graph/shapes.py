@@ -1094,6 +1094,25 @@ _SCHEMA_TEXT = msgspec.json.Decoder(_SchemaText)
 _OBJECT_MAPPINGS_TEXT = msgspec.json.Decoder(list[_ObjectMappingText] | None)
 
 
+# The common case in one pass over the text: every rule's object mappings decoded with the rule. Text
+# where some rule's objectMappings is not a list of objects (even a rule that is not the one read) is
+# read in two passes instead, as _SchemaText and then the picked rule's objectMappings.
+class _RuleMappingsText(msgspec.Struct):
+    id: Any = None
+    name: Any = None
+    targetDirectoryName: Any = None
+    containerFilter: msgspec.Raw = msgspec.Raw()
+    groupFilter: msgspec.Raw = msgspec.Raw()
+    objectMappings: list[_ObjectMappingText] | None = None
+
+
+class _SchemaMappingsText(msgspec.Struct):
+    synchronizationRules: list[_RuleMappingsText] | None = None
+
+
+_SCHEMA_MAPPINGS_TEXT = msgspec.json.Decoder(_SchemaMappingsText)
+
+
 class _Unusual(Exception):
     """The fast reading of a schema's text met something it leaves to the plain one."""
 
@@ -1123,13 +1142,36 @@ def check_and_read_schema_text(text: Any, what: str) -> Reading:
     return check_and_read_schema(schema, what)
 
 
+_PickedRule = tuple[_RuleText | _RuleMappingsText, list[_ObjectMappingText] | None]
+
+
+def _picked_rule_text(text: bytes) -> _PickedRule | None:
+    """The rule ``_pick_rule`` picks from the schema text, with its object mappings; None: no rule."""
+    try:
+        whole: _SchemaMappingsText = _SCHEMA_MAPPINGS_TEXT.decode(text)
+    except msgspec.ValidationError:
+        pass
+    else:
+        rules = whole.synchronizationRules or []
+        found = _pick_rule(rules, [r.id for r in rules], [r.name for r in rules])
+        return None if found is None else (found, found.objectMappings)
+    schema: _SchemaText = _SCHEMA_TEXT.decode(text)
+    parts = schema.synchronizationRules or []
+    rule = _pick_rule(parts, [r.id for r in parts], [r.name for r in parts])
+    if rule is None:
+        return None
+    object_mappings: list[_ObjectMappingText] | None = _OBJECT_MAPPINGS_TEXT.decode(
+        rule.objectMappings or b"null"
+    )
+    return rule, object_mappings
+
+
 def _read_schema_text(text: bytes, what: str) -> Reading:
     try:
-        schema: _SchemaText = _SCHEMA_TEXT.decode(text)
-        rules = schema.synchronizationRules or []
-        rule = _pick_rule(rules, [r.id for r in rules], [r.name for r in rules])
-        if rule is None:
+        picked = _picked_rule_text(text)
+        if picked is None:
             return read_schema({})
+        rule, object_mappings = picked
         filters = {
             "id": rule.id,
             "name": rule.name,
@@ -1137,9 +1179,6 @@ def _read_schema_text(text: bytes, what: str) -> Reading:
             "containerFilter": _loads(rule.containerFilter),
             "groupFilter": _loads(rule.groupFilter),
         }
-        object_mappings: list[_ObjectMappingText] | None = _OBJECT_MAPPINGS_TEXT.decode(
-            rule.objectMappings or b"null"
-        )
     except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
         # msgspec's errors, UnicodeDecodeError and orjson's JSONDecodeError (both ValueErrors), and
         # nesting deeper than msgspec follows (it counts the interpreter's recursion limit).

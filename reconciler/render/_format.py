@@ -150,7 +150,12 @@ def by_configuration(plan: Plan) -> list[list[Change]]:
 
 
 def summary_line(plan: Plan) -> str:
+    """The plan in one line. It stands alone (``--quiet`` prints nothing else), so a partial plan says
+    here too that it is partial and how much it covers."""
+    covered = _covered(plan)
     if not plan.changes and not plan.held:
+        if covered is not None:
+            return f"No changes in the {covered} this partial plan covers (--changed-since)."
         return "No changes. The target matches the desired state."
     counts = plan.summary()
     parts = [f"{counts['create']} to create", f"{counts['update']} to update"]
@@ -165,22 +170,30 @@ def summary_line(plan: Plan) -> str:
         # Held-back changes are differences the plan leaves in place; say so where CI logs show it.
         held += " (not applied: the target still differs)"
     parts.append(held)
-    return "Plan: " + ", ".join(parts) + "." + (" Partial: see the line above." if partial_line(plan) else "")
+    partial = f" Partial plan (--changed-since): it covers only {covered}." if covered is not None else ""
+    return "Plan: " + ", ".join(parts) + "." + partial
 
 
 # How many names a partial plan's note lists before it says "and N more".
 _COVERED_NAMES = 20
 
 
-def partial_line(plan: Plan) -> str | None:
-    """For a plan of some configurations only (``--changed-since``): that it is partial, and of which."""
+def _covered(plan: Plan) -> str | None:
+    """``3 configurations`` for a partial plan (``--changed-since``) of three; None for a whole plan."""
     only = plan.options.only
     if only is None:
         return None
-    names = sorted(only)
+    return f"{len(only)} configuration{'s' if len(only) != 1 else ''}"
+
+
+def partial_line(plan: Plan) -> str | None:
+    """For a plan of some configurations only (``--changed-since``): that it is partial, and of which."""
+    count = _covered(plan)
+    if count is None:
+        return None
+    names = sorted(plan.options.only or ())
     shown = ", ".join(names[:_COVERED_NAMES])
     more = f" and {len(names) - _COVERED_NAMES} more" if len(names) > _COVERED_NAMES else ""
-    count = f"{len(names)} configuration{'s' if len(names) != 1 else ''}"
     listed = f": {shown}{more}" if names else ""
     return printable(
         f"Partial plan (--changed-since): it covers only the {count} whose files changed{listed}."

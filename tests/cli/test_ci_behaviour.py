@@ -240,6 +240,16 @@ def test_a_plan_of_changed_files_says_it_is_partial_everywhere(project: Path, cl
     assert note.replace("--", "\\-\\-") in r.out or note in r.out
     doc = json.loads(cli("plan", "configs", "--changed-since", "HEAD", "--format", "json").out)
     assert doc["partial"] is True and doc["options"]["only"] == ["beta"]
+    # The summary stands alone: --quiet prints nothing else, and Markdown puts it first.
+    summary = "0 held back. Partial plan (--changed-since): it covers only 1 configuration."
+    r = cli("plan", "configs", "--changed-since", "HEAD", "--quiet")
+    assert r.code == 0 and r.out.endswith(summary + "\n") and len(r.out.splitlines()) == 1
+    assert cli("plan", "configs", "--changed-since", "HEAD", "--out", "partial.json").code == 0
+    for fmt in ("text", "markdown"):
+        assert summary in cli("show", "partial.json", "--format", fmt).out
+    assert cli("apply", "partial.json").code == 0
+    r = cli("plan", "configs", "--changed-since", "HEAD", "--quiet")
+    assert r.out == "No changes in the 1 configuration this partial plan covers (--changed-since).\n"
 
 
 def test_a_reconcile_pass_that_cannot_fetch_says_why_in_one_line(project: Path, cli: Cli) -> None:
@@ -248,3 +258,35 @@ def test_a_reconcile_pass_that_cannot_fetch_says_why_in_one_line(project: Path, 
     assert r.code == 1
     (line,) = r.err.splitlines()
     assert line.startswith("error: ") and "not-a-repository" in line and "Traceback" not in line
+
+
+def _narrowed_to_environment_credential(env: dict[str, str]) -> bool:
+    """Whether azure-identity honours AZURE_TOKEN_CREDENTIALS=EnvironmentCredential (newer releases):
+    then its chain is that one credential, which fails without a request when nothing is set."""
+    from azure.identity import DefaultAzureCredential
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        chain = DefaultAzureCredential(exclude_interactive_browser_credential=True).credentials
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return [type(c).__name__ for c in chain] == ["EnvironmentCredential"]
+
+
+def test_a_missing_graph_sign_in_is_one_line(project: Path, cli: Cli) -> None:
+    sign_in = ("AZURE_", "IDENTITY_", "MSI_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(sign_in)}
+    env["AZURE_TOKEN_CREDENTIALS"] = "EnvironmentCredential"
+    if not _narrowed_to_environment_credential(env):
+        pytest.skip("this azure-identity release would try managed identity, a request off this machine")
+    # Whatever sign-in the machine running the tests has is blanked out for the process.
+    blank = {k: "" for k in os.environ if k.startswith(sign_in)}
+    r = cli("plan", "configs", "--target", "graph", extra_env={**blank, **env})
+    assert r.code == 1
+    # Not azure-identity's list of every credential it tried: one line, what is missing, where to read.
+    (line,) = r.err.splitlines()
+    assert line.startswith("error: no Microsoft Graph credentials: set RECONCILER_GRAPH_TOKEN, or AZURE_")
+    assert line.endswith("(sign-in: docs/graph.md, 'Pointing at a tenant')") and len(line) < 300

@@ -220,3 +220,22 @@ def test_an_approved_plan_the_target_moved_on_from_is_not_applied(
     assert "contoso: changed on the target" in r.err and "saved plan" not in r.err
     (configuration,) = tenant(project).read_all()
     assert not any(m.default == "none" for m in configuration.mappings)
+
+
+def test_plan_and_validate_leave_the_garbage_collector_as_they_found_it(project: Path, run: Run) -> None:
+    # Both pause Python's cyclic collector while they run; a caller (a test, the reconcile loop) gets
+    # it back as it was, whether the command succeeded, found changes or failed.
+    import gc
+
+    assert gc.isenabled()
+    assert run("plan", "configs", "--detailed-exitcode").code == 2
+    assert run("validate", "configs").code == 0
+    (project / "configs" / "broken.yaml").write_text("kind: [unclosed\n")
+    assert run("plan", "configs").code == 1 and run("validate", "configs").code == 1
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert run("validate", "configs").code == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

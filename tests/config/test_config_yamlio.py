@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.config import CONTOSO
+from yaml.nodes import ScalarNode
 
-from reconciler.config.yamlio import MAX_ALIAS_NODES, MAX_DEPTH, parse_documents
+from reconciler.config.yamlio import (
+    _MAX_RESOLVED,
+    _MAX_RESOLVED_LENGTH,
+    _RESOLVED,
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    _implicit_tag,
+    _Loader,
+    parse_documents,
+)
 
 Problems = Callable[[dict[str, str | bytes]], list[str]]
 
@@ -178,3 +190,41 @@ def test_locator_positions_are_one_based_and_count_characters() -> None:
     assert (key.line, key.col) == (2, 1)
     item = root.find(("list", 0))
     assert (item.line, item.col, item.quoted) == (3, 5, False)
+
+
+_PLAIN = st.one_of(
+    st.sampled_from(["true", "False", "~", "null", "0o17", "0x1F", ".nan", "1e3", "<<", "no", "017"]),
+    st.from_regex(r"[-+.0-9a-zA-Z~<]{0,8}", fullmatch=True),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(_PLAIN, min_size=1, max_size=5))
+def test_a_plain_scalar_reads_the_same_whether_its_tag_was_remembered_or_not(texts: list[str]) -> None:
+    # Tags of short plain scalars are remembered across files: a remembered tag must be the one the
+    # rules give.
+    text = "".join(f"k{i}: {t}\n" for i, t in enumerate(texts) if not t.startswith(("-", "<<")))
+    _RESOLVED.clear()
+    fresh = parse_documents("a.yaml", text.encode())
+    remembered = parse_documents("a.yaml", text.encode())
+    assert repr([d.value for d in fresh[0]]) == repr([d.value for d in remembered[0]])  # NaN != NaN
+    assert fresh[1] == remembered[1]
+    for t in texts:
+        assert _Loader("").resolve(ScalarNode, t, (True, False)) == _implicit_tag(t)
+
+
+def test_the_remembered_tags_stay_bounded() -> None:
+    for i in range(_MAX_RESOLVED + 10):
+        _Loader("").resolve(ScalarNode, f"v{i}", (True, False))
+    _Loader("").resolve(ScalarNode, "x" * (_MAX_RESOLVED_LENGTH + 1), (True, False))
+    assert len(_RESOLVED) <= _MAX_RESOLVED
+    assert "x" * (_MAX_RESOLVED_LENGTH + 1) not in _RESOLVED
+
+
+def test_values_and_positions_survive_a_second_reading_of_the_same_file() -> None:
+    first, _ = parse_documents("a.yaml", CONTOSO.encode())
+    second, _ = parse_documents("a.yaml", CONTOSO.encode())
+    assert [d.value for d in first] == [d.value for d in second]
+    assert [d.root.find(("spec", "domain")).origin("a.yaml") for d in first] == [
+        d.root.find(("spec", "domain")).origin("a.yaml") for d in second
+    ]

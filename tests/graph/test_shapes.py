@@ -690,3 +690,15 @@ def test_scoping_clauses_the_tool_does_not_manage_are_read_apart() -> None:
     assert read_schema(dump)[3] == expected
     assert check_and_read_schema(dump, "the schema")[3] == expected
     assert check_and_read_schema_text(json.dumps(dump).encode(), "the schema")[3] == expected
+
+
+@pytest.mark.parametrize("other", ["text", 7, [1, 2], [{"sourceObjectName": 5}], None])
+def test_a_second_rule_of_any_shape_reads_as_the_parsed_schema(other: Any) -> None:
+    # The text is read in one pass when every rule's objectMappings is a list of objects, else in two:
+    # either way as the parsed schema reads, whichever rule comes first.
+    schema = copy.deepcopy(_WRITTEN)
+    extra = {"id": "other", "name": "Other", "objectMappings": other}
+    for rules in ([*schema["synchronizationRules"], extra], [extra, *schema["synchronizationRules"]]):
+        schema["synchronizationRules"] = rules
+        expected = check_and_read_schema(schema, "the schema")
+        assert check_and_read_schema_text(json.dumps(schema).encode(), "the schema") == expected
