@@ -79,7 +79,9 @@ class Compiled:
 
 def _fast_limit(varying: int, weight: int) -> int:
     """The longest value n with weight * (n + 1) ** (varying + 1) <= FAST_STEPS."""
-    n = int((FAST_STEPS / max(weight, 1)) ** (1 / (varying + 1))) - 1
+    # An empty pattern has weight 0; counted as 1, since with 0 the search below would never end.
+    weight = max(weight, 1)
+    n = int((FAST_STEPS / weight) ** (1 / (varying + 1))) - 1
     while n >= 0 and weight * (n + 1) ** (varying + 1) > FAST_STEPS:
         n -= 1
     while weight * (n + 2) ** (varying + 1) <= FAST_STEPS:

@@ -132,3 +132,9 @@ def test_the_fast_way_answers_as_the_timed_way_does(pattern: str, value: str, re
     assert compiled.fast.sub(text, value) == compiled.timed.sub(text, value)
     fast, timed = compiled.fast.search(value), compiled.timed.search(value)
     assert (fast and fast.span()) == (timed and timed.span())
+
+
+def test_an_empty_pattern_compiles_and_matches_between_every_character() -> None:
+    # An empty pattern once sent the fast-way limit search into a loop without end.
+    assert compile_net("").fast_limit >= 0
+    assert evaluate('Replace([a], , "", , "-", , )', {"a": "abc"}) == "-a-b-c-"
