@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
-from graph_support import TOKEN, StartEmulator, provider_for
+from support.graph import TOKEN, StartEmulator, provider_for
 
 
 def _jwt(claims: dict[str, str]) -> str:
