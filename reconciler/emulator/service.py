@@ -93,19 +93,6 @@ _SCHEMA = rf"(?:{_JOB}|{_TEMPLATE})/schema"
 
 Handler = Callable[..., Reply]
 
-# appRoleAssignment's documented properties (v1.0 "appRoleAssignment resource type"); the metadata
-# extract does not list the type yet.
-_ASSIGNMENT_PROPERTIES = (
-    "id",
-    "appRoleId",
-    "createdDateTime",
-    "deletedDateTime",
-    "principalDisplayName",
-    "principalId",
-    "principalType",
-    "resourceDisplayName",
-    "resourceId",
-)
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 # Options Graph takes on a single resource; the others are refused there.
@@ -354,11 +341,11 @@ class GraphService:
     # selected groups are held as.
 
     def _assignment(self, item: Mapping[str, Any], sp: Mapping[str, Any], version: str) -> JSON:
-        """An assignment in the version's shape: the metadata's properties of appRoleAssignment when it
-        lists the type (beta calls the creation time creationTimestamp), else the documented v1.0 ones.
-        The store holds no directory of groups, so the principal's display name is not known."""
+        """An assignment in the version's shape: the metadata's properties of appRoleAssignment (beta
+        calls the creation time creationTimestamp). The store holds no directory of groups, so the
+        principal's display name is not known."""
         properties = metadata(version).properties("graph.appRoleAssignment") or {}
-        names = [n for n, p in properties.items() if not p.get("navigation")] or list(_ASSIGNMENT_PROPERTIES)
+        names = [n for n, p in properties.items() if not p.get("navigation")]
         held = dict(item)
         if "createdDateTime" not in names and "creationTimestamp" in names:
             held["creationTimestamp"] = held.pop("createdDateTime", None)
@@ -378,7 +365,7 @@ class GraphService:
         body = request.body
         if not isinstance(body, Mapping):
             return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
-        known = metadata(request.version).properties("graph.appRoleAssignment") or _ASSIGNMENT_PROPERTIES
+        known = metadata(request.version).properties("graph.appRoleAssignment") or {}
         unknown = sorted(k for k in body if k not in known and "@odata." not in k)
         if unknown:
             return graph_error(
