@@ -79,6 +79,9 @@ GRAPH_HOSTS = frozenset(
 BATCH_LIMIT = 20
 # Far above any answer the service gives (a $batch of 20 whole schemas is a few MiB).
 MAX_ANSWER_BYTES = 256 * 1024 * 1024
+# The most pages one collection is followed for. Graph pages hold up to 999 objects, so this is far
+# beyond any tenant's listing; a service sending new next-page links for ever would page for ever.
+MAX_PAGES = 20_000
 # The timeout holds between two reads; a body that trickles in is cut off after this many timeouts.
 BODY_DEADLINE_FACTOR = 5
 _RETRYABLE_STATUS = frozenset((500, 502, 503, 504))
@@ -725,6 +728,8 @@ class GraphClient:
             if link in followed:
                 # Following it again would page for ever.
                 raise ProviderError(f"{what}: the service sent a next-page link it had sent before")
+            if len(followed) + 1 >= MAX_PAGES:
+                raise ProviderError(f"{what}: the service sent more than {MAX_PAGES} pages")
             followed.add(link)
             data = self.get(link)
 

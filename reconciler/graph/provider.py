@@ -859,7 +859,7 @@ class GraphProvider(CloudSyncWriter):
             return []  # deleted since it was listed
 
     def _assignments(self, id: str) -> list[JSON]:
-        """Every page of ``GET /servicePrincipals/{id}/appRoleAssignedTo`` (up to 10,000 groups)."""
+        """Every page of ``GET /servicePrincipals/{id}/appRoleAssignedTo`` (the client bounds the pages)."""
         found: list[JSON] = []
         for page in self.client.pages(_assignments_path(id), {"$top": _PAGE_SIZE}):
             found.extend(a for a in page if isinstance(a, dict))

@@ -313,6 +313,23 @@ def test_a_next_link_sent_twice_is_not_followed_again() -> None:
     assert len(script.requests) == 2
 
 
+def test_a_service_that_pages_for_ever_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every answer names a new next page, so the repeated-link check never fires.
+    monkeypatch.setattr("reconciler.graph.client.MAX_PAGES", 3)
+    requests: list[httpx.Request] = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        link = f"{BASE}/x?$skiptoken={len(requests)}"
+        return httpx.Response(200, json={"value": [{"id": str(len(requests))}], "@odata.nextLink": link})
+
+    pages = client(endless).pages("/x")
+    assert [next(pages) for _ in range(3)] == [[{"id": "1"}], [{"id": "2"}], [{"id": "3"}]]
+    with pytest.raises(ProviderError, match="more than 3 pages"):
+        next(pages)
+    assert len(requests) == 3
+
+
 def test_an_answer_larger_than_the_limit_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("reconciler.graph.client.MAX_ANSWER_BYTES", 1000)
     declared = httpx.Response(200, content=b"{}", headers={"Content-Length": "5000"})
