@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler.config.load import MAX_ENTRA_TO_AD_CONFIGURATIONS, LoadResult
+from reconciler.config.load import LoadResult
+from reconciler.config.resolve import MAX_ENTRA_TO_AD_CONFIGURATIONS
 from reconciler.core.model import Direction, FilterClause, MappingKind, ScopeKind
 
 Problems = Callable[[dict[str, str | bytes]], list[str]]

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 from support.config import CONTOSO
 
-from reconciler.config.load import LoadResult, _check_expression, load_files
+from reconciler.config.load import LoadResult, load_files
+from reconciler.config.mappings import check_expression
 from reconciler.core.model import ApplyMode, MappingKind, Origin, Scope, ScopeKind, Settings
 from reconciler.errors import LoadError
 
@@ -366,7 +367,7 @@ def test_warnings_come_with_errors(problems: Problems) -> None:
 
 def test_check_expression_without_the_grammar_only_wants_text() -> None:
     origin = Origin("a.yaml", 3, 20)
-    assert [str(d) for d in _check_expression(" ", origin)] == ["a.yaml:3:20: expression is empty"]
+    assert [str(d) for d in check_expression(" ", origin)] == ["a.yaml:3:20: expression is empty"]
 
 
 def test_expression_errors_point_into_the_yaml(problems: Problems) -> None:
