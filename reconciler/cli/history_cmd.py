@@ -6,7 +6,8 @@ import click
 
 from reconciler.cli.options import format_option
 from reconciler.cli.output import echo_lines
-from reconciler.engine.journal import read_runs
+from reconciler.core.plan import Action
+from reconciler.engine.journal import ChangeOutcome, read_runs
 from reconciler.render.escape import json_text
 
 __all__ = ["history"]
@@ -36,8 +37,8 @@ def history(limit: int, target: str | None, fmt: str) -> None:
         return
     for r in runs:
         changes = r.changes
-        failed = sum(1 for c in changes if c["outcome"] == "failed")
-        interrupted = [c for c in changes if c["outcome"] == "interrupted"]
+        failed = sum(1 for c in changes if c["outcome"] == ChangeOutcome.FAILED)
+        interrupted = [c for c in changes if c["outcome"] == ChangeOutcome.INTERRUPTED]
         commit = (r.commit or "")[:10] or "-"
         echo_lines(
             [
@@ -56,7 +57,7 @@ def history(limit: int, target: str | None, fmt: str) -> None:
                 ]
             )
         for c in changes:
-            if c["action"] == "approveDeletes" and c["outcome"] == "ok":
+            if c["action"] == Action.APPROVE_DELETES and c["outcome"] == ChangeOutcome.OK:
                 echo_lines(
                     [
                         f"    {r.user or 'someone'} approved the held deletes of {c['name']} in git (commit "

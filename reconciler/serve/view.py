@@ -19,20 +19,43 @@ I/O: reads the state store (status documents and journal); nothing is written.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.health import read_snapshot
-from reconciler.engine.journal import read_runs
+from reconciler.engine.journal import ChangeOutcome, read_runs
 from reconciler.engine.reconcile import STATUS_KEY
 from reconciler.graph.shapes import PROVISIONING_TEMPLATE
 from reconciler.serve.snapshot import SNAPSHOT_KEY
 from reconciler.state import open_store
 
-__all__ = ["STATUSES", "ConfigView", "Overview", "RunView", "classify", "read_overview", "timestamp"]
+__all__ = [
+    "STATUSES",
+    "ConfigStatus",
+    "ConfigView",
+    "Overview",
+    "RunView",
+    "classify",
+    "read_overview",
+    "timestamp",
+]
 
-# In the order the pages list them; the metric label is the name with "_" for " ".
-STATUSES = ("in sync", "drifted", "changes pending", "held delete", "quarantined", "error", "unmanaged")
+
+class ConfigStatus(enum.StrEnum):
+    """A configuration's one status, in the order the pages list them; the metric label is the value
+    with "_" for " "."""
+
+    IN_SYNC = "in sync"
+    DRIFTED = "drifted"
+    CHANGES_PENDING = "changes pending"
+    HELD_DELETE = "held delete"
+    QUARANTINED = "quarantined"
+    ERROR = "error"
+    UNMANAGED = "unmanaged"
+
+
+STATUSES = tuple(ConfigStatus)
 # How many of the journal's latest runs the pages show.
 RECENT_RUNS = 20
 
@@ -50,7 +73,7 @@ class RunView:
 
     @property
     def failed(self) -> int:
-        return sum(1 for c in self.changes if c.get("outcome") == "failed")
+        return sum(1 for c in self.changes if c.get("outcome") == ChangeOutcome.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +85,7 @@ class ConfigView:
     enabled: bool | None
     scope: dict[str, Any]
     health: dict[str, Any] | None  # the provisioning job's status and last-run counts
-    status: str
+    status: ConfigStatus
     drift: tuple[dict[str, Any], ...]
     pending: dict[str, Any]
     jobs: tuple[dict[str, Any], ...] = ()  # every other job's, with its templateId
@@ -87,30 +110,30 @@ class Overview:
     last_success_at: str | None
     configurations: tuple[ConfigView, ...] = ()
     runs: tuple[RunView, ...] = ()
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[ConfigStatus, int] = field(default_factory=dict)
 
     def configuration(self, name: str) -> ConfigView | None:
         return next((c for c in self.configurations if c.name == name), None)
 
 
-def classify(entry: dict[str, Any], drifted: bool) -> str:
+def classify(entry: dict[str, Any], drifted: bool) -> ConfigStatus:
     """The one status of a snapshot entry (see the module docstring for the order): ``health`` is its
     provisioning job's, ``jobs`` its other jobs'."""
     if not entry.get("managed", True):
-        return "unmanaged"
+        return ConfigStatus.UNMANAGED
     jobs = [entry.get("health") or {}, *(entry.get("jobs") or ())]
     pending = entry.get("pending") or {}
     if any(job.get("code") == "Quarantine" for job in jobs):
-        return "quarantined"
+        return ConfigStatus.QUARANTINED
     if any(job.get("lastRunState") == "Failed" or job.get("lastError") for job in jobs):
-        return "error"
+        return ConfigStatus.ERROR
     if pending.get("heldDeletes"):
-        return "held delete"
+        return ConfigStatus.HELD_DELETE
     if drifted:
-        return "drifted"
+        return ConfigStatus.DRIFTED
     if pending.get("changes") or pending.get("held"):
-        return "changes pending"
-    return "in sync"
+        return ConfigStatus.CHANGES_PENDING
+    return ConfigStatus.IN_SYNC
 
 
 def _runs(target: str) -> tuple[RunView, ...]:
