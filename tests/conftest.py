@@ -1,5 +1,6 @@
 """Every test: the user's state folder is the test's own, and the state stores a test opened are closed.
-Asked for by name: ``state_dir``, the test's own reconciler state folder.
+Asked for by name: ``state_dir``, the test's own reconciler state folder; ``pinned_git``, git's
+environment pinned (author, dates, no user configuration) for the test and the code it runs.
 
 Hypothesis runs without its per-example deadline: on a loaded machine one example can take longer than
 200 ms for reasons that have nothing to do with the code under test, and a property test must not fail
@@ -7,6 +8,7 @@ on the clock (the bounds the code keeps itself are tested on their own)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from hypothesis import settings
 
 from reconciler.providers import reset_memory_targets
 from reconciler.state import reset_stores
+from reconciler.testing.gitrepos import git_env
 
 settings.register_profile("reconciler", deadline=None)
 settings.load_profile("reconciler")
@@ -36,3 +39,17 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.delenv("RECONCILER_TARGET", raising=False)
     yield folder
     reset_memory_targets()
+
+
+@pytest.fixture
+def pinned_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Pin git's environment for this test, for the code under test as well as for the helpers."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = git_env(home)
+    for key in [k for k in os.environ if k.startswith("GIT_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("GIT_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    return env
