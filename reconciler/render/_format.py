@@ -8,7 +8,7 @@ break a line nor send escape sequences to a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "by_configuration",
     "describe_status",
     "format_value",
+    "origin_parts",
     "partial_line",
     "printable",
     "rows",
@@ -214,3 +215,15 @@ def describe_status(name: str, status: JobStatus) -> str:
     if status.last_error:
         parts.append(f"last error: {status.last_error}")
     return printable(f"{name}: " + "; ".join(parts))
+
+
+def origin_parts(plan: Plan, code: Callable[[str], str], target_label: str) -> list[str]:
+    """Where the plan comes from, one part each: its target, its commit (and whether files were
+    uncommitted). ``code`` formats a name for the renderer's markup."""
+    p = plan.provenance
+    parts = [f"{target_label} {code(plan.target)}"] if plan.target else []
+    if p.commit:
+        parts.append(f"commit {code(p.commit[:12])}" + (" with uncommitted changes" if p.dirty else ""))
+    elif p.dirty:
+        parts.append("uncommitted files")
+    return parts

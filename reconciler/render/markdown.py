@@ -19,6 +19,7 @@ from reconciler.render._format import (
     SYMBOLS,
     by_configuration,
     describe_status,
+    origin_parts,
     partial_line,
     rows,
     summary_line,
@@ -121,11 +122,7 @@ def _head(plan: Plan) -> str:
     if counts.get(Action.APPROVE_DELETES.value):
         table.insert(-1, f"| Approve held deletes | {counts[Action.APPROVE_DELETES.value]} |")
     p = plan.provenance
-    origin = [f"Target {_code(plan.target)}"] if plan.target else []
-    if p.commit:
-        origin.append(f"commit {_code(p.commit[:12])}" + (" with uncommitted changes" if p.dirty else ""))
-    elif p.dirty:
-        origin.append("uncommitted files")
+    origin = origin_parts(plan, _code, "Target")
     if p.created_at:
         origin.append(f"made {_text(p.created_at)}" + (f" by {_text(p.user)}" if p.user else ""))
     parts = [title, f"**{_text(summary_line(plan))}**"]

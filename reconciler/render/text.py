@@ -15,6 +15,7 @@ from reconciler.render._format import (
     SYMBOLS,
     by_configuration,
     describe_status,
+    origin_parts,
     partial_line,
     printable,
     rows,
@@ -55,12 +56,7 @@ def render(plan: Plan, *, color: bool) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
     out: list[str] = []
-    p = plan.provenance
-    origin = [f"Target: {printable(plan.target)}"] if plan.target else []
-    if p.commit:
-        origin.append(f"commit {printable(p.commit[:12])}" + (" with uncommitted changes" if p.dirty else ""))
-    elif p.dirty:
-        origin.append("uncommitted files")
+    origin = origin_parts(plan, printable, "Target:")
     if origin:
         out += [", ".join(origin), ""]
     partial = partial_line(plan)
@@ -86,35 +82,28 @@ def render(plan: Plan, *, color: bool) -> str:
                     out.append(f"      reset scope: {printable(c.reset_scope)}")
             out.append("")
 
-    if plan.held:
-        out += [paint("Held back (not part of this plan):", _BOLD), ""]
-        for h in plan.held:
-            symbol = paint(SYMBOLS[h.action], _ACTION_COLORS[h.action])
-            out.append(f"  {symbol} {paint(printable(h.address), _BOLD)}: {h.action.value} held back")
-            out += [f"      {printable(reason)}" for reason in h.reasons]
-            if h.override:
-                out.append(f"      include it with {printable(h.override)}")
-        out.append("")
+    def section(title: str, lines: list[str]) -> None:
+        if lines:
+            out.extend([paint(title, _BOLD), "", *lines, ""])
 
-    if plan.warnings:
-        out += [paint("Warnings:", _BOLD), ""]
-        out += [f"  {paint('!', _YELLOW)} {printable(w)}" for w in plan.warnings]
-        out.append("")
-
-    if plan.statuses:
-        out += [paint("Provisioning jobs that are not healthy:", _BOLD), ""]
-        out += [f"  {paint('!', _RED)} {describe_status(n, s)}" for n, s in plan.statuses]
-        out.append("")
-
-    if plan.unmanaged:
-        out += [paint("Not managed by reconciler; never changed:", _BOLD), ""]
-        out += [f"  {printable(u)}" for u in plan.unmanaged]
-        out.append("")
-
-    if plan.unmanaged_scoping:
-        out += [paint("Unmanaged scoping filters (kept as they are; they narrow the scope too):", _BOLD), ""]
-        out += [f"  {printable(u)}" for u in plan.unmanaged_scoping]
-        out.append("")
+    held: list[str] = []
+    for h in plan.held:
+        symbol = paint(SYMBOLS[h.action], _ACTION_COLORS[h.action])
+        held.append(f"  {symbol} {paint(printable(h.address), _BOLD)}: {h.action.value} held back")
+        held += [f"      {printable(reason)}" for reason in h.reasons]
+        if h.override:
+            held.append(f"      include it with {printable(h.override)}")
+    section("Held back (not part of this plan):", held)
+    section("Warnings:", [f"  {paint('!', _YELLOW)} {printable(w)}" for w in plan.warnings])
+    section(
+        "Provisioning jobs that are not healthy:",
+        [f"  {paint('!', _RED)} {describe_status(n, s)}" for n, s in plan.statuses],
+    )
+    section("Not managed by reconciler; never changed:", [f"  {printable(u)}" for u in plan.unmanaged])
+    section(
+        "Unmanaged scoping filters (kept as they are; they narrow the scope too):",
+        [f"  {printable(u)}" for u in plan.unmanaged_scoping],
+    )
 
     out.append(paint(summary_line(plan), _BOLD))
     return "\n".join(out) + "\n"
