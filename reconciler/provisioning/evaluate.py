@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import functools
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
@@ -340,18 +341,12 @@ def _split_unescaped(text: str, separator: str) -> list[str]:
     return parts
 
 
+# A backslash and the character it escapes (none: a lone backslash at the end, which is dropped).
+_ESCAPE = re.compile(r"\\(.?)", re.DOTALL)
+
+
 def _unescape(value: str) -> str:
-    out: list[str] = []
-    escaped = False
-    for ch in value:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _ESCAPE.sub(r"\1", value)
 
 
 def _lenient_key(text: str) -> DnKey:

@@ -67,6 +67,7 @@ __all__ = [
     "TARGET_SYSTEM",
     "Run",
     "fail_on_errors",
+    "job_of",
     "provision_on_demand",
     "provision_request",
     "stamp",
@@ -400,15 +401,19 @@ def provision_on_demand(
     run = Run(clock=clock, subject=subject, object_type=canonical)
     run.started = stamp(clock())
     with store.transaction():
-        job = find_job(store.list_jobs(sp_id), PROVISIONING_TEMPLATE)
-        if job is None:
-            raise NotFoundError(
-                f"configuration {sp_id} has no {PROVISIONING_TEMPLATE} job", code="NotFound", status=404
-            )
+        job = job_of(store, sp_id, PROVISIONING_TEMPLATE)
         schema = store.get_schema_rules(sp_id, job["id"])
         settings = secrets_to_settings(store.get_secrets(sp_id), enabled=True)
         _run_steps(run, store, schema, settings.domain, apply_scoping, now)
     return run.response()
+
+
+def job_of(store: TenantStore, sp_id: str, template_id: str) -> dict[str, Any]:
+    """Configuration ``sp_id``'s job of ``template_id``; ``NotFoundError`` (404) when it has none."""
+    job = find_job(store.list_jobs(sp_id), template_id)
+    if job is None:
+        raise NotFoundError(f"configuration {sp_id} has no {template_id} job", code="NotFound", status=404)
+    return job
 
 
 def _run_steps(

@@ -18,15 +18,23 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reconciler.errors import NotFoundError, ProviderError
+from reconciler.errors import ProviderError
 from reconciler.graph.shapes import (
     GROUP_PROVISIONING_TEMPLATE,
-    find_job,
     read_schema,
     secrets_to_settings,
 )
 from reconciler.provisioning.evaluate import MappingEvaluator, SourceValue, show_value
-from reconciler.provisioning.on_demand import FAILURE, SKIPPED, SUCCESS, Run, fail_on_errors, stamp, utc_now
+from reconciler.provisioning.on_demand import (
+    FAILURE,
+    SKIPPED,
+    SUCCESS,
+    Run,
+    fail_on_errors,
+    job_of,
+    stamp,
+    utc_now,
+)
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["MAX_MEMBERS", "provision_to_ad"]
@@ -95,11 +103,7 @@ def provision_to_ad(
     run = Run(clock=clock, subject=subject, object_type=kind, source=ENTRA, target=AD)
     run.started = stamp(clock())
     with store.transaction():
-        job = find_job(store.list_jobs(sp_id), GROUP_PROVISIONING_TEMPLATE)
-        if job is None:
-            raise NotFoundError(
-                f"configuration {sp_id} has no {GROUP_PROVISIONING_TEMPLATE} job", code="NotFound", status=404
-            )
+        job = job_of(store, sp_id, GROUP_PROVISIONING_TEMPLATE)
         _, mappings, *_ = read_schema(store.get_schema_rules(sp_id, job["id"]))
         domain = secrets_to_settings(store.get_secrets(sp_id), enabled=True).domain
         assigned = {str(a.get("principalId")).casefold() for a in store.list_app_role_assignments(sp_id)}
