@@ -158,6 +158,11 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
     def text_of(fn: Compiled, ctx: _Context) -> str | None:
         return _text(fn(ctx), "Replace", column)
 
+    def regex_of(ctx: _Context) -> tuple[str, netregex.Compiled]:
+        """The regexPattern argument's text and its compiled form."""
+        pattern = text_of(pattern_fn, ctx) or ""
+        return pattern, _compile_regex(pattern, "Replace", column)
+
     if has[2]:
         if has[3] and has[5]:
 
@@ -169,8 +174,7 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 other = text_of(attr_fn, ctx)
                 if not other:
                     return value
-                pattern = text_of(pattern_fn, ctx) or ""
-                rx = _compile_regex(pattern, "Replace", column)
+                pattern, rx = regex_of(ctx)
                 key = _group_key(rx, text_of(group_fn, ctx) or "", column)
                 fast = _fast(ctx, rx, other, column)
                 found: Any
@@ -192,8 +196,7 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 value = text_of(source, ctx)
                 if value is None:
                     return None
-                pattern = text_of(pattern_fn, ctx) or ""
-                rx = _compile_regex(pattern, "Replace", column)
+                pattern, rx = regex_of(ctx)
                 key = _group_key(rx, text_of(group_fn, ctx) or "", column)
                 substitute = text_of(replacement, ctx) or ""
                 try:
@@ -209,8 +212,7 @@ def _build_replace(node: Call, args: list[Compiled | None]) -> Compiled:
                 value = text_of(source, ctx)
                 if value is None:
                     return None
-                pattern = text_of(pattern_fn, ctx) or ""
-                rx = _compile_regex(pattern, "Replace", column)
+                pattern, rx = regex_of(ctx)
                 template = netregex.template(pattern, text_of(replacement, ctx) or "")
                 n = len(value)
                 try:

@@ -12,11 +12,12 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from reconciler.expressions import dates, netregex
 
 AttributeValue = str | list[str] | None
+_R = TypeVar("_R")
 
 
 class DoesNotFlow:
@@ -220,10 +221,13 @@ def _date(value: Value, fname: str, column: int) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     text = _text(value, fname, column)
-    if text is None:
-        return None
+    return None if text is None else _dated(fname, column, dates.parse_flexible, text)
+
+
+def _dated(fname: str, column: int, work: Callable[..., _R], *args: Any) -> _R:
+    """``work(*args)``, one of the ``dates`` functions; its ``DateError`` becomes ``fname``'s failure."""
     try:
-        return dates.parse_flexible(text)
+        return work(*args)
     except dates.DateError as exc:
         raise _Failure(f"{fname}: {exc}", column) from None
 

@@ -226,14 +226,21 @@ def _normalize_diacritics(text: str) -> str:
 _BUILDERS["NormalizeDiacritics"] = _per_value(_normalize_diacritics, "NormalizeDiacritics", grows=True)
 
 
-@_register_timed("ConvertToBase64")
-def _to_base64(ctx: _Context, column: int, source: Value) -> Value:
-    text = _text(source, "ConvertToBase64", column)
-    if text is None:
-        return None
-    _growing_input(ctx, text, "ConvertToBase64", column)
-    encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
-    return _bounded(ctx, encoded, "ConvertToBase64", column)
+def _register_encoder(fname: str, encode: Callable[[str], str]) -> None:
+    """A one-string function whose result outgrows its input (an encoding): the input is timed when
+    large and the result bounded."""
+
+    @_register_timed(fname)
+    def convert(ctx: _Context, column: int, source: Value) -> Value:
+        text = _text(source, fname, column)
+        if text is None:
+            return None
+        _growing_input(ctx, text, fname, column)
+        return _bounded(ctx, encode(text), fname, column)
+
+
+_register_encoder("ConvertToBase64", lambda text: base64.b64encode(text.encode("utf-16-le")).decode("ascii"))
+_register_encoder("ConvertToUTF8Hex", lambda text: text.encode("utf-8").hex().upper())
 
 
 _ENCODINGS = {"Unicode": "utf-16-le", "ASCII": "ascii", "UTF8": "utf-8"}
@@ -254,15 +261,6 @@ def _from_base64(ctx: _Context, column: int, source: Value, encoding: Value = No
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
         message = f"ConvertFromBase64: {_show(text)} cannot be decoded as {name}: {exc}"
         raise _Failure(message, column) from None
-
-
-@_register_timed("ConvertToUTF8Hex")
-def _to_utf8_hex(ctx: _Context, column: int, source: Value) -> Value:
-    text = _text(source, "ConvertToUTF8Hex", column)
-    if text is None:
-        return None
-    _growing_input(ctx, text, "ConvertToUTF8Hex", column)
-    return _bounded(ctx, text.encode("utf-8").hex().upper(), "ConvertToUTF8Hex", column)
 
 
 @_register_strict("CStr")

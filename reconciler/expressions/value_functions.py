@@ -22,6 +22,7 @@ from reconciler.expressions.runtime import (
     _bounded,
     _Context,
     _date,
+    _dated,
     _Failure,
     _heavy_input,
     _int,
@@ -148,12 +149,7 @@ def _cdate(column: int, value: Value) -> Value:
 @_register_strict("DateFromNum")
 def _date_from_num(column: int, value: Value) -> Value:
     ticks = _int(value, "DateFromNum", "value", column)
-    if ticks is None:
-        return None
-    try:
-        return dates.from_filetime(ticks)
-    except dates.DateError as exc:
-        raise _Failure(f"DateFromNum: {exc}", column) from None
+    return None if ticks is None else _dated("DateFromNum", column, dates.from_filetime, ticks)
 
 
 @_register_strict("NumFromDate")
@@ -169,10 +165,7 @@ def _date_add(column: int, interval: Value, amount: Value, moment: Value) -> Val
     when = _date(moment, "DateAdd", column)
     if when is None or n is None or unit is None:
         return None
-    try:
-        return dates.add_interval(unit, n, when)
-    except dates.DateError as exc:
-        raise _Failure(f"DateAdd: {exc}", column) from None
+    return _dated("DateAdd", column, dates.add_interval, unit, n, when)
 
 
 @_register_strict("DateDiff")
@@ -182,10 +175,7 @@ def _date_diff(column: int, interval: Value, first: Value, second: Value) -> Val
     b = _date(second, "DateDiff", column)
     if a is None or b is None or unit is None:
         return None
-    try:
-        return dates.date_diff(unit, a, b)
-    except dates.DateError as exc:
-        raise _Failure(f"DateDiff: {exc}", column) from None
+    return _dated("DateDiff", column, dates.date_diff, unit, a, b)
 
 
 @_builder("FormatDateTime")
