@@ -214,18 +214,20 @@ class _Parser:
         return predicate
 
     def disjunction(self) -> Predicate:
-        parts = [self.conjunction()]
-        while self.word("or"):
-            self.take()
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else (lambda item: any(p(item) for p in parts))
+        return self._joined("or", self.conjunction, any)
 
     def conjunction(self) -> Predicate:
-        parts = [self.unary()]
-        while self.word("and"):
+        return self._joined("and", self.unary, all)
+
+    def _joined(
+        self, word: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]
+    ) -> Predicate:
+        """``operand (word operand)*``: one operand as it is, more combined (``any`` or ``all``)."""
+        parts = [operand()]
+        while self.word(word):
             self.take()
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else (lambda item: all(p(item) for p in parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (lambda item: combine(p(item) for p in parts))
 
     def unary(self) -> Predicate:
         if self.word("not"):

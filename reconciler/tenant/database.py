@@ -292,6 +292,13 @@ class Database:
         rows = self._q(sql, params)
         return rows[0] if rows else None
 
+    def _q_where(self, sql: str, column: str, value: str | None, order: str) -> list[Any]:
+        """The rows of ``sql`` (a SELECT without WHERE) whose ``column`` is ``value``, or every row when
+        ``value`` is empty; ordered by ``order``. Column and order are the code's, never input."""
+        if value:
+            return self._q(f"{sql} WHERE {column} = ? ORDER BY {order}", (value,))
+        return self._q(f"{sql} ORDER BY {order}")
+
     def close(self) -> None:
         """Close every connection this object opened (in any thread)."""
         with self._lock:

@@ -40,11 +40,7 @@ class DirectoryObjects(Database):
 
     def list_onprem_objects(self, object_type: str | None = None) -> list[JSON]:
         sql = "SELECT dn, object_type, attributes FROM onprem_objects"
-        rows = (
-            self._q(sql + " WHERE object_type = ? ORDER BY dn", (object_type,))
-            if object_type
-            else self._q(sql + " ORDER BY dn")
-        )
+        rows = self._q_where(sql, "object_type", object_type, "dn")
         return [{"dn": r[0], "objectType": r[1], "attributes": loads(r[2])} for r in rows]
 
     def delete_onprem_object(self, dn: str) -> None:
@@ -107,11 +103,7 @@ class DirectoryObjects(Database):
     def list_cloud_objects(self, object_type: str | None = None) -> list[JSON]:
         """Cloud objects, oldest first, of one type (``User``, ``Group``) or all."""
         sql = "SELECT id, object_type, attributes, created, modified FROM cloud_objects"
-        rows = (
-            self._q(sql + " WHERE object_type = ? ORDER BY seq", (object_type,))
-            if object_type
-            else self._q(sql + " ORDER BY seq")
-        )
+        rows = self._q_where(sql, "object_type", object_type, "seq")
         return [_cloud_object(r) for r in rows]
 
     def delete_cloud_object(self, id: str) -> None:

@@ -297,22 +297,21 @@ class TenantStore(DirectoryObjects, Applications):
 
     def start_job(self, sp_id: str, job_id: str) -> None:
         """``POST …/start``: the schedule becomes active and any quarantine is lifted."""
-        with self.transaction():
-            job = self.get_job(sp_id, job_id)
-            job["schedule"]["state"] = "Active"
-            job["status"]["code"] = "Active"
-            job["status"]["quarantine"] = None
-            self._save_job(sp_id, job)
-            self._record(sp_id, job_id, "start")
+        self._schedule(sp_id, job_id, "Active", "start")
 
     def pause_job(self, sp_id: str, job_id: str) -> None:
         """``POST …/pause``: the job keeps its state and resumes where it stopped on the next start."""
+        self._schedule(sp_id, job_id, "Paused", "pause")
+
+    def _schedule(self, sp_id: str, job_id: str, state: str, action: str) -> None:
         with self.transaction():
             job = self.get_job(sp_id, job_id)
-            job["schedule"]["state"] = "Paused"
-            job["status"]["code"] = "Paused"
+            job["schedule"]["state"] = state
+            job["status"]["code"] = state
+            if state == "Active":
+                job["status"]["quarantine"] = None
             self._save_job(sp_id, job)
-            self._record(sp_id, job_id, "pause")
+            self._record(sp_id, job_id, action)
 
     def restart_job(self, sp_id: str, job_id: str, criteria: Mapping[str, Any] | None = None) -> None:
         """``POST …/restart`` ``{"criteria": {"resetScope": "…"}}``; the criteria are recorded."""
@@ -335,11 +334,7 @@ class TenantStore(DirectoryObjects, Applications):
     def actions(self, sp_id: str | None = None) -> list[JSON]:
         """The job actions recorded so far (oldest first): ``{spId, jobId, action, body, at}``."""
         sql = "SELECT sp_id, job_id, action, body, at FROM job_actions"
-        rows = (
-            self._q(sql + " WHERE sp_id = ? ORDER BY seq", (sp_id,))
-            if sp_id
-            else self._q(sql + " ORDER BY seq")
-        )
+        rows = self._q_where(sql, "sp_id", sp_id, "seq")
         return [
             {
                 "spId": r[0],
