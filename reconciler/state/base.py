@@ -27,6 +27,7 @@ __all__ = [
     "JournalEntry",
     "StateStore",
     "describe_holder",
+    "json_object",
     "runner_identity",
 ]
 
@@ -85,6 +86,17 @@ def runner_identity(command: str | None = None) -> dict[str, Any]:
     if command:
         out["command"] = command
     return out
+
+
+def json_object(value: Any) -> dict[str, Any] | None:
+    """A stored document as a dict: JSON text is parsed (PostgreSQL's jsonb arrives parsed already);
+    anything that is not a JSON object, including unreadable text and None, is None."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def describe_holder(holder: dict[str, Any] | None) -> str:

@@ -28,7 +28,7 @@ import psycopg
 import psycopg.errors
 
 from reconciler.errors import LockError, StateError
-from reconciler.state.base import SCHEMA_VERSION, JournalEntry, StateStore, describe_holder
+from reconciler.state.base import SCHEMA_VERSION, JournalEntry, StateStore, describe_holder, json_object
 
 __all__ = ["PostgresStore"]
 
@@ -60,13 +60,6 @@ def _advisory_key(target: str, name: str) -> int:
 
 def _dump(doc: dict[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, default=str)
-
-
-def _as_dict(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = json.loads(value)
-    return value if isinstance(value, dict) else None
 
 
 class _Conn:
@@ -183,6 +176,12 @@ class PostgresStore(StateStore):
                 (str(SCHEMA_VERSION),),
             )
 
+    def _value(self, sql: str, params: tuple[str, ...]) -> Any:
+        """The one column of the first row ``sql`` selects; None when it selects no row."""
+        with self._use() as db:
+            row = db.execute(sql, params).fetchone()
+        return row[0] if row else None
+
     # -- the interface -------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -190,9 +189,8 @@ class PostgresStore(StateStore):
             return self._version(db)
 
     def get_meta(self, key: str) -> str | None:
-        with self._use() as db:
-            row = db.execute("SELECT value FROM reconciler_meta WHERE key = %s", (key,)).fetchone()
-        return str(row[0]) if row else None
+        value = self._value("SELECT value FROM reconciler_meta WHERE key = %s", (key,))
+        return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._use() as db:
@@ -203,11 +201,9 @@ class PostgresStore(StateStore):
             )
 
     def lock_holder(self, target: str, name: str) -> dict[str, Any] | None:
-        with self._use() as db:
-            row = db.execute(
-                "SELECT holder FROM reconciler_locks WHERE target = %s AND name = %s", (target, name)
-            ).fetchone()
-        return _as_dict(row[0]) if row else None
+        return json_object(
+            self._value("SELECT holder FROM reconciler_locks WHERE target = %s AND name = %s", (target, name))
+        )
 
     def _take(self, c: _Conn, key: int, timeout: float) -> bool:
         db = c.conn
@@ -244,7 +240,7 @@ class PostgresStore(StateStore):
                     "SELECT holder FROM reconciler_locks WHERE target = %s AND name = %s", (target, name)
                 ).fetchone()
                 # A holder row still present means its run never reached release: it was killed.
-                previous = _as_dict(row[0]) if row else None
+                previous = json_object(row[0]) if row else None
                 db.execute(
                     "INSERT INTO reconciler_locks (target, name, holder) VALUES (%s, %s, %s::jsonb)"
                     " ON CONFLICT (target, name) DO UPDATE SET holder = excluded.holder",
@@ -282,7 +278,7 @@ class PostgresStore(StateStore):
                 (target,),
             ).fetchall()
         for run, event, at, data in rows:
-            yield {"time": at, "run": run, "event": event, **(_as_dict(data) or {})}
+            yield {"time": at, "run": run, "event": event, **(json_object(data) or {})}
 
     def put_status(self, target: str, key: str, doc: dict[str, Any]) -> None:
         with self._use() as db:
@@ -293,11 +289,9 @@ class PostgresStore(StateStore):
             )
 
     def get_status(self, target: str, key: str) -> dict[str, Any] | None:
-        with self._use() as db:
-            row = db.execute(
-                "SELECT doc FROM reconciler_status WHERE target = %s AND key = %s", (target, key)
-            ).fetchone()
-        return _as_dict(row[0]) if row else None
+        return json_object(
+            self._value("SELECT doc FROM reconciler_status WHERE target = %s AND key = %s", (target, key))
+        )
 
     def try_lease(
         self, target: str, name: str, *, owner: str, ttl: float, holder: dict[str, Any]
@@ -318,7 +312,7 @@ class PostgresStore(StateStore):
                 " WHERE target = %s AND name = %s",
                 (target, name),
             ).fetchone()
-        current = (_as_dict(row[0]) if row else None) or {}
+        current = (json_object(row[0]) if row else None) or {}
         return {**current, "expires_in": round(float(row[1]), 1) if row else 0.0}
 
     def release_lease(self, target: str, name: str, *, owner: str) -> None:

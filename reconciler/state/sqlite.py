@@ -27,7 +27,7 @@ from typing import Any
 import filelock
 
 from reconciler.errors import LockError, StateError, StateFileError
-from reconciler.state.base import SCHEMA_VERSION, JournalEntry, StateStore, describe_holder
+from reconciler.state.base import SCHEMA_VERSION, JournalEntry, StateStore, describe_holder, json_object
 
 __all__ = ["SqliteStore"]
 
@@ -50,16 +50,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 def _key(target: str, name: str) -> str:
     return hashlib.sha256(f"{target}\0{name}".encode()).hexdigest()[:24]
-
-
-def _load(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class SqliteStore(StateStore):
@@ -153,7 +143,7 @@ class SqliteStore(StateStore):
 
     def lock_holder(self, target: str, name: str) -> dict[str, Any] | None:
         rows = self._read("SELECT holder FROM locks WHERE target = ? AND name = ?", (target, name))
-        return _load(rows[0][0]) if rows else None
+        return json_object(rows[0][0]) if rows else None
 
     @contextlib.contextmanager
     def lock(
@@ -180,7 +170,7 @@ class SqliteStore(StateStore):
                     "SELECT holder FROM locks WHERE target = ? AND name = ?", (target, name)
                 ).fetchone()
                 # A holder row still present means its run never reached release: it was killed.
-                previous = _load(row[0]) if row else None
+                previous = json_object(row[0]) if row else None
                 db.execute(
                     "INSERT OR REPLACE INTO locks (target, name, holder) VALUES (?, ?, ?)",
                     (target, name, json.dumps(holder, default=str)),
@@ -206,7 +196,7 @@ class SqliteStore(StateStore):
             "SELECT run, event, time, data FROM journal WHERE target = ? ORDER BY seq", (target,)
         )
         for run, event, at, data in rows:
-            yield {"time": at, "run": run, "event": event, **(_load(data) or {})}
+            yield {"time": at, "run": run, "event": event, **(json_object(data) or {})}
 
     def put_status(self, target: str, key: str, doc: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -217,7 +207,7 @@ class SqliteStore(StateStore):
 
     def get_status(self, target: str, key: str) -> dict[str, Any] | None:
         rows = self._read("SELECT doc FROM status WHERE target = ? AND key = ?", (target, key))
-        return _load(rows[0][0]) if rows else None
+        return json_object(rows[0][0]) if rows else None
 
     def try_lease(
         self, target: str, name: str, *, owner: str, ttl: float, holder: dict[str, Any]
@@ -228,7 +218,7 @@ class SqliteStore(StateStore):
                 "SELECT owner, holder, expires FROM leases WHERE target = ? AND name = ?", (target, name)
             ).fetchone()
             if row is not None and row[0] != owner and row[2] > now:
-                current = _load(row[1]) or {}
+                current = json_object(row[1]) or {}
                 return {**current, "expires_in": round(row[2] - now, 1)}
             db.execute(
                 "INSERT OR REPLACE INTO leases (target, name, owner, holder, expires) VALUES (?, ?, ?, ?, ?)",
