@@ -12,10 +12,12 @@ import ipaddress
 import signal
 import threading
 import urllib.parse
+from collections.abc import Callable
 from types import FrameType
 
 import click
 
+from reconciler.cli.options import F, seconds_option
 from reconciler.emulator import Emulator, EmulatorConfig
 
 __all__ = ["emulator"]
@@ -63,6 +65,11 @@ def _checked_base_url(text: str | None) -> str | None:
     return text.rstrip("/")
 
 
+def _share_option(flag: str, help: str) -> Callable[[F], F]:
+    """A share of the requests, 0 to 1 (none by default)."""
+    return click.option(flag, type=click.FloatRange(0, 1), default=0.0, show_default=True, help=help)
+
+
 @click.command(short_help="Serve a Graph emulator of the synchronization API.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -88,34 +95,13 @@ def _checked_base_url(text: str | None) -> str | None:
     show_default=True,
     help="Added to every request.",
 )
-@click.option(
-    "--fault-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of requests that fail with a 5xx or a dropped connection.",
-)
-@click.option(
-    "--throttle-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of requests answered 429 with Retry-After.",
-)
-@click.option(
+@_share_option("--fault-rate", "Share of requests that fail with a 5xx or a dropped connection.")
+@_share_option("--throttle-rate", "Share of requests answered 429 with Retry-After.")
+@_share_option(
     "--timeout-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of requests carried out whose answer is held back --stall-seconds (a client timeout).",
+    "Share of requests carried out whose answer is held back --stall-seconds (a client timeout).",
 )
-@click.option(
-    "--stall-seconds",
-    type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    help="How long a timed-out answer is held back.",
-)
+@seconds_option("--stall-seconds", 5.0, "How long a timed-out answer is held back.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
 @click.option(
     "--retry-after",

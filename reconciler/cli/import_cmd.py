@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli.options import target_option
+from reconciler.cli.options import seconds_option, target_option
 from reconciler.engine.importer import import_target
 from reconciler.providers import open_target
 
@@ -27,14 +27,7 @@ __all__ = ["import_"]
     help="Also mark the configurations this tool does not manage yet as managed, under the names written.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long --adopt waits for another run's apply lock on the target.",
-)
+@seconds_option("--lock-timeout", 0.0, "How long --adopt waits for another run's apply lock on the target.")
 def import_(
     names: tuple[str, ...], target: str | None, out: str, adopt: bool, overwrite: bool, lock_timeout: float
 ) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "lock_timeout_option",
     "paths_argument",
     "quiet_option",
+    "seconds_option",
     "target_option",
     "verbose_option",
 ]
@@ -63,14 +64,25 @@ def format_option(*choices: str, default: str = "text", help: str = "Output form
     return deco
 
 
+def seconds_option(flag: str, default: float, help: str, *, minimum: float = 0) -> Callable[[F], F]:
+    """A duration in seconds, at least ``minimum``, with its default shown."""
+
+    def deco(f: F) -> F:
+        return click.option(
+            flag,
+            type=click.FloatRange(min=minimum),
+            default=default,
+            show_default=True,
+            metavar="SECONDS",
+            help=help,
+        )(f)
+
+    return deco
+
+
 def lock_timeout_option(f: F) -> F:
-    return click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=0.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="How long to wait for another run's lock on the target before failing.",
+    return seconds_option(
+        "--lock-timeout", 0.0, "How long to wait for another run's lock on the target before failing."
     )(f)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from reconciler.cli.errors import ExitCode
-from reconciler.cli.options import delete_options, target_option
+from reconciler.cli.options import delete_options, seconds_option, target_option
 from reconciler.cli.plan_cmd import plan_options_from
 from reconciler.engine.reconcile import LoopOptions, Reconciler, stop_on_signals
 from reconciler.providers import open_target
@@ -73,21 +73,12 @@ _LOOP_OPTIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = 
         default=None,
         help="Where to write the JSON status (default: in the state folder, one file per target).",
     ),
-    click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=60.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="How long an apply waits for another run's lock on the target.",
-    ),
-    click.option(
+    seconds_option("--lock-timeout", 60.0, "How long an apply waits for another run's lock on the target."),
+    seconds_option(
         "--lease-ttl",
-        type=click.FloatRange(min=1),
-        default=30.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="The leader lease of replicas: a standby takes over this long after the active loop died.",
+        30.0,
+        "The leader lease of replicas: a standby takes over this long after the active loop died.",
+        minimum=1,
     ),
     delete_options,
 )
