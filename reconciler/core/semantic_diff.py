@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 from reconciler.core.diff import FieldChange, essence, field_changes, flatten
 from reconciler.core.model import Desired, DesiredState, Direction, Mapping, Observed, effective_mappings
-from reconciler.core.plan import Action, PlanOptions, compute_plan
+from reconciler.core.plan import Action, PlanOptions
+from reconciler.core.planner import compute_plan
 
 __all__ = ["ConfigurationDiff", "DiffKind", "SemanticDiff", "as_observed", "semantic_diff"]
 

@@ -22,6 +22,7 @@ from reconciler import __version__
 from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.collector import collector_paused
+from reconciler.core.digest import desired_digest
 from reconciler.core.model import (
     EXTENSION_REF,
     TOO_MANY_DELETES,
@@ -32,7 +33,8 @@ from reconciler.core.model import (
     Mapping,
     Observed,
 )
-from reconciler.core.plan import Plan, PlanOptions, Provenance, compute_plan, desired_digest
+from reconciler.core.plan import Plan, PlanOptions, Provenance
+from reconciler.core.planner import compute_plan
 from reconciler.core.serialize import from_document, to_document
 from reconciler.errors import ConflictError, FileReadError, NotFoundError, PlanFileError, StalePlanError
 from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.core.model import DesiredState, Observed
-from reconciler.core.plan import Plan, compute_plan
+from reconciler.core.plan import Plan
+from reconciler.core.planner import compute_plan
 from reconciler.engine.health import record_observed
 from reconciler.engine.operations import AppliedRun, read_extensions
 from reconciler.engine.reconcile import LoopOptions, PassResult, Reconciler

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from reconciler.core.digest import fingerprint
 from reconciler.core.model import (
     Desired,
     DesiredState,
@@ -19,7 +20,8 @@ from reconciler.core.model import (
     Settings,
     effective_mappings,
 )
-from reconciler.core.plan import Action, PlanOptions, compute_plan, fingerprint
+from reconciler.core.plan import Action, PlanOptions
+from reconciler.core.planner import compute_plan
 
 DEFAULTS = (
     Mapping("user", "displayName", MappingKind.DIRECT, "displayName"),

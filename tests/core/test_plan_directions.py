@@ -15,7 +15,8 @@ from reconciler.core.model import (
     ScopeKind,
     Settings,
 )
-from reconciler.core.plan import Action, PlanOptions, compute_plan
+from reconciler.core.plan import Action, PlanOptions
+from reconciler.core.planner import compute_plan
 from reconciler.core.serialize import from_document, to_document
 
 SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com")
@@ -125,18 +126,18 @@ def test_exchange_writeback_is_held_when_discover_found_no_exchange_schema() -> 
 
 
 def test_exchange_writeback_on_a_new_configuration_warns_that_it_was_not_checked() -> None:
-    from reconciler.core.plan import _exchange_precondition
+    from reconciler.core.holds import exchange_precondition
 
     warnings: list[str] = []
     want = Desired("contoso", replace(SETTINGS, exchange_hybrid_writeback=True))
-    assert _exchange_precondition(want, None, warnings) is None
+    assert exchange_precondition(want, None, warnings) is None
     assert warnings == [
         "contoso: exchangeHybridWriteback needs the Exchange schema in AD; it could not be checked "
         "before the configuration exists"
     ]
     have = replace(observed("contoso", SETTINGS), exchange_schema=True)
     warnings.clear()
-    assert _exchange_precondition(want, have, warnings) is None and warnings == []
+    assert exchange_precondition(want, have, warnings) is None and warnings == []
 
 
 def test_the_meaning_of_a_change_to_an_entra_to_ad_configuration_is_shown_entry_by_entry() -> None:

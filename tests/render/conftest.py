@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core.diff import FieldChange, essence, flatten
+from reconciler.core.changes import spec_essence
+from reconciler.core.diff import FieldChange, flatten
 from reconciler.core.model import (
     ApplyMode,
     JobStatus,
@@ -48,22 +49,12 @@ def _spec(settings: Settings, scope: Scope, mappings: tuple[Mapping, ...]) -> Sp
     return Spec(settings=settings, scope=scope, mappings=mappings)
 
 
-def _essence(spec: Spec) -> dict[str, object]:
-    return essence(
-        spec.settings,
-        spec.scope,
-        spec.mappings,
-        deletion_protection=spec.deletion_protection,
-        restart_token=spec.restart_token,
-    )
-
-
 def create_plan() -> Plan:
     spec = _spec(CONTOSO, SCOPE, MAPPINGS)
     return Plan(
         target="prod",
         changes=(
-            Change("contoso", Action.CREATE, fields=flatten(_essence(spec)), spec=spec),
+            Change("contoso", Action.CREATE, fields=flatten(spec_essence(spec)), spec=spec),
             Change("contoso", Action.START),
         ),
         desired_digest="d" * 32,
@@ -191,7 +182,7 @@ def delete_plan() -> Plan:
                 Action.DELETE,
                 target_id="sp-tailspin",
                 reasons=("no longer in the desired state",),
-                fields=flatten(_essence(spec), removed=True),
+                fields=flatten(spec_essence(spec), removed=True),
             ),
         ),
         options=PlanOptions(allow_delete=True),

@@ -1,0 +1,107 @@
+"""What the planner holds back, or approves, for one configuration before it compares any fields:
+a direction that would change, Exchange writeback without the Exchange schema, mappings of an object
+the job schema lacks, and ``approveDeletes`` (released only with ``--allow-delete``).
+
+Pure: no I/O. Warnings are appended to the list given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.core.model import RESET_FORCE_DELETES, TOO_MANY_DELETES, Desired, Direction, Observed
+from reconciler.core.plan import Action, Change, Held, PlanOptions
+
+__all__ = ["exchange_precondition", "held_direction_change", "no_object", "plan_approval"]
+
+
+def no_object(missing: Sequence[str]) -> str:
+    """Why a configuration whose mappings name object types the job schema lacks is held back."""
+    return (
+        f"its mappings speak about {', '.join(missing)}, but the job schema has no object mapping for "
+        f"{'it' if len(missing) == 1 else 'them'}; remove those mappings from the desired state"
+    )
+
+
+def exchange_precondition(d: Desired, found: Observed | None, warnings: list[str]) -> Held | None:
+    """Exchange hybrid writeback asked for where the configuration lacks it: held when a directory
+    discover found no Exchange schema in AD (the documented precondition); a warning when it could not
+    be looked up (a new configuration, or a target that cannot discover)."""
+    if not d.settings.exchange_hybrid_writeback or (
+        found is not None and found.settings.exchange_hybrid_writeback
+    ):
+        return None
+    if found is not None and found.exchange_schema is False:
+        reason = (
+            f"exchangeHybridWriteback: the AD schema of {d.settings.domain} has no Exchange attributes (a "
+            "directory discover finds no mailNickname on user); extend the schema for Exchange and restart "
+            "the provisioning agent, then plan again"
+        )
+        return Held(d.name, Action.UPDATE, found.id, (reason,))
+    if found is None or found.exchange_schema is None:
+        warnings.append(
+            f"{d.name}: exchangeHybridWriteback needs the Exchange schema in AD; it could not be checked "
+            + ("before the configuration exists" if found is None else "on this target")
+        )
+    return None
+
+
+_DIRECTION_WORDS = {Direction.AD_TO_ENTRA: "AD -> Entra ID", Direction.ENTRA_TO_AD: "Entra ID -> AD"}
+
+
+def held_direction_change(d: Desired, found: Observed) -> Held:
+    """A managed configuration the desired state gives the other direction: the service makes each
+    direction from its own template, so a direction never changes in place."""
+    reason = (
+        f"the target's configuration '{d.name}' provisions {_DIRECTION_WORDS[found.settings.direction]} and "
+        f"the desired one {_DIRECTION_WORDS[d.settings.direction]}; a configuration's direction cannot "
+        "change: give the new one another name"
+    )
+    return Held(d.name, Action.UPDATE, found.id, (reason,))
+
+
+def plan_approval(
+    d: Desired, found: Observed | None, options: PlanOptions, warnings: list[str]
+) -> Change | Held | None:
+    """``approveDeletes``: the documented restart with ForceDeletes, for the one TooManyDeletes
+    quarantine it names by the time it began. Any other state (no quarantine, another reason, a later
+    quarantine) approves nothing and says so; releasing deletes needs ``--allow-delete``."""
+    since = d.approve_deletes
+    if since is None:
+        return None
+    if found is None:
+        warnings.append(
+            f"{d.name}: approveDeletes names the quarantine that began {since}, but the configuration does "
+            "not exist on the target: nothing is approved; remove the field"
+        )
+        return None
+    status = found.status
+    if not status.holds_deletes(since):
+        warnings.append(
+            f"{d.name}: approveDeletes names the {TOO_MANY_DELETES} quarantine that began {since}; the "
+            f"provisioning job is {status.state_text()}, so nothing is approved; remove the field"
+        )
+        return None
+    if found.deletes_approved is not None and status.holds_deletes(found.deletes_approved):
+        warnings.append(
+            f"{d.name}: the held deletes of the quarantine that began {status.quarantine_since} were "
+            "approved already; remove approveDeletes"
+        )
+        return None
+    reason = f"approve held deletes (quarantined since {status.quarantine_since})"
+    if not options.allow_delete:
+        return Held(
+            d.name,
+            Action.APPROVE_DELETES,
+            found.id,
+            (f"{reason}: releasing deletes needs --allow-delete",),
+            override="--allow-delete",
+        )
+    return Change(
+        name=d.name,
+        action=Action.APPROVE_DELETES,
+        target_id=found.id,
+        reasons=(reason,),
+        reset_scope=RESET_FORCE_DELETES,
+        quarantine_since=status.quarantine_since,
+    )
