@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from reconciler.core.model import Mapping, MappingKind
-from reconciler.graph.shapes import model_to_attribute_mapping
+from reconciler.graph.mappings import model_to_attribute_mapping
 
 OUT = Path(__file__).resolve().parent.parent / "reconciler" / "data" / "aad2ad-group-template-schema.json"
 

@@ -12,7 +12,7 @@ from reconciler.cli.options import format_option, lock_timeout_option, target_op
 from reconciler.engine.operations import approve_deletes as approve
 from reconciler.engine.operations import restart_configuration
 from reconciler.errors import GuardError, NotFoundError, ReconcilerError
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE
+from reconciler.graph.identity import PROVISIONING_TEMPLATE
 from reconciler.providers import open_target
 from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL
 from reconciler.render.escape import json_text, printable

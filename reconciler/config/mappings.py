@@ -48,7 +48,7 @@ def _template_targets(obj: str, direction: Direction = Direction.AD_TO_ENTRA) ->
 
     Loaded on the first removal only: most repositories remove nothing, and the template costs a read.
     """
-    from reconciler.graph.template import template_defaults_for
+    from reconciler.graph.reading import template_defaults_for
 
     return frozenset(m.target for m in template_defaults_for(direction) if m.object == obj)
 

@@ -21,15 +21,11 @@ from typing import Any
 from reconciler.config.files import read_bounded
 from reconciler.core.model import Settings
 from reconciler.errors import ConfigError, FileReadError, ProviderError
-from reconciler.graph.shapes import (
-    PASSWORD_HASH_TEMPLATE,
-    PROVISIONING_TEMPLATE,
-    check_schema,
-    find_provisioning_rule,
-    read_schema,
-    settings_to_secrets,
-    without_annotations,
-)
+from reconciler.graph.checks import check_schema
+from reconciler.graph.editing import without_annotations
+from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE
+from reconciler.graph.reading import find_provisioning_rule, read_schema
+from reconciler.graph.secrets import settings_to_secrets
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["MAX_DUMP_BYTES", "domain_of", "load_schema_dump", "seed_portal_configuration"]

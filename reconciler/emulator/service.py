@@ -592,11 +592,8 @@ class GraphService:
 
     def _provision_on_demand(self, sp_id: str, job_id: str, request: Request) -> Reply:
         """One subject through the embedded tenant's on-demand provisioning (``provisioning.on_demand``)."""
-        from reconciler.graph.shapes import (
-            GROUP_PROVISIONING_TEMPLATE,
-            PROVISIONING_TEMPLATE,
-            find_provisioning_rule,
-        )
+        from reconciler.graph.identity import GROUP_PROVISIONING_TEMPLATE, PROVISIONING_TEMPLATE
+        from reconciler.graph.reading import find_provisioning_rule
         from reconciler.provisioning.on_demand import provision_on_demand
 
         body = request.body

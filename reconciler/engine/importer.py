@@ -41,7 +41,7 @@ from reconciler.core.model import (
 from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
-from reconciler.graph.template import template_defaults_for
+from reconciler.graph.reading import template_defaults_for
 from reconciler.providers.base import LooksUpDomains, Provider
 
 __all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]

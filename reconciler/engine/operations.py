@@ -157,7 +157,7 @@ def read_extensions(provider: Provider, state: DesiredState) -> ExtensionsSeen |
 def _to_ad_defaults() -> tuple[Mapping, ...]:
     """The rows of the Entra ID -> AD job's template (the embedded one: no reading of the service
     depends on it, only what a create shows it changes)."""
-    from reconciler.graph.template import template_defaults_for
+    from reconciler.graph.reading import template_defaults_for
 
     return template_defaults_for(Direction.ENTRA_TO_AD)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from reconciler.config.load import load_paths
 from reconciler.errors import Diagnostic, NotFoundError
-from reconciler.graph.template import template_defaults
+from reconciler.graph.reading import template_defaults
 from reconciler.providers import open_target
 from reconciler.provisioning.directory import read_objects
 from reconciler.provisioning.preview import Preview, preview_directory, sides

@@ -63,6 +63,7 @@ __all__ = [
     "quote",
     "referenced_attributes",
     "unparse",
+    "unquote",
 ]
 
 _WS = " \t\r\n"
@@ -530,6 +531,21 @@ def as_tree(expression: str | Node) -> Node:
 def quote(value: str) -> str:
     """``value`` as a string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# The two documented escapes; any other backslash is the text's own, as ``_Parser.string`` reads it.
+_ESCAPE = re.compile(r'\\(["\\])')
+
+
+def unquote(text: str) -> str:
+    """The value of string literal ``text`` (its quotes optional), read as ``parse`` reads one: ``\\"``
+    and ``\\\\`` are escapes, and any other backslash is kept as written, a trailing one too. For text
+    from the service, where keeping a backslash can only keep what it holds and dropping one would
+    change the value written back. ``unquote(quote(v)) == v`` for every ``v``."""
+    inner = text.strip()
+    if len(inner) >= 2 and inner[0] == inner[-1] == '"':
+        inner = inner[1:-1]
+    return _ESCAPE.sub(r"\1", inner)
 
 
 def unparse(node: Node) -> str:

@@ -36,7 +36,7 @@ from reconciler.git.repo import (
     shown_names,
     to_repo_paths,
 )
-from reconciler.graph.template import template_defaults
+from reconciler.graph.reading import template_defaults
 
 __all__ = [
     "FORMAT_VERSION",

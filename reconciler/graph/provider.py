@@ -11,7 +11,7 @@ its ``AD2AADProvisioning`` job (and ``AD2AADPasswordHash`` with password hash sy
 Enabled means the jobs are started, disabled paused. Ours carry our tags on the service principal.
 
 Secrets and schema are full replacements on the service, so every write reads first, changes only what
-we manage (through ``reconciler.graph.shapes``) and writes back everything else as it was read.
+we manage (``reading``, ``editing``, ``secrets``) and writes back everything else as it was read.
 
 I/O: HTTP requests to the target through ``GraphClient`` (``reconciler.graph.client``), nothing else.
 """
@@ -36,6 +36,13 @@ from typing import Any, TypeVar
 from reconciler.core.collector import collector_paused
 from reconciler.core.model import MAX_ON_DEMAND_MEMBERS, Direction, Mapping, Observed
 from reconciler.errors import ConfigError, NotFoundError, ProviderError, TransientProviderError
+from reconciler.graph.checks import (
+    check_and_read_schema_text,
+    check_job,
+    check_schema,
+    check_secrets,
+    check_service_principal,
+)
 from reconciler.graph.client import (
     BATCH_LIMIT,
     BatchItem,
@@ -45,27 +52,20 @@ from reconciler.graph.client import (
     segment,
     token_provider_for,
 )
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     GROUP_TEMPLATE_APP_ID,
     JSON,
     MANAGED_TAG,
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
-    check_and_read_schema_text,
-    check_job,
-    check_schema,
-    check_secrets,
-    check_service_principal,
     direction_of,
-    find_provisioning_rule,
     from_template,
     main_job,
-    observe,
     on_demand_subject,
     parse_tags,
-    read_schema,
     tags_for,
 )
+from reconciler.graph.reading import find_provisioning_rule, observe, read_schema, template_defaults
 from reconciler.graph.writes import CloudSyncWriter, Loaded
 
 __all__ = [
@@ -162,11 +162,11 @@ _from_template = from_template
 
 
 def _name_tag(name: str) -> str:
-    """Our tag that carries ``name`` (as ``shapes`` writes it)."""
+    """Our tag that carries ``name`` (as ``identity.tags_for`` writes it)."""
     for tag in tags_for((), name=name):
         if tag != MANAGED_TAG and parse_tags([tag]).name == name:
             return tag
-    raise AssertionError("shapes.tags_for wrote no name tag")
+    raise AssertionError("tags_for wrote no name tag")
 
 
 def _sp_path(id: str) -> str:
@@ -930,8 +930,6 @@ class GraphProvider(CloudSyncWriter):
         else:
             result = future.result()
         if result is None:
-            from reconciler.graph.template import template_defaults
-
             # Not kept: once a configuration exists, the service's own template is read instead.
             self._template_future = None
             return template_defaults()

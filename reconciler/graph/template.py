@@ -7,7 +7,8 @@ Also the application templates the tenant offers (``GET /applicationTemplates/{i
 a principal made from one lists: the AD -> Entra ID one is documented; the Entra ID -> AD one, its id and
 its "selected groups" role are INFERRED (cloud-sync-directions.md 1.2, 1.3; docs/graph.md).
 
-The only I/O is reading those files, once per process each.
+The only I/O is reading those files, once per process each. Their default mappings are read in
+``reading`` (``template_defaults``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import json
 from importlib import resources
 from typing import Any
 
-from reconciler.core.model import Direction, Mapping
 from reconciler.errors import NotFoundError
+from reconciler.graph.identity import GROUP_TEMPLATE_APP_ID, TEMPLATE_APP_ID
 
 __all__ = [
     "APPLICATION_TEMPLATES",
@@ -28,29 +29,24 @@ __all__ = [
     "application_template",
     "group_template_schema",
     "principal_app_roles",
-    "template_defaults",
-    "template_defaults_for",
     "template_schema",
 ]
 
 TEMPLATE_FILE = "ad2aad-template-schema.json"
 GROUP_TEMPLATE_FILE = "aad2ad-group-template-schema.json"
 
-# The two Cloud Sync application templates, by id (the ids are the ones in graph.shapes; they are
-# repeated here so that the tenant does not depend on the Graph layer for data).
-_AD_TO_ENTRA_TEMPLATE = "1a4721b3-e57f-4451-ae87-ef078703ec94"
-_ENTRA_TO_AD_TEMPLATE = "fb81332f-3eca-4ecf-a939-4278e501d330"
+# The two Cloud Sync application templates, by id.
 APPLICATION_TEMPLATES: dict[str, dict[str, Any]] = {
-    _AD_TO_ENTRA_TEMPLATE: {
-        "id": _AD_TO_ENTRA_TEMPLATE,
+    TEMPLATE_APP_ID: {
+        "id": TEMPLATE_APP_ID,
         "displayName": "Active Directory to Microsoft Entra ID provisioning",
         "publisher": "Microsoft Corporation",
         "categories": ["provisioning"],
         "supportedProvisioningTypes": ["sync"],
         "supportedSingleSignOnModes": [],
     },
-    _ENTRA_TO_AD_TEMPLATE: {
-        "id": _ENTRA_TO_AD_TEMPLATE,
+    GROUP_TEMPLATE_APP_ID: {
+        "id": GROUP_TEMPLATE_APP_ID,
         "displayName": "Microsoft Entra ID to Active Directory provisioning",
         "publisher": "Microsoft Corporation",
         "categories": ["provisioning"],
@@ -80,7 +76,7 @@ def application_template(id: str) -> dict[str, Any]:
 
 def principal_app_roles(template_id: str) -> list[dict[str, Any]]:
     """The app roles a principal made from ``template_id`` lists."""
-    return [dict(_SELECTED_GROUPS_ROLE)] if template_id == _ENTRA_TO_AD_TEMPLATE else []
+    return [dict(_SELECTED_GROUPS_ROLE)] if template_id == GROUP_TEMPLATE_APP_ID else []
 
 
 @functools.cache
@@ -96,30 +92,6 @@ def group_template_schema() -> dict[str, Any]:
     return copy.deepcopy(_load(GROUP_TEMPLATE_FILE))
 
 
-@functools.cache
-def template_defaults_for(direction: Direction) -> tuple[Mapping, ...]:
-    """The default mappings of the job a configuration of ``direction`` runs."""
-    if direction is Direction.AD_TO_ENTRA:
-        return template_defaults()
-    from reconciler.graph.shapes import read_schema
-
-    # Every object type's rows, users' (preview) too: a job's user object mapping starts switched off,
-    # and is not read while it is, but a configuration that asks for users gets these rows.
-    schema = copy.deepcopy(_load(GROUP_TEMPLATE_FILE))
-    for rule in schema.get("synchronizationRules") or []:
-        for om in rule.get("objectMappings") or []:
-            om["enabled"] = True
-    return read_schema(schema)[1]
-
-
 def template_schema() -> dict[str, Any]:
     """A fresh copy of the template schema (callers may change it)."""
     return copy.deepcopy(_load())
-
-
-@functools.cache
-def template_defaults() -> tuple[Mapping, ...]:
-    """The template's default mappings, without CredentialData."""
-    from reconciler.graph.shapes import read_schema
-
-    return read_schema(_load())[1]

@@ -3,7 +3,7 @@
 A configuration is written the same way wherever it lives: find ours by tag, or instantiate the
 template (never twice for one domain), tag the principal at once, make sure the provisioning job
 exists, GET the job's schema as the service made it, change only what the desired state says in it
-(``shapes.edit_schema``), PUT it back if it changed, create or remove the companion jobs (password hash
+(``editing.edit_schema``), PUT it back if it changed, create or remove the companion jobs (password hash
 sync), and write the secrets last (the ``Domain`` secret marks a create as finished). Updates, start,
 pause, restart, delete, adopt and rename follow the same pattern: read, change only what we manage,
 write back everything else as read.
@@ -49,6 +49,7 @@ from reconciler.core.model import (
     resolve_extensions,
 )
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
+from reconciler.graph.editing import edit_schema, set_password_hash_mappings, without_annotations
 from reconciler.graph.extensions import (
     EXTENSIONS_APP_NAME,
     identifier_uri,
@@ -57,33 +58,28 @@ from reconciler.graph.extensions import (
     with_definitions,
     without_definitions,
 )
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     DEVICE_SYNC_TEMPLATE,
-    DOMAIN,
     EXCHANGE_WRITEBACK_TEMPLATE,
     GROUP_PROVISIONING_TEMPLATE,
     JSON,
-    MANAGED_SECRET_KEYS,
     PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     OwnTags,
-    edit_schema,
     exchange_schema_present,
     find_job,
     job_enabled,
     job_template_for,
     main_job,
-    observe,
     parse_tags,
     selected_group_role,
-    set_password_hash_mappings,
-    settings_to_secrets,
     tags_for,
     template_app_id,
     with_deletes_approved,
     with_restart_pending,
-    without_annotations,
 )
+from reconciler.graph.reading import observe
+from reconciler.graph.secrets import DOMAIN, MANAGED_SECRET_KEYS, settings_to_secrets
 
 __all__ = ["COMPANION_JOBS", "CloudSyncWriter", "CompanionJob", "Loaded", "Resources"]
 
@@ -279,7 +275,7 @@ class CloudSyncWriter:
             sp["tags"] = tags
 
     def _put_schema(self, id: str, job_id: str, schema: JSON, current: JSON) -> None:
-        """Write ``schema`` (an edit of ``current``, made without annotations by ``shapes``) if it
+        """Write ``schema`` (an edit of ``current``, made without annotations by ``editing``) if it
         differs from ``current``: the service would stamp a new version for nothing. Annotations
         describe an answer, not the schema: they never count as a change."""
         if schema != without_annotations(current):

@@ -5,7 +5,7 @@ one store transaction, so a configuration is never left half-written by this pro
 may work on the same file at once.
 
 The tenant holds configurations the way the service does, and this provider reads them the way the
-Graph provider does, through ``reconciler.graph.shapes``, and writes them with the very steps the Graph
+Graph provider does, through ``reconciler.graph.reading``, and writes them with the very steps the Graph
 provider uses (``reconciler.graph.writes.CloudSyncWriter``), over the store's Graph-shaped calls
 (``_TenantResources``): a configuration is a service principal
 made from a Cloud Sync template that has its job (``AD2AADProvisioning``, or ``AAD2ADGroupProvisioning``
@@ -22,17 +22,10 @@ from typing import Any, NoReturn, TypeVar
 
 from reconciler.core.model import Direction, Mapping, Observed
 from reconciler.errors import NotFoundError, TransientProviderError
-from reconciler.graph.shapes import (
-    JSON,
-    check_and_read_schema_text,
-    direction_of,
-    from_template,
-    main_job,
-    name_tag,
-    observe,
-    parse_tags,
-)
-from reconciler.graph.template import application_template, template_defaults
+from reconciler.graph.checks import check_and_read_schema_text
+from reconciler.graph.identity import JSON, direction_of, from_template, main_job, name_tag, parse_tags
+from reconciler.graph.reading import observe, template_defaults
+from reconciler.graph.template import application_template
 from reconciler.graph.writes import CloudSyncWriter, Loaded
 from reconciler.tenant.store import TenantStore
 

@@ -138,7 +138,7 @@ class MemoryProvider:
 
     def _template_defaults(self) -> tuple[Mapping, ...]:
         if self._defaults is None:
-            from reconciler.graph.template import template_defaults
+            from reconciler.graph.reading import template_defaults
 
             self._defaults = template_defaults()
         return self._defaults

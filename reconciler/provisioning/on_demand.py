@@ -39,13 +39,9 @@ from typing import Any
 
 from reconciler.core.model import OBJECT_TYPES
 from reconciler.errors import NotFoundError, ProviderError
-from reconciler.graph.shapes import (
-    PROVISIONING_TEMPLATE,
-    find_job,
-    find_provisioning_rule,
-    read_schema,
-    secrets_to_settings,
-)
+from reconciler.graph.identity import PROVISIONING_TEMPLATE, find_job
+from reconciler.graph.reading import find_provisioning_rule, read_schema
+from reconciler.graph.secrets import secrets_to_settings
 from reconciler.provisioning.evaluate import (
     Evaluation,
     MappingEvaluator,

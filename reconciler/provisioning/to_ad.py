@@ -19,11 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.errors import ProviderError
-from reconciler.graph.shapes import (
-    GROUP_PROVISIONING_TEMPLATE,
-    read_schema,
-    secrets_to_settings,
-)
+from reconciler.graph.identity import GROUP_PROVISIONING_TEMPLATE
+from reconciler.graph.reading import read_schema
+from reconciler.graph.secrets import secrets_to_settings
 from reconciler.provisioning.evaluate import MappingEvaluator, SourceValue, show_value
 from reconciler.provisioning.on_demand import (
     FAILURE,

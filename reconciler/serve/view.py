@@ -26,7 +26,7 @@ from typing import Any
 from reconciler.engine.health import read_snapshot
 from reconciler.engine.journal import ChangeOutcome, read_runs
 from reconciler.engine.reconcile import STATUS_KEY
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE
+from reconciler.graph.identity import PROVISIONING_TEMPLATE
 from reconciler.serve.snapshot import SNAPSHOT_KEY
 from reconciler.state import open_store
 

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from reconciler.errors import NotFoundError, ProviderError
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     DEVICE_SYNC_TEMPLATE,
     EXCHANGE_WRITEBACK_TEMPLATE,
     GROUP_PROVISIONING_TEMPLATE,

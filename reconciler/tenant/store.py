@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.errors import ConflictError
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     EXCHANGE_SCHEMA_ATTRIBUTE,
     GROUP_PROVISIONING_TEMPLATE,
     PROVISIONING_TEMPLATE,

@@ -40,17 +40,14 @@ from reconciler.core.model import CREDENTIAL_DATA, OBJECT_TYPES, PHS_OBJECTS, Se
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.engine.journal import RunRecord, read_runs
 from reconciler.engine.lock import APPLY_LOCK
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, parse_tags
+from reconciler.graph.reading import find_provisioning_rule, template_defaults
+from reconciler.graph.secrets import (
     DOMAIN,
     MANAGED_SECRET_KEYS,
-    PASSWORD_HASH_TEMPLATE,
-    PROVISIONING_TEMPLATE,
     SYNC_NOTIFICATION_SETTINGS,
-    find_provisioning_rule,
-    parse_tags,
     settings_to_secrets,
 )
-from reconciler.graph.template import template_defaults
 from reconciler.state import StateStore, canonical_target, default_sqlite_path
 from reconciler.state.sqlite import SqliteStore
 from reconciler.tenant.store import TenantStore

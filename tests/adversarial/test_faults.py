@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from reconciler.core.model import CREDENTIAL_DATA
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE, parse_tags
+from reconciler.graph.identity import PROVISIONING_TEMPLATE, parse_tags
 from reconciler.tenant.store import TenantStore
 from reconciler.testing.scenarios import (
     PLANTED_EXTRA,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler.graph.shapes import DEVICE_SYNC_TEMPLATE, EXCHANGE_WRITEBACK_TEMPLATE, job_enabled
+from reconciler.graph.identity import DEVICE_SYNC_TEMPLATE, EXCHANGE_WRITEBACK_TEMPLATE, job_enabled
 from reconciler.providers.local import LocalProvider
 
 ADD_ONS = "  exchangeHybridWriteback: true\n  deviceSync: true\n"

@@ -24,8 +24,8 @@ import pytest
 from support.graph import TOKEN, StartEmulator, portal_configuration
 
 from reconciler.emulator import Emulator
+from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, TEMPLATE_APP_ID
 from reconciler.graph.metadata import metadata
-from reconciler.graph.shapes import PASSWORD_HASH_TEMPLATE, TEMPLATE_APP_ID
 
 EXAMPLES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data" / "documented_examples.json").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from support.graph import TOKEN, StartEmulator, desired, portal_configuration, p
 from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
 from reconciler.engine.operations import plan_and_apply
-from reconciler.graph.shapes import TEMPLATE_APP_ID
+from reconciler.graph.identity import TEMPLATE_APP_ID
 from reconciler.providers.local import LocalProvider
 
 INSTANTIATE = f"/v1.0/applicationTemplates/{TEMPLATE_APP_ID}/instantiate"

@@ -17,8 +17,8 @@ from support.graph import TOKEN, StartEmulator
 
 from reconciler import expressions
 from reconciler.emulator import Emulator
+from reconciler.graph.identity import PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
 from reconciler.graph.metadata import metadata
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
 
 VERSIONS = ("v1.0", "beta")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "configs"

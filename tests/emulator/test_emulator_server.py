@@ -16,7 +16,7 @@ import httpx
 from support.graph import TOKEN, StartEmulator
 
 from reconciler.emulator import Emulator
-from reconciler.graph.shapes import TEMPLATE_APP_ID
+from reconciler.graph.identity import TEMPLATE_APP_ID
 
 
 def raw_request(emulator: Emulator, head: str, body: bytes = b"", *, send_body: bool = True) -> bytes:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.errors import ExpressionError
 from reconciler.expressions import (
@@ -25,6 +27,7 @@ from reconciler.expressions import (
     to_service_tree,
     unparse,
 )
+from reconciler.expressions.parser import quote, unquote
 
 DEFAULT_MAPPINGS = Path(__file__).with_name("default_mapping_expressions.json")
 
@@ -256,3 +259,48 @@ def test_a_service_tree_nested_too_deeply_is_an_expression_error() -> None:
         tree = {"name": "Trim", "type": "Function", "parameters": [{"key": "source", "value": tree}]}
     with pytest.raises(ExpressionError, match="nested too deeply"):
         from_service_tree(tree)
+
+
+class TestQuoting:
+    """``quote`` and ``unquote``: the one reading of a string literal's text, the parser's."""
+
+    @given(st.text())
+    def test_unquote_reads_what_quote_writes_and_what_parse_reads(self, value: str) -> None:
+        text = quote(value)
+        assert unquote(text) == value
+        assert parse(text) == String(value)
+
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ('"a\\"b"', 'a"b'),
+            ('"a\\\\b"', "a\\b"),
+            # an unknown escape keeps its backslash, as the parser keeps it (expressions.md 1.7)
+            ('"a\\,b"', "a\\,b"),
+            ('"OU=x\\2C y"', "OU=x\\2C y"),
+            ('"\\\\,"', "\\,"),
+        ],
+    )
+    def test_unquote_reads_as_the_parser(self, text: str, value: str) -> None:
+        assert unquote(text) == value
+        assert parse(text) == String(value)
+
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            # A lone backslash at the end is the text's own, never dropped: dropping it would change
+            # what is written back. The parser refuses the same text as an unterminated string.
+            ('"abc\\"', "abc\\"),
+            ("abc\\", "abc\\"),
+            ('"abc\\\\\\"', "abc\\\\"),
+            ('"\\"', "\\"),
+        ],
+    )
+    def test_a_trailing_backslash_is_kept(self, text: str, value: str) -> None:
+        assert unquote(text) == value
+
+    def test_unquote_takes_the_quotes_off_only_when_both_are_there(self) -> None:
+        assert unquote('  "x"  ') == "x"
+        assert unquote('"x') == '"x'
+        assert unquote("x") == "x"
+        assert unquote('"') == '"'

@@ -13,8 +13,9 @@ from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator, odata, service
 from reconciler.engine.operations import plan_and_apply
 from reconciler.errors import ConfigError, ConflictError, ProviderError
+from reconciler.graph.identity import PROVISIONING_TEMPLATE, find_job
 from reconciler.graph.provider import GraphProvider, parse_target
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_job, find_provisioning_rule
+from reconciler.graph.reading import find_provisioning_rule
 from reconciler.providers import open_target
 from reconciler.providers.base import RESET_FORCE_DELETES
 

@@ -25,30 +25,29 @@ from reconciler.core.model import (
     effective_mappings,
 )
 from reconciler.errors import ProviderError
-from reconciler.graph.shapes import (
-    PROVISIONING_RULE_ID,
-    attribute_mapping_to_model,
+from reconciler.graph.checks import (
     check_and_read_schema,
     check_and_read_schema_text,
     check_job,
     check_schema,
     check_secrets,
     check_service_principal,
-    edit_schema,
-    find_provisioning_rule,
-    job_enabled,
-    job_status,
-    model_to_attribute_mapping,
-    parse_tags,
-    password_hash_attribute_mapping,
-    read_schema,
-    secrets_to_settings,
-    set_password_hash_mappings,
-    settings_to_secrets,
-    tags_for,
-    without_annotations,
 )
-from reconciler.graph.template import template_defaults, template_schema
+from reconciler.graph.editing import edit_schema, set_password_hash_mappings, without_annotations
+from reconciler.graph.identity import job_enabled, job_status, parse_tags, tags_for
+from reconciler.graph.mappings import (
+    attribute_mapping_to_model,
+    model_to_attribute_mapping,
+    password_hash_attribute_mapping,
+)
+from reconciler.graph.reading import (
+    PROVISIONING_RULE_ID,
+    find_provisioning_rule,
+    read_schema,
+    template_defaults,
+)
+from reconciler.graph.secrets import secrets_to_settings, settings_to_secrets
+from reconciler.graph.template import template_schema
 
 SETTINGS = Settings(domain="contoso.com", notification_email="ops@contoso.com", enabled=False)
 
@@ -702,3 +701,13 @@ def test_a_second_rule_of_any_shape_reads_as_the_parsed_schema(other: Any) -> No
         schema["synchronizationRules"] = rules
         expected = check_and_read_schema(schema, "the schema")
         assert check_and_read_schema_text(json.dumps(schema).encode(), "the schema") == expected
+
+
+def test_a_constant_given_by_its_text_only_reads_as_the_expression_parser_reads_it() -> None:
+    # An unknown escape and a trailing backslash keep their backslashes, so writing the value back
+    # (quoted again) says what the service held.
+    for text, value in (('"a\\,b"', "a\\,b"), ('"a\\"b"', 'a"b'), ('"C:\\\\dir\\"', "C:\\dir\\")):
+        am = {"targetAttributeName": "x", "source": {"type": "Constant", "expression": text, "name": None}}
+        read = attribute_mapping_to_model("user", am)
+        assert read.kind is MappingKind.CONSTANT and read.value == value
+        assert attribute_mapping_to_model("user", model_to_attribute_mapping(read)) == read

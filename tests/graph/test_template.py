@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from reconciler.core.model import CREDENTIAL_DATA
-from reconciler.graph.shapes import PROVISIONING_RULE_ID
-from reconciler.graph.template import template_defaults, template_schema
+from reconciler.graph.reading import PROVISIONING_RULE_ID, template_defaults
+from reconciler.graph.template import template_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "fixtures" / "real" / "ad2aad-schema-sample1.json"

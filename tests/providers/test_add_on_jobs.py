@@ -11,7 +11,7 @@ from dataclasses import replace
 from support.providers import Harness
 
 from reconciler.core.model import Scope, Settings
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     DEVICE_SYNC_TEMPLATE,
     EXCHANGE_WRITEBACK_TEMPLATE,
     PASSWORD_HASH_TEMPLATE,

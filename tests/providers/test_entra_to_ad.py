@@ -25,14 +25,14 @@ from reconciler.core.model import (
 )
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
 from reconciler.graph import template as tenant_template
-from reconciler.graph.provider import GraphProvider
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
     GROUP_TEMPLATE_APP_ID,
     PROVISIONING_TEMPLATE,
     SELECTED_GROUP_APP_ROLES,
-    find_provisioning_rule,
 )
+from reconciler.graph.provider import GraphProvider
+from reconciler.graph.reading import find_provisioning_rule
 from reconciler.providers.local import LocalProvider
 
 SETTINGS = Settings(

@@ -15,7 +15,7 @@ from reconciler.core.model import DesiredState
 from reconciler.core.plan import Action, Plan, PlanOptions, Provenance
 from reconciler.engine.importer import import_target
 from reconciler.engine.operations import make_plan, plan_and_apply
-from reconciler.graph.shapes import GROUP_PROVISIONING_TEMPLATE, GROUP_TEMPLATE_APP_ID
+from reconciler.graph.identity import GROUP_PROVISIONING_TEMPLATE, GROUP_TEMPLATE_APP_ID
 from reconciler.render.text import render
 
 A, B, C = (

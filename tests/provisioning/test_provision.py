@@ -25,7 +25,8 @@ from support.provisioning import (
 )
 
 from reconciler.errors import NotFoundError, ProviderError
-from reconciler.graph.shapes import PROVISIONING_RULE_ID, PROVISIONING_TEMPLATE, find_job
+from reconciler.graph.identity import PROVISIONING_TEMPLATE, find_job
+from reconciler.graph.reading import PROVISIONING_RULE_ID
 from reconciler.providers.local import LocalProvider
 from reconciler.provisioning.on_demand import provision_request
 

@@ -11,13 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.core.model import Settings
-from reconciler.graph.shapes import (
-    PASSWORD_HASH_TEMPLATE,
-    PROVISIONING_TEMPLATE,
-    find_job,
-    settings_to_secrets,
-    tags_for,
-)
+from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, find_job, tags_for
+from reconciler.graph.secrets import settings_to_secrets
 from reconciler.providers.base import Provider
 from reconciler.tenant.store import TenantStore
 

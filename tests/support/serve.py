@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.graph.shapes import PROVISIONING_TEMPLATE, find_job
+from reconciler.graph.identity import PROVISIONING_TEMPLATE, find_job
 from reconciler.providers.local import LocalProvider
 from reconciler.testing.gitrepos import GitRepo, configuration, git_env, make_repo
 

@@ -13,13 +13,12 @@ import pytest
 from reconciler.core.model import Direction
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
-from reconciler.graph.shapes import (
+from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
     GROUP_TEMPLATE_APP_ID,
     PROVISIONING_TEMPLATE,
-    read_schema,
 )
-from reconciler.graph.template import template_defaults_for
+from reconciler.graph.reading import read_schema, template_defaults_for
 from reconciler.tenant.store import TenantStore
 
 ROLE = "1a0abf4d-b9fa-4512-a3a2-51ee82c6fd9f"  # the public cloud's role (cloud-sync-directions.md 1.3)

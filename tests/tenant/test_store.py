@@ -13,12 +13,8 @@ from typing import Any
 import pytest
 
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
-from reconciler.graph.shapes import (
-    PASSWORD_HASH_TEMPLATE,
-    PROVISIONING_RULE_ID,
-    PROVISIONING_TEMPLATE,
-    TEMPLATE_APP_ID,
-)
+from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, TEMPLATE_APP_ID
+from reconciler.graph.reading import PROVISIONING_RULE_ID
 from reconciler.graph.template import template_schema
 from reconciler.tenant.store import FORMAT_VERSION, INTEGRATED_APP_TAG, TenantStore
 
