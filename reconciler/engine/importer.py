@@ -30,9 +30,12 @@ from reconciler.config.load import load_files
 from reconciler.config.yamlio import dump_yaml
 from reconciler.core.model import (
     DEFAULT_DELETE_THRESHOLD,
+    EXTENSION_REF,
     OBJECT_TYPES,
     ApplyMode,
     Direction,
+    DirectoryExtension,
+    ExtensionsSeen,
     Mapping,
     MappingKind,
     Observed,
@@ -41,8 +44,9 @@ from reconciler.core.model import (
 from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
+from reconciler.graph.extensions import short_name
 from reconciler.graph.reading import template_defaults_for
-from reconciler.providers.base import LooksUpDomains, Provider
+from reconciler.providers.base import LooksUpDomains, Provider, ReadsExtensions
 
 __all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]
 
@@ -129,10 +133,62 @@ def _mapping_overrides(o: Observed, defaults: Sequence[Mapping]) -> dict[str, li
     return out
 
 
+# The Entra ID object an ``ext:`` target of each object mapping writes (the loader's rule).
+_EXTENSION_OBJECT = {"user": "User", "inetOrgPerson": "User", "group": "Group"}
+
+
+def _declared(
+    entries: dict[str, list[dict[str, Any]]], extensions: ExtensionsSeen | None
+) -> list[DirectoryExtension]:
+    """``entries`` with the attributes of the Cloud Sync extensions application written ``ext:NAME``
+    (changed in place), and the extension properties they name, to declare. A target the property
+    does not target stays as the service spells it (the loader would refuse it as ``ext:``), and so
+    does an attribute of any other application, or of a property the application no longer has."""
+    if extensions is None:
+        return []
+    declared: dict[str, DirectoryExtension] = {}
+
+    def symbolic(text: str, obj: str | None) -> str:
+        name = short_name(text, extensions.app_id)
+        found = extensions.find(name) if name is not None else None
+        if found is None or (obj is not None and _EXTENSION_OBJECT.get(obj) not in found.target_objects):
+            return text
+        declared.setdefault(found.name.casefold(), found)
+        return EXTENSION_REF + found.name
+
+    for obj, rows in entries.items():
+        for entry in rows:
+            if not entry.get("remove"):
+                entry["target"] = symbolic(entry["target"], obj)
+            if "source" in entry:
+                entry["source"] = symbolic(entry["source"], None)
+    return sorted(declared.values(), key=lambda e: e.name.casefold())
+
+
+def _declaration(e: DirectoryExtension) -> dict[str, Any]:
+    """One ``spec.directoryExtensions`` entry, without the values the format defaults to."""
+    entry: dict[str, Any] = {"name": e.name}
+    if e.data_type != "String":
+        entry["dataType"] = e.data_type
+    if tuple(e.target_objects) != ("User",):
+        entry["targetObjects"] = list(e.target_objects)
+    if e.multi_valued:
+        entry["isMultiValued"] = True
+    return entry
+
+
 def configuration_document(
-    o: Observed, name: str, defaults: Sequence[Mapping], warnings: list[str] | None = None
+    o: Observed,
+    name: str,
+    defaults: Sequence[Mapping],
+    warnings: list[str] | None = None,
+    *,
+    extensions: ExtensionsSeen | None = None,
 ) -> dict[str, Any]:
-    """The smallest Configuration document that describes ``o`` exactly (as far as the format can)."""
+    """The smallest Configuration document that describes ``o`` exactly (as far as the format can).
+
+    ``extensions``: the tenant's Cloud Sync extensions application; the mappings of its attributes are
+    written as declarations (``spec.directoryExtensions`` and ``ext:NAME``)."""
     s = o.settings
     to_ad = s.direction is Direction.ENTRA_TO_AD
     spec: dict[str, Any] = {"direction": s.direction.value} if to_ad else {}
@@ -173,6 +229,9 @@ def configuration_document(
             m for m in template_defaults_for(Direction.ENTRA_TO_AD) if s.preview_users or m.object != "user"
         ]
     mappings = _mapping_overrides(o, defaults)
+    declared = _declared(mappings, extensions)
+    if declared:
+        spec["directoryExtensions"] = [_declaration(e) for e in declared]
     if mappings:
         spec["attributeMappings"] = mappings
     return {"apiVersion": API_VERSION, "kind": "Configuration", "metadata": {"name": name}, "spec": spec}
@@ -250,6 +309,7 @@ def import_target(
         if missing:
             raise ReconcilerError(f"not on {provider.target}: {', '.join(sorted(missing))}")
     defaults = provider.template_defaults()
+    extensions = provider.read_extensions() if isinstance(provider, ReadsExtensions) else None
     folder = Path(out)
     taken = {o.name for o in everything if o.managed and o.name}
     warnings: list[str] = []
@@ -260,7 +320,7 @@ def import_target(
             continue
         name = o.name if o.managed and o.name else name_for(o, taken)
         taken.add(name)
-        text = dump_yaml(configuration_document(o, name, defaults, warnings))
+        text = dump_yaml(configuration_document(o, name, defaults, warnings, extensions=extensions))
         planned.append((o, name, folder / f"{name}.yaml", text))
     # What the target holds may break a rule of the format (no notification e-mail, a scope DN outside
     # the domain): then the files would not plan to "no changes", so nothing is written.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.providers.local import LocalProvider
@@ -129,12 +130,34 @@ def test_extensions_are_made_mapped_kept_and_removed_only_with_the_flag(
     assert r.code == 0, r.out
 
 
+# An attribute of an application other than the Cloud Sync extensions application.
+OTHER_APPS = "extension_0123456789abcdef0123456789abcdef_legacyCode"
+
+
 def test_an_imported_configuration_with_extensions_plans_no_changes(
     project: Path, run: Run, target: str
 ) -> None:
-    _write(project, EXTENDED)
+    _write(
+        project,
+        EXTENDED.replace(
+            '      - {target: "ext:grade", source: employeeNumber}\n',
+            '      - {target: "ext:grade", source: employeeNumber}\n'
+            f"      - {{target: {OTHER_APPS}, source: info}}\n",
+        ),
+    )
     assert run("apply", "configs", "--auto-approve", "--target", target).code == 0
     assert run("import", "--out", "imported", "--target", target).code == 0
+    imported = yaml.safe_load((project / "imported" / "contoso.yaml").read_text())
+    # Declarations, not the service's spelling: the properties mapped, with what is not the default.
+    assert imported["spec"]["directoryExtensions"] == [
+        {"name": "costCenter"},
+        {"name": "grade", "dataType": "Integer"},
+    ]
+    assert {m["target"]: m["source"] for m in imported["spec"]["attributeMappings"]["user"]} == {
+        "ext:costCenter": "department",
+        "ext:grade": "employeeNumber",
+        OTHER_APPS: "info",
+    }
     assert run("validate", "imported").code == 0
     r = run("plan", "imported", "--detailed-exitcode", "--target", target)
     assert r.code == 0, r.out
