@@ -54,6 +54,8 @@ def load(files: tuple[str, ...], merge: bool, target: str | None) -> None:
         provider.close()
     kinds = ", ".join(f"{count} {kind}" for kind, count in summary.by_type) or "no objects"
     message = f"Loaded {summary.objects} objects ({kinds}) and {summary.memberships} memberships"
+    if summary.schema_extensions:
+        message += f"; {summary.schema_extensions} AD schema extensions"
     if summary.removed:
         message += f"; removed {summary.removed} objects that are not in the files"
     click.echo(f"{message} into {provider.target}.")

@@ -43,6 +43,8 @@ from reconciler.config.files import read_bounded
 from reconciler.config.yamlio import Document, Locator, parse_documents
 from reconciler.core.model import OBJECT_TYPES, Origin
 from reconciler.errors import Diagnostic, FileReadError, LoadError
+from reconciler.provisioning.ad_schema import FIELD as SCHEMA_FIELD
+from reconciler.provisioning.ad_schema import read_schema_extensions
 from reconciler.provisioning.evaluate import SourceValue, dn_compare_key, normalize_attributes
 from reconciler.tenant.store import TenantStore
 
@@ -69,7 +71,7 @@ _CLASS_BY_FOLDED = {c.casefold(): c for c in OBJECT_CLASSES}
 _GENERAL_CLASSES = frozenset(("top", "person", "organizationalperson"))
 
 _OBJECT_KEYS = ("dn", "type", "objectClass", "attributes", "members", "memberOf")
-_TOP_KEYS = ("apiVersion", "kind", "domain", "objects")
+_TOP_KEYS = ("apiVersion", "kind", "domain", "objects", SCHEMA_FIELD)
 # Objects without a written objectGUID get one derived from their DN in this namespace.
 _GUID_NAMESPACE = uuid.UUID("0d5a6f43-3c0e-4d7b-9a55-6f0b6b2f6a10")
 
@@ -91,6 +93,8 @@ class Directory:
     """On-premises objects, in the order they were written."""
 
     objects: tuple[DirectoryObject, ...]
+    # The AD schema extensions the agent has found (``schemaExtensions``; ``ad_schema``).
+    schema_extensions: tuple[dict[str, Any], ...] = ()
 
     def memberships(self) -> list[tuple[str, str]]:
         """Every (group DN, member DN) pair, from both ``members`` and ``memberOf``, without repeats.
@@ -139,6 +143,8 @@ class _Reader:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Diagnostic] = []
+        self.schema_extensions: list[dict[str, Any]] = []
+        self.objects_read: list[DirectoryObject] = []
 
     def error(self, loc: Locator, message: str) -> None:
         self.problems.append(Diagnostic(self.file, loc.line, loc.col, message))
@@ -304,6 +310,9 @@ def _document_objects(reader: _Reader, doc: Document, standalone: bool) -> tuple
     if domain is not None and not isinstance(domain, str):
         reader.error(root.find(("domain",)), "domain must be a DNS name such as contoso.com")
         domain = None
+    if SCHEMA_FIELD in value:
+        found = read_schema_extensions(value[SCHEMA_FIELD], root.find((SCHEMA_FIELD,)), reader.error)
+        reader.schema_extensions.extend(found)
     if "objects" not in value:
         reader.error(root, "missing field 'objects'")
         return [], domain
@@ -311,6 +320,11 @@ def _document_objects(reader: _Reader, doc: Document, standalone: bool) -> tuple
 
 
 def _parse(file: str, data: bytes | str, standalone: bool) -> tuple[list[DirectoryObject], list[Diagnostic]]:
+    reader = _parse_with(file, data, standalone)
+    return reader.objects_read, reader.problems
+
+
+def _parse_with(file: str, data: bytes | str, standalone: bool) -> _Reader:
     docs, problems = parse_documents(file, data)
     reader = _Reader(file)
     reader.problems.extend(problems)
@@ -323,7 +337,8 @@ def _parse(file: str, data: bytes | str, standalone: bool) -> tuple[list[Directo
                 reader.problems.append(_at(obj, f"{obj.dn} is not in the domain {domain}"))
     if not docs and not problems:
         reader.problems.append(Diagnostic(file, 1, 1, "the file holds no objects"))
-    return objects, reader.problems
+    reader.objects_read = objects
+    return reader
 
 
 def _check_objects(objects: Sequence[DirectoryObject], *, check_references: bool) -> list[Diagnostic]:
@@ -386,15 +401,18 @@ def read_directory(*paths: str | Path) -> Directory:
     every member and group must be an object of one of the files."""
     objects: list[DirectoryObject] = []
     problems: list[Diagnostic] = []
+    extensions: dict[str, dict[str, Any]] = {}
     for path in paths:
         file, data = _read(path)
-        found, trouble = _parse(file, data, False)
-        objects.extend(found)
-        problems.extend(trouble)
+        reader = _parse_with(file, data, False)
+        objects.extend(reader.objects_read)
+        problems.extend(reader.problems)
+        for extension in reader.schema_extensions:
+            extensions[extension["name"].casefold()] = extension  # a later file's entry wins
     problems.extend(_check_objects(objects, check_references=not problems))
     if problems:
         raise LoadError(problems)
-    return Directory(tuple(objects))
+    return Directory(tuple(objects), tuple(extensions.values()))
 
 
 def read_objects(path: str | Path) -> Directory:
@@ -414,6 +432,7 @@ class LoadSummary:
     memberships: int
     removed: int
     by_type: tuple[tuple[str, int], ...]
+    schema_extensions: int = 0
 
 
 def load_into(store: TenantStore, directory: Directory, *, replace: bool = True) -> LoadSummary:
@@ -442,9 +461,11 @@ def load_into(store: TenantStore, directory: Directory, *, replace: bool = True)
             counts[obj.object_type] = counts.get(obj.object_type, 0) + 1
         for group, member in pairs:
             store.add_member(group, member)
+        store.set_schema_extensions(directory.schema_extensions, replace=replace)
     return LoadSummary(
         objects=len(directory.objects),
         memberships=len(pairs),
         removed=removed,
         by_type=tuple(sorted(counts.items())),
+        schema_extensions=len(directory.schema_extensions),
     )

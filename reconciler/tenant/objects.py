@@ -4,16 +4,77 @@ I/O: the tenant's SQLite file, through ``database.Database``. The on-premises si
 of objects by DN and group membership (DNs compare without regard to case, as in AD), the sample that
 on-demand provisioning reads; the cloud side holds the users and groups on-demand provisioning wrote,
 with the attributes their mappings gave them. ``store.TenantStore`` inherits these operations.
+
+The on-premises directory also has a schema of its own beyond the job template's: the AD schema
+extensions (attributes added to AD classes) that the provisioning agent has found. A directory
+``discover`` of a job's AD directory lists them (``with_schema_extensions``), shaped as the service
+hands out attribute definitions (the real job schema in ``../shared/reference/real/`` has that shape:
+``anchor``, ``caseExact``, ``defaultValue``, ``multivalued``, ``mutability``, ``name``, ``required``,
+``type``, ``apiExpressions``, ``metadata``, ``referencedObjects``). Discover does not write them into the
+job schema: whether the service does is not documented, and this tenant takes the reading that makes
+the client copy them. Besides those loaded, a discover lists the 20 ``msDS-cloudExtensionAttribute``
+strings of every AD since Windows Server 2012, which the job template lacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.tenant.database import JSON, Database, dumps, loads, now
 
-__all__ = ["DirectoryObjects"]
+__all__ = ["SCHEMA_EXTENSION_TYPES", "DirectoryObjects", "schema_extension", "with_schema_extensions"]
+
+# The attribute types of a job schema's directory that an AD schema extension may have.
+SCHEMA_EXTENSION_TYPES = ("String", "Integer", "Boolean", "DateTime", "Binary")
+# Attributes every AD schema has had since Windows Server 2012 that the job template's AD directory lacks:
+# the msDS-CloudExtensions auxiliary class's 20 single-valued strings (MS-ADSC 2.134; on user: INFERRED).
+# A discover lists them as it lists a loaded schema extension.
+_BUILT_IN = tuple(
+    {"name": f"msDS-cloudExtensionAttribute{i}", "objects": ["user"], "type": "String", "multivalued": False}
+    for i in range(1, 21)
+)
+
+
+def schema_extension(
+    name: str, objects: Sequence[str], type: str = "String", multivalued: bool = False
+) -> JSON:
+    """An AD schema extension as the tenant keeps it: an attribute ``name`` of AD classes ``objects``."""
+    return {"name": name, "objects": list(objects), "type": type, "multivalued": multivalued}
+
+
+def _definition(extension: Mapping[str, Any]) -> JSON:
+    return {
+        "anchor": False,
+        "caseExact": False,
+        "defaultValue": None,
+        "multivalued": bool(extension.get("multivalued")),
+        "mutability": "ReadWrite",
+        "name": str(extension["name"]),
+        "required": False,
+        "type": str(extension.get("type") or "String"),
+        "apiExpressions": [],
+        "metadata": [],
+        "referencedObjects": [],
+    }
+
+
+def with_schema_extensions(directory: Mapping[str, Any], extensions: Sequence[Mapping[str, Any]]) -> JSON:
+    """A copy of ``directory`` (a discovered AD directory) whose objects also list ``extensions`` (AD
+    class names compare without case; an attribute listed already stays as it is)."""
+    found = dict(directory)
+    objects = []
+    for obj in directory.get("objects") or []:
+        attributes = list(obj.get("attributes") or [])
+        names = {str(a.get("name") or "").casefold() for a in attributes}
+        for extension in extensions:
+            wanted = {str(o).casefold() for o in extension.get("objects") or []}
+            if str(obj.get("name") or "").casefold() in wanted and extension["name"].casefold() not in names:
+                attributes.append(_definition(extension))
+                names.add(extension["name"].casefold())
+        objects.append({**obj, "attributes": attributes})
+    found["objects"] = objects
+    return found
 
 
 class DirectoryObjects(Database):
@@ -74,6 +135,30 @@ class DirectoryObjects(Database):
             "SELECT group_dn FROM onprem_members WHERE member_dn = ? ORDER BY group_dn", (member_dn,)
         )
         return [str(r[0]) for r in rows]
+
+    def set_schema_extensions(self, extensions: Sequence[Mapping[str, Any]], *, replace: bool = True) -> None:
+        """The AD schema extensions the agent has found (``schema_extension`` values); with ``replace``
+        exactly these, otherwise these added to (or replacing by name) the ones there are."""
+        with self.transaction():
+            kept = [] if replace else self.schema_extensions()
+            names = {str(e["name"]).casefold() for e in extensions}
+            merged = [e for e in kept if str(e["name"]).casefold() not in names] + [
+                dict(e) for e in extensions
+            ]
+            self._exec(
+                self._conn(),
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('ad_schema_extensions', ?)",
+                (dumps(merged),),
+            )
+
+    def schema_extensions(self) -> list[JSON]:
+        row = self._one("SELECT value FROM meta WHERE key = 'ad_schema_extensions'")
+        return [] if row is None else list(loads(row[0]))
+
+    def discoverable_attributes(self) -> list[JSON]:
+        """What a discover of the AD directory lists beyond the job template: the attributes of the
+        built-in cloud extensions class, and the schema extensions loaded."""
+        return [*(dict(b) for b in _BUILT_IN), *self.schema_extensions()]
 
     # ----------------------------------------------------------------------------------------------
     # cloud objects written by on-demand provisioning

@@ -48,7 +48,7 @@ from reconciler.tenant.documents import (
     schema_version,
     template_schema_of,
 )
-from reconciler.tenant.objects import DirectoryObjects
+from reconciler.tenant.objects import DirectoryObjects, with_schema_extensions
 
 # The service's vocabulary is re-exported: importers read it here since before it had its own module.
 __all__ = [
@@ -439,6 +439,8 @@ class TenantStore(DirectoryObjects, Applications):
             if str(directory.get("id")) != directory_id and str(directory.get("name")) != directory_id:
                 continue
             found = dict(directory)
+            if str(found.get("name")) == "Active Directory":
+                found = with_schema_extensions(found, self.discoverable_attributes())
             if not exchange and str(found.get("name")) == "Active Directory":
                 gone = EXCHANGE_SCHEMA_ATTRIBUTE.casefold()
                 found["objects"] = [
