@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.config.yamlio import Document, Locator
 from reconciler.core.model import DirectoryExtension, MappingOverride, Origin, Scope, Settings
+from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.errors import Diagnostic
 
 __all__ = ["Declared", "Documents", "MappingsDoc", "Report", "ScopeDecl", "ScopeDoc"]
@@ -63,6 +64,8 @@ class Declared:
     # Directory extensions declared (with where) and removed (with where), by folded name.
     extensions: dict[str, tuple[DirectoryExtension, Origin]] = field(default_factory=dict)
     extension_removals: dict[str, tuple[str, Origin]] = field(default_factory=dict)
+    # On-premises attributes declared (``spec.onPremisesAttributes``), with where, by folded name.
+    onprem: dict[str, tuple[OnPremisesAttribute, Origin]] = field(default_factory=dict)
     overrides: dict[tuple[str, str], MappingOverride] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)
 

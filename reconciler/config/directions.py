@@ -10,6 +10,8 @@ from typing import Any
 
 from reconciler.config.declared import Report
 from reconciler.config.mappings import check_expression
+from reconciler.config.onprem import FIELD as ONPREM_FIELD
+from reconciler.config.onprem import WHY_AD_TO_ENTRA_ONLY
 from reconciler.config.schema import dotted
 from reconciler.config.scopes import dn_in_domain
 from reconciler.config.yamlio import Document, Locator
@@ -25,7 +27,7 @@ from reconciler.core.model import (
 __all__ = ["direction_fields", "entra_to_ad_object", "switch_expression", "target_container"]
 
 # Fields that belong to one direction only, and the direction they belong to.
-_AD_TO_ENTRA_ONLY = ("passwordHashSync", "exchangeHybridWriteback", "deviceSync")
+_AD_TO_ENTRA_ONLY = ("passwordHashSync", "exchangeHybridWriteback", "deviceSync", ONPREM_FIELD)
 _ENTRA_TO_AD_ONLY = ("targetContainer", "preview")
 
 
@@ -39,7 +41,7 @@ def direction_fields(report: Report, doc: Document, spec: dict[str, Any], direct
             belongs = "adToEntra" if to_ad else "entraToAd"
             message = (
                 f"spec.{key} applies to direction {belongs} only; this configuration's direction is "
-                f"{direction.value}"
+                f"{direction.value}" + (WHY_AD_TO_ENTRA_ONLY.get(key, "") if to_ad else "")
             )
             report.error(doc.file, doc.root.find(("spec",)).key(key) or doc.root, message)
             ok = False

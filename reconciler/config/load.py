@@ -28,6 +28,8 @@ from reconciler.config.directions import direction_fields, entra_to_ad_object, t
 from reconciler.config.extensions import read_extensions
 from reconciler.config.files import SourceFile, check_source, collect_files
 from reconciler.config.mappings import MappingReader
+from reconciler.config.onprem import FIELD as ONPREM_FIELD
+from reconciler.config.onprem import misplaced_sources, read_declarations
 from reconciler.config.resolve import join
 from reconciler.config.schema import KINDS, check, did_you_mean
 from reconciler.config.scopes import ad_scope, entra_scope
@@ -81,6 +83,9 @@ def load_files(
         for source in files:
             reader.read(source)
         by_name = join(report, reader.docs)
+        for config in by_name.values():
+            for where, message in misplaced_sources(config.onprem, config.overrides.values()):
+                report.error(where.file, where, message)
         if report.has_errors():
             raise LoadError(report.diagnostics)
         state = DesiredState(configurations=_build(by_name), paths=tuple(paths))
@@ -182,13 +187,18 @@ class _Reader:
             approve_deletes=self.approve_deletes(doc, spec.get("approveDeletes")),
         )
         read_extensions(self.report, doc, config, spec.get("directoryExtensions") or [])
+        config.onprem, problems = read_declarations(doc, spec.get(ONPREM_FIELD) or [])
+        self.report.extend(problems)
         mappings: dict[str, list[dict[str, Any]]] = spec.get("attributeMappings", {})
+        # Its own mappings may read the attributes it declares: no "not a known attribute" for those.
+        self.mappings.declaring = config.onprem
         for obj, entries in mappings.items():
             path = ("spec", "attributeMappings", obj)
             if to_ad and not entra_to_ad_object(self.report, doc, path, obj, settings.preview_users):
                 continue
             for override in self.mappings.read(doc, path, obj, entries, direction):
                 config.overrides[override.object, override.target.casefold()] = override
+        self.mappings.declaring = {}
         if to_ad and "targetContainer" in spec:
             container = target_container(self.report, doc, spec["targetContainer"], settings.domain)
             if container is not None:
@@ -259,6 +269,7 @@ def _build(by_name: dict[str, Declared]) -> tuple[Desired, ...]:
                 approve_deletes=config.approve_deletes,
                 extensions=tuple(e for e, _ in config.extensions.values()),
                 extension_removals=tuple(n for n, _ in config.extension_removals.values()),
+                onprem_attributes=tuple(a for a, _ in config.onprem.values()),
                 origin=config.origin,
                 sources=tuple(sorted(config.sources)),
             )

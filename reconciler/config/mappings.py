@@ -15,6 +15,7 @@ import functools
 from typing import Any
 
 from reconciler.config.declared import Report
+from reconciler.config.onprem import OnPremDeclared, declared_for
 from reconciler.config.schema import did_you_mean
 from reconciler.config.yamlio import Document, Locator
 from reconciler.core.model import (
@@ -103,7 +104,10 @@ class MappingReader:
 
     def __init__(self, report: Report) -> None:
         self.report = report
-        self.attribute_results: dict[tuple[str, str, str], list[str]] = {}
+        self.attribute_results: dict[tuple[str, str, str, frozenset[str]], list[str]] = {}
+        # The on-premises attributes of the configuration whose own mappings are being read (none
+        # for an AttributeMappings document): its mappings may read them without a warning.
+        self.declaring: OnPremDeclared = {}
         self.expression_results: dict[tuple[str, bool, bool], list[Diagnostic]] = {}
         # Mapping entries read without a problem, by object type and entry: see read().
         self.clean_mappings: dict[tuple[Any, ...], Mapping | None] = {}
@@ -122,6 +126,7 @@ class MappingReader:
         first: dict[str, Origin] = {}
         protected = PROTECTED_TARGETS.get(obj, frozenset()) if direction is Direction.ENTRA_TO_AD else ()
         clean = self.clean_mappings
+        declared = declared_for(self.declaring, obj)
         for entry, loc in zip(entries, doc.root.find(path).items(), strict=True):
             origin = loc.origin(file)
             target: str = entry["target"]
@@ -142,19 +147,19 @@ class MappingReader:
             # Whether an entry has a problem depends on its values only (where it is only places the
             # message). This runs once per entry of every list, so it is written out here.
             try:
-                mapping = clean[(obj, direction, *entry.items())]
+                mapping = clean[(obj, direction, declared, *entry.items())]
             except (KeyError, TypeError):  # new, or a value that cannot be a key: read it
                 # A group mapping of the target container is the long form of spec.targetContainer and
                 # is read like any other; giving both is reported by the configuration reader (load).
                 reported = len(self.report.diagnostics)
-                override = self.entry(file, obj, entry, loc, origin, direction)
+                override = self.entry(file, obj, entry, loc, origin, direction, declared)
                 if override is None:
                     continue
                 out.append(override)
                 if len(self.report.diagnostics) == reported:
                     # Remembered only when clean; a value that cannot be a key is not remembered.
                     with contextlib.suppress(TypeError):
-                        clean[(obj, direction, *entry.items())] = override.mapping
+                        clean[(obj, direction, declared, *entry.items())] = override.mapping
                 continue
             out.append(make_override(obj, target, mapping, origin))
         return out
@@ -167,8 +172,10 @@ class MappingReader:
         loc: Locator,
         origin: Origin,
         direction: Direction,
+        declared: frozenset[str] = frozenset(),
     ) -> MappingOverride | None:
-        """One mapping entry not met before as an override, or None when it has problems (reported)."""
+        """One mapping entry not met before as an override, or None when it has problems (reported).
+        ``declared``: the folded names of on-premises attributes the configuration declares for ``obj``."""
         target: str = entry["target"]
         given = [key for key in entry if key in _VALUE_KEYS]
         if len(given) != 1:
@@ -216,18 +223,20 @@ class MappingReader:
             return None
         if how in ("source", "expression") and direction is Direction.AD_TO_ENTRA:
             # The catalog is of AD attributes: an Entra ID -> AD mapping reads Entra attributes.
-            for message in self.attribute_warnings(obj, how, entry[how]):
+            for message in self.attribute_warnings(obj, how, entry[how], declared):
                 self.report.warn(file, loc.child(how) or loc, f"mapping of '{target}': {message}")
         apply = _APPLY_MODES[entry["apply"]] if "apply" in entry else ApplyMode.ALWAYS
         mapping = Mapping(obj, target, _KINDS_BY_KEY[how], entry[how], entry.get("default"), apply)
         return MappingOverride(obj, target, mapping, origin)
 
-    def attribute_warnings(self, obj: str, how: str, value: str) -> list[str]:
+    def attribute_warnings(
+        self, obj: str, how: str, value: str, declared: frozenset[str] = frozenset()
+    ) -> list[str]:
         """Source attributes not known for ``obj``, and spellings the reference writes otherwise.
 
         Only warnings: directory schemas are extended (extension attributes, custom AD attributes),
         so an unknown name may be right; most often it is a typo that would sync nothing."""
-        key = (obj, how, value)
+        key = (obj, how, value, declared)
         cached = self.attribute_results.get(key)
         if cached is not None:
             return cached
@@ -243,7 +252,7 @@ class MappingReader:
                 names = set()  # already reported as an error
         if catalog:
             for name in sorted(names):
-                if name.casefold() not in catalog:
+                if name.casefold() not in catalog and name.casefold() not in declared:
                     close = difflib.get_close_matches(name.casefold(), catalog, n=1, cutoff=0.8)
                     hint = f"; did you mean '{close[0]}'?" if close else ""
                     messages.append(f"'{name}' is not a known {obj} attribute of Active Directory{hint}")

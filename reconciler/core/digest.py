@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from reconciler.core.model import DesiredState, Mapping, Observed, Scope, Settings, folded_key
+from reconciler.core.onprem import onprem_canon
 from reconciler.core.plan import Spec, spec_for
 
 __all__ = ["desired_digest", "fingerprint", "fingerprints", "specs_digest"]
@@ -135,6 +136,7 @@ def specs_digest(by_name: dict[str, Spec]) -> str:
                 _canon(s.settings, s.scope, s.mappings, s.deletion_protection, s.restart_token, s.removals),
                 # Only when there are any: digests of configurations without extensions stay as they were.
                 *((_canon_extensions(s),) if s.extensions or s.extension_removals else ()),
+                *((onprem_canon(s.onprem_attributes),) if s.onprem_attributes else ()),
             )
             for name, s in specs
         )

@@ -1,6 +1,7 @@
 """What the planner holds back, or approves, for one configuration before it compares any fields:
 a direction that would change, Exchange writeback without the Exchange schema, mappings of an object
-the job schema lacks, and ``approveDeletes`` (released only with ``--allow-delete``).
+the job schema lacks, on-premises attributes the service has not discovered, and ``approveDeletes``
+(released only with ``--allow-delete``).
 
 Pure: no I/O. Warnings are appended to the list given.
 """
@@ -9,10 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reconciler.core.diff import FieldChange
 from reconciler.core.model import RESET_FORCE_DELETES, TOO_MANY_DELETES, Desired, Direction, Observed
-from reconciler.core.plan import Action, Change, Held, PlanOptions
+from reconciler.core.onprem import DEFINITION_PATH, DEFINITION_VALUE, definition_rows, unchecked_warning
+from reconciler.core.plan import Action, Change, Held, PlanOptions, Spec
 
-__all__ = ["exchange_precondition", "held_direction_change", "no_object", "plan_approval"]
+__all__ = [
+    "exchange_precondition",
+    "held_direction_change",
+    "no_object",
+    "onprem_definitions",
+    "plan_approval",
+]
 
 
 def no_object(missing: Sequence[str]) -> str:
@@ -21,6 +30,26 @@ def no_object(missing: Sequence[str]) -> str:
         f"its mappings speak about {', '.join(missing)}, but the job schema has no object mapping for "
         f"{'it' if len(missing) == 1 else 'them'}; remove those mappings from the desired state"
     )
+
+
+def onprem_definitions(
+    d: Desired, spec: Spec, found: Observed | None, warnings: list[str]
+) -> tuple[FieldChange, ...] | Held:
+    """A row per declared on-premises attribute whose definition apply copies from a directory discover
+    (``core.onprem``), or the hold of the configuration when the service has not discovered one."""
+    if not spec.onprem_attributes:
+        return ()
+    if found is None or not found.complete:
+        # No job to discover with yet: apply checks once it has made the job, before writing its schema.
+        warnings.append(unchecked_warning(d.name))
+        pairs = tuple(p for a in spec.onprem_attributes for p in a.pairs())
+    elif found.onprem_attributes is None:
+        return ()  # not looked up (a target that cannot discover): apply's schema step still checks
+    else:
+        pairs, problem = definition_rows(spec.onprem_attributes, found.onprem_attributes)
+        if problem is not None:
+            return Held(d.name, Action.UPDATE, found.id, (problem,))
+    return tuple(FieldChange(f"{DEFINITION_PATH}.{o}.{n}", None, DEFINITION_VALUE) for o, n in pairs)
 
 
 def exchange_precondition(d: Desired, found: Observed | None, warnings: list[str]) -> Held | None:

@@ -24,6 +24,8 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
+
 __all__ = [
     "CREDENTIAL_DATA",
     "DEFAULT_DELETE_THRESHOLD",
@@ -478,6 +480,8 @@ class Desired:
     # Directory extensions this configuration declares (created when missing), and those it removes.
     extensions: tuple[DirectoryExtension, ...] = ()
     extension_removals: tuple[str, ...] = ()
+    # AD attributes its mappings read that the job schema may lack (``spec.onPremisesAttributes``).
+    onprem_attributes: tuple[OnPremisesAttribute, ...] = ()
     origin: Origin | None = field(default=None, compare=False)
     # Files that contributed to this configuration (its own, shared Scope/AttributeMappings files).
     sources: tuple[str, ...] = field(default=(), compare=False)
@@ -574,6 +578,9 @@ class Observed:
     unmanaged_scoping: tuple[str, ...] = ()
     # The start of the TooManyDeletes quarantine whose held deletes an approveDeletes apply released.
     deletes_approved: str | None = field(default=None, compare=False)
+    # The declared on-premises attributes as the job schema and a directory discover hold them, when
+    # they were looked up. None: not looked up.
+    onprem_attributes: OnPremisesAttributesSeen | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:

@@ -27,6 +27,7 @@ from reconciler.core.model import (
     Settings,
     folded_key,
 )
+from reconciler.core.onprem import OnPremisesAttribute
 
 __all__ = [
     "ACTION_ORDER",
@@ -103,6 +104,8 @@ class Spec:
     # change, those it deletes (only in a plan made with --allow-delete).
     extensions: tuple[DirectoryExtension, ...] = ()
     extension_removals: tuple[str, ...] = ()
+    # AD attributes whose definitions apply copies from a directory discover when the schema lacks them.
+    onprem_attributes: tuple[OnPremisesAttribute, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,7 @@ def spec_for(d: Desired) -> Spec:
         ),
         extensions=tuple(sorted(d.extensions, key=lambda e: e.name.casefold())),
         extension_removals=tuple(sorted(d.extension_removals, key=str.casefold)),
+        onprem_attributes=tuple(sorted(d.onprem_attributes, key=lambda a: a.name.casefold())),
     )
 
 

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, replace
 from reconciler.core.changes import create_fields, missing_objects, plan_existing, plan_moved
 from reconciler.core.diff import FieldChange, essence, flatten
 from reconciler.core.digest import fingerprints, specs_digest
-from reconciler.core.holds import exchange_precondition, held_direction_change, no_object, plan_approval
+from reconciler.core.holds import (
+    exchange_precondition,
+    held_direction_change,
+    no_object,
+    onprem_definitions,
+    plan_approval,
+)
 from reconciler.core.model import (
     ENTRA_TO_AD_OBJECTS,
     Desired,
@@ -213,6 +219,11 @@ def _plan_configuration(
     if with_extensions is None:
         return
     spec, rows = with_extensions
+    definitions = onprem_definitions(d, spec, found, draft.warnings)
+    if isinstance(definitions, Held):
+        draft.held.append(definitions)
+        return
+    rows = (*rows, *definitions)
     if found is None or not found.complete:
         _plan_create(d, spec, found, defaults, holdings, draft)
         plan_approval(d, None, options, draft.warnings)

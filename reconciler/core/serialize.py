@@ -25,6 +25,7 @@ from reconciler.core.model import (
     ScopeKind,
     Settings,
 )
+from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.core.plan import (
     FORMAT_VERSION,
     Action,
@@ -74,6 +75,10 @@ def _spec_to(s: Spec) -> dict[str, Any]:
         data["directoryExtensions"] = [{"name": e.name, **e.as_dict()} for e in s.extensions]
     if s.extension_removals:
         data["extensionRemovals"] = list(s.extension_removals)
+    if s.onprem_attributes:
+        data["onPremisesAttributes"] = [
+            {"name": a.name, "objects": list(a.objects)} for a in s.onprem_attributes
+        ]
     return data
 
 
@@ -126,6 +131,10 @@ def _spec_from(d: dict[str, Any]) -> Spec:
             for e in d.get("directoryExtensions") or ()
         ),
         extension_removals=tuple(str(n) for n in d.get("extensionRemovals") or ()),
+        onprem_attributes=tuple(
+            OnPremisesAttribute(str(a["name"]), tuple(str(o) for o in a["objects"]))
+            for a in d.get("onPremisesAttributes") or ()
+        ),
     )
 
 

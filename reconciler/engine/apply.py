@@ -207,6 +207,8 @@ def _extension_args(spec: Spec, *, removals: bool) -> dict[str, Any]:
         args["extensions"] = spec.extensions
     if removals and spec.extension_removals:
         args["extension_removals"] = spec.extension_removals
+    if spec.onprem_attributes:
+        args["onprem_attributes"] = spec.onprem_attributes
     return args
 
 

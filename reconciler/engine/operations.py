@@ -48,6 +48,7 @@ from reconciler.providers.base import (
     Provider,
     ReadsByName,
     ReadsExtensions,
+    ReadsOnPremisesAttributes,
 )
 from reconciler.state.folder import write_private
 
@@ -131,7 +132,9 @@ def with_preconditions(
     """``observed`` with Exchange hybrid writeback's precondition looked up where a plan needs it: a
     managed configuration the desired state gives the writeback job that it does not have yet. One
     directory discover each; none for a provider that cannot make it (the plan then says it was not
-    checked)."""
+    checked). Also where each configuration's declared on-premises attributes are
+    (``with_onprem_attributes``)."""
+    observed = with_onprem_attributes(provider, state, observed)
     if not isinstance(provider, ChecksExchangeSchema):
         return tuple(observed)
     wanted = {d.name for d in state.configurations if d.settings.exchange_hybrid_writeback}
@@ -141,6 +144,22 @@ def with_preconditions(
             o = replace(o, exchange_schema=provider.exchange_schema_ready(o.id))
         out.append(o)
     return tuple(out)
+
+
+def with_onprem_attributes(
+    provider: Provider, state: DesiredState, observed: Sequence[Observed]
+) -> tuple[Observed, ...]:
+    """``observed`` with each managed configuration's declared on-premises attributes looked up: in its
+    job schema, or else in a directory discover. Only for configurations that declare some."""
+    declared = {d.name: d.onprem_attributes for d in state.configurations if d.onprem_attributes}
+    if not declared or not isinstance(provider, ReadsOnPremisesAttributes):
+        return tuple(observed)
+    return tuple(
+        replace(o, onprem_attributes=provider.onprem_attributes_seen(o.id, declared[o.name]))
+        if o.managed and o.complete and o.name in declared
+        else o
+        for o in observed
+    )
 
 
 def read_extensions(provider: Provider, state: DesiredState) -> ExtensionsSeen | None:

@@ -48,6 +48,7 @@ from reconciler.core.model import (
     resolve_extension_removals,
     resolve_extensions,
 )
+from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.editing import edit_schema, set_password_hash_mappings, without_annotations
 from reconciler.graph.extensions import (
@@ -78,6 +79,7 @@ from reconciler.graph.identity import (
     with_deletes_approved,
     with_restart_pending,
 )
+from reconciler.graph.onprem import OnPremisesAttributeSteps
 from reconciler.graph.reading import observe
 from reconciler.graph.secrets import DOMAIN, MANAGED_SECRET_KEYS, settings_to_secrets
 
@@ -237,7 +239,7 @@ def _has_own_tags(sp: JSON) -> bool:
     return parse_tags(sp.get("tags") or []) != OwnTags()
 
 
-class CloudSyncWriter:
+class CloudSyncWriter(OnPremisesAttributeSteps):
     """The write half of the ``Provider`` protocol, over ``self.resources``."""
 
     resources: Resources
@@ -477,6 +479,7 @@ class CloudSyncWriter:
         deletion_protection: bool = False,
         restart_token: str | None = None,
         extensions: Sequence[DirectoryExtension] = (),
+        onprem_attributes: Sequence[OnPremisesAttribute] = (),
     ) -> str:
         r = self.resources
         direction = settings.direction
@@ -504,10 +507,11 @@ class CloudSyncWriter:
                 # The schema the service made for the job is the base: only what the desired state
                 # says is changed in it.
                 current = r.settle(r.get_schema, id, job["id"])
+                base, current = self._with_onprem_definitions(id, job["id"], current, onprem_attributes)
                 seen = self._ensure_extensions(extensions)
                 mappings, removals = self._resolved(seen, mappings, removals)
                 edited = edit_schema(
-                    current,
+                    base,
                     scope=scope,
                     mappings=mappings,
                     removals=removals,
@@ -566,17 +570,20 @@ class CloudSyncWriter:
         *,
         extensions: Sequence[DirectoryExtension] = (),
         extension_removals: Sequence[str] = (),
+        onprem_attributes: Sequence[OnPremisesAttribute] = (),
     ) -> None:
         r = self.resources
         with r.step(id):
             sp, jobs, _secrets, schema = self._load_managed(id, schema=True)
             job = self._provisioning_job(id, jobs)
             current = schema or r.get_schema(id, job["id"])
+            # Refused here, before anything is written, when the service has not discovered one.
+            base, current = self._with_onprem_definitions(id, job["id"], current, onprem_attributes)
             seen = self._ensure_extensions(extensions)
             if seen is None and extension_removals:
                 seen = self.read_extensions()
             mappings, removals = self._resolved(seen, mappings, removals)
-            edited = edit_schema(current, scope=scope, mappings=mappings, removals=removals)
+            edited = edit_schema(base, scope=scope, mappings=mappings, removals=removals)
             if seen is not None:
                 edited = with_definitions(edited, mappings, extensions, seen.app_id)
                 edited = without_definitions(edited, extension_removals, seen.app_id)

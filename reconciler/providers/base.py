@@ -27,6 +27,7 @@ from reconciler.core.model import (
     Scope,
     Settings,
 )
+from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
 
 __all__ = [
     "RESET_FORCE_DELETES",
@@ -38,6 +39,7 @@ __all__ = [
     "Provider",
     "ReadsByName",
     "ReadsExtensions",
+    "ReadsOnPremisesAttributes",
 ]
 
 
@@ -68,6 +70,16 @@ class ReadsExtensions(Protocol):
     def read_extensions(self) -> ExtensionsSeen | None:
         """The extensions application with its properties; None while the tenant has none."""
         ...
+
+
+@runtime_checkable
+class ReadsOnPremisesAttributes(Protocol):
+    """What a provider adds when it can tell where a configuration's declared on-premises attributes
+    are: in its job schema's AD directory, or only in a directory discover."""
+
+    def onprem_attributes_seen(
+        self, id: str, declared: Sequence[OnPremisesAttribute]
+    ) -> OnPremisesAttributesSeen: ...
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.cli import assert_apply_refused
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.providers.local import LocalProvider
@@ -203,11 +204,7 @@ def test_bad_extension_input_is_an_error_with_file_and_line_and_nothing_is_appli
     project: Path, run: Run, edit: tuple[str, str], line: int, message: str
 ) -> None:
     _write(project, EXTENDED.replace(*edit))
-    r = run("apply", "configs", "--auto-approve")
-    assert r.code == 1
-    assert f"configs/contoso.yaml:{line}:" in r.err and message in r.err, r.err
-    assert "Traceback" not in r.err
-    assert _tenant(project).read_all() == ()
+    assert_apply_refused(project, run, "configs/contoso.yaml", line, message)
 
 
 def test_two_configurations_must_agree_on_an_extension(project: Path, run: Run) -> None:

@@ -76,6 +76,12 @@ def test_the_examples_show_every_feature() -> None:
     assert {o.target for o in groups.overrides} == {"parentDistinguishedName", "sAMAccountName"}
     # Deletion protection and a restart token.
     assert contoso.deletion_protection is True and contoso.restart_token == "2026-11-26"
+    # Directory extensions mapped as ext:NAME, one of them from a declared on-premises attribute.
+    northwind = state["northwind"]
+    assert {e.name for e in northwind.extensions} == {"costCenter", "hireDate", "badgeId"}
+    assert [(a.name, a.objects) for a in northwind.onprem_attributes] == [
+        ("msDS-cloudExtensionAttribute1", ("user",))
+    ]
 
 
 def test_the_removed_target_is_a_documented_template_default() -> None:
