@@ -41,12 +41,15 @@ from reconciler.core.model import (
     Observed,
     ScopeKind,
 )
+from reconciler.core.onprem import AD_OBJECTS
 from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock
 from reconciler.errors import LoadError, ReconcilerError
 from reconciler.graph.extensions import short_name
+from reconciler.graph.onprem import ad_directory, attribute_names
 from reconciler.graph.reading import template_defaults_for
-from reconciler.providers.base import LooksUpDomains, Provider, ReadsExtensions
+from reconciler.graph.template import template_schema
+from reconciler.providers.base import LooksUpDomains, Provider, ReadsExtensions, ReadsOnPremisesAttributes
 
 __all__ = ["ImportResult", "Imported", "configuration_document", "import_target", "name_for"]
 
@@ -177,6 +180,39 @@ def _declaration(e: DirectoryExtension) -> dict[str, Any]:
     return entry
 
 
+def _onprem_declarations(
+    entries: dict[str, list[dict[str, Any]]], ad_attributes: dict[str, frozenset[str]]
+) -> list[dict[str, Any]]:
+    """``spec.onPremisesAttributes`` for the AD attributes ``entries`` read that the job schema defines
+    (``ad_attributes``) but the template's AD directory does not: so that the files, applied to a job
+    made from the template, take those definitions from a discover too."""
+    template = attribute_names(ad_directory(template_schema()))
+    found: dict[str, tuple[str, list[str]]] = {}
+    for obj, rows in entries.items():
+        for entry in rows:
+            names: list[str] = []
+            if "source" in entry:
+                names = [entry["source"]]
+            elif "expression" in entry:
+                from reconciler.expressions import parse, referenced_attributes
+
+                names = list(referenced_attributes(parse(entry["expression"])))
+            for name in names:
+                folded = name.casefold()
+                if folded in template.get(obj.casefold(), ()) or folded not in ad_attributes.get(
+                    obj.casefold(), ()
+                ):
+                    continue
+                objects = found.setdefault(folded, (name, []))[1]
+                if obj not in objects:
+                    objects.append(obj)
+    out = []
+    for name, objects in sorted(found.values(), key=lambda v: v[0].casefold()):
+        ordered = sorted(objects, key=AD_OBJECTS.index)
+        out.append({"name": name} if ordered == ["user"] else {"name": name, "objects": ordered})
+    return out
+
+
 def configuration_document(
     o: Observed,
     name: str,
@@ -184,11 +220,14 @@ def configuration_document(
     warnings: list[str] | None = None,
     *,
     extensions: ExtensionsSeen | None = None,
+    ad_attributes: dict[str, frozenset[str]] | None = None,
 ) -> dict[str, Any]:
     """The smallest Configuration document that describes ``o`` exactly (as far as the format can).
 
     ``extensions``: the tenant's Cloud Sync extensions application; the mappings of its attributes are
-    written as declarations (``spec.directoryExtensions`` and ``ext:NAME``)."""
+    written as declarations (``spec.directoryExtensions`` and ``ext:NAME``). ``ad_attributes``: what
+    the job schema's AD directory defines; the AD attributes mappings read beyond the template's are
+    declared (``spec.onPremisesAttributes``)."""
     s = o.settings
     to_ad = s.direction is Direction.ENTRA_TO_AD
     spec: dict[str, Any] = {"direction": s.direction.value} if to_ad else {}
@@ -232,6 +271,9 @@ def configuration_document(
     declared = _declared(mappings, extensions)
     if declared:
         spec["directoryExtensions"] = [_declaration(e) for e in declared]
+    onprem = _onprem_declarations(mappings, ad_attributes) if ad_attributes and not to_ad else []
+    if onprem:
+        spec["onPremisesAttributes"] = onprem
     if mappings:
         spec["attributeMappings"] = mappings
     return {"apiVersion": API_VERSION, "kind": "Configuration", "metadata": {"name": name}, "spec": spec}
@@ -320,7 +362,16 @@ def import_target(
             continue
         name = o.name if o.managed and o.name else name_for(o, taken)
         taken.add(name)
-        text = dump_yaml(configuration_document(o, name, defaults, warnings, extensions=extensions))
+        ad_attributes = (
+            provider.ad_attributes(o.id)
+            if isinstance(provider, ReadsOnPremisesAttributes)
+            and o.settings.direction is Direction.AD_TO_ENTRA
+            else None
+        )
+        document = configuration_document(
+            o, name, defaults, warnings, extensions=extensions, ad_attributes=ad_attributes
+        )
+        text = dump_yaml(document)
         planned.append((o, name, folder / f"{name}.yaml", text))
     # What the target holds may break a rule of the format (no notification e-mail, a scope DN outside
     # the domain): then the files would not plan to "no changes", so nothing is written.

@@ -30,7 +30,13 @@ from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
 from reconciler.errors import ConflictError
 from reconciler.graph.identity import JSON, main_job
 
-__all__ = ["AD_DIRECTORY", "OnPremisesAttributeSteps", "ad_directory", "with_definitions_from"]
+__all__ = [
+    "AD_DIRECTORY",
+    "OnPremisesAttributeSteps",
+    "ad_directory",
+    "attribute_names",
+    "with_definitions_from",
+]
 
 # The name the service gives the AD directory of an AD -> Entra ID job schema.
 AD_DIRECTORY = "Active Directory"
@@ -82,6 +88,16 @@ def _present(directory: JSON | None, pairs: Iterable[tuple[str, str]]) -> list[t
     """The (object, name) of ``pairs`` that ``directory`` defines."""
     objects = _objects(directory)
     return [(o, n) for o, n in pairs if _attribute(objects.get(o.casefold()), n) is not None]
+
+
+def attribute_names(directory: JSON | None) -> dict[str, frozenset[str]]:
+    """The folded attribute names ``directory`` defines, by folded object name."""
+    return {
+        key: frozenset(
+            str(a.get("name") or "").casefold() for a in obj.get("attributes") or [] if isinstance(a, dict)
+        )
+        for key, obj in _objects(directory).items()
+    }
 
 
 def _pairs(declared: Sequence[OnPremisesAttribute]) -> list[tuple[str, str]]:
@@ -144,6 +160,17 @@ class OnPremisesAttributeSteps:
         schema = loaded.schema if loaded.schema is not None else r.get_schema(id, job["id"])
         found = self._discover_missing(id, str(job["id"]), schema, declared)
         return _seen_in(ad_directory(schema), found, declared)
+
+    def ad_attributes(self, id: str) -> dict[str, frozenset[str]]:
+        """The attribute names (folded) configuration ``id``'s job schema defines in its AD directory, by
+        folded object name. A read."""
+        r = self.resources
+        loaded = r.load(id, schema=True)
+        job = main_job(loaded.jobs)
+        if job is None:
+            return {}
+        schema = loaded.schema if loaded.schema is not None else r.get_schema(id, job["id"])
+        return attribute_names(ad_directory(schema))
 
     def _with_onprem_definitions(
         self, id: str, job_id: str, current: JSON, declared: Sequence[OnPremisesAttribute]

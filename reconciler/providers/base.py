@@ -81,6 +81,11 @@ class ReadsOnPremisesAttributes(Protocol):
         self, id: str, declared: Sequence[OnPremisesAttribute]
     ) -> OnPremisesAttributesSeen: ...
 
+    def ad_attributes(self, id: str) -> dict[str, frozenset[str]]:
+        """The attribute names (folded) configuration ``id``'s job schema defines in its AD directory,
+        by folded object name."""
+        ...
+
 
 @runtime_checkable
 class ApprovesDeletes(Protocol):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.cli import assert_apply_refused
 
 from reconciler.emulator import Emulator, EmulatorConfig
@@ -311,3 +312,31 @@ def test_a_bad_schema_extension_in_a_directory_file_is_an_error_with_file_and_li
     r = run("directory", "load", "directory.yaml", "--target", f"local:{db}")
     assert r.code == 1 and "directory.yaml:6:5: schemaExtensions: type must be one of" in r.err, r.err
     assert "Traceback" not in r.err
+
+
+def test_an_imported_configuration_declares_what_its_mappings_read_and_plans_no_changes(
+    project: Path, run: Run, target: str
+) -> None:
+    _load_directory(project, run)
+    _write(
+        project,
+        MORE.replace(
+            "    - {name: msDS-cloudExtensionAttribute1, objects: [user]}\n",
+            "    - {name: msDS-cloudExtensionAttribute1, objects: [user]}\n    - {name: contosoClearance}\n",
+        )
+        + "      - target: extensionAttribute9\n"
+        + "        expression: 'Join(\"-\", [contosoClearance], [department])'\n",
+    )
+    assert run("apply", "configs", "--auto-approve", "--target", target).code == 0
+    assert run("import", "--out", "imported", "--target", target).code == 0
+    imported = yaml.safe_load((project / "imported" / "contoso.yaml").read_text())
+    # The attributes the mappings read beyond the template's, so that a new job gets them too.
+    assert imported["spec"]["onPremisesAttributes"] == [
+        {"name": "contosoBadgeId"},
+        {"name": "contosoClearance"},
+        {"name": "msDS-cloudExtensionAttribute1"},
+    ]
+    r = run("validate", "imported", "--format", "json")
+    assert r.code == 0 and json.loads(r.out)["diagnostics"] == [], r.out
+    r = run("plan", "imported", "--detailed-exitcode", "--target", target)
+    assert r.code == 0, r.out
