@@ -13,10 +13,7 @@ from typing import Any
 
 from reconciler.emulator import odata
 from reconciler.emulator.replies import JSON, Reply, Request, Shaper, TextBody, graph_error
-from reconciler.errors import (
-    ConflictError,
-    NotFoundError,
-)
+from reconciler.errors import ConflictError, NotFoundError
 from reconciler.graph.metadata import metadata
 from reconciler.graph.template import APPLICATION_TEMPLATES, application_template
 

@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.emulator import odata
-from reconciler.errors import (
-    NotFoundError,
-    ProviderError,
-    TransientProviderError,
-)
+from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.metadata import metadata
 from reconciler.tenant.store import TenantStore
 

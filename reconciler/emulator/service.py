@@ -26,9 +26,7 @@ from reconciler.emulator import odata
 from reconciler.emulator.directory import DirectoryEndpoints
 from reconciler.emulator.replies import DEFAULT_PAGE_SIZE, Reply, Request, error_from, graph_error
 from reconciler.emulator.synchronization import SynchronizationEndpoints
-from reconciler.errors import (
-    ProviderError,
-)
+from reconciler.errors import ProviderError
 from reconciler.graph.metadata import metadata
 from reconciler.tenant.store import TenantStore
 

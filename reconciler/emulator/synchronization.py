@@ -15,10 +15,7 @@ import orjson
 
 from reconciler.emulator import documented, odata
 from reconciler.emulator.replies import JSON, RAW_BODIES, Reply, Request, Shaper, graph_error
-from reconciler.errors import (
-    ExpressionError,
-    NotFoundError,
-)
+from reconciler.errors import ExpressionError, NotFoundError
 from reconciler.graph.metadata import metadata
 
 __all__ = ["SynchronizationEndpoints"]
