@@ -193,15 +193,18 @@ def _check_schema(spec: ConfigSpec, schema: dict[str, Any], found: Findings) -> 
         found.lost.append(f"{where}: the {obj} object mapping")
 
 
-def check_tenant(db: Path, expected: Sequence[ConfigSpec], planted: Planted) -> Findings:
-    """Whether the tenant holds exactly ``expected`` and the planted objects untouched.
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """The store's tables as a check reads them."""
 
-    Counted straight from the store's tables: service principals and applications per domain and per
-    managed name, jobs per principal and template, mappings per object and target (CredentialData
-    included), secret keys (the managed ones and the planted one), and the planted configuration's
-    rows byte for byte.
-    """
-    found = Findings()
+    sps: list[tuple[str, str, dict[str, Any]]]  # (id, appId, data)
+    apps: collections.Counter[str]  # appId -> applications
+    jobs: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]]  # sp -> (template, data, schema)
+    secrets: dict[str, list[dict[str, Any]]]  # sp -> secrets
+    kicked: dict[str, str]  # job -> when it was last started or restarted (the store's job actions)
+
+
+def _read_tables(db: Path) -> _Tables:
     with _database(db) as con:
         sps = [
             (r[0], r[1], json.loads(r[2]))
@@ -214,35 +217,26 @@ def check_tenant(db: Path, expected: Sequence[ConfigSpec], planted: Planted) -> 
         ):
             jobs[sp_id].append((template, json.loads(data), json.loads(schema)))
         secrets = {r[0]: json.loads(r[1]) for r in con.execute("SELECT sp_id, data FROM secrets")}
-        # When each job was last started or restarted (the store's log of job actions).
         kicked: dict[str, str] = {}
         for job_id, at in con.execute(
             "SELECT job_id, at FROM job_actions WHERE action IN ('start', 'restart') ORDER BY seq"
         ):
             kicked[job_id] = at
+    return _Tables(sps, apps, jobs, secrets, kicked)
 
-    sp_apps = collections.Counter(app_id for _, app_id, _ in sps)
-    for app_id, n in apps.items():
-        if sp_apps[app_id] == 0:
-            found.duplicates.append(f"an application ({app_id}) without its service principal")
-        elif n > 1:
-            found.duplicates.append(f"{n} applications with appId {app_id}")
-    for app_id in sp_apps:
-        if apps[app_id] == 0:
-            found.lost.append(f"the application of a service principal ({app_id})")
-    by_domain = collections.Counter(data.get("displayName") for _, _, data in sps)
-    by_name: dict[str, list[str]] = collections.defaultdict(list)
-    for sp_id, _, data in sps:
-        tags = parse_tags(data.get("tags") or [])
-        if tags.managed:
-            by_name[tags.name or ""].append(sp_id)
-        elif sp_id != planted.unmanaged_id:
-            found.duplicates.append(f"a service principal {data.get('displayName')!r} no configuration owns")
-    if planted.unmanaged_id not in {sp_id for sp_id, _, _ in sps}:
-        found.lost.append("the unmanaged configuration")
-    elif unmanaged_rows(db, planted.unmanaged_id) != planted.unmanaged_rows:
-        found.touched.append("the unmanaged configuration changed")
 
+def check_tenant(db: Path, expected: Sequence[ConfigSpec], planted: Planted) -> Findings:
+    """Whether the tenant holds exactly ``expected`` and the planted objects untouched.
+
+    Counted straight from the store's tables: service principals and applications per domain and per
+    managed name, jobs per principal and template, mappings per object and target (CredentialData
+    included), secret keys (the managed ones and the planted one), and the planted configuration's
+    rows byte for byte.
+    """
+    found = Findings()
+    tables = _read_tables(db)
+    by_name = _check_principals(db, tables, planted, found)
+    by_domain = collections.Counter(data.get("displayName") for _, _, data in tables.sps)
     names = {spec.name for spec in expected}
     for name in sorted(set(by_name) - names):
         found.mismatched.append(f"{name}: still on the target")
@@ -256,38 +250,82 @@ def check_tenant(db: Path, expected: Sequence[ConfigSpec], planted: Planted) -> 
                 f"{spec.name}: {by_domain[spec.domain]} service principals for {spec.domain}"
             )
         (sp_id,) = ids
-        templates = collections.Counter(t for t, _, _ in jobs[sp_id])
-        for template, n in templates.items():
-            if n > 1:
-                found.duplicates.append(f"{spec.name}: {n} {template} jobs")
-        provisioning = [(data, schema) for t, data, schema in jobs[sp_id] if t == PROVISIONING_TEMPLATE]
-        if not provisioning:
-            found.lost.append(f"{spec.name}: the provisioning job")
-            continue
-        job, schema = provisioning[0]
-        if (templates[PASSWORD_HASH_TEMPLATE] > 0) != spec.password_hash_sync:
-            found.mismatched.append(
-                f"{spec.name}: password hash job {'missing' if spec.password_hash_sync else 'left'}"
-            )
-        state = (job.get("schedule") or {}).get("state")
-        if state == "Active" and _schema_written(schema) > kicked.get(job["id"], ""):
-            # The service takes up new mappings and scope when the job starts or restarts.
-            found.restarts_lost.append(f"{spec.name}: mappings written after the job last (re)started")
-        if (state == "Active") != spec.enabled:
-            found.mismatched.append(f"{spec.name}: schedule {state} but enabled is {spec.enabled}")
-        _check_schema(spec, schema, found)
-        items = secrets.get(sp_id, [])
-        keys = collections.Counter(item.get("key") for item in items)
-        for key, n in keys.items():
-            if n > 1:
-                found.duplicates.append(f"{spec.name}: secret {key} {n} times")
-        for key in MANAGED_SECRET_KEYS:
-            if keys[key] == 0:
-                found.lost.append(f"{spec.name}: secret {key}")
-        if _secret_value(items, DOMAIN).get("domain") != spec.domain:
-            found.mismatched.append(f"{spec.name}: Domain secret")
-        if _secret_value(items, SYNC_NOTIFICATION_SETTINGS).get("Recipients") != spec.email:
-            found.mismatched.append(f"{spec.name}: notification e-mail")
-        if sp_id == planted.extra_secret_sp and PLANTED_EXTRA not in items:
-            found.lost.append(f"{spec.name}: the secret key {PLANTED_EXTRA['key']} set outside reconciler")
+        if _check_jobs(spec, tables.jobs[sp_id], tables.kicked, found):
+            _check_secrets(spec, sp_id, tables.secrets.get(sp_id, []), planted, found)
     return found
+
+
+def _check_principals(db: Path, tables: _Tables, planted: Planted, found: Findings) -> dict[str, list[str]]:
+    """Each application with its one principal, no principal no configuration owns, the planted one
+    untouched; returns the managed principals' ids by configuration name."""
+    sp_apps = collections.Counter(app_id for _, app_id, _ in tables.sps)
+    for app_id, n in tables.apps.items():
+        if sp_apps[app_id] == 0:
+            found.duplicates.append(f"an application ({app_id}) without its service principal")
+        elif n > 1:
+            found.duplicates.append(f"{n} applications with appId {app_id}")
+    for app_id in sp_apps:
+        if tables.apps[app_id] == 0:
+            found.lost.append(f"the application of a service principal ({app_id})")
+    by_name: dict[str, list[str]] = collections.defaultdict(list)
+    for sp_id, _, data in tables.sps:
+        tags = parse_tags(data.get("tags") or [])
+        if tags.managed:
+            by_name[tags.name or ""].append(sp_id)
+        elif sp_id != planted.unmanaged_id:
+            found.duplicates.append(f"a service principal {data.get('displayName')!r} no configuration owns")
+    if planted.unmanaged_id not in {sp_id for sp_id, _, _ in tables.sps}:
+        found.lost.append("the unmanaged configuration")
+    elif unmanaged_rows(db, planted.unmanaged_id) != planted.unmanaged_rows:
+        found.touched.append("the unmanaged configuration changed")
+    return by_name
+
+
+def _check_jobs(
+    spec: ConfigSpec,
+    jobs: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    kicked: dict[str, str],
+    found: Findings,
+) -> bool:
+    """One job per template, the password hash job as ``spec`` says, the provisioning job's schedule
+    and schema; False when there is no provisioning job (nothing more of the configuration is checked)."""
+    templates = collections.Counter(t for t, _, _ in jobs)
+    for template, n in templates.items():
+        if n > 1:
+            found.duplicates.append(f"{spec.name}: {n} {template} jobs")
+    provisioning = [(data, schema) for t, data, schema in jobs if t == PROVISIONING_TEMPLATE]
+    if not provisioning:
+        found.lost.append(f"{spec.name}: the provisioning job")
+        return False
+    job, schema = provisioning[0]
+    if (templates[PASSWORD_HASH_TEMPLATE] > 0) != spec.password_hash_sync:
+        found.mismatched.append(
+            f"{spec.name}: password hash job {'missing' if spec.password_hash_sync else 'left'}"
+        )
+    state = (job.get("schedule") or {}).get("state")
+    if state == "Active" and _schema_written(schema) > kicked.get(job["id"], ""):
+        # The service takes up new mappings and scope when the job starts or restarts.
+        found.restarts_lost.append(f"{spec.name}: mappings written after the job last (re)started")
+    if (state == "Active") != spec.enabled:
+        found.mismatched.append(f"{spec.name}: schedule {state} but enabled is {spec.enabled}")
+    _check_schema(spec, schema, found)
+    return True
+
+
+def _check_secrets(
+    spec: ConfigSpec, sp_id: str, items: list[dict[str, Any]], planted: Planted, found: Findings
+) -> None:
+    """Each managed key once, with the domain and e-mail of ``spec``; the key planted outside kept."""
+    keys = collections.Counter(item.get("key") for item in items)
+    for key, n in keys.items():
+        if n > 1:
+            found.duplicates.append(f"{spec.name}: secret {key} {n} times")
+    for key in MANAGED_SECRET_KEYS:
+        if keys[key] == 0:
+            found.lost.append(f"{spec.name}: secret {key}")
+    if _secret_value(items, DOMAIN).get("domain") != spec.domain:
+        found.mismatched.append(f"{spec.name}: Domain secret")
+    if _secret_value(items, SYNC_NOTIFICATION_SETTINGS).get("Recipients") != spec.email:
+        found.mismatched.append(f"{spec.name}: notification e-mail")
+    if sp_id == planted.extra_secret_sp and PLANTED_EXTRA not in items:
+        found.lost.append(f"{spec.name}: the secret key {PLANTED_EXTRA['key']} set outside reconciler")
