@@ -7,7 +7,8 @@ one tenant. It can require a bearer token and
 inject latency, throttling, server errors and dropped connections, deterministically for a seed. It is
 how the Graph provider is tested, and how a pipeline can be tried without a tenant.
 
-- ``service``: the endpoints, as a function from a request to a reply (no sockets).
+- ``service``: the endpoints, as a function from a request to a reply (no sockets): it routes and checks
+  each request; the handlers are in ``directory`` and ``synchronization``, the shapes in ``replies``.
 - ``odata``: Graph's query options ($filter, $search, $select, $expand, $count, paging).
 - ``documented``: the functions and filter operators lists a schema answers with.
 - ``server``: HTTP, auth, latency and fault injection (``Emulator``, ``EmulatorConfig``).

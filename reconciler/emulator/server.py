@@ -39,7 +39,8 @@ from typing import Any
 
 import orjson
 
-from reconciler.emulator.service import RAW_BODIES, GraphService, Reply, TextBody, graph_error
+from reconciler.emulator.replies import RAW_BODIES, Reply, TextBody, graph_error
+from reconciler.emulator.service import GraphService
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["Emulator", "EmulatorConfig", "Recorded"]
@@ -493,38 +494,27 @@ class Emulator:
         """Carry out one request (``$batch`` included) on a store worker thread.
 
         ``raw_bodies``: the reply (or an answer inside it) may hold JSON text already encoded, an
-        ``orjson.Fragment`` (see ``service.RAW_BODIES``); the HTTP handler encodes such replies.
+        ``orjson.Fragment`` (see ``replies.RAW_BODIES``); the HTTP handler encodes such replies.
         """
+
+        def work() -> Reply:
+            token = RAW_BODIES.set(raw_bodies)
+            try:
+                self.record(method, path, query, body, inner=False, version=version)
+                if path.rstrip("/").lower() == "/$batch":
+                    if method != "POST":
+                        return graph_error(405, "Request_BadRequest", "$batch takes POST")
+                    return self._batch(body, base_url, version)
+                return self.service.handle(
+                    method, path, query, body, base_url=base_url, version=version, headers=headers or {}
+                )
+            finally:
+                RAW_BODIES.reset(token)
+
         try:
-            return self._workers.submit(
-                self._run, method, path, query, body, base_url, raw_bodies, version, headers or {}
-            ).result()
+            return self._workers.submit(work).result()
         except RuntimeError:  # shutting down
             return graph_error(503, "serviceNotAvailable", "The emulator is stopping.")
-
-    def _run(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        body: Any,
-        base_url: str,
-        raw_bodies: bool,
-        version: str,
-        headers: Mapping[str, str],
-    ) -> Reply:
-        token = RAW_BODIES.set(raw_bodies)
-        try:
-            self.record(method, path, query, body, inner=False, version=version)
-            if path.rstrip("/").lower() == "/$batch":
-                if method != "POST":
-                    return graph_error(405, "Request_BadRequest", "$batch takes POST")
-                return self._batch(body, base_url, version)
-            return self.service.handle(
-                method, path, query, body, base_url=base_url, version=version, headers=headers
-            )
-        finally:
-            RAW_BODIES.reset(token)
 
     def _batch(self, body: Any, base_url: str, version: str) -> Reply:
         requests = body.get("requests") if isinstance(body, Mapping) else None

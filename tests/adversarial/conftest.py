@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.testing.commands import find_secret
 from reconciler.testing.hostile import Project, make_project
-from reconciler.testing.scenarios import find_secret
 
 
 class Traces:

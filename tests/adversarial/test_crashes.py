@@ -13,17 +13,11 @@ import pytest
 
 from reconciler.engine.lock import APPLY_LOCK
 from reconciler.state import canonical_target
+from reconciler.testing.commands import child_env, cli
+from reconciler.testing.desired_states import make_scenario, write_desired
 from reconciler.testing.killswitch import KILL_ENV
-from reconciler.testing.scenarios import (
-    check_tenant,
-    child_env,
-    cli,
-    crash_run,
-    make_scenario,
-    plant,
-    state_store,
-    write_desired,
-)
+from reconciler.testing.scenarios import crash_run, state_store
+from reconciler.testing.tenant_checks import check_tenant, plant
 
 
 @pytest.mark.slow

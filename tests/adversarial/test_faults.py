@@ -17,19 +17,10 @@ import pytest
 from reconciler.core.model import CREDENTIAL_DATA
 from reconciler.graph.identity import PROVISIONING_TEMPLATE, parse_tags
 from reconciler.tenant.store import TenantStore
-from reconciler.testing.scenarios import (
-    PLANTED_EXTRA,
-    ConfigSpec,
-    Planted,
-    check_tenant,
-    child_env,
-    cli,
-    fault_run,
-    make_scenario,
-    plant,
-    plant_extra_secret,
-    write_desired,
-)
+from reconciler.testing.commands import child_env, cli
+from reconciler.testing.desired_states import ConfigSpec, make_scenario, write_desired
+from reconciler.testing.scenarios import fault_run
+from reconciler.testing.tenant_checks import PLANTED_EXTRA, Planted, check_tenant, plant, plant_extra_secret
 
 
 @pytest.fixture(scope="module")

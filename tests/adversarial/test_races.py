@@ -18,17 +18,12 @@ import pytest
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.providers.local import LocalProvider
 from reconciler.state import canonical_target
+from reconciler.testing.commands import child_env
+from reconciler.testing.desired_states import ConfigSpec, make_scenario, write_desired
 from reconciler.testing.gitrepos import git_env, make_repo
 from reconciler.testing.hostile import run_main, tenant_digest
-from reconciler.testing.scenarios import (
-    ConfigSpec,
-    check_tenant,
-    child_env,
-    make_scenario,
-    plant,
-    state_store,
-    write_desired,
-)
+from reconciler.testing.scenarios import state_store
+from reconciler.testing.tenant_checks import check_tenant, plant
 
 APPLIES = 4
 

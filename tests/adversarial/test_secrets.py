@@ -13,18 +13,12 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.testing.commands import Result, child_env, cli, find_secret
+from reconciler.testing.desired_states import make_scenario, write_desired
 from reconciler.testing.gitrepos import git_env, make_repo
 from reconciler.testing.hostile import graph_case, make_project
-from reconciler.testing.scenarios import (
-    Result,
-    child_env,
-    cli,
-    find_secret,
-    make_scenario,
-    plant,
-    runs_of,
-    write_desired,
-)
+from reconciler.testing.scenarios import runs_of
+from reconciler.testing.tenant_checks import plant
 
 
 def _run(folder: Path, traces: Any, *args: str, env: dict[str, str]) -> Result:

@@ -10,7 +10,7 @@ import pytest
 from support.graph import TOKEN, StartEmulator, desired, portal_configuration, provider_for, state
 
 from reconciler.core.plan import PlanOptions, Provenance
-from reconciler.emulator import Emulator, odata, service
+from reconciler.emulator import Emulator, odata, replies, service
 from reconciler.engine.operations import plan_and_apply
 from reconciler.errors import ConfigError, ConflictError, ProviderError
 from reconciler.graph.identity import PROVISIONING_TEMPLATE, find_job
@@ -109,9 +109,9 @@ def test_read_all_follows_pages(start_emulator: StartEmulator) -> None:
     provider.close()
     small = start_emulator(emulator.store.path)
     small.service.page_size = 3
-    original = service.MAX_PAGE_SIZE
+    original = replies.MAX_PAGE_SIZE
     try:
-        service.MAX_PAGE_SIZE = 3
+        replies.MAX_PAGE_SIZE = 3
         provider = provider_for(small)
         assert {o.id for o in provider.read_all()} == ids
         pages = [r for r in small.recorded if r.path.startswith("/servicePrincipals?") and not r.inner]
@@ -120,7 +120,7 @@ def test_read_all_follows_pages(start_emulator: StartEmulator) -> None:
         assert len(pages) == 3 + 1 + 1
         provider.close()
     finally:
-        service.MAX_PAGE_SIZE = original
+        replies.MAX_PAGE_SIZE = original
 
 
 def test_a_refused_filter_falls_back_to_listing_everything(
@@ -145,9 +145,9 @@ def test_a_refused_schema_select_falls_back_to_whole_schemas(
 ) -> None:
     original = service.GraphService._get_schema
 
-    def no_select(self: Any, sp_id: str, job_id: str, request: service.Request) -> Any:
+    def no_select(self: Any, sp_id: str, job_id: str, request: replies.Request) -> Any:
         if "select" in request.options:
-            return service.graph_error(400, "BadRequest", "$select is not supported here")
+            return replies.graph_error(400, "BadRequest", "$select is not supported here")
         return original(self, sp_id, job_id, request)
 
     emulator = start_emulator()

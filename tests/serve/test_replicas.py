@@ -10,7 +10,7 @@ from pathlib import Path
 from support.serve import Scene, configuration, new_repo, start, status_count, wait_for
 
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.testing.scenarios import find_secret
+from reconciler.testing.commands import find_secret
 
 TOKEN = "serve-graph-token-a3f09c1e7b"
 

@@ -21,10 +21,10 @@ import pytest
 from reconciler.engine.journal import read_runs
 from reconciler.state import canonical_target, open_url
 from reconciler.testing.appliers import concurrent_applies, journal_problems, run_intervals
+from reconciler.testing.commands import command
 from reconciler.testing.corpus import write_corpus
 from reconciler.testing.gitrepos import configuration, git_env, make_repo
 from reconciler.testing.killswitch import KILL_ENV
-from reconciler.testing.scenarios import command
 
 pytestmark = pytest.mark.slow
 

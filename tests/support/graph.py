@@ -35,7 +35,7 @@ from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPL
 from reconciler.graph.provider import GraphProvider
 from reconciler.graph.secrets import settings_to_secrets
 from reconciler.tenant.store import TenantStore
-from reconciler.testing.scenarios import find_secret
+from reconciler.testing.commands import find_secret
 
 TOKEN = "test-token-3f9c0d2a"
 

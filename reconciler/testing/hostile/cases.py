@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.providers.local import LocalProvider
-from reconciler.testing.scenarios import (
-    make_scenario,
-    plant,
-    token_for,
-    write_desired,
-)
+from reconciler.testing.commands import token_for
+from reconciler.testing.desired_states import make_scenario, write_desired
+from reconciler.testing.tenant_checks import plant
 
 # How long one command may take before it counts as a hang.
 CASE_TIMEOUT = 60.0

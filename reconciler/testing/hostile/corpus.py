@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from reconciler.testing.commands import find_secret
 from reconciler.testing.hostile.cases import (
     Case,
     Outcome,
@@ -21,9 +22,6 @@ from reconciler.testing.hostile.cases import (
 )
 from reconciler.testing.hostile.files import expression_cases, plan_file_cases, yaml_cases
 from reconciler.testing.hostile.graph import GRAPH_CASES, graph_case
-from reconciler.testing.scenarios import (
-    find_secret,
-)
 
 # --------------------------------------------------------------------------------------------------
 # running cases

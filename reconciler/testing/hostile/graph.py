@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.testing.commands import find_secret
 from reconciler.testing.hostile.cases import (
     ACCEPT,
     REJECT,
@@ -29,9 +30,6 @@ from reconciler.testing.hostile.cases import (
     _judge,
     run_main,
     tenant_digest,
-)
-from reconciler.testing.scenarios import (
-    find_secret,
 )
 
 # --------------------------------------------------------------------------------------------------
