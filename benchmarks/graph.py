@@ -59,8 +59,8 @@ def _emulator(db: Path, latency_ms: float) -> Iterator[str]:
 
 
 def _provider(url: str, concurrency: int) -> GraphProvider:
-    from reconciler.graph.client import NoToken
     from reconciler.graph.provider import GraphProvider
+    from reconciler.graph.tokens import NoToken
 
     return GraphProvider(url + "/v1.0", target="graph+" + url, tokens=NoToken(), concurrency=concurrency)
 

@@ -13,13 +13,20 @@ The service's JSON shapes and the model, pure (no I/O), each module importing on
   from its JSON text too.
 - ``editing``: a job schema edited to say what the desired state says, everything else kept.
 
-Then I/O:
+Then the requests (I/O only through the client, or through the ``Resources`` the writes are given):
 
 - ``metadata``: the published v1.0 type extract (package data) and checks of bodies against it.
-- ``client``: the HTTP client (tokens, retries, ``$batch``, Graph errors).
-- ``extensions``: directory extension properties.
-- ``writes``: the Cloud Sync write steps, shared by the ``graph`` and ``local`` targets.
-- ``provider``: the ``graph`` target, built on the modules above.
+- ``tokens``: which bearer token a target gets, and from where (environment, azure-identity).
+- ``answers``: Graph's answers read: errors into the error tree, collections, ``$batch`` answers.
+- ``client``: the HTTP client (connections, retries, concurrency, paging, ``$batch``).
+- ``extensions``: directory extension properties and their attribute definitions.
+- ``onprem``: on-premises attribute definitions in a job schema, from a directory discover.
+- ``paths``: the synchronization API's paths, and its answers checked on arrival.
+- ``primitives``: ``Resources``, what a target supplies to the write steps; the companion jobs.
+- ``extension_writes``, ``writes``: the Cloud Sync write steps, shared by the ``graph`` and ``local``
+  targets.
+- ``listing``, ``reader``, ``resources``, ``provider``: the ``graph`` target: which principals may hold
+  a configuration, reading them, the write requests, and the provider built on them.
 
 The local tenant and the emulator use the pure modules and ``metadata`` to hold configurations exactly
 as the service does; nothing here imports the command line.

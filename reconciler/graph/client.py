@@ -1,8 +1,8 @@
-"""The HTTP client the Graph provider talks through: tokens, retries, concurrency, ``$batch``, errors.
+"""The HTTP client the Graph provider talks through: connections, retries, concurrency, paging, ``$batch``.
 
-I/O: HTTP(S) requests to one Graph base URL (``https://graph.microsoft.com/v1.0`` or an emulator), and,
-for the real service only, azure-identity's credential chain (imported on first use). Nothing is
-written anywhere else; no token is ever logged, echoed or put into an error message.
+I/O: HTTP(S) requests to one Graph base URL (``https://graph.microsoft.com/v1.0`` or an emulator), with
+the bearer tokens of a ``tokens.TokenProvider``. Nothing is written anywhere else; no token is ever
+logged, echoed or put into an error message.
 
 - Connections are pooled and reused (one ``httpx.Client``); at most ``concurrency`` requests are on
   the wire at once (a semaphore, released while a retry waits).
@@ -11,7 +11,7 @@ written anywhere else; no token is ever logged, echoed or put into an error mess
   in full; otherwise exponential backoff with jitter. A non-idempotent request that fails in a way that
   leaves its outcome unknown raises ``TransientProviderError``; the caller looks before it sends again.
 - ``batch`` packs GETs into ``$batch`` requests of at most 20 and retries throttled inner requests.
-- Graph error bodies become the project's error tree with the Graph error ``code`` and ``request-id``.
+- Graph error bodies become the project's error tree (``answers.error_for``).
 - An answer is not believed blindly: a body larger than ``MAX_ANSWER_BYTES`` or slower to arrive than
   ``BODY_DEADLINE_FACTOR`` times the timeout, a collection without its ``value`` list, a next-page link
   already followed, or a ``$batch`` answer of the wrong shape is a ``ProviderError``. An answer taken
@@ -20,10 +20,7 @@ written anywhere else; no token is ever logged, echoed or put into an error mess
 
 from __future__ import annotations
 
-import email.utils
 import json
-import logging
-import os
 import random
 import threading
 import time
@@ -32,49 +29,28 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import httpx
-import msgspec
 import orjson
 
 from reconciler import __version__
-from reconciler.errors import (
-    AuthenticationError,
-    ConflictError,
-    NotFoundError,
-    ProviderError,
-    TransientProviderError,
-)
+from reconciler.errors import ProviderError, TransientProviderError
+from reconciler.graph.answers import RETRYABLE_STATUS, batch_answers, collection, error_for
+from reconciler.graph.identity import JSON
+from reconciler.graph.tokens import TokenProvider
 
 __all__ = [
     "BATCH_LIMIT",
-    "GRAPH_HOSTS",
-    "GRAPH_SCOPE_SUFFIX",
-    "TOKEN_ENV",
-    "AzureIdentityToken",
+    "BODY_DEADLINE_FACTOR",
+    "MAX_ANSWER_BYTES",
+    "MAX_PAGES",
     "BatchItem",
     "GraphClient",
-    "NoToken",
     "RetryPolicy",
-    "StaticToken",
-    "TokenProvider",
-    "check_token",
-    "permission_hint",
-    "permission_needed",
     "segment",
-    "token_provider_for",
 ]
 
-JSON = dict[str, Any]
-
-TOKEN_ENV = "RECONCILER_GRAPH_TOKEN"
-GRAPH_SCOPE_SUFFIX = "/.default"
-# Microsoft Graph in the global, US government and China clouds: the only hosts that get tokens from
-# the azure-identity chain.
-GRAPH_HOSTS = frozenset(
-    ("graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn")
-)
 # Graph refuses a $batch of more than 20 requests.
 BATCH_LIMIT = 20
 # Far above any answer the service gives (a $batch of 20 whole schemas is a few MiB).
@@ -84,184 +60,12 @@ MAX_ANSWER_BYTES = 256 * 1024 * 1024
 MAX_PAGES = 20_000
 # The timeout holds between two reads; a body that trickles in is cut off after this many timeouts.
 BODY_DEADLINE_FACTOR = 5
-_RETRYABLE_STATUS = frozenset((500, 502, 503, 504))
 _USER_AGENT = f"reconciler/{__version__}"
 
 
 def segment(value: str) -> str:
     """One URL path segment, percent-encoded (ids are opaque; they may hold any character)."""
     return urllib.parse.quote(value, safe="")
-
-
-# --------------------------------------------------------------------------------------------------
-# tokens
-
-
-class TokenProvider(Protocol):
-    #: what to tell the user when the service refuses the credentials (never the token itself)
-    rejected_hint: str
-
-    def token(self) -> str | None:
-        """A bearer token, or None to send no Authorization header."""
-        ...
-
-    def invalidate(self) -> bool:
-        """Forget a token the service rejected; True when asking again may give a different one."""
-        ...
-
-
-class NoToken:
-    """No credentials: for an emulator started without ``--token``."""
-
-    rejected_hint = f"no token was sent; set {TOKEN_ENV} to the bearer token the target expects"
-
-    def token(self) -> str | None:
-        return None
-
-    def invalidate(self) -> bool:
-        return False
-
-
-class StaticToken:
-    """A bearer token given as is (``RECONCILER_GRAPH_TOKEN``); it cannot be refreshed."""
-
-    rejected_hint = (
-        f"the token in {TOKEN_ENV} was refused (expired, or not for Microsoft Graph); set a fresh one"
-    )
-
-    def __init__(self, value: str) -> None:
-        self._value = value.strip()
-
-    def __repr__(self) -> str:
-        return "StaticToken(<hidden>)"
-
-    def token(self) -> str | None:
-        return self._value
-
-    def invalidate(self) -> bool:
-        return False
-
-
-_SECRET_VARIABLES = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE")
-
-
-def missing_credential(env: Mapping[str, str] | None = None) -> str:
-    """Which variable or sign-in is missing, judged from the environment azure-identity reads."""
-    env = os.environ if env is None else env
-    ids = [v for v in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if env.get(v)]
-    if ids:
-        absent = [v for v in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if v not in ids]
-        if absent:
-            return f"{ids[0]} is set but {absent[0]} is not"
-        if not any(env.get(v) for v in _SECRET_VARIABLES):
-            return "AZURE_TENANT_ID and AZURE_CLIENT_ID are set but none of " + ", ".join(_SECRET_VARIABLES)
-        return "the AZURE_* credentials were refused by Microsoft Entra ID"
-    return (
-        f"set {TOKEN_ENV}, or AZURE_TENANT_ID and AZURE_CLIENT_ID with a secret, certificate or "
-        "federated token, or sign in with `az login` (or run with a managed identity)"
-    )
-
-
-class AzureIdentityToken:
-    """Tokens from azure-identity's ``DefaultAzureCredential``, cached until shortly before they expire.
-
-    The chain covers environment credentials, workload identity federation (CI), managed identity and
-    the Azure CLI; the library is imported on first use so that other targets never load it.
-    """
-
-    rejected_hint = (
-        "the token from azure-identity was refused; check which identity signed in (AZURE_* variables, "
-        "workload identity, managed identity or `az login`) and its tenant"
-    )
-    # Renew this long before expiry, so that a token never runs out during a request.
-    _MARGIN = 300.0
-
-    def __init__(self, scope: str, credential: Any = None) -> None:
-        self.scope = scope
-        self._credential = credential
-        self._token: str | None = None
-        self._expires_on = 0.0
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"AzureIdentityToken(scope={self.scope!r})"
-
-    def _get_credential(self) -> Any:
-        if self._credential is None:
-            try:
-                from azure.identity import DefaultAzureCredential
-            except ImportError as exc:  # pragma: no cover - a declared dependency
-                raise AuthenticationError(
-                    f"azure-identity is not installed; set {TOKEN_ENV} to a bearer token instead"
-                ) from exc
-            # azure-identity logs every credential of its chain that failed as a warning, several
-            # hundred characters that Python prints to stderr when no logging is set up; the error
-            # raised in token() says what is missing in one line. Records still reach handlers an
-            # application sets up itself.
-            quiet = logging.getLogger("azure.identity")
-            if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
-                quiet.addHandler(logging.NullHandler())
-            # The interactive browser stays off: this runs in pipelines as often as at a desk.
-            self._credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        return self._credential
-
-    def token(self) -> str | None:
-        with self._lock:
-            if self._token is not None and time.time() < self._expires_on - self._MARGIN:
-                return self._token
-            try:
-                from azure.core.exceptions import ClientAuthenticationError
-            except ImportError:  # pragma: no cover - azure-core comes with azure-identity
-                ClientAuthenticationError = Exception  # type: ignore[misc,assignment]
-            try:
-                access = self._get_credential().get_token(self.scope)
-            except ClientAuthenticationError:
-                # azure-identity's own message lists every credential of its chain, several hundred
-                # characters; one line saying what is missing serves better.
-                raise AuthenticationError(
-                    f"no Microsoft Graph credentials: {missing_credential()} "
-                    "(sign-in: docs/graph.md, 'Pointing at a tenant')"
-                ) from None
-            self._token = str(access.token)
-            self._expires_on = float(access.expires_on)
-            return self._token
-
-    def invalidate(self) -> bool:
-        with self._lock:
-            had = self._token is not None
-            self._token = None
-            self._expires_on = 0.0
-        return had
-
-
-def check_token(value: str, where: str) -> None:
-    """Refuse a bearer token that cannot go into an HTTP header as it is; the token is never quoted."""
-    if not value.isascii():
-        raise AuthenticationError(
-            f"the token in {where} holds a character that is not ASCII; set the token alone"
-        )
-    if any(not (0x21 <= ord(ch) <= 0x7E) for ch in value):
-        raise AuthenticationError(
-            f"the token in {where} holds a space, a line break or a control character; set the token alone"
-        )
-
-
-def token_provider_for(base_url: str, env: Mapping[str, str] | None = None) -> TokenProvider:
-    """``RECONCILER_GRAPH_TOKEN`` when set; else azure-identity for Microsoft's own Graph hosts only.
-
-    An emulator or proxy never gets credentials from the azure-identity chain: a token for the real
-    tenant must not be sent to an address the user typed for something else.
-    """
-    env = os.environ if env is None else env
-    value = env.get(TOKEN_ENV, "").strip()
-    if value:
-        check_token(value, TOKEN_ENV)
-        return StaticToken(value)
-    parts = urllib.parse.urlsplit(base_url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host in GRAPH_HOSTS and parts.port in (None, 443):
-        return AzureIdentityToken(f"https://{host}{GRAPH_SCOPE_SUFFIX}")
-    return NoToken()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,204 +91,6 @@ class RetryPolicy:
     def after(self, retry_after: float, rng: random.Random) -> float:
         """The wait for a server-given Retry-After: all of it, plus a little jitter."""
         return retry_after + rng.uniform(0, min(1.0, 0.1 * retry_after + 0.05))
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-# --------------------------------------------------------------------------------------------------
-# errors
-
-
-def _find_request_id(error: Mapping[str, Any]) -> str | None:
-    # The error schema spells it ``innererror``, live responses ``innerError``; it may nest.
-    inner: Any = error
-    for _ in range(8):
-        inner = inner.get("innerError") or inner.get("innererror") if isinstance(inner, Mapping) else None
-        if not isinstance(inner, Mapping):
-            return None
-        rid = inner.get("request-id") or inner.get("requestId")
-        if isinstance(rid, str) and rid:
-            return rid
-    return None
-
-
-class _BatchAnswer(msgspec.Struct):
-    """One inner answer of a ``$batch`` as msgspec reads it: the body kept as its JSON text."""
-
-    id: Any = None
-    status: Any = None
-    headers: Any = None
-    body: msgspec.Raw = msgspec.Raw()
-
-
-class _Inner(NamedTuple):
-    """One inner answer of a ``$batch``: its body parsed, or (read raw) the JSON text (bytes) it came as."""
-
-    id: str
-    status: Any
-    headers: Any
-    body: Any  # None when absent
-
-
-_BATCH_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_BATCH_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-_BATCH_ANSWER = msgspec.json.Decoder(_BatchAnswer)
-_NO_LIST = "POST /$batch: the answer has no 'responses' list"
-
-
-class _Unusual(Exception):
-    """The fast reading of a ``$batch`` answer met something it leaves to the plain one."""
-
-
-def _batch_answers(content: Any, raw: bool) -> list[_Inner]:
-    """The inner answers of a ``$batch`` answer's JSON text; those that are not objects are left out.
-
-    ``raw``: successful bodies stay JSON text, so the bulk of a batch of schemas is gone through once,
-    by the reader that wants it. Whatever the fast reading does not take as it is (bytes that are not
-    UTF-8, nesting deeper than it follows, numbers out of range, duplicate keys) is read the plain way,
-    which refuses or reads exactly as before.
-    """
-    if not isinstance(content, bytes):
-        raise ProviderError(_NO_LIST)
-    try:
-        return _batch_answers_fast(content, raw)
-    except _Unusual:
-        pass
-    try:
-        data = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise TransientProviderError("POST /$batch: the answer is not JSON") from exc
-    listed = data.get("responses") if isinstance(data, Mapping) else None
-    if not isinstance(listed, list):
-        raise ProviderError(_NO_LIST)
-    return [
-        _Inner(str(r.get("id")), r.get("status"), r.get("headers"), r.get("body"))
-        for r in listed
-        if isinstance(r, Mapping)
-    ]
-
-
-def _first_byte(text: msgspec.Raw) -> bytes:
-    return bytes(memoryview(text)[:64]).lstrip()[:1]
-
-
-def _batch_answers_fast(content: bytes, raw: bool) -> list[_Inner]:
-    try:
-        envelope = _BATCH_ENVELOPE.decode(content)
-        responses = envelope.get("responses")
-        if responses is None or _first_byte(responses) != b"[":
-            raise _Unusual
-        answers = []
-        for item in _BATCH_LIST.decode(responses):
-            if _first_byte(item) != b"{":
-                continue  # not an object: treated as missing
-            answer = _BATCH_ANSWER.decode(item)
-            status, text = answer.status, answer.body
-            if not len(text):
-                body: Any = None
-            elif raw and type(status) is int and 200 <= status < 400:
-                answers.append(_Inner(str(answer.id), status, answer.headers, bytes(text)))
-                continue
-            else:
-                body = orjson.loads(memoryview(text))
-            answers.append(_Inner(str(answer.id), status, answer.headers, body))
-        return answers
-    except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
-        # msgspec's errors, UnicodeDecodeError and orjson's JSONDecodeError (both ValueErrors), and
-        # nesting deeper than msgspec follows (it counts the interpreter's recursion limit).
-        raise _Unusual from exc
-
-
-def _collection(data: Any, what: str) -> list[JSON]:
-    """The ``value`` of a collection page; a page without a list of objects there is refused."""
-    values = data.get("value") if isinstance(data, Mapping) else None
-    if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
-        raise ProviderError(f"{what}: the answer is not a collection (no 'value' list of objects)")
-    return values
-
-
-def permission_needed(what: str) -> str:
-    """The least-privileged Graph permission the call ``what`` (``METHOD /path``) needs.
-
-    From the permission tables of Microsoft's API reference pages: the synchronization calls (jobs,
-    schema, secrets, templates) need ``Synchronization.Read.All`` to read and
-    ``Synchronization.ReadWrite.All`` to write; reading service principals and applications needs
-    ``Application.Read.All``; ``instantiate`` and changing or deleting a principal or an application
-    need ``Application.ReadWrite.All``. An app-only identity may have ``Application.ReadWrite.OwnedBy``
-    instead, which covers all of these for the applications it owns.
-    """
-    method, _, path = what.partition(" ")
-    path = path.lower()
-    reads = method.upper() == "GET"
-    if "/approleassignedto" in path and not reads:
-        # Entra ID -> AD selected groups ("Grant an appRoleAssignment for a service principal").
-        return "AppRoleAssignment.ReadWrite.All"
-    if "/synchronization/" in path or path.endswith("/synchronization"):
-        return "Synchronization.Read.All" if reads else "Synchronization.ReadWrite.All"
-    if reads:
-        return "Application.Read.All"
-    return "Application.ReadWrite.All"
-
-
-def permission_hint(what: str) -> str:
-    """What a 403 to ``what`` tells the user: the permission the call needs, and the role."""
-    return (
-        f"the call needs the Graph permission {permission_needed(what)} (an app-only identity may have "
-        "Application.ReadWrite.OwnedBy instead, for applications it owns); a person signing in also "
-        "needs a role that allows it, such as Hybrid Identity Administrator"
-    )
-
-
-def error_for(
-    status: int,
-    body: Any,
-    headers: Mapping[str, str],
-    what: str,
-    *,
-    auth_hint: str = "",
-    scrub: Callable[[str], str] = lambda s: s,
-) -> ProviderError:
-    """The project error for a Graph error response ``status``/``body`` to request ``what``."""
-    error = body.get("error") if isinstance(body, Mapping) else None
-    code: str | None = None
-    message = ""
-    request_id = headers.get("request-id") or headers.get("client-request-id")
-    if isinstance(error, Mapping):
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        message = str(error.get("message") or "")
-        request_id = _find_request_id(error) or request_id
-    message = scrub(" ".join(message.split()))[:500]
-    text = f"{what}: {message}" if message else f"{what} failed"
-    kwargs: dict[str, Any] = {"code": code, "status": status, "request_id": request_id}
-    if status == 401:
-        reason = (message or "unauthorized").rstrip(".")
-        return AuthenticationError(
-            f"the target refused the credentials: {reason}" + (f". {auth_hint}" if auth_hint else ""),
-            **kwargs,
-        )
-    if status == 403:
-        return AuthenticationError(f"{text}; {permission_hint(what)}", **kwargs)
-    if status == 404:
-        return NotFoundError(text, **kwargs)
-    if status in (409, 412):
-        return ConflictError(text, **kwargs)
-    if status == 429 or status in _RETRYABLE_STATUS:
-        retry_after = _parse_retry_after(headers.get("retry-after"))
-        return TransientProviderError(text, retry_after=retry_after, **kwargs)
-    return ProviderError(text, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -702,7 +308,7 @@ class GraphClient:
                     reauthenticated = True
                     continue
                 retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
-                retry = status == 429 or (status in _RETRYABLE_STATUS and safe)
+                retry = status == 429 or (status in RETRYABLE_STATUS and safe)
             attempt += 1
             if not retry or attempt >= self.retry.max_attempts:
                 raise error
@@ -719,7 +325,7 @@ class GraphClient:
         data = self.get(path, params)
         followed: set[str] = set()
         while True:
-            yield _collection(data, what)
+            yield collection(data, what)
             link = data.get("@odata.nextLink")
             if link is None or link == "":
                 return
@@ -775,7 +381,7 @@ class GraphClient:
                 requests.append(request)
             safe = all(items[i].idempotent for i in pending)
             content = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe, raw=True)
-            responses = {r.id: r for r in _batch_answers(content, raw)}
+            responses = {r.id: r for r in batch_answers(content, raw)}
             again: list[int] = []
             waits: list[float] = []
             for i in pending:
@@ -800,7 +406,7 @@ class GraphClient:
                     status, body, headers, what, auth_hint=self.tokens.rejected_hint, scrub=self._scrub
                 )
                 results[i] = error
-                if status == 429 or (status in _RETRYABLE_STATUS and item.idempotent):
+                if status == 429 or (status in RETRYABLE_STATUS and item.idempotent):
                     again.append(i)
                     if isinstance(error, TransientProviderError) and error.retry_after is not None:
                         waits.append(error.retry_after)

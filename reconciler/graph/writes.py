@@ -8,10 +8,11 @@ sync), and write the secrets last (the ``Domain`` secret marks a create as finis
 pause, restart, delete, adopt and rename follow the same pattern: read, change only what we manage,
 write back everything else as read.
 
-``CloudSyncWriter`` holds these steps; a target supplies only ``Resources``, the few Graph-shaped calls
-the steps are made of. The local tenant (``reconciler.providers.local``) runs each step in one store
-transaction; Microsoft Graph (``reconciler.graph.provider``) adds its retries, one writer per
-configuration and the waits while a new principal replicates.
+``CloudSyncWriter`` holds these steps (its directory-extension steps are ``extension_writes``); a target
+supplies only ``Resources`` (``primitives``), the few Graph-shaped calls the steps are made of. The
+local tenant (``reconciler.providers.local``) runs each step in one store transaction; Microsoft Graph
+(``reconciler.graph.provider``) adds its retries, one writer per configuration and the waits while a
+new principal replicates.
 
 An Entra ID -> AD configuration (``Direction.ENTRA_TO_AD``) is written by the same steps, from its own
 application template (read from the service before it is instantiated) and job (AAD2ADGroupProvisioning):
@@ -20,8 +21,8 @@ its selected groups are app-role assignments to its principal, added and removed
 container and mappings are edits of the job schema the service made, as for the other direction.
 
 A new kind of job that runs beside the provisioning job on the same principal (Exchange writeback,
-device sync) is one more ``CompanionJob`` in ``COMPANION_JOBS``: when the settings want it, it is created
-(and started with a running configuration); when they do not, it is deleted.
+device sync) is one more ``CompanionJob`` in ``primitives.COMPANION_JOBS``: when the settings want it, it
+is created (and started with a running configuration); when they do not, it is deleted.
 
 I/O: none of its own; only through the ``Resources`` it is given.
 """
@@ -29,42 +30,30 @@ I/O: none of its own; only through the ``Resources`` it is given.
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from reconciler.core.model import (
     RESET_FORCE_DELETES,
     RESET_FULL,
     Direction,
     DirectoryExtension,
-    ExtensionsSeen,
     Mapping,
     Scope,
     ScopeKind,
     Settings,
-    resolve_extension_removals,
-    resolve_extensions,
 )
 from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.editing import edit_schema, set_password_hash_mappings, without_annotations
+from reconciler.graph.extension_writes import ExtensionWrites
 from reconciler.graph.extensions import (
-    EXTENSIONS_APP_NAME,
-    identifier_uri,
-    property_body,
-    read_properties,
     with_definitions,
     without_definitions,
 )
 from reconciler.graph.identity import (
-    DEVICE_SYNC_TEMPLATE,
-    EXCHANGE_WRITEBACK_TEMPLATE,
     GROUP_PROVISIONING_TEMPLATE,
     JSON,
-    PASSWORD_HASH_TEMPLATE,
     PROVISIONING_TEMPLATE,
     OwnTags,
     exchange_schema_present,
@@ -80,10 +69,11 @@ from reconciler.graph.identity import (
     with_restart_pending,
 )
 from reconciler.graph.onprem import OnPremisesAttributeSteps
+from reconciler.graph.primitives import COMPANION_JOBS, Loaded, Resources
 from reconciler.graph.reading import observe
 from reconciler.graph.secrets import DOMAIN, MANAGED_SECRET_KEYS, settings_to_secrets
 
-__all__ = ["COMPANION_JOBS", "CloudSyncWriter", "CompanionJob", "Loaded", "Resources"]
+__all__ = ["CloudSyncWriter"]
 
 _T = TypeVar("_T")
 
@@ -91,146 +81,6 @@ _T = TypeVar("_T")
 MASKED_SECRET = "*"
 
 
-class Loaded(NamedTuple):
-    """A principal with its jobs and secrets, and the provisioning job's schema when it came along
-    (None: the step reads it itself)."""
-
-    sp: JSON
-    jobs: list[JSON]
-    secrets: list[JSON]
-    schema: JSON | None
-
-
-class Resources(Protocol):
-    """The Graph-shaped calls a target implements; everything else is ``CloudSyncWriter``'s.
-
-    Each call is one request on the service (``load`` may be one ``$batch``). Missing objects raise
-    ``NotFoundError``; an outcome not known (a lost answer) raises ``TransientProviderError``.
-    """
-
-    def step(self, *keys: str) -> AbstractContextManager[None]:
-        """Around one write step: the local tenant's transaction, Graph's one writer per key."""
-        ...
-
-    def settle(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` while a principal made a moment ago may still be replicating (404)."""
-        ...
-
-    def retry_wait(self, exc: TransientProviderError, attempt: int) -> bool:
-        """After the ``attempt``-th unknown outcome: wait and say True, or say False (give up)."""
-        ...
-
-    def is_configuration(self, sp: JSON, direction: Direction) -> bool:
-        """Whether principal ``sp`` was made from the Cloud Sync application template of ``direction``."""
-        ...
-
-    def load(self, id: str, *, schema: bool) -> Loaded:
-        """Principal ``id`` with its jobs and secrets; NotFoundError unless it is a Cloud Sync one."""
-        ...
-
-    def managed_as(self, name: str) -> list[JSON]:
-        """The Cloud Sync principals our tags say are managed as ``name``."""
-        ...
-
-    def named(self, display_name: str) -> list[JSON]:
-        """Every principal with display name ``display_name``, of whatever template."""
-        ...
-
-    def offers_template(self, id: str, job_template: str) -> bool:
-        """Whether principal ``id`` offers the job template ``job_template`` (it is a Cloud Sync app)."""
-        ...
-
-    def application_template(self, id: str) -> JSON:
-        """``GET /applicationTemplates/{id}``; NotFoundError when the service offers no such template."""
-        ...
-
-    def instantiate(self, display_name: str, template_id: str) -> JSON:
-        """A new application and principal from application template ``template_id``; returns the
-        principal."""
-        ...
-
-    def set_tags(self, id: str, tags: list[str]) -> None: ...
-
-    def list_jobs(self, id: str) -> list[JSON]: ...
-
-    def create_job(self, id: str, template_id: str) -> JSON: ...
-
-    def delete_job(self, id: str, job_id: str) -> None: ...
-
-    def job_action(self, id: str, job_id: str, action: str, body: JSON | None = None) -> None:
-        """``start``, ``pause`` or ``restart`` (with its body)."""
-        ...
-
-    def get_schema(self, id: str, job_id: str) -> JSON: ...
-
-    def put_schema(self, id: str, job_id: str, schema: JSON) -> None: ...
-
-    def get_secrets(self, id: str) -> list[JSON]: ...
-
-    def put_secrets(self, id: str, secrets: list[JSON]) -> None: ...
-
-    def delete_application(self, app_id: str) -> None:
-        """The application with ``appId`` ``app_id``, and with it its principal."""
-        ...
-
-    def delete_principal(self, id: str) -> None: ...
-
-    def discover(self, id: str, job_id: str, directory_id: str) -> JSON:
-        """``POST …/jobs/{job_id}/schema/directories/{directory_id}/discover``: the directory as found now."""
-        ...
-
-    # directory extensions: the tenant's Cloud Sync extensions application and its extension properties
-
-    def tenant_id(self) -> str: ...
-
-    def applications_with_uri(self, uri: str) -> list[JSON]:
-        """``GET /applications?$filter=identifierUris/any(uri:uri eq '…')``."""
-        ...
-
-    def create_application(self, display_name: str, uri: str) -> JSON:
-        """``POST /applications`` with ``identifierUris`` ``[uri]``."""
-        ...
-
-    def principal_of(self, app_id: str) -> JSON | None:
-        """The service principal of the application with ``appId`` ``app_id``, if there is one."""
-        ...
-
-    def create_principal(self, app_id: str) -> JSON:
-        """``POST /servicePrincipals`` ``{"appId": …}``."""
-        ...
-
-    def list_extension_properties(self, app_object_id: str) -> list[JSON]: ...
-
-    def create_extension_property(self, app_object_id: str, body: JSON) -> JSON: ...
-
-    def delete_extension_property(self, app_object_id: str, property_id: str) -> None: ...
-
-    def list_assignments(self, id: str) -> list[JSON]:
-        """``GET /servicePrincipals/{id}/appRoleAssignedTo``: who is assigned to principal ``id``."""
-        ...
-
-    def assign(self, id: str, assignment: JSON) -> JSON:
-        """``POST /servicePrincipals/{id}/appRoleAssignedTo`` (principalId, resourceId, appRoleId)."""
-        ...
-
-    def unassign(self, id: str, assignment_id: str) -> None:
-        """``DELETE /servicePrincipals/{id}/appRoleAssignedTo/{assignment_id}``."""
-        ...
-
-
-@dataclass(frozen=True)
-class CompanionJob:
-    """A job beside the provisioning job on the same principal, present exactly when ``wanted``."""
-
-    template_id: str
-    wanted: Callable[[Settings], bool]
-
-
-COMPANION_JOBS: tuple[CompanionJob, ...] = (
-    CompanionJob(PASSWORD_HASH_TEMPLATE, lambda settings: settings.password_hash_sync),
-    CompanionJob(EXCHANGE_WRITEBACK_TEMPLATE, lambda settings: settings.exchange_hybrid_writeback),
-    CompanionJob(DEVICE_SYNC_TEMPLATE, lambda settings: settings.device_sync),
-)
 # The AD directory of an AD -> Entra ID job schema, by the name the service gives it.
 _AD_DIRECTORY = "Active Directory"
 
@@ -239,7 +89,7 @@ def _has_own_tags(sp: JSON) -> bool:
     return parse_tags(sp.get("tags") or []) != OwnTags()
 
 
-class CloudSyncWriter(OnPremisesAttributeSteps):
+class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
     """The write half of the ``Provider`` protocol, over ``self.resources``."""
 
     resources: Resources
@@ -301,21 +151,6 @@ class CloudSyncWriter(OnPremisesAttributeSteps):
                 "writing the secret set would overwrite them; change the settings in the portal"
             )
         return new
-
-    def _made_once(self, make: Callable[[], JSON], look: Callable[[], JSON | None]) -> JSON:
-        """``make()``, and after an unknown outcome or a conflict ``look()`` first: what the lost answer
-        (or someone else) made is taken instead of making a second one."""
-        attempt = 0
-        while True:
-            try:
-                return make()
-            except (TransientProviderError, ConflictError) as exc:
-                found = look()
-                if found is not None:
-                    return found
-                attempt += 1
-                if isinstance(exc, ConflictError) or not self.resources.retry_wait(exc, attempt):
-                    raise
 
     def _ensure_job(self, id: str, template_id: str, jobs: list[JSON] | None = None) -> JSON:
         """The job of ``template_id``, created when missing. Never makes a second one."""
@@ -710,87 +545,3 @@ class CloudSyncWriter(OnPremisesAttributeSteps):
                 return
             self._check_name_free(id, new)
             self._set_tags(sp, new, tags.deletion_protection, tags.restart_token)
-
-    # ----------------------------------------------------------------------------------------------
-    # directory extensions: the documented recipe, each step idempotent
-
-    @staticmethod
-    def _resolved(
-        seen: ExtensionsSeen | None, mappings: Sequence[Mapping], removals: Sequence[tuple[str, str]]
-    ) -> tuple[tuple[Mapping, ...], tuple[tuple[str, str], ...]]:
-        app_id = seen.app_id if seen is not None else None
-        return resolve_extensions(mappings, app_id), resolve_extension_removals(removals, app_id)
-
-    def _extension_app(self, *, create: bool) -> JSON | None:
-        """The tenant's Cloud Sync extensions application (found by its identifier URI), with its
-        service principal; made when ``create`` and missing. Two of them is a conflict, never a guess."""
-        r = self.resources
-        uri = identifier_uri(r.tenant_id())
-        with r.step("extensions-app"):
-            apps = r.applications_with_uri(uri)
-            if len(apps) > 1:
-                ids = ", ".join(str(a.get("id")) for a in apps)
-                raise ConflictError(f"more than one application has the identifier URI {uri}: {ids}")
-            if apps:
-                app = apps[0]
-            elif not create:
-                return None
-            else:
-
-                def look() -> JSON | None:
-                    found = r.applications_with_uri(uri)
-                    return found[0] if found else None
-
-                app = self._made_once(lambda: r.create_application(EXTENSIONS_APP_NAME, uri), look)
-            if create and r.settle(r.principal_of, str(app["appId"])) is None:
-                app_id = str(app["appId"])
-                self._made_once(lambda: r.settle(r.create_principal, app_id), lambda: r.principal_of(app_id))
-            return app
-
-    def read_extensions(self) -> ExtensionsSeen | None:
-        """The extensions application and its extension properties; None while there is none. A read."""
-        app = self._extension_app(create=False)
-        if app is None:
-            return None
-        return read_properties(app, self.resources.list_extension_properties(str(app["id"])))
-
-    def _ensure_extensions(self, extensions: Sequence[DirectoryExtension]) -> ExtensionsSeen | None:
-        """Every extension property of ``extensions`` on the extensions application (made if missing);
-        one the service holds with another type is a conflict: a property's type never changes."""
-        if not extensions:
-            return None
-        r = self.resources
-        app = self._extension_app(create=True)
-        assert app is not None
-        app_object_id = str(app["id"])
-        seen = read_properties(app, r.settle(r.list_extension_properties, app_object_id))
-        for extension in extensions:
-            found = seen.find(extension.name)
-            if found is None:
-
-                def look(name: str = extension.name) -> JSON | None:
-                    again = read_properties(app, r.list_extension_properties(app_object_id))
-                    return {"name": name} if again.find(name) is not None else None
-
-                make = functools.partial(r.create_extension_property, app_object_id, property_body(extension))
-                self._made_once(make, look)
-            elif not found.same_property(extension):
-                raise ConflictError(
-                    f"directory extension {extension.name} exists as {found.as_dict()}, not as "
-                    f"{extension.as_dict()}; an extension property cannot change: remove it, then declare "
-                    "it anew"
-                )
-        return read_properties(app, r.list_extension_properties(app_object_id))
-
-    def _delete_extensions(self, seen: ExtensionsSeen, names: Sequence[str]) -> None:
-        """Delete extension properties ``names`` (gone already counts as done)."""
-        r = self.resources
-        app = self._extension_app(create=False)
-        if app is None:
-            return
-        ids = dict(seen.property_ids)
-        for name in names:
-            property_id = ids.get(name.casefold())
-            if property_id:
-                with contextlib.suppress(NotFoundError):
-                    r.delete_extension_property(str(app["id"]), property_id)

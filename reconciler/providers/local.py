@@ -24,9 +24,10 @@ from reconciler.core.model import Direction, Mapping, Observed
 from reconciler.errors import NotFoundError, TransientProviderError
 from reconciler.graph.checks import check_and_read_schema_text
 from reconciler.graph.identity import JSON, direction_of, from_template, main_job, name_tag, parse_tags
+from reconciler.graph.primitives import Loaded
 from reconciler.graph.reading import observe, template_defaults
 from reconciler.graph.template import application_template
-from reconciler.graph.writes import CloudSyncWriter, Loaded
+from reconciler.graph.writes import CloudSyncWriter
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["EmptyLocalTenant", "LocalProvider"]

@@ -21,9 +21,10 @@ from support.graph import FAST_RETRY, TOKEN, SleepRecorder, StartEmulator, provi
 from reconciler.emulator import Emulator
 from reconciler.emulator.seed import domain_of, load_schema_dump, seed_portal_configuration
 from reconciler.errors import ConfigError
-from reconciler.graph.client import GraphClient, NoToken
+from reconciler.graph.client import GraphClient
 from reconciler.graph.identity import PROVISIONING_TEMPLATE, TEMPLATE_APP_ID, find_job
 from reconciler.graph.provider import GraphProvider
+from reconciler.graph.tokens import NoToken
 from reconciler.providers.local import LocalProvider
 from reconciler.tenant.store import INTEGRATED_APP_TAG, TenantStore
 

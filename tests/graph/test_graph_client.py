@@ -21,15 +21,8 @@ from reconciler.errors import (
     ProviderError,
     TransientProviderError,
 )
-from reconciler.graph.client import (
-    AzureIdentityToken,
-    BatchItem,
-    GraphClient,
-    NoToken,
-    RetryPolicy,
-    StaticToken,
-    token_provider_for,
-)
+from reconciler.graph.client import BatchItem, GraphClient, RetryPolicy
+from reconciler.graph.tokens import AzureIdentityToken, NoToken, StaticToken, token_provider_for
 
 BASE = "https://graph.example.test/v1.0"
 SECRET = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-payload.signature"
@@ -546,7 +539,7 @@ def test_a_failed_sign_in_is_one_line_naming_what_is_missing(monkeypatch: pytest
     from azure.core.exceptions import ClientAuthenticationError
 
     from reconciler.errors import AuthenticationError
-    from reconciler.graph.client import AzureIdentityToken, missing_credential
+    from reconciler.graph.tokens import AzureIdentityToken, missing_credential
 
     class Refusing:
         def get_token(self, *_: object) -> None:

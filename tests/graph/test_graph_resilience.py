@@ -28,10 +28,10 @@ from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
 from reconciler.engine.operations import make_plan, plan_and_apply
 from reconciler.errors import AuthenticationError
-from reconciler.graph.client import NoToken, StaticToken
 from reconciler.graph.identity import PROVISIONING_TEMPLATE, find_job, parse_tags
 from reconciler.graph.provider import GraphProvider
 from reconciler.graph.reading import find_provisioning_rule
+from reconciler.graph.tokens import NoToken, StaticToken
 from reconciler.tenant.store import TenantStore
 
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")

@@ -31,12 +31,13 @@ from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
 from reconciler.engine.importer import import_target
 from reconciler.engine.operations import load_desired, make_plan, plan_and_apply
-from reconciler.graph.client import GraphClient, NoToken
+from reconciler.graph.client import GraphClient
 from reconciler.graph.editing import without_annotations
 from reconciler.graph.identity import PROVISIONING_TEMPLATE, TEMPLATE_APP_ID, find_job
 from reconciler.graph.provider import GraphProvider
 from reconciler.graph.reading import find_provisioning_rule, read_schema
 from reconciler.graph.secrets import APP_KEY
+from reconciler.graph.tokens import NoToken
 from reconciler.tenant.store import TenantStore
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "ad2aad-schema-sample1.json"

@@ -13,8 +13,8 @@ import pytest
 from support.providers import Harness, store_harness
 
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.graph.client import StaticToken
 from reconciler.graph.provider import GraphProvider
+from reconciler.graph.tokens import StaticToken
 from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalProvider
 from reconciler.providers.memory import MemoryProvider

@@ -30,10 +30,11 @@ from reconciler.core.model import (
     Settings,
 )
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.graph.client import GraphClient, NoToken, RetryPolicy, StaticToken, TokenProvider
+from reconciler.graph.client import GraphClient, RetryPolicy
 from reconciler.graph.identity import PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE
 from reconciler.graph.provider import GraphProvider
 from reconciler.graph.secrets import settings_to_secrets
+from reconciler.graph.tokens import NoToken, StaticToken, TokenProvider
 from reconciler.tenant.store import TenantStore
 from reconciler.testing.commands import find_secret
 
