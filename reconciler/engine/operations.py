@@ -72,6 +72,7 @@ __all__ = [
     "look_up_domains",
     "make_plan",
     "plan_and_apply",
+    "plan_observed",
     "provenance_for",
     "read_observed",
     "read_plan_file",
@@ -195,17 +196,31 @@ def make_plan(
         observed = with_preconditions(provider, state, read_observed(provider, options.only))
         if seen is not None:
             seen(observed)
-        defaults = provider.template_defaults()
-        plan = compute_plan(
-            state,
-            observed,
-            defaults,
-            options,
-            target=provider.target,
-            extensions=read_extensions(provider, state),
-            to_ad_defaults=_to_ad_defaults(),
-        )
+        plan = plan_observed(state, observed, provider, options)
     return replace(plan, provenance=provenance)
+
+
+def plan_observed(
+    state: DesiredState,
+    observed: tuple[Observed, ...],
+    provider: Provider,
+    options: PlanOptions,
+    *,
+    defaults: tuple[Mapping, ...] | None = None,
+) -> Plan:
+    """The plan of ``state`` against ``observed`` (read from ``provider``), with every input the
+    commands plan with: the provider's template defaults (``defaults`` when already read), the
+    extensions application when the state uses it, and the Entra ID -> AD template's rows. Every
+    command and loop that plans calls this, so that they all plan alike."""
+    return compute_plan(
+        state,
+        observed,
+        provider.template_defaults() if defaults is None else defaults,
+        options,
+        target=provider.target,
+        extensions=read_extensions(provider, state),
+        to_ad_defaults=_to_ad_defaults(),
+    )
 
 
 def run_plan(
@@ -360,15 +375,7 @@ def apply_saved_plan(
         if loaded is not None:
             observed = with_preconditions(provider, loaded.state, observed)
             with collector_paused():
-                derived = compute_plan(
-                    loaded.state,
-                    observed,
-                    defaults,
-                    plan.options,
-                    target=provider.target,
-                    extensions=read_extensions(provider, loaded.state),
-                    to_ad_defaults=_to_ad_defaults(),
-                )
+                derived = plan_observed(loaded.state, observed, provider, plan.options, defaults=defaults)
             check_plan_proved(plan, derived)
         return _execute_locked(
             plan,
