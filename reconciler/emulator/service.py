@@ -106,6 +106,11 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Handlers of directory-object writes: they check their body against the metadata themselves
+# (``_directory_body``) and answer a bad one in the directory's error shape.
+_DIRECTORY_WRITES = frozenset({"_assign", "_create_app", "_create_extension_property"})
+
+
 @dataclass(slots=True)
 class Request:
     """What a handler needs besides the ids in its path."""
@@ -117,6 +122,7 @@ class Request:
     base_url: str  # with the version, e.g. http://127.0.0.1:8080/v1.0
     version: str
     headers: Mapping[str, str]
+    validate: bool = True
 
     @property
     def url(self) -> str:
@@ -214,14 +220,16 @@ class GraphService:
                 opts = odata.options(query, version)
             except odata.QueryError as exc:
                 return graph_error(exc.status, exc.code, str(exc))
-            if self.validate and method in ("POST", "PUT", "PATCH"):
+            # A directory-object write checks its own body, to answer as the directory does.
+            own = getattr(handler, "__name__", "") in _DIRECTORY_WRITES
+            if self.validate and method in ("POST", "PUT", "PATCH") and not own:
                 problems = metadata(version).check(method, path, body)
                 if problems:
                     return graph_error(400, "BadRequest", problems[0])
             # The schema routes capture (sp, job) or (sp, template) in one of two pairs of groups.
             args = [urllib.parse.unquote(g) for g in m.groups() if g is not None]
             lowered = {k.lower(): v for k, v in (headers or {}).items()}
-            request = Request(method, path, opts, body, base_url, version, lowered)
+            request = Request(method, path, opts, body, base_url, version, lowered, self.validate)
             try:
                 return handler(*args, request)
             except odata.QueryError as exc:
@@ -363,16 +371,9 @@ class GraphService:
 
     def _assign(self, sp_id: str, request: Request) -> Reply:
         body = request.body
-        if not isinstance(body, Mapping):
-            return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
-        known = metadata(request.version).properties("graph.appRoleAssignment") or {}
-        unknown = sorted(k for k in body if k not in known and "@odata." not in k)
-        if unknown:
-            return graph_error(
-                400,
-                "Request_BadRequest",
-                f"Property '{unknown[0][:60]}' does not exist on appRoleAssignment.",
-            )
+        refused = _directory_body(request, "appRoleAssignment")
+        if refused is not None:
+            return refused
         for key in ("principalId", "resourceId", "appRoleId"):
             if not isinstance(body.get(key), str) or not _GUID.fullmatch(body[key]):
                 return graph_error(400, "Request_BadRequest", f"{key} is required and must be a GUID.")
@@ -482,7 +483,10 @@ class GraphService:
 
     def _create_app(self, request: Request) -> Reply:
         body = request.body
-        if not isinstance(body, Mapping) or not isinstance(body.get("displayName"), str):
+        refused = _directory_body(request, "application")
+        if refused is not None:
+            return refused
+        if not isinstance(body.get("displayName"), str):
             return graph_error(400, "Request_BadRequest", "displayName is required")
         uris = body.get("identifierUris") or []
         if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
@@ -512,8 +516,9 @@ class GraphService:
         return Reply(200, {"@odata.context": self._context(request, fragment), **item})
 
     def _create_extension_property(self, app_id: str, request: Request) -> Reply:
-        if not isinstance(request.body, Mapping):
-            return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
+        refused = _directory_body(request, "extensionProperty")
+        if refused is not None:
+            return refused
         item = self.store.create_extension_property(app_id, request.body)
         fragment = self._extension_fragment(app_id) + "/$entity"
         return Reply(201, {"@odata.context": self._context(request, fragment), **item})
@@ -809,6 +814,28 @@ def _defaults_of(type_name: str, version: str) -> JSON:
         else:
             result[name] = None
     return result
+
+
+def _directory_body(request: Request, type_name: str) -> Reply | None:
+    """The directory's 400 for a body that is not a ``type_name`` of the version's metadata: not an
+    object, a property the type does not have (the directory refuses unknown properties, it does not
+    drop them), or a value of the wrong type; None for a body that is one."""
+    body = request.body
+    if not isinstance(body, Mapping):
+        return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
+    known = metadata(request.version).properties(f"graph.{type_name}") or {}
+    unknown = sorted(k for k in body if k not in known and "@odata." not in k)
+    if unknown:
+        return graph_error(
+            400, "Request_BadRequest", f"Property '{unknown[0][:60]}' does not exist on {type_name}."
+        )
+    if request.validate:
+        problems = metadata(request.version).check_value(
+            {k: v for k, v in body.items() if "@odata." not in k}, f"graph.{type_name}", False, type_name
+        )
+        if problems:
+            return graph_error(400, "Request_BadRequest", problems[0])
+    return None
 
 
 def _public_error(code: str, message: str) -> JSON:
