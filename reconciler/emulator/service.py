@@ -151,6 +151,7 @@ class GraphService:
             (rf"/applicationTemplates/{_SEG}", {"GET": self._get_app_template}),
             (rf"/applicationTemplates/{_SEG}/instantiate", {"POST": self._instantiate}),
             (r"/organization", {"GET": self._organization}),
+            (r"/auditLogs/provisioning", {"GET": self._provisioning_log}),
             (rf"{_SP}/appRoleAssignedTo", {"GET": self._list_assignments, "POST": self._assign}),
             (rf"{_SP}/appRoleAssignedTo/{_SEG}", {"DELETE": self._unassign}),
             (r"/servicePrincipals", {"GET": self._list_sps, "POST": self._create_sp}),
@@ -343,6 +344,16 @@ class GraphService:
     def _get_app_template(self, template_id: str, request: Request) -> Reply:
         found = self._documented("applicationTemplate", application_template(template_id), request.version)
         return self._entity(request, "applicationTemplate", found, "applicationTemplates/$entity")
+
+    # -- the provisioning logs ("List provisioningObjectSummary"): the entries the store holds, newest
+    # first, with the $filter, $orderby and paging the reference page lists.
+
+    def _provisioning_log(self, request: Request) -> Reply:
+        entries = reversed(self.store.provisioning_log())
+        items = [self._documented("provisioningObjectSummary", e, request.version) for e in entries]
+        return self._collection(
+            request, "provisioningObjectSummary", items, "auditLogs/provisioning", directory=False
+        )
 
     # -- app-role assignments ("servicePrincipal: list appRoleAssignedTo", "Grant an appRoleAssignment
     # for a service principal", "Delete appRoleAssignedTo"): what an Entra ID -> AD configuration's

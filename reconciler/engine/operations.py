@@ -29,6 +29,7 @@ from reconciler.core.model import (
     DesiredState,
     Direction,
     ExtensionsSeen,
+    HeldDeletes,
     JobStatus,
     Mapping,
     Observed,
@@ -134,10 +135,16 @@ def with_preconditions(
     managed configuration the desired state gives the writeback job that it does not have yet. One
     directory discover each; none for a provider that cannot make it (the plan then says it was not
     checked). Also where each configuration's declared on-premises attributes are
-    (``with_onprem_attributes``)."""
+    (``with_onprem_attributes``), and the deletes held by each configuration the desired state approves
+    them for."""
+    from reconciler.engine.held import with_held_deletes
+
     observed = with_onprem_attributes(provider, state, observed)
+    # approveDeletes: the plan says how many deletes it releases (the provisioning logs' count).
+    approving = {d.name for d in state.configurations if d.approve_deletes is not None}
+    observed = with_held_deletes(provider, observed, approving) if approving else tuple(observed)
     if not isinstance(provider, ChecksExchangeSchema):
-        return tuple(observed)
+        return observed
     wanted = {d.name for d in state.configurations if d.settings.exchange_hybrid_writeback}
     out = []
     for o in observed:
@@ -512,20 +519,33 @@ def _deletes_held(config: Observed) -> dict[str, Any]:
     }
 
 
-def approve_deletes(provider: Provider, name: str, *, lock_timeout: float = 0.0) -> tuple[str, JobStatus]:
+def approve_deletes(
+    provider: Provider, name: str, *, lock_timeout: float = 0.0
+) -> tuple[str, JobStatus, HeldDeletes]:
     """Release the deletes the accidental-delete threshold holds for configuration ``name`` (by name or
     id): the documented restart with ``ForceDeletes``, only while its provisioning job is quarantined
-    for ``TooManyDeletes``. Journaled as an ``approve-deletes`` run with who approved, when, and the
-    quarantine as the service reported it; returns the run id and that status."""
+    for ``TooManyDeletes``. Journaled as an ``approve-deletes`` run with who approved, when, how many
+    deletes the provisioning logs list (or why that is unknown) and the quarantine as the service
+    reported it; returns the run id, that status and the held deletes."""
+    from reconciler.engine.held import held_deletes_of
+
+    seen: list[HeldDeletes] = []
+
+    def check(config: Observed) -> dict[str, Any]:
+        extra = _deletes_held(config)
+        held = held_deletes_of(provider, config)
+        seen.append(held)
+        return {**extra, "held_deletes": held.count, "held_deletes_unknown": held.unknown}
+
     run_id, config = _journaled_restart(
         provider,
         name,
         RESET_FORCE_DELETES,
         kind="approve-deletes",
         lock_timeout=lock_timeout,
-        check=_deletes_held,
+        check=check,
     )
-    return run_id, config.status
+    return run_id, config.status, seen[0]
 
 
 def restart_configuration(

@@ -65,6 +65,7 @@ from reconciler.graph.identity import (
     parse_tags,
     tags_for,
 )
+from reconciler.graph.provisioning_logs import staged_delete_filter
 from reconciler.graph.reading import find_provisioning_rule, observe, read_schema, template_defaults
 from reconciler.graph.writes import CloudSyncWriter, Loaded
 
@@ -568,6 +569,11 @@ class _GraphResources:
     def list_extension_properties(self, app_object_id: str) -> list[JSON]:
         path = f"/applications/{segment(app_object_id)}/extensionProperties"
         return [p for page in self.client.pages(path) for p in page if isinstance(p, dict)]
+
+    def staged_deletes(self, job_id: str, since: str | None) -> list[JSON]:
+        params = {"$filter": staged_delete_filter(job_id, since)}
+        pages = self.client.pages("/auditLogs/provisioning", params)
+        return [e for page in pages for e in page if isinstance(e, dict)]
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         path = f"/applications/{segment(app_object_id)}/extensionProperties"

@@ -41,6 +41,7 @@ from reconciler.core.model import (
     Direction,
     DirectoryExtension,
     ExtensionsSeen,
+    HeldDeletes,
     Mapping,
     Scope,
     ScopeKind,
@@ -80,6 +81,7 @@ from reconciler.graph.identity import (
     with_restart_pending,
 )
 from reconciler.graph.onprem import OnPremisesAttributeSteps
+from reconciler.graph.provisioning_logs import count_held_deletes, unknown_held_deletes
 from reconciler.graph.reading import observe
 from reconciler.graph.secrets import DOMAIN, MANAGED_SECRET_KEYS, settings_to_secrets
 
@@ -200,6 +202,11 @@ class Resources(Protocol):
         ...
 
     def list_extension_properties(self, app_object_id: str) -> list[JSON]: ...
+
+    def staged_deletes(self, job_id: str, since: str | None) -> list[JSON]:
+        """Provisioning-log entries (``provisioningObjectSummary``) that hold the staged deletes of job
+        ``job_id`` since ``since`` (more is fine: ``provisioning_logs.count_held_deletes`` sorts them)."""
+        ...
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON: ...
 
@@ -632,6 +639,19 @@ class CloudSyncWriter(OnPremisesAttributeSteps):
                 f"configuration {id}: its job schema has no {_AD_DIRECTORY} directory to discover"
             )
         return exchange_schema_present(r.discover(id, job["id"], str(ad["id"])))
+
+    def held_deletes(self, id: str, since: str | None) -> HeldDeletes:
+        """How many deletes the quarantine of ``id``'s provisioning job that began ``since`` holds, from
+        the provisioning logs (a read only); unknown, with the reason, when they cannot be read."""
+        r = self.resources
+        job = main_job(r.list_jobs(id))
+        if job is None:
+            return HeldDeletes(since, None, "the configuration has no provisioning job")
+        try:
+            entries = r.staged_deletes(str(job["id"]), since)
+        except ProviderError as exc:
+            return unknown_held_deletes(since, exc)
+        return count_held_deletes(entries, str(job["id"]), since)
 
     def approve_deletes(self, id: str, quarantine_since: str) -> None:
         """The documented restart with ForceDeletes, then a tag that says which quarantine's deletes were
