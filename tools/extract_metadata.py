@@ -1,6 +1,6 @@
 """Extract the synchronization API's types and actions from a Microsoft Graph CSDL file into package data.
 
-Usage: ``python tools/extract_metadata.py CSDL_FILE [CSDL_FILE...] OUT_JSON --source TEXT``
+Usage: ``python tools/extract_metadata.py CSDL_FILE [CSDL_FILE...] OUT_JSON --source TEXT [--add-to]``
 
 ``CSDL_FILE`` is one of the metadata documents published in microsoftgraph/msgraph-metadata
 (``clean_v10_metadata/cleanMetadata.xml``, ``clean_beta_metadata/cleanMetadata.xml``, or a cloud's
@@ -17,6 +17,9 @@ navigation property leads to outside the synchronization API, to keep the extrac
 
 A type the extract needs that the input does not define is an error naming every such type (with
 ``--partial``, a list on stderr): with fragments, it is the list of what to copy next.
+
+``--add-to``: OUT_JSON is an extract already; its types and actions are kept and only the roots it
+lacks (a type added to ``ROOTS``) are read from CSDL_FILE, and the source says where they came from.
 
 I/O: reads each CSDL_FILE (at most 64 MiB), writes OUT_JSON.
 """
@@ -51,6 +54,7 @@ ROOTS = (
     "attributeMappingFunctionSchema",
     "entity",
     "directoryObject",
+    "provisioningObjectSummary",
 )
 # Entity types whose navigation properties are followed: the synchronization API's own. Others (the
 # owners of a service principal, its sign-in policies...) keep the property, but its type is left out.
@@ -186,14 +190,28 @@ def _actions(schema: ET.Element, types: dict[str, Any]) -> list[dict[str, Any]]:
     return actions
 
 
-def extract(schema: ET.Element, source: str, missing: set[str] | None = None) -> dict[str, Any]:
-    """The extract of ``schema``; the names it needs but ``schema`` lacks are added to ``missing``."""
+def extract(
+    schema: ET.Element, source: str, missing: set[str] | None = None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The extract of ``schema``; the names it needs but ``schema`` lacks are added to ``missing``.
+
+    ``base``: an extract to add to. Its types are kept as they are (``schema`` need not define them)
+    and only the roots it lacks, and what they lead to, are read from ``schema``; its actions too."""
     missing = set() if missing is None else missing
     elements: dict[str, ET.Element] = {}
     for tag in ("EntityType", "ComplexType", "EnumType"):
         for element in schema.iter(f"{EDM}{tag}"):
             elements[element.get("Name", "")] = element
-    types: dict[str, Any] = {}
+    if base is not None:
+        types = dict(base["types"])
+        _walk(elements, types, [r for r in ROOTS if r not in types], missing)
+        added = sorted(set(types) - set(base["types"]))
+        return {
+            "source": f"{base['source']}; {', '.join(added)} from {source}" if added else base["source"],
+            "types": dict(sorted(types.items())),
+            "actions": base["actions"],
+        }
+    types = {}
     pending = list(ROOTS)
     actions: list[dict[str, Any]] = []
     while pending:
@@ -213,12 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("csdl", type=Path, nargs="+", help="CSDL documents or fragments, then OUT_JSON")
     parser.add_argument("--source", required=True, help="where CSDL_FILE came from: repository, path, commit")
     parser.add_argument("--partial", action="store_true", help="list the types missing instead of failing")
+    parser.add_argument(
+        "--add-to",
+        action="store_true",
+        help="OUT_JSON is an extract already: keep it, and add only the roots it lacks from CSDL_FILE",
+    )
     args = parser.parse_args(argv)
     if len(args.csdl) < 2:
         parser.error("give at least one CSDL_FILE and OUT_JSON")
     *inputs, out = args.csdl
     missing: set[str] = set()
-    data = extract(read_schemas(inputs), args.source, missing)
+    base = None
+    if args.add_to:
+        if out.stat().st_size > MAX_BYTES:
+            raise SystemExit(f"{out}: larger than {MAX_BYTES} bytes; not an extract")
+        base = json.loads(out.read_text(encoding="utf-8"))
+    data = extract(read_schemas(inputs), args.source, missing, base)
     if missing:
         listed = " ".join(sorted(missing, key=str.lower))
         if not args.partial:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from reconciler.cli.options import format_option
 from reconciler.cli.output import echo_lines
+from reconciler.core.model import HeldDeletes
 from reconciler.core.plan import Action
 from reconciler.engine.journal import ChangeOutcome, read_runs
 from reconciler.render.escape import json_text
@@ -47,12 +50,11 @@ def history(limit: int, target: str | None, fmt: str) -> None:
             ]
         )
         if r.kind == "approve-deletes":
-            since = r.extra.get("quarantine_since")
             said = r.extra.get("service_message")
             echo_lines(
                 [
                     f"    {r.user or 'someone'} approved the held deletes of {r.extra.get('configuration')}"
-                    + (f", held since {since}" if since else "")
+                    + _held(r.extra)
                     + (f"; the service said: {said}" if said else "")
                 ]
             )
@@ -61,7 +63,7 @@ def history(limit: int, target: str | None, fmt: str) -> None:
                 echo_lines(
                     [
                         f"    {r.user or 'someone'} approved the held deletes of {c['name']} in git (commit "
-                        f"{commit}), held since {c.get('quarantine_since') or '-'}"
+                        f"{commit}){_held(c)}"
                     ]
                 )
         for c in interrupted:
@@ -69,3 +71,13 @@ def history(limit: int, target: str | None, fmt: str) -> None:
         for c in changes:
             if c.get("error"):
                 echo_lines([f"    {c['action']} {c['name']} failed: {c['error']}"])
+
+
+def _held(entry: dict[str, Any]) -> str:
+    """``: 3 deletes held since ...`` as the journal recorded the approval (runs recorded before the
+    count was: the quarantine only)."""
+    since = entry.get("quarantine_since")
+    if "held_deletes" not in entry:
+        return f", held since {since}" if since else ""
+    held = {"since": since, "count": entry.get("held_deletes"), "unknown": entry.get("held_deletes_unknown")}
+    return ": " + HeldDeletes.from_dict(held).text()

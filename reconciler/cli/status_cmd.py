@@ -9,6 +9,7 @@ import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
 from reconciler.cli.options import format_option, lock_timeout_option, target_option
+from reconciler.core.model import HeldDeletes
 from reconciler.engine.operations import approve_deletes as approve
 from reconciler.engine.operations import restart_configuration
 from reconciler.errors import GuardError, NotFoundError, ReconcilerError
@@ -41,11 +42,13 @@ def status(names: tuple[str, ...], target: str | None, fmt: str, from_state: boo
         _from_state(names, target, fmt)
         return
     from reconciler.engine.health import loop_document, observed_row, record_snapshot
+    from reconciler.engine.held import with_held_deletes
     from reconciler.providers.local import EmptyLocalTenant
 
     provider = open_target(target, read_only=True)
     try:
-        observed = provider.read_all()
+        # The held deletes of a TooManyDeletes quarantine are looked up (of the configurations asked for).
+        observed = with_held_deletes(provider, provider.read_all(), names or None)
     finally:
         provider.close()
     everything = [observed_row(o) for o in observed]
@@ -125,6 +128,9 @@ def _echo_rows(rows: list[dict[str, Any]]) -> None:
         if not row.get("managed"):
             line += " (unmanaged)"
         click.echo(printable(line, None))
+        held = row.get("heldDeletes")
+        if isinstance(held, dict):
+            click.echo(printable(f"  held deletes: {HeldDeletes.from_dict(held).text()}", None))
         # Every other job of the configuration (password hash sync, Exchange writeback, device sync).
         for job in jobs:
             if job is not main:
@@ -206,7 +212,8 @@ def approve_deletes(name: str, target: str | None, allow_delete: bool, lock_time
     """Approve the deletes held back for configuration NAME by its accidental-delete threshold.
 
     Only while its provisioning job is in quarantine for TooManyDeletes: restarts it with
-    resetScope ForceDeletes. History records who approved, when, and the quarantine."""
+    resetScope ForceDeletes. History records who approved, when, how many deletes the service's
+    provisioning logs list as held (or why that is unknown), and the quarantine."""
     if not allow_delete:
         raise GuardError(
             f"approving the held deletes of {name} deletes those objects; say so with --allow-delete "
@@ -214,12 +221,13 @@ def approve_deletes(name: str, target: str | None, allow_delete: bool, lock_time
         )
     provider = open_target(target)
     try:
-        run_id, held = approve(provider, name, lock_timeout=lock_timeout)
+        run_id, _status, held = approve(provider, name, lock_timeout=lock_timeout)
     finally:
         provider.close()
-    since = f" (held since {held.quarantine_since})" if held.quarantine_since else ""
     click.echo(
         printable(
-            f"Approved the held deletes of {name}{since}: restarted with ForceDeletes (run {run_id}).", None
+            f"Approved the held deletes of {name} ({held.text()}): restarted with ForceDeletes "
+            f"(run {run_id}).",
+            None,
         )
     )

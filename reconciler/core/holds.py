@@ -117,7 +117,9 @@ def plan_approval(
             "approved already; remove approveDeletes"
         )
         return None
-    reason = f"approve held deletes (quarantined since {status.quarantine_since})"
+    held = found.held_deletes
+    counted = f": {held.text()}" if held is not None else ""
+    reason = f"approve held deletes (quarantined since {status.quarantine_since}){counted}"
     if not options.allow_delete:
         return Held(
             d.name,
@@ -133,4 +135,5 @@ def plan_approval(
         reasons=(reason,),
         reset_scope=RESET_FORCE_DELETES,
         quarantine_since=status.quarantine_since,
+        held_deletes=held.count if held is not None else None,
     )

@@ -50,6 +50,7 @@ __all__ = [
     "DirectoryExtension",
     "ExtensionsSeen",
     "FilterClause",
+    "HeldDeletes",
     "JobStatus",
     "Mapping",
     "MappingKind",
@@ -547,6 +548,38 @@ class JobStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldDeletes:
+    """How many deletes a ``TooManyDeletes`` quarantine holds back, as the service's provisioning logs
+    list them (the job status has no field for it): the distinct objects with a staged delete since the
+    quarantine began. ``count`` is None when the logs could not be read; ``unknown`` then says why."""
+
+    since: str | None
+    count: int | None
+    unknown: str | None = None
+
+    def text(self) -> str:
+        """``3 deletes held since 2026-...``, or why the number is not known."""
+        if self.count is None:
+            why = self.unknown or "the provisioning logs were not read"
+            return f"the number of held deletes is unknown: {why}"
+        noun = "delete" if self.count == 1 else "deletes"
+        return f"{self.count} {noun} held" + (f" since {self.since}" if self.since else "")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"count": self.count, "since": self.since, "unknown": self.unknown}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeldDeletes:
+        """From ``as_dict``'s keys (as a status row or the journal holds them); anything else is unknown."""
+        count, since, unknown = data.get("count"), data.get("since"), data.get("unknown")
+        return cls(
+            since if isinstance(since, str) else None,
+            count if isinstance(count, int) and not isinstance(count, bool) else None,
+            unknown if isinstance(unknown, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """One configuration as a target holds it.
 
@@ -581,6 +614,8 @@ class Observed:
     # The declared on-premises attributes as the job schema and a directory discover hold them, when
     # they were looked up. None: not looked up.
     onprem_attributes: OnPremisesAttributesSeen | None = field(default=None, compare=False)
+    # What a TooManyDeletes quarantine holds, when it was looked up (``engine.held``). None: not looked up.
+    held_deletes: HeldDeletes | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:

@@ -123,6 +123,8 @@ class Change:
     moved_from: str | None = None
     # approveDeletes: the start of the quarantine it approves, as the service reported it when planned
     quarantine_since: str | None = None
+    # approveDeletes: how many deletes the provisioning logs listed as held when planned; None: unknown
+    held_deletes: int | None = None
 
     @property
     def address(self) -> str:

@@ -158,6 +158,8 @@ def change_document(c: Change) -> dict[str, Any]:
         data["moved_from"] = c.moved_from
     if c.quarantine_since is not None:
         data["quarantine_since"] = c.quarantine_since
+    if c.held_deletes is not None:
+        data["held_deletes"] = c.held_deletes
     return data
 
 
@@ -177,6 +179,7 @@ def _change_from(d: dict[str, Any]) -> Change:
         reset_scope=d.get("reset_scope"),
         moved_from=d.get("moved_from"),
         quarantine_since=d.get("quarantine_since"),
+        held_deletes=d.get("held_deletes"),
     )
 
 

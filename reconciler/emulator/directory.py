@@ -67,16 +67,9 @@ class DirectoryEndpoints(Shaper):
 
     def _assign(self, sp_id: str, request: Request) -> Reply:
         body = request.body
-        if not isinstance(body, Mapping):
-            return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
-        known = metadata(request.version).properties("graph.appRoleAssignment") or {}
-        unknown = sorted(k for k in body if k not in known and "@odata." not in k)
-        if unknown:
-            return graph_error(
-                400,
-                "Request_BadRequest",
-                f"Property '{unknown[0][:60]}' does not exist on appRoleAssignment.",
-            )
+        refused = _directory_body(request, "appRoleAssignment")
+        if refused is not None:
+            return refused
         for key in ("principalId", "resourceId", "appRoleId"):
             if not isinstance(body.get(key), str) or not _GUID.fullmatch(body[key]):
                 return graph_error(400, "Request_BadRequest", f"{key} is required and must be a GUID.")
@@ -177,6 +170,16 @@ class DirectoryEndpoints(Shaper):
         self.store.delete_application(self._app_by_app_id(app_id)["id"])
         return Reply(204)
 
+    # -- the provisioning logs ("List provisioningObjectSummary"): the entries the store holds, newest
+    # first, with the $filter, $orderby and paging the reference page lists.
+
+    def _provisioning_log(self, request: Request) -> Reply:
+        entries = reversed(self.store.provisioning_log())
+        items = [self._documented("provisioningObjectSummary", e, request.version) for e in entries]
+        return self._collection(
+            request, "provisioningObjectSummary", items, "auditLogs/provisioning", directory=False
+        )
+
     # -- the directory extensions recipe: applications, principals, extension properties --------------
 
     def _organization(self, request: Request) -> Reply:
@@ -186,7 +189,10 @@ class DirectoryEndpoints(Shaper):
 
     def _create_app(self, request: Request) -> Reply:
         body = request.body
-        if not isinstance(body, Mapping) or not isinstance(body.get("displayName"), str):
+        refused = _directory_body(request, "application")
+        if refused is not None:
+            return refused
+        if not isinstance(body.get("displayName"), str):
             return graph_error(400, "Request_BadRequest", "displayName is required")
         uris = body.get("identifierUris") or []
         if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
@@ -216,8 +222,9 @@ class DirectoryEndpoints(Shaper):
         return Reply(200, {"@odata.context": self._context(request, fragment), **item})
 
     def _create_extension_property(self, app_id: str, request: Request) -> Reply:
-        if not isinstance(request.body, Mapping):
-            return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
+        refused = _directory_body(request, "extensionProperty")
+        if refused is not None:
+            return refused
         item = self.store.create_extension_property(app_id, request.body)
         fragment = self._extension_fragment(app_id) + "/$entity"
         return Reply(201, {"@odata.context": self._context(request, fragment), **item})
@@ -225,3 +232,25 @@ class DirectoryEndpoints(Shaper):
     def _delete_extension_property(self, app_id: str, property_id: str, request: Request) -> Reply:
         self.store.delete_extension_property(app_id, property_id)
         return Reply(204)
+
+
+def _directory_body(request: Request, type_name: str) -> Reply | None:
+    """The directory's 400 for a body that is not a ``type_name`` of the version's metadata: not an
+    object, a property the type does not have (the directory refuses unknown properties, it does not
+    drop them), or a value of the wrong type; None for a body that is one."""
+    body = request.body
+    if not isinstance(body, Mapping):
+        return graph_error(400, "Request_BadRequest", "the body must be a JSON object")
+    known = metadata(request.version).properties(f"graph.{type_name}") or {}
+    unknown = sorted(k for k in body if k not in known and "@odata." not in k)
+    if unknown:
+        return graph_error(
+            400, "Request_BadRequest", f"Property '{unknown[0][:60]}' does not exist on {type_name}."
+        )
+    if request.validate:
+        problems = metadata(request.version).check_value(
+            {k: v for k, v in body.items() if "@odata." not in k}, f"graph.{type_name}", False, type_name
+        )
+        if problems:
+            return graph_error(400, "Request_BadRequest", problems[0])
+    return None

@@ -10,6 +10,7 @@ list of JSON objects, with the rules Graph has for directory objects (advanced q
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -122,18 +123,38 @@ FILTERABLE: dict[str, dict[str, Filterable]] = {
     "application": _DIRECTORY_OBJECT,
     "synchronizationJob": {"id": _ops("eq ne in"), "templateId": _ops("eq ne in startswith")},
     "synchronizationTemplate": {"id": _ops("eq ne in"), "factoryTag": _ops("eq ne in startswith")},
+    # The provisioning logs (provisioningObjectSummary's properties table, v1.0).
+    "provisioningObjectSummary": {
+        "activityDateTime": _ops("eq gt lt"),
+        "changeId": _ops("eq contains"),
+        "cycleId": _ops("eq contains"),
+        "id": _ops("eq contains"),
+        "jobId": _ops("eq contains"),
+        "provisioningAction": _ops("eq contains"),
+    },
 }
 SEARCHABLE = {
     "servicePrincipal": ("displayName", "description"),
     "application": ("displayName", "description"),
 }
-ORDERABLE = {"servicePrincipal": ("displayName",), "application": ("displayName",)}
+ORDERABLE = {
+    "servicePrincipal": ("displayName",),
+    "application": ("displayName",),
+    "provisioningObjectSummary": ("activityDateTime",),
+}
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<date>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))"
+    r"|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12})|(?P<num>-?\d+(?:\.\d+)?)|(?P<punct>[(),:/])|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))"
 )
 _COMPARE = {"eq", "ne", "gt", "ge", "lt", "le"}
+# The string functions of a $filter: (value, argument) -> whether the value passes.
+_TEXT_FUNCTIONS: dict[str, Callable[[str, str], bool]] = {
+    "startswith": str.startswith,
+    "endswith": str.endswith,
+    "contains": str.__contains__,
+}
 
 Predicate = Callable[[JSON], bool]
 
@@ -253,6 +274,8 @@ class _Parser:
             return text[1:-1].replace("''", "'")
         if kind == "guid":
             return text.lower()
+        if kind == "date":
+            return _instant(text)
         if kind == "num":
             return float(text) if "." in text else int(text)
         if kind == "word" and text.lower() in ("true", "false"):
@@ -266,18 +289,16 @@ class _Parser:
         if kind != "word":
             raise QueryError(f"Invalid filter clause: unexpected '{name[:30]}'.")
         lowered = name.lower()
-        if lowered in ("startswith", "endswith") and self.peek()[1] == "(":
+        if lowered in _TEXT_FUNCTIONS and self.peek()[1] == "(":
             self.take("(")
             getter = self.operand(lowered)
             self.take(",")
-            prefix = self.value()
+            part = self.value()
             self.take(")")
-            if not isinstance(prefix, str):
+            if not isinstance(part, str):
                 raise QueryError(f"Invalid filter clause: {name} takes a string.")
-            folded = prefix.casefold()
-            if lowered == "startswith":
-                return lambda item: any(str(v).casefold().startswith(folded) for v in getter(item))
-            return lambda item: any(str(v).casefold().endswith(folded) for v in getter(item))
+            folded, test = part.casefold(), _TEXT_FUNCTIONS[lowered]
+            return lambda item: any(test(str(v).casefold(), folded) for v in getter(item))
         if self.peek()[1] == "/":
             return self.lambda_clause(name)
         getter = self.resolve(name)
@@ -356,7 +377,21 @@ def _fold(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
 
+def _instant(text: str) -> dt.datetime:
+    """A DateTimeOffset literal (or property value) as an instant."""
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(f"Invalid filter clause: '{text[:40]}' is not a DateTimeOffset.") from None
+
+
 def _compare(actual: Any, operator: str, expected: Any) -> bool:
+    if isinstance(expected, dt.datetime):
+        # A DateTimeOffset property is compared as an instant, not as text.
+        try:
+            actual = _instant(actual) if isinstance(actual, str) else None
+        except QueryError:
+            actual = None
     if operator in ("eq", "ne"):
         same = _fold(actual) == _fold(expected)
         return same if operator == "eq" else not same
@@ -478,7 +513,8 @@ class Collection:
             predicate = parse_filter(opts["filter"], self.type_name, advanced=advanced or not self.directory)
             items = [item for item in items if predicate(item)]
         if "orderby" in opts:
-            items = self._order(items, opts["orderby"], advanced or "filter" not in opts)
+            allowed = advanced or "filter" not in opts or not self.directory
+            items = self._order(items, opts["orderby"], allowed)
         selected = (
             select_names(opts["select"], self.properties, self.type_name) if opts.get("select") else None
         )

@@ -87,6 +87,7 @@ class Request:
     base_url: str  # with the version, e.g. http://127.0.0.1:8080/v1.0
     version: str
     headers: Mapping[str, str]
+    validate: bool = True
 
     @property
     def url(self) -> str:

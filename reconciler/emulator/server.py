@@ -41,6 +41,7 @@ import orjson
 
 from reconciler.emulator.replies import RAW_BODIES, Reply, TextBody, graph_error
 from reconciler.emulator.service import GraphService
+from reconciler.graph.answers import permission_needed
 from reconciler.tenant.store import TenantStore
 
 __all__ = ["Emulator", "EmulatorConfig", "Recorded"]
@@ -82,6 +83,8 @@ class EmulatorConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     record: bool = False
     workers: int = 8
+    # Tests: Graph permissions the caller's token lacks; a call that needs one is answered 403.
+    lacking: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +504,10 @@ class Emulator:
             token = RAW_BODIES.set(raw_bodies)
             try:
                 self.record(method, path, query, body, inner=False, version=version)
+                if self.config.lacking and permission_needed(f"{method} {path}") in self.config.lacking:
+                    return graph_error(
+                        403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                    )
                 if path.rstrip("/").lower() == "/$batch":
                     if method != "POST":
                         return graph_error(405, "Request_BadRequest", "$batch takes POST")

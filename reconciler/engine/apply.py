@@ -302,7 +302,10 @@ def apply_plan(
         elif stop is not None and stop.is_set():
             outcome = Outcome(change, ChangeOutcome.SKIPPED, "the run was asked to stop before this change")
         else:
-            approves = {"quarantine_since": change.quarantine_since} if change.quarantine_since else {}
+            approves: dict[str, Any] = {}
+            if change.quarantine_since:
+                # An approval of held deletes: which quarantine, and how many deletes it held.
+                approves = {"quarantine_since": change.quarantine_since, "held_deletes": change.held_deletes}
             journal.write(
                 Event.CHANGE_START,
                 name=change.name,

@@ -60,7 +60,7 @@ def job_row(template: str, job: JobStatus) -> dict[str, Any]:
 def observed_row(o: Observed) -> dict[str, Any]:
     """One configuration as ``status`` shows it (and its JSON output lists it): ``status`` is the
     provisioning job's, ``jobs`` every job's (the provisioning job's among them)."""
-    return {
+    row: dict[str, Any] = {
         "name": o.name,
         "id": o.id,
         "managed": o.managed,
@@ -70,6 +70,10 @@ def observed_row(o: Observed) -> dict[str, Any]:
         "status": o.status.as_dict(),
         "jobs": [job_row(template, job) for template, job in o.jobs],
     }
+    if o.held_deletes is not None:
+        # Only where it was looked up (a TooManyDeletes quarantine, by ``status``).
+        row["heldDeletes"] = o.held_deletes.as_dict()
+    return row
 
 
 def record_snapshot(target: str, rows: Sequence[dict[str, Any]], *, complete: bool, command: str) -> None:

@@ -132,6 +132,7 @@ def read_runs(target: str | None = None, store: StateStore | None = None) -> lis
             if e.get("quarantine_since"):
                 # An approval of held deletes names the quarantine it approved.
                 change["quarantine_since"] = e.get("quarantine_since")
+                change["held_deletes"] = e.get("held_deletes")
             rec.changes.append(change)
             open_changes[(run, str(e.get("name")), str(e.get("action")))] = change
         elif event == Event.CHANGE_END:

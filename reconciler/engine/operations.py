@@ -29,6 +29,7 @@ from reconciler.core.model import (
     DesiredState,
     Direction,
     ExtensionsSeen,
+    HeldDeletes,
     JobStatus,
     Mapping,
     Observed,
@@ -72,6 +73,7 @@ __all__ = [
     "look_up_domains",
     "make_plan",
     "plan_and_apply",
+    "plan_observed",
     "provenance_for",
     "read_observed",
     "read_plan_file",
@@ -133,10 +135,16 @@ def with_preconditions(
     managed configuration the desired state gives the writeback job that it does not have yet. One
     directory discover each; none for a provider that cannot make it (the plan then says it was not
     checked). Also where each configuration's declared on-premises attributes are
-    (``with_onprem_attributes``)."""
+    (``with_onprem_attributes``), and the deletes held by each configuration the desired state approves
+    them for."""
+    from reconciler.engine.held import with_held_deletes
+
     observed = with_onprem_attributes(provider, state, observed)
+    # approveDeletes: the plan says how many deletes it releases (the provisioning logs' count).
+    approving = {d.name for d in state.configurations if d.approve_deletes is not None}
+    observed = with_held_deletes(provider, observed, approving) if approving else tuple(observed)
     if not isinstance(provider, ChecksExchangeSchema):
-        return tuple(observed)
+        return observed
     wanted = {d.name for d in state.configurations if d.settings.exchange_hybrid_writeback}
     out = []
     for o in observed:
@@ -195,17 +203,31 @@ def make_plan(
         observed = with_preconditions(provider, state, read_observed(provider, options.only))
         if seen is not None:
             seen(observed)
-        defaults = provider.template_defaults()
-        plan = compute_plan(
-            state,
-            observed,
-            defaults,
-            options,
-            target=provider.target,
-            extensions=read_extensions(provider, state),
-            to_ad_defaults=_to_ad_defaults(),
-        )
+        plan = plan_observed(state, observed, provider, options)
     return replace(plan, provenance=provenance)
+
+
+def plan_observed(
+    state: DesiredState,
+    observed: tuple[Observed, ...],
+    provider: Provider,
+    options: PlanOptions,
+    *,
+    defaults: tuple[Mapping, ...] | None = None,
+) -> Plan:
+    """The plan of ``state`` against ``observed`` (read from ``provider``), with every input the
+    commands plan with: the provider's template defaults (``defaults`` when already read), the
+    extensions application when the state uses it, and the Entra ID -> AD template's rows. Every
+    command and loop that plans calls this, so that they all plan alike."""
+    return compute_plan(
+        state,
+        observed,
+        provider.template_defaults() if defaults is None else defaults,
+        options,
+        target=provider.target,
+        extensions=read_extensions(provider, state),
+        to_ad_defaults=_to_ad_defaults(),
+    )
 
 
 def run_plan(
@@ -360,15 +382,7 @@ def apply_saved_plan(
         if loaded is not None:
             observed = with_preconditions(provider, loaded.state, observed)
             with collector_paused():
-                derived = compute_plan(
-                    loaded.state,
-                    observed,
-                    defaults,
-                    plan.options,
-                    target=provider.target,
-                    extensions=read_extensions(provider, loaded.state),
-                    to_ad_defaults=_to_ad_defaults(),
-                )
+                derived = plan_observed(loaded.state, observed, provider, plan.options, defaults=defaults)
             check_plan_proved(plan, derived)
         return _execute_locked(
             plan,
@@ -505,20 +519,33 @@ def _deletes_held(config: Observed) -> dict[str, Any]:
     }
 
 
-def approve_deletes(provider: Provider, name: str, *, lock_timeout: float = 0.0) -> tuple[str, JobStatus]:
+def approve_deletes(
+    provider: Provider, name: str, *, lock_timeout: float = 0.0
+) -> tuple[str, JobStatus, HeldDeletes]:
     """Release the deletes the accidental-delete threshold holds for configuration ``name`` (by name or
     id): the documented restart with ``ForceDeletes``, only while its provisioning job is quarantined
-    for ``TooManyDeletes``. Journaled as an ``approve-deletes`` run with who approved, when, and the
-    quarantine as the service reported it; returns the run id and that status."""
+    for ``TooManyDeletes``. Journaled as an ``approve-deletes`` run with who approved, when, how many
+    deletes the provisioning logs list (or why that is unknown) and the quarantine as the service
+    reported it; returns the run id, that status and the held deletes."""
+    from reconciler.engine.held import held_deletes_of
+
+    seen: list[HeldDeletes] = []
+
+    def check(config: Observed) -> dict[str, Any]:
+        extra = _deletes_held(config)
+        held = held_deletes_of(provider, config)
+        seen.append(held)
+        return {**extra, "held_deletes": held.count, "held_deletes_unknown": held.unknown}
+
     run_id, config = _journaled_restart(
         provider,
         name,
         RESET_FORCE_DELETES,
         kind="approve-deletes",
         lock_timeout=lock_timeout,
-        check=_deletes_held,
+        check=check,
     )
-    return run_id, config.status
+    return run_id, config.status, seen[0]
 
 
 def restart_configuration(

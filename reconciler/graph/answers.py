@@ -177,6 +177,9 @@ def permission_needed(what: str) -> str:
     method, _, path = what.partition(" ")
     path = path.lower()
     reads = method.upper() == "GET"
+    if path.lstrip("/").startswith("auditlogs/"):
+        # "List provisioningObjectSummary" (with Directory.Read.All beside it).
+        return "AuditLog.Read.All"
     if "/approleassignedto" in path and not reads:
         # Entra ID -> AD selected groups ("Grant an appRoleAssignment for a service principal").
         return "AppRoleAssignment.ReadWrite.All"

@@ -33,6 +33,7 @@ from reconciler.graph.paths import (
     values,
 )
 from reconciler.graph.primitives import Loaded
+from reconciler.graph.provisioning_logs import staged_delete_filter
 from reconciler.graph.reader import GraphReading
 
 __all__ = ["GraphResources"]
@@ -223,6 +224,11 @@ class GraphResources:
     def list_extension_properties(self, app_object_id: str) -> list[JSON]:
         path = f"/applications/{segment(app_object_id)}/extensionProperties"
         return [p for page in self.client.pages(path) for p in page if isinstance(p, dict)]
+
+    def staged_deletes(self, job_id: str, since: str | None) -> list[JSON]:
+        params = {"$filter": staged_delete_filter(job_id, since)}
+        pages = self.client.pages("/auditLogs/provisioning", params)
+        return [e for page in pages for e in page if isinstance(e, dict)]
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         path = f"/applications/{segment(app_object_id)}/extensionProperties"

@@ -38,6 +38,7 @@ from reconciler.core.model import (
     RESET_FULL,
     Direction,
     DirectoryExtension,
+    HeldDeletes,
     Mapping,
     Scope,
     ScopeKind,
@@ -70,6 +71,7 @@ from reconciler.graph.identity import (
 )
 from reconciler.graph.onprem import OnPremisesAttributeSteps
 from reconciler.graph.primitives import COMPANION_JOBS, Loaded, Resources
+from reconciler.graph.provisioning_logs import count_held_deletes, unknown_held_deletes
 from reconciler.graph.reading import observe
 from reconciler.graph.secrets import DOMAIN, MANAGED_SECRET_KEYS, settings_to_secrets
 
@@ -467,6 +469,19 @@ class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
                 f"configuration {id}: its job schema has no {_AD_DIRECTORY} directory to discover"
             )
         return exchange_schema_present(r.discover(id, job["id"], str(ad["id"])))
+
+    def held_deletes(self, id: str, since: str | None) -> HeldDeletes:
+        """How many deletes the quarantine of ``id``'s provisioning job that began ``since`` holds, from
+        the provisioning logs (a read only); unknown, with the reason, when they cannot be read."""
+        r = self.resources
+        job = main_job(r.list_jobs(id))
+        if job is None:
+            return HeldDeletes(since, None, "the configuration has no provisioning job")
+        try:
+            entries = r.staged_deletes(str(job["id"]), since)
+        except ProviderError as exc:
+            return unknown_held_deletes(since, exc)
+        return count_held_deletes(entries, str(job["id"]), since)
 
     def approve_deletes(self, id: str, quarantine_since: str) -> None:
         """The documented restart with ForceDeletes, then a tag that says which quarantine's deletes were

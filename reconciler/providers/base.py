@@ -22,6 +22,7 @@ from reconciler.core.model import (
     RESET_FORCE_DELETES,
     RESET_FULL,
     ExtensionsSeen,
+    HeldDeletes,
     Mapping,
     Observed,
     Scope,
@@ -34,6 +35,7 @@ __all__ = [
     "RESET_FULL",
     "ApprovesDeletes",
     "ChecksExchangeSchema",
+    "CountsHeldDeletes",
     "LooksUpDomains",
     "ParsesExpressions",
     "Provider",
@@ -93,6 +95,17 @@ class ApprovesDeletes(Protocol):
 
     def approve_deletes(self, id: str, quarantine_since: str) -> None:
         """Restart with ForceDeletes and record ``quarantine_since`` (``Observed.deletes_approved``)."""
+        ...
+
+
+@runtime_checkable
+class CountsHeldDeletes(Protocol):
+    """What a provider adds when it can tell how many deletes a ``TooManyDeletes`` quarantine holds
+    (the provisioning logs' staged deletes, ``graph.provisioning_logs``)."""
+
+    def held_deletes(self, id: str, since: str | None) -> HeldDeletes:
+        """The deletes held since ``since`` by configuration ``id``'s job; a read only. A failed read
+        gives an unknown count with its reason, never an error."""
         ...
 
 

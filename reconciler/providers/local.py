@@ -166,6 +166,9 @@ class _TenantResources:
     def list_extension_properties(self, app_object_id: str) -> list[JSON]:
         return self.store.list_extension_properties(app_object_id)
 
+    def staged_deletes(self, job_id: str, since: str | None) -> list[JSON]:
+        return self.store.provisioning_log(job_id)
+
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         return self.store.create_extension_property(app_object_id, body)
 

@@ -8,6 +8,7 @@ configurations, job health, CredentialData drift, injected failures, and a log o
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from typing import Any
 from reconciler.core.model import (
     CREDENTIAL_DATA,
     PHS_OBJECTS,
+    HeldDeletes,
     JobStatus,
     Mapping,
     Observed,
@@ -24,6 +26,7 @@ from reconciler.core.model import (
     edit_mappings,
 )
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
+from reconciler.graph.provisioning_logs import count_held_deletes, staged_delete_entry, unknown_held_deletes
 from reconciler.providers.base import RESET_FULL
 
 __all__ = ["MemoryProvider"]
@@ -45,6 +48,8 @@ class _Record:
     complete: bool = True
     credential_data_count: dict[str, int] = field(default_factory=dict)
     restart_pending: bool = False
+    # The provisioning logs' staged deletes of the job (``quarantine(..., staged=...)``).
+    staged: list[dict[str, Any]] = field(default_factory=list)
 
     def observed(self) -> Observed:
         return Observed(
@@ -349,8 +354,32 @@ class MemoryProvider:
                 current = replace(current, code=status)
             record.status = replace(current, **fields)
 
-    def quarantine(self, id: str, reason: str = "EncounteredQuarantineException", since: str = "") -> None:
+    def quarantine(
+        self,
+        id: str,
+        reason: str = "EncounteredQuarantineException",
+        since: str = "",
+        staged: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Quarantine the job; ``staged`` (objects: ``id``, ``displayName``, ``identityType``) are the
+        deletes a TooManyDeletes quarantine holds, logged as the service logs them, at ``since``."""
         self.set_status(id, "Quarantine", quarantine_reason=reason, quarantine_since=since or None)
+        with self._lock:
+            record = self._get(id)
+            sp = {"id": id, "displayName": record.settings.domain}
+            at = since or _dt.datetime.now(_dt.UTC).isoformat()
+            cycle = self._new_id()
+            record.staged += [
+                staged_delete_entry(job_id=id, sp=sp, source=o, at=at, cycle_id=cycle) for o in staged
+            ]
+
+    def held_deletes(self, id: str, since: str | None) -> HeldDeletes:
+        with self._lock:
+            try:
+                self._enter("held_deletes", id)
+            except ProviderError as exc:
+                return unknown_held_deletes(since, exc)
+            return count_held_deletes(self._get(id).staged, id, since)
 
     def set_credential_data_count(self, id: str, counts: dict[str, int]) -> None:
         """Simulate CredentialData drift (a copy added twice, or removed by hand)."""

@@ -22,9 +22,8 @@ from typing import Any
 
 from reconciler.core.model import DesiredState, Observed
 from reconciler.core.plan import Plan
-from reconciler.core.planner import compute_plan
 from reconciler.engine.health import record_observed
-from reconciler.engine.operations import AppliedRun, read_extensions
+from reconciler.engine.operations import AppliedRun, plan_observed
 from reconciler.engine.reconcile import LoopOptions, PassResult, Reconciler
 from reconciler.errors import LoadError, ReconcilerError
 from reconciler.git.repo import CommitInfo, cache_folder
@@ -100,15 +99,7 @@ class ServeLoop(Reconciler):
         opts = self.options
         folder = cache_folder(opts.source, self.cache)
         state = load_source(Clone(str(folder), commit, tuple(opts.paths))).result.state
-        defaults = self.provider.template_defaults()
-        return compute_plan(
-            state,
-            observed,
-            defaults,
-            opts.plan_options,
-            target=self.provider.target,
-            extensions=read_extensions(self.provider, state),
-        )
+        return plan_observed(state, observed, self.provider, opts.plan_options)
 
     def _drift_since(self) -> dict[str, dict[str, str]]:
         """Per configuration and drifted field, when the difference was first seen (the loop's status

@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS job_actions (
     body TEXT,
     at TEXT NOT NULL
 );
+-- The provisioning logs (provisioningObjectSummary entries), kept when their job is deleted.
+CREATE TABLE IF NOT EXISTS provisioning_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS onprem_objects (
     dn TEXT PRIMARY KEY COLLATE NOCASE,
     object_type TEXT NOT NULL,

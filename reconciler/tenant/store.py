@@ -30,6 +30,7 @@ from reconciler.graph.identity import (
     PROVISIONING_TEMPLATE,
     TEMPLATE_APP_ID,
 )
+from reconciler.graph.provisioning_logs import staged_delete_entry
 from reconciler.graph.template import principal_app_roles
 from reconciler.tenant.applications import Applications
 from reconciler.tenant.database import FORMAT_VERSION, JSON, dumps, loads, now
@@ -49,6 +50,7 @@ from reconciler.tenant.documents import (
     template_schema_of,
 )
 from reconciler.tenant.objects import DirectoryObjects, with_schema_extensions
+from reconciler.tenant.provisioning_log import ProvisioningLog
 
 # The service's vocabulary is re-exported: importers read it here since before it had its own module.
 __all__ = [
@@ -66,7 +68,7 @@ _DIRECTORIES_REF = re.compile(r',"directories":\{"\$blob":"[0-9a-f]{64}"\}\}')
 _DIRECTORIES_REF_LENGTH = len(',"directories":{"$blob":""}}') + 64
 
 
-class TenantStore(DirectoryObjects, Applications):
+class TenantStore(DirectoryObjects, Applications, ProvisioningLog):
     """One tenant in one SQLite file. Safe to share between threads; each process opens its own."""
 
     # ----------------------------------------------------------------------------------------------
@@ -568,3 +570,29 @@ class TenantStore(DirectoryObjects, Applications):
     ) -> JSON:
         """Put the job in quarantine, as the service does after repeated failures."""
         return self.set_status(sp_id, job_id, **quarantine_status(reason, message, code))
+
+    def hold_deletes(self, sp_id: str, job_id: str, objects: Sequence[Mapping[str, Any]]) -> JSON:
+        """What the service does when a cycle would delete more than the threshold allows: the job goes
+        to quarantine ``TooManyDeletes`` and the provisioning logs list one staged delete per object
+        (``objects``: ``id``, ``displayName``, ``identityType``, ``targetId``). A job already in that
+        quarantine stays in the same series (a later cycle that holds them again). Returns the job."""
+        before = (self.get_job(sp_id, job_id)["status"] or {}).get("quarantine") or {}
+        job = self.quarantine(
+            sp_id,
+            job_id,
+            reason="TooManyDeletes",
+            message=f"The job would delete {len(objects)} objects, more than its threshold allows",
+            code="TooManyDeletes",
+        )
+        quarantine = job["status"]["quarantine"]
+        if before.get("reason") == "TooManyDeletes" and before.get("seriesBegan"):
+            quarantine["seriesBegan"] = before["seriesBegan"]
+            quarantine["seriesCount"] = int(before.get("seriesCount") or 1) + 1
+            job = self.set_status(sp_id, job_id, quarantine=quarantine)
+        began = str(quarantine["currentBegan"])
+        sp = self.get_service_principal(sp_id)
+        cycle = str(uuid.uuid4())
+        self.log_provisioning(
+            [staged_delete_entry(job_id=job_id, sp=sp, source=o, at=began, cycle_id=cycle) for o in objects]
+        )
+        return job

@@ -63,7 +63,8 @@ def test_an_approval_in_git_releases_only_the_quarantine_it_names(
     t = LocalProvider(project / ".reconciler" / "tenant.db")
     (o,) = t.read_all()
     job = t.store.list_jobs(o.id)[0]
-    held = t.store.quarantine(o.id, job["id"], reason="TooManyDeletes", code="TooManyDeletes")
+    people = [{"id": f"CN=user{n},OU=Sales,DC=contoso,DC=com", "displayName": f"user{n}"} for n in range(3)]
+    held = t.store.hold_deletes(o.id, job["id"], people)
     since = held["status"]["quarantine"]["seriesBegan"]
 
     # An approval of another quarantine (an earlier one) approves nothing, and says so.
@@ -77,7 +78,9 @@ def test_an_approval_in_git_releases_only_the_quarantine_it_names(
     _approve(project, since)
     commit = _commit(project, "approve the held deletes")
     r = run("plan", "configs", "--target", target)
-    assert f"approve held deletes (quarantined since {since})" in r.out and "--allow-delete" in r.out
+    # The plan says how many deletes the approval releases, from the provisioning logs.
+    assert f"approve held deletes (quarantined since {since}): 3 deletes held since {since}" in r.out
+    assert "--allow-delete" in r.out
     # Held like a delete: without the flag nothing is restarted.
     r = run("apply", "configs", "--auto-approve", "--target", target)
     assert r.code == 0 and _restarts(t, o.id) == []
@@ -86,6 +89,7 @@ def test_an_approval_in_git_releases_only_the_quarantine_it_names(
     doc = json.loads(r.out)
     (change,) = doc["changes"]
     assert change["action"] == "approveDeletes" and change["quarantine_since"] == since
+    assert change["held_deletes"] == 3
     assert doc["summary"]["approveDeletes"] == 1
     md = run("plan", "configs", "--allow-delete", "--target", target, "--format", "markdown").out
     assert "| Approve held deletes | 1 |" in md and "held deletes approved" in md
@@ -109,8 +113,9 @@ def test_an_approval_in_git_releases_only_the_quarantine_it_names(
     assert record["commit"] == commit and record["result"] == "ok"
     (approved,) = [c for c in record["changes"] if c["action"] == "approveDeletes"]
     assert approved["quarantine_since"] == since and approved["outcome"] == "ok"
+    assert approved["held_deletes"] == 3
     text = run("history", "--target", target).out
-    assert f"approved the held deletes of contoso in git (commit {commit[:10]}), held since {since}" in text
+    assert f"of contoso in git (commit {commit[:10]}): 3 deletes held since {since}" in text
 
     # A later quarantine is not approved by the field that named the earlier one.
     later = t.store.quarantine(o.id, job["id"], reason="TooManyDeletes", code="TooManyDeletes")
@@ -152,3 +157,21 @@ def test_a_quarantine_approved_from_the_command_line_is_not_approved_again_from_
     r = run("apply", "configs", "--auto-approve", "--allow-delete", "--target", target)
     assert r.code == 0 and "were approved already" in r.out
     assert _restarts(t, o.id) == [{"criteria": {"resetScope": "ForceDeletes"}}]
+
+
+def test_a_saved_approval_is_refused_when_more_deletes_are_held_by_apply_time(
+    project: Path, run: Run, target: str
+) -> None:
+    assert run("apply", "configs", "--auto-approve", "--target", target).code == 0
+    t = LocalProvider(project / ".reconciler" / "tenant.db")
+    (o,) = t.read_all()
+    job = t.store.list_jobs(o.id)[0]
+    people = [{"id": f"CN=user{n},OU=Sales,DC=contoso,DC=com", "displayName": f"user{n}"} for n in range(3)]
+    since = t.store.hold_deletes(o.id, job["id"], people[:2])["status"]["quarantine"]["seriesBegan"]
+    _approve(project, since)
+    assert run("plan", "configs", "--allow-delete", "--out", "plan.json", "--target", target).code == 0
+    # A later cycle of the same quarantine holds one more: what was reviewed is no longer what would go.
+    t.store.hold_deletes(o.id, job["id"], people)
+    r = run("apply", "plan.json", "--target", target)
+    assert r.code != 0 and "held_deletes" in r.out + r.err and "make a new plan" in r.out + r.err
+    assert _restarts(t, o.id) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,21 @@ from reconciler.providers.memory import MemoryProvider
 
 def _memory(tmp_path: Path) -> Harness:
     provider = MemoryProvider(uuid.uuid4().hex)
+
+    def hold_deletes(id: str, objects: list[dict[str, str]]) -> str:
+        (o,) = [c for c in provider.read_all() if c.id == id]
+        # A job already held stays in the same quarantine, as on the service.
+        since = o.status.quarantine_since if o.status.holds_deletes() else None
+        since = since or datetime.now(UTC).isoformat()
+        provider.quarantine(id, "TooManyDeletes", since, staged=objects)
+        return since
+
     return Harness(
         provider=provider,
         add_unmanaged=lambda domain: provider.add_unmanaged(domain),
         add_incomplete=provider.add_incomplete,
         quarantine=lambda id: provider.quarantine(id, "TooManyDeletes"),
+        hold_deletes=hold_deletes,
     )
 
 

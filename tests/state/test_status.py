@@ -102,8 +102,10 @@ def test_another_checkout_sees_every_job_status_saw_and_who_saw_it(
     assert "CI run GITHUB_RUN_ID=4242" in header
     # The same per-job view as status against the target, under the header.
     assert "\n".join(body) + "\n" == seen.stdout
-    (zero,) = _lines_of(shown.stdout, "cfg-00000")
+    zero, held = _lines_of(shown.stdout, "cfg-00000")
     assert "UNHEALTHY" in zero and "TooManyDeletes" in zero
+    # The provisioning logs list no staged delete of that job: the count is 0, as status read it.
+    assert held.startswith("  held deletes: 0 deletes held since ")
     one, *others = _lines_of(shown.stdout, "cfg-00001")
     assert "UNHEALTHY" in one and "quarantine" not in one
     (device,) = [line for line in others if DEVICE_SYNC in line]

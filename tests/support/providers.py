@@ -28,6 +28,9 @@ class Harness:
     quarantine: Callable[[str], None]
     #: the tenant behind the provider, when there is one (service shapes can be checked there)
     store: TenantStore | None = None
+    #: quarantine the job for TooManyDeletes holding the deletes of these objects, as the service logs
+    #: them (``id``, ``displayName``); returns when the quarantine began
+    hold_deletes: Callable[[str, list[dict[str, str]]], str] | None = None
 
 
 def portal_create(store: TenantStore, domain: str, *, password_hash_sync: bool = False) -> str:
@@ -52,10 +55,16 @@ def store_harness(provider: Provider, store: TenantStore) -> Harness:
         assert job is not None
         store.quarantine(id, job["id"], reason="TooManyDeletes")
 
+    def hold_deletes(id: str, objects: list[dict[str, str]]) -> str:
+        job = find_job(store.list_jobs(id), PROVISIONING_TEMPLATE)
+        assert job is not None
+        return str(store.hold_deletes(id, job["id"], objects)["status"]["quarantine"]["seriesBegan"])
+
     return Harness(
         provider=provider,
         add_unmanaged=lambda domain: portal_create(store, domain),
         add_incomplete=add_incomplete,
         quarantine=quarantine,
         store=store,
+        hold_deletes=hold_deletes,
     )
