@@ -505,9 +505,8 @@ class Emulator:
             try:
                 self.record(method, path, query, body, inner=False, version=version)
                 if self.config.lacking and permission_needed(f"{method} {path}") in self.config.lacking:
-                    return graph_error(
-                        403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
-                    )
+                    denied = "Insufficient privileges to complete the operation."
+                    return graph_error(403, "Authorization_RequestDenied", denied)
                 if path.rstrip("/").lower() == "/$batch":
                     if method != "POST":
                         return graph_error(405, "Request_BadRequest", "$batch takes POST")
