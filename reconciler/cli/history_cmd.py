@@ -8,7 +8,7 @@ import click
 
 from reconciler.cli.options import format_option
 from reconciler.cli.output import echo_lines
-from reconciler.core.model import HeldDeletes
+from reconciler.core.observed import HeldDeletes
 from reconciler.core.plan import Action
 from reconciler.engine.journal import ChangeOutcome, read_runs
 from reconciler.render.escape import json_text

@@ -9,7 +9,7 @@ import click
 
 from reconciler.cli.errors import EXIT_CHANGES, ExitCode
 from reconciler.cli.options import format_option, lock_timeout_option, target_option
-from reconciler.core.model import HeldDeletes
+from reconciler.core.observed import HeldDeletes
 from reconciler.engine.operations import approve_deletes as approve
 from reconciler.engine.operations import restart_configuration
 from reconciler.errors import GuardError, NotFoundError, ReconcilerError

@@ -45,8 +45,8 @@ from reconciler.core.model import (
     Origin,
     Scope,
     Settings,
-    quarantine_instant,
 )
+from reconciler.core.observed import quarantine_instant
 from reconciler.errors import Diagnostic, LoadError
 
 __all__ = ["LoadResult", "load_files", "load_paths"]

@@ -18,12 +18,12 @@ from reconciler.core.model import (
     Desired,
     Direction,
     Mapping,
-    Observed,
     Scope,
     ScopeKind,
     edit_mappings,
     folded_key,
 )
+from reconciler.core.observed import Observed
 from reconciler.core.plan import RESET_FOR_CHANGES, Action, Change, Spec
 
 __all__ = ["create_fields", "missing_objects", "plan_existing", "plan_moved", "spec_essence", "spoken_rows"]

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from reconciler.core.model import DesiredState, Mapping, Observed, Scope, Settings, folded_key
+from reconciler.core.model import DesiredState, Mapping, Scope, Settings, folded_key
+from reconciler.core.observed import Observed
 from reconciler.core.onprem import onprem_canon
 from reconciler.core.plan import Spec, spec_for
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.core.diff import FieldChange
-from reconciler.core.model import RESET_FORCE_DELETES, TOO_MANY_DELETES, Desired, Direction, Observed
+from reconciler.core.model import RESET_FORCE_DELETES, TOO_MANY_DELETES, Desired, Direction
+from reconciler.core.observed import Observed
 from reconciler.core.onprem import DEFINITION_PATH, DEFINITION_VALUE, definition_rows, unchecked_warning
 from reconciler.core.plan import Action, Change, Held, PlanOptions, Spec
 

@@ -17,16 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from reconciler.core.diff import FieldChange
-from reconciler.core.model import (
-    Desired,
-    DirectoryExtension,
-    JobStatus,
-    Mapping,
-    Observed,
-    Scope,
-    Settings,
-    folded_key,
-)
+from reconciler.core.model import Desired, DirectoryExtension, Mapping, Scope, Settings, folded_key
+from reconciler.core.observed import JobStatus, Observed
 from reconciler.core.onprem import OnPremisesAttribute
 
 __all__ = [

@@ -32,15 +32,14 @@ from reconciler.core.model import (
     DesiredState,
     Direction,
     ExtensionsSeen,
-    JobStatus,
     Mapping,
-    Observed,
     Settings,
     extension_attribute,
     folded_key,
     resolve_extension_removals,
     resolve_extensions,
 )
+from reconciler.core.observed import JobStatus, Observed
 from reconciler.core.plan import (
     ACTION_ORDER,
     Action,

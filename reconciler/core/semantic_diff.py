@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from reconciler.core.diff import FieldChange, essence, field_changes, flatten
-from reconciler.core.model import Desired, DesiredState, Direction, Mapping, Observed, effective_mappings
+from reconciler.core.model import Desired, DesiredState, Direction, Mapping, effective_mappings
+from reconciler.core.observed import Observed
 from reconciler.core.plan import Action, PlanOptions
 from reconciler.core.planner import compute_plan
 

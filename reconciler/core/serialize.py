@@ -18,13 +18,13 @@ from reconciler.core.model import (
     Direction,
     DirectoryExtension,
     FilterClause,
-    JobStatus,
     Mapping,
     MappingKind,
     Scope,
     ScopeKind,
     Settings,
 )
+from reconciler.core.observed import JobStatus
 from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.core.plan import (
     FORMAT_VERSION,

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.digest import fingerprints
-from reconciler.core.model import TOO_MANY_DELETES, Observed
+from reconciler.core.model import TOO_MANY_DELETES
+from reconciler.core.observed import Observed
 from reconciler.core.plan import ACTION_ORDER, RESET_FOR_CHANGES, Action, Change, Plan, Spec, in_scope
 from reconciler.core.serialize import change_document
 from reconciler.engine.journal import ChangeOutcome, Event, Journal

@@ -17,7 +17,7 @@ import datetime as _dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reconciler.core.model import JobStatus, Observed
+from reconciler.core.observed import JobStatus, Observed
 from reconciler.state import open_store
 from reconciler.state.base import runner_identity
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from reconciler.core.model import HeldDeletes, Observed
+from reconciler.core.observed import HeldDeletes, Observed
 from reconciler.providers.base import CountsHeldDeletes, Provider
 
 __all__ = ["held_deletes_of", "with_held_deletes"]

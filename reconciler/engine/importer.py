@@ -38,9 +38,9 @@ from reconciler.core.model import (
     ExtensionsSeen,
     Mapping,
     MappingKind,
-    Observed,
     ScopeKind,
 )
+from reconciler.core.observed import Observed
 from reconciler.core.onprem import AD_OBJECTS
 from reconciler.engine.journal import ChangeOutcome, Event, Journal, RunResult
 from reconciler.engine.lock import target_lock

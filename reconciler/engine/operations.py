@@ -29,11 +29,9 @@ from reconciler.core.model import (
     DesiredState,
     Direction,
     ExtensionsSeen,
-    HeldDeletes,
-    JobStatus,
     Mapping,
-    Observed,
 )
+from reconciler.core.observed import HeldDeletes, JobStatus, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.core.planner import compute_plan
 from reconciler.core.serialize import from_document, to_document

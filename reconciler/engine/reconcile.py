@@ -47,7 +47,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.core.model import DesiredState, Observed
+from reconciler.core.model import DesiredState
+from reconciler.core.observed import Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.apply import ApplyResult
 from reconciler.engine.health import LOOP_KEY, record_observed

@@ -16,7 +16,8 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.model import Direction, JobStatus
+from reconciler.core.model import Direction
+from reconciler.core.observed import JobStatus
 
 __all__ = [
     "DEVICE_SYNC_TEMPLATE",

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.core.model import HeldDeletes, quarantine_instant
+from reconciler.core.observed import HeldDeletes, quarantine_instant
 from reconciler.errors import ProviderError
 
 __all__ = [

@@ -25,7 +25,8 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from reconciler.core.collector import collector_paused
-from reconciler.core.model import Direction, Mapping, Observed
+from reconciler.core.model import Direction, Mapping
+from reconciler.core.observed import Observed
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.graph.checks import check_and_read_schema_text, check_service_principal
 from reconciler.graph.client import BATCH_LIMIT, BatchItem

@@ -26,12 +26,11 @@ from reconciler.core.model import (
     UNARY_OPERATORS,
     Direction,
     FilterClause,
-    JobStatus,
     Mapping,
-    Observed,
     Scope,
     ScopeKind,
 )
+from reconciler.core.observed import JobStatus, Observed
 from reconciler.graph.identity import (
     DEVICE_SYNC_TEMPLATE,
     EXCHANGE_WRITEBACK_TEMPLATE,

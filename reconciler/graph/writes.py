@@ -38,12 +38,12 @@ from reconciler.core.model import (
     RESET_FULL,
     Direction,
     DirectoryExtension,
-    HeldDeletes,
     Mapping,
     Scope,
     ScopeKind,
     Settings,
 )
+from reconciler.core.observed import HeldDeletes
 from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.errors import ConflictError, NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.editing import edit_schema, set_password_hash_mappings, without_annotations

@@ -18,16 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.core.model import (
-    RESET_FORCE_DELETES,
-    RESET_FULL,
-    ExtensionsSeen,
-    HeldDeletes,
-    Mapping,
-    Observed,
-    Scope,
-    Settings,
-)
+from reconciler.core.model import RESET_FORCE_DELETES, RESET_FULL, ExtensionsSeen, Mapping, Scope, Settings
+from reconciler.core.observed import HeldDeletes, Observed
 from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
 
 __all__ = [

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn, TypeVar
 
-from reconciler.core.model import Direction, Mapping, Observed
+from reconciler.core.model import Direction, Mapping
+from reconciler.core.observed import Observed
 from reconciler.errors import NotFoundError, TransientProviderError
 from reconciler.graph.checks import check_and_read_schema_text
 from reconciler.graph.identity import JSON, direction_of, from_template, main_job, name_tag, parse_tags

@@ -14,17 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.core.model import (
-    CREDENTIAL_DATA,
-    PHS_OBJECTS,
-    HeldDeletes,
-    JobStatus,
-    Mapping,
-    Observed,
-    Scope,
-    Settings,
-    edit_mappings,
-)
+from reconciler.core.model import CREDENTIAL_DATA, PHS_OBJECTS, Mapping, Scope, Settings, edit_mappings
+from reconciler.core.observed import HeldDeletes, JobStatus, Observed
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
 from reconciler.graph.provisioning_logs import count_held_deletes, staged_delete_entry, unknown_held_deletes
 from reconciler.providers.base import RESET_FULL

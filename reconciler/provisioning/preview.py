@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.core.model import OBJECT_TYPES, Desired, Mapping, Observed, Scope, effective_mappings
+from reconciler.core.model import OBJECT_TYPES, Desired, Mapping, Scope, effective_mappings
+from reconciler.core.observed import Observed
 from reconciler.provisioning.directory import Directory, DirectoryObject
 from reconciler.provisioning.evaluate import (
     DnKey,

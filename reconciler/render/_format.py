@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.model import JobStatus
+from reconciler.core.observed import JobStatus
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.render.escape import printable
 

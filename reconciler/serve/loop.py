@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core.model import DesiredState, Observed
+from reconciler.core.model import DesiredState
+from reconciler.core.observed import Observed
 from reconciler.core.plan import Plan
 from reconciler.engine.health import record_observed
 from reconciler.engine.operations import AppliedRun, plan_observed

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from reconciler.core.model import Observed, Scope, ScopeKind
+from reconciler.core.model import Scope, ScopeKind
+from reconciler.core.observed import Observed
 from reconciler.core.plan import Action, Plan
 from reconciler.render import render
 

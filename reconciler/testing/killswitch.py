@@ -20,7 +20,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reconciler.core.model import Mapping, Observed, Scope, Settings
+from reconciler.core.model import Mapping, Scope, Settings
+from reconciler.core.observed import Observed
 from reconciler.errors import ConfigError
 from reconciler.providers.base import RESET_FULL, Provider
 

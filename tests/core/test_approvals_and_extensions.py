@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 from reconciler.core.model import (
     DirectoryExtension,
     ExtensionsSeen,
-    JobStatus,
     Mapping,
     MappingKind,
     extension_attribute,
-    quarantine_instant,
     resolve_extensions,
 )
+from reconciler.core.observed import JobStatus, quarantine_instant
 from reconciler.graph.extensions import short_name
 
 aware = st.datetimes(

@@ -10,16 +10,15 @@ from reconciler.core.digest import fingerprint
 from reconciler.core.model import (
     Desired,
     DesiredState,
-    JobStatus,
     Mapping,
     MappingKind,
     MappingOverride,
-    Observed,
     Scope,
     ScopeKind,
     Settings,
     effective_mappings,
 )
+from reconciler.core.observed import JobStatus, Observed
 from reconciler.core.plan import Action, PlanOptions
 from reconciler.core.planner import compute_plan
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.core.model import (
-    Desired,
-    DesiredState,
-    Direction,
-    FilterClause,
-    Observed,
-    Scope,
-    ScopeKind,
-    Settings,
-)
+from reconciler.core.model import Desired, DesiredState, Direction, FilterClause, Scope, ScopeKind, Settings
+from reconciler.core.observed import Observed
 from reconciler.core.plan import Action, PlanOptions
 from reconciler.core.planner import compute_plan
 from reconciler.core.serialize import from_document, to_document

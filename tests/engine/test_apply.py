@@ -19,11 +19,11 @@ from reconciler.core.model import (
     Mapping,
     MappingKind,
     MappingOverride,
-    Observed,
     Scope,
     ScopeKind,
     Settings,
 )
+from reconciler.core.observed import Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance
 from reconciler.engine.journal import read_runs
 from reconciler.engine.lock import target_lock

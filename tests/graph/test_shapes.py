@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from reconciler.core.model import (
     CREDENTIAL_DATA,
     ApplyMode,
-    JobStatus,
     Mapping,
     MappingKind,
     MappingOverride,
@@ -24,6 +23,7 @@ from reconciler.core.model import (
     Settings,
     effective_mappings,
 )
+from reconciler.core.observed import JobStatus
 from reconciler.errors import ProviderError
 from reconciler.graph.checks import (
     check_and_read_schema,

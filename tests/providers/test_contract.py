@@ -13,12 +13,12 @@ from reconciler.core.model import (
     Mapping,
     MappingKind,
     MappingOverride,
-    Observed,
     Scope,
     ScopeKind,
     Settings,
     effective_mappings,
 )
+from reconciler.core.observed import Observed
 from reconciler.errors import ConflictError, NotFoundError, ProviderError
 from reconciler.providers.base import RESET_FORCE_DELETES, RESET_FULL, Provider
 

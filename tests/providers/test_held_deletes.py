@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.providers import Harness
 
-from reconciler.core.model import HeldDeletes, Scope, Settings
+from reconciler.core.model import Scope, Settings
+from reconciler.core.observed import HeldDeletes
 from reconciler.errors import ProviderError
 from reconciler.graph.provisioning_logs import count_held_deletes, staged_delete_entry, staged_delete_filter
 from reconciler.providers.base import CountsHeldDeletes

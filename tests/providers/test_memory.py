@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.model import JobStatus, Scope, Settings
+from reconciler.core.model import Scope, Settings
+from reconciler.core.observed import JobStatus
 from reconciler.errors import TransientProviderError
 from reconciler.providers.memory import MemoryProvider
 

@@ -14,15 +14,8 @@ import pytest
 
 from reconciler.core.changes import spec_essence
 from reconciler.core.diff import FieldChange, flatten
-from reconciler.core.model import (
-    ApplyMode,
-    JobStatus,
-    Mapping,
-    MappingKind,
-    Scope,
-    ScopeKind,
-    Settings,
-)
+from reconciler.core.model import ApplyMode, Mapping, MappingKind, Scope, ScopeKind, Settings
+from reconciler.core.observed import JobStatus
 from reconciler.core.plan import Action, Change, Held, Plan, PlanOptions, Provenance, Spec
 
 GOLDEN = Path(__file__).parent / "golden"
