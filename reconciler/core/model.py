@@ -3,9 +3,9 @@
 A Cloud Sync *configuration* is, on the service, a service principal made from the AD2AAD provisioning
 template with its synchronization job(s), secrets and schema (or, for the Entra ID -> AD ``Direction``,
 from the group provisioning template). Here it is one ``Desired`` value (what git says) or one
-``Observed`` value (what a target holds, in ``core.observed``). Both share ``Settings`` (with the direction and the add-on jobs),
-``Scope`` (with Entra ID -> AD selected groups and attribute filters) and ``Mapping`` so that the planner
-can compare them field by field.
+``Observed`` value (what a target holds, in ``core.observed``). Both share ``Settings`` (with the
+direction and the add-on jobs), ``Scope`` (with Entra ID -> AD selected groups and attribute filters)
+and ``Mapping`` so that the planner can compare them field by field.
 
 Mappings are keyed by ``(object, target)``: the object type (``user``, ``inetOrgPerson``, ``group``,
 ``contact``) and the target attribute name, which the service matches case-insensitively
