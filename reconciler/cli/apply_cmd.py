@@ -9,9 +9,10 @@ what is shown is what is applied.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -25,20 +26,14 @@ from reconciler.cli.options import (
     target_option,
     verbose_option,
 )
-from reconciler.errors import ApplyError, StalePlanError, UserAbort
+from reconciler.errors import ApplyError, Diagnostic, UserAbort
 
 if TYPE_CHECKING:
     from reconciler.core.plan import Plan
+    from reconciler.engine.apply import Progress
     from reconciler.engine.operations import AppliedRun
-    from reconciler.providers.base import Provider
 
 __all__ = ["apply", "report_run"]
-
-
-def _is_plan_file(paths: tuple[str, ...]) -> bool:
-    # Whatever it holds: a plan file cut short or emptied must be refused as a plan, not read as an
-    # empty desired state (which plans nothing and exits 0 as if the plan had been applied).
-    return len(paths) == 1 and os.path.isfile(paths[0]) and not paths[0].endswith((".yaml", ".yml"))
 
 
 def _note_recovered(holder: dict[str, object]) -> None:
@@ -107,20 +102,6 @@ def report_run(run: AppliedRun, *, progress_shown: bool = False, fmt: str = "tex
         )
 
 
-def _open_for_saved_plan(plan: Plan, target: str | None) -> Provider:
-    """The target a saved plan records; a --target (or RECONCILER_TARGET) naming another is refused."""
-    from reconciler.providers import open_target, target_name
-
-    if target:
-        named = target_name(target)
-        if named != plan.target:
-            raise StalePlanError(
-                f"this plan was made for target {plan.target}, not {named}; "
-                "`reconciler apply PLANFILE` applies it to the target it records: leave out --target"
-            )
-    return open_target(plan.target)
-
-
 def _show_plan(plan: Plan, fmt: str, quiet: bool) -> None:
     from reconciler.cli.output import render_plan
     from reconciler.render._format import summary_line
@@ -160,87 +141,42 @@ def apply(
     max_deletes: int,
 ) -> None:
     """Apply a saved plan (PLANFILE), or plan PATH... and apply after approval."""
-    from reconciler.cli.output import echo_warnings
-    from reconciler.cli.plan_cmd import check_delete_request, plan_options_from
-    from reconciler.cli.progress import ApplyProgress
-    from reconciler.engine.operations import (
-        apply_saved_plan,
-        load_desired,
-        make_plan,
-        plan_and_apply,
-        provenance_for,
-        read_plan_file,
+    from reconciler.cli.plan_cmd import plan_options_from
+    from reconciler.engine.applying import ApplyRequest, run_apply
+
+    request = ApplyRequest(
+        paths,
+        target,
+        plan_options_from(allow_delete, allow_mass_delete, max_deletes),
+        auto_approve=auto_approve,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
     )
-    from reconciler.providers import open_target
-
     show_progress = not quiet and fmt == "text"
-    progress = ApplyProgress()
-
-    def apply_exactly(plan: Plan, provider: Provider, *, check_desired: bool) -> AppliedRun:
-        with progress:
-            return apply_saved_plan(
-                plan,
-                provider,
-                lock_timeout=lock_timeout,
-                parallelism=parallelism,
-                progress=progress if show_progress else None,
-                check_desired=check_desired,
-            )
-
-    if _is_plan_file(paths):
-        saved = read_plan_file(paths[0])
-        provider = _open_for_saved_plan(saved, target)
-        from reconciler.state import open_early
-
-        open_early(provider.target)  # while the plan's desired state is loaded again
-        try:
-            run = apply_exactly(saved, provider, check_desired=True)
-        finally:
-            provider.close()
-        report_run(run, progress_shown=show_progress, fmt=fmt)
+    run = run_apply(request, _TerminalUI(fmt, quiet, verbose, show_progress))
+    if run is None:
         return
+    if run.applied or fmt == "json":
+        report_run(run, progress_shown=show_progress, fmt=fmt)
+    elif run.recovered_lock:
+        _note_recovered(run.recovered_lock)
 
-    roots = list(paths) or ["."]
-    if auto_approve:
-        # The lock is taken after loading: its state store is opened meanwhile.
-        from reconciler.state import canonical_target, open_early
 
-        open_early(canonical_target(target))
-    loaded = load_desired(roots)
-    echo_warnings(loaded.warnings, verbose=verbose)
-    options = plan_options_from(allow_delete, allow_mass_delete, max_deletes)
-    provenance = provenance_for(roots)
-    provider = open_target(target)
-    try:
-        if auto_approve:
+class _TerminalUI:
+    """How ``apply`` shows and asks: the plan on stdout, approval on the terminal, progress on stderr."""
 
-            def show(plan: Plan) -> bool:
-                _show_plan(plan, fmt, quiet)
-                check_delete_request(plan)
-                return plan.has_changes
+    def __init__(self, fmt: str, quiet: bool, verbose: bool, show_progress: bool) -> None:
+        self.fmt, self.quiet, self.verbose, self.show_progress = fmt, quiet, verbose, show_progress
 
-            with progress:
-                run = plan_and_apply(
-                    loaded.state,
-                    provider,
-                    options,
-                    provenance,
-                    lock_timeout=lock_timeout,
-                    parallelism=parallelism,
-                    progress=progress if show_progress else None,
-                    approve=show,
-                )
-            if run.recovered_lock and not run.applied:
-                _note_recovered(run.recovered_lock)
-            if run.applied or fmt == "json":
-                report_run(run, progress_shown=show_progress, fmt=fmt)
-            return
+    def warn(self, warnings: Sequence[Diagnostic]) -> None:
+        from reconciler.cli.output import echo_warnings
 
-        plan = make_plan(loaded.state, provider, options, provenance)
-        _show_plan(plan, fmt, quiet)
-        check_delete_request(plan)
-        if not plan.has_changes:
-            return
+        echo_warnings(warnings, verbose=self.verbose)
+
+    def show(self, plan: Plan) -> None:
+        _show_plan(plan, self.fmt, self.quiet)
+
+    def approve(self, plan: Plan) -> None:
         if not sys.stdin.isatty():
             raise UserAbort(
                 "no terminal to ask for approval; save a plan with `reconciler plan --out FILE` and "
@@ -248,15 +184,10 @@ def apply(
             )
         if not click.confirm("\nApply these changes?", default=False):
             raise UserAbort("apply cancelled; nothing was changed")
-        try:
-            run = apply_exactly(plan, provider, check_desired=False)
-        except StalePlanError as exc:
-            # Nothing was saved here: say so in terms of the plan the user just approved.
-            raise StalePlanError(
-                "the target changed after the plan shown above was made, so nothing was applied; "
-                "run apply again to see a fresh plan",
-                exc.reasons,
-            ) from exc
-        report_run(run, progress_shown=show_progress, fmt=fmt)
-    finally:
-        provider.close()
+
+    @contextlib.contextmanager
+    def applying(self) -> Iterator[Progress | None]:
+        from reconciler.cli.progress import ApplyProgress
+
+        with ApplyProgress() as progress:
+            yield progress if self.show_progress else None

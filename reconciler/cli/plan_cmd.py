@@ -17,12 +17,12 @@ from reconciler.cli.options import (
     verbose_option,
 )
 from reconciler.core.collector import collector_paused
-from reconciler.errors import LoadError, PlanError
+from reconciler.errors import LoadError
 
 if TYPE_CHECKING:
     from reconciler.core.plan import Plan, PlanOptions
 
-__all__ = ["check_delete_request", "finish_plan_output", "plan", "plan_options_from"]
+__all__ = ["finish_plan_output", "plan", "plan_options_from"]
 
 
 def plan_options_from(allow_delete: bool, allow_mass_delete: bool, max_deletes: int) -> PlanOptions:
@@ -33,24 +33,9 @@ def plan_options_from(allow_delete: bool, allow_mass_delete: bool, max_deletes: 
     )
 
 
-def check_delete_request(plan: Plan) -> None:
-    """--allow-delete asked for a delete that deletion protection holds back: that is a failure."""
-    from reconciler.core.plan import Action
-
-    if not plan.options.allow_delete:
-        return
-    # A held delete with no flag to release it is one that deletion protection holds.
-    protected = sorted(h.name for h in plan.held if h.action is Action.DELETE and h.override is None)
-    if protected:
-        raise PlanError(
-            f"--allow-delete cannot delete {', '.join(protected)}: deletion protection is on for "
-            f"{'it' if len(protected) == 1 else 'them'} on the target; first apply a change that sets "
-            "deletionProtection: false, then remove the configuration"
-        )
-
-
 def finish_plan_output(plan: Plan, fmt: str, out: str | None, detailed_exitcode: bool, quiet: bool) -> None:
     from reconciler.cli.output import render_plan
+    from reconciler.core.holds import check_delete_request
     from reconciler.engine.operations import write_plan_file
     from reconciler.render._format import summary_line
 

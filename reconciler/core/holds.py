@@ -14,9 +14,11 @@ from reconciler.core.diff import FieldChange
 from reconciler.core.model import RESET_FORCE_DELETES, TOO_MANY_DELETES, Desired, Direction
 from reconciler.core.observed import Observed
 from reconciler.core.onprem import DEFINITION_PATH, DEFINITION_VALUE, definition_rows, unchecked_warning
-from reconciler.core.plan import Action, Change, Held, PlanOptions, Spec
+from reconciler.core.plan import Action, Change, Held, Plan, PlanOptions, Spec
+from reconciler.errors import PlanError
 
 __all__ = [
+    "check_delete_request",
     "exchange_precondition",
     "held_direction_change",
     "no_object",
@@ -138,3 +140,17 @@ def plan_approval(
         quarantine_since=status.quarantine_since,
         held_deletes=held.count if held is not None else None,
     )
+
+
+def check_delete_request(plan: Plan) -> None:
+    """--allow-delete asked for a delete that deletion protection holds back: that is a failure."""
+    if not plan.options.allow_delete:
+        return
+    # A held delete with no flag to release it is one that deletion protection holds.
+    protected = sorted(h.name for h in plan.held if h.action is Action.DELETE and h.override is None)
+    if protected:
+        raise PlanError(
+            f"--allow-delete cannot delete {', '.join(protected)}: deletion protection is on for "
+            f"{'it' if len(protected) == 1 else 'them'} on the target; first apply a change that sets "
+            "deletionProtection: false, then remove the configuration"
+        )
