@@ -5,6 +5,8 @@ definition is made up."""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 from reconciler.core.model import Scope, Settings
 from reconciler.core.onprem import OnPremisesAttribute
 from reconciler.errors import ConflictError
-from reconciler.graph.onprem import ad_directory
+from reconciler.graph.onprem import ad_directory, with_definitions_from
 from reconciler.providers.local import LocalProvider, _TenantResources
 from reconciler.tenant.objects import schema_extension
 
@@ -87,3 +89,46 @@ def test_an_undiscovered_attribute_is_refused_before_anything_is_written(tmp_pat
     with pytest.raises(ConflictError, match="has no group object"):
         provider.edit_schema(id, Scope.all(), [], onprem_attributes=[group])
     assert _user_attributes(provider, id) == before
+
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "ad2aad-schema-sample1.json"
+
+
+def test_a_definition_goes_into_the_real_schemas_ad_user_and_nothing_else_changes() -> None:
+    """On a real portal-made job schema: the AD directory is found by the rule's source name, the
+    discovered definition is appended to its `user` object as the service gave it (annotations
+    dropped), and every other part of the schema stays as it was."""
+    real = json.loads(REAL.read_text(encoding="utf-8"))
+    before = copy.deepcopy(real)
+    ad = ad_directory(real)
+    assert ad is not None and ad["name"] == "Active Directory"
+    definition = {
+        "name": "contosoBadgeId",
+        "type": "String",
+        "multivalued": False,
+        "anchor": False,
+        "caseExact": False,
+        "mutability": "ReadWrite",
+        "required": False,
+        "apiExpressions": [],
+        "metadata": [],
+        "referencedObjects": [],
+    }
+    found = {
+        "name": "Active Directory",
+        "objects": [
+            {
+                "name": "User",
+                "attributes": [
+                    {**definition, "@odata.type": "#microsoft.graph.attributeDefinition"},
+                ],
+            }
+        ],
+    }
+    with_definitions_from(real, found, [("user", "contosoBadgeId"), ("user", "notDiscovered")])
+    user = next(o for o in ad_directory(real)["objects"] if o["name"] == "user")  # type: ignore[index]
+    old_user = next(o for o in ad_directory(before)["objects"] if o["name"] == "user")  # type: ignore[index]
+    assert user["attributes"][:-1] == old_user["attributes"]
+    assert user["attributes"][-1] == definition  # the service's own definition; none made up
+    user["attributes"].pop()
+    assert real == before
