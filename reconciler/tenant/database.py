@@ -109,6 +109,10 @@ CREATE TABLE IF NOT EXISTS cloud_objects (
     created TEXT NOT NULL,
     modified TEXT NOT NULL
 );
+-- The cloud objects a directory load wrote (by id), which the next load may replace or remove. The
+-- others (written by on-demand provisioning) a load never touches. A table of its own, so that files
+-- made before it simply gain it. (No semicolons in these comments: the text is split at them.)
+CREATE TABLE IF NOT EXISTS directory_cloud_objects (id TEXT PRIMARY KEY);
 """
 
 

@@ -3,7 +3,8 @@
 I/O: the tenant's SQLite file, through ``database.Database``. The on-premises side is a small directory
 of objects by DN and group membership (DNs compare without regard to case, as in AD), the sample that
 on-demand provisioning reads; the cloud side holds the users and groups on-demand provisioning wrote,
-with the attributes their mappings gave them. ``store.TenantStore`` inherits these operations.
+with the attributes their mappings gave them, and the cloud groups a directory load wrote (recorded as
+such, so that the next load replaces them and nothing else). ``store.TenantStore`` inherits these operations.
 
 The on-premises directory also has a schema of its own beyond the job template's: the AD schema
 extensions (attributes added to AD classes) that the provisioning agent has found. A directory
@@ -78,7 +79,7 @@ def with_schema_extensions(directory: Mapping[str, Any], extensions: Sequence[Ma
 
 
 class DirectoryObjects(Database):
-    """On-premises objects and memberships, and the cloud objects provisioning wrote."""
+    """On-premises objects and memberships, and the cloud objects provisioning or a directory load wrote."""
 
     # ----------------------------------------------------------------------------------------------
     # the on-premises directory
@@ -161,28 +162,40 @@ class DirectoryObjects(Database):
         return [*(dict(b) for b in _BUILT_IN), *self.schema_extensions()]
 
     # ----------------------------------------------------------------------------------------------
-    # cloud objects written by on-demand provisioning
+    # cloud objects: written by on-demand provisioning, or by a directory load
 
-    def put_cloud_object(self, id: str, object_type: str, attributes: Mapping[str, Any]) -> JSON:
-        """Create or replace the cloud object ``id`` (``User``, ``Group``, ...) with these attributes."""
+    def put_cloud_object(
+        self, id: str, object_type: str, attributes: Mapping[str, Any], *, from_directory: bool = False
+    ) -> JSON:
+        """Create or replace the cloud object ``id`` (``User``, ``Group``, ...) with these attributes.
+
+        ``from_directory`` records that a directory load wrote it (``directory load`` replaces those,
+        and only those)."""
         stamp = now()
         with self.transaction():
+            conn = self._conn()
             self._exec(
-                self._conn(),
+                conn,
                 "INSERT INTO cloud_objects (id, object_type, attributes, created, modified) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET object_type = excluded.object_type, "
                 "attributes = excluded.attributes, modified = excluded.modified",
                 (id, object_type, dumps(dict(attributes)), stamp, stamp),
             )
+            if from_directory:
+                self._exec(conn, "INSERT OR IGNORE INTO directory_cloud_objects VALUES (?)", (id,))
             found = self.get_cloud_object(id)
         assert found is not None
         return found
 
     def get_cloud_object(self, id: str) -> JSON | None:
-        """``{"id", "objectType", "attributes", "createdDateTime", "modifiedDateTime"}``, or None."""
-        row = self._one(
-            "SELECT id, object_type, attributes, created, modified FROM cloud_objects WHERE id = ?", (id,)
-        )
+        """``{"id", "objectType", "attributes", "createdDateTime", "modifiedDateTime"}``, or None.
+
+        Object ids are GUIDs, which compare without case; the tenant writes them in lowercase (as Graph
+        does), so an id written in another case is looked up in lowercase too."""
+        sql = "SELECT id, object_type, attributes, created, modified FROM cloud_objects WHERE id = ?"
+        row = self._one(sql, (id,))
+        if row is None and id != id.lower():
+            row = self._one(sql, (id.lower(),))
         return None if row is None else _cloud_object(row)
 
     def list_cloud_objects(self, object_type: str | None = None) -> list[JSON]:
@@ -193,7 +206,16 @@ class DirectoryObjects(Database):
 
     def delete_cloud_object(self, id: str) -> None:
         with self.transaction():
-            self._exec(self._conn(), "DELETE FROM cloud_objects WHERE id = ?", (id,))
+            conn = self._conn()
+            self._exec(conn, "DELETE FROM cloud_objects WHERE id = ?", (id,))
+            self._exec(conn, "DELETE FROM directory_cloud_objects WHERE id = ?", (id,))
+
+    def directory_cloud_ids(self) -> list[str]:
+        """The ids of the cloud objects a directory load wrote, oldest first."""
+        rows = self._q(
+            "SELECT c.id FROM cloud_objects c JOIN directory_cloud_objects d ON d.id = c.id ORDER BY c.seq"
+        )
+        return [str(r[0]) for r in rows]
 
 
 def _cloud_object(row: Any) -> JSON:
