@@ -22,7 +22,7 @@ from reconciler.errors import ProviderError
 from reconciler.graph.identity import GROUP_PROVISIONING_TEMPLATE
 from reconciler.graph.reading import read_schema
 from reconciler.graph.secrets import secrets_to_settings
-from reconciler.provisioning.evaluate import MappingEvaluator, SourceValue, show_value
+from reconciler.provisioning.evaluate import MappingEvaluator, SourceValue, normalize_attributes, show_value
 from reconciler.provisioning.on_demand import (
     FAILURE,
     SKIPPED,
@@ -133,7 +133,11 @@ def _run(
         run.step("EntryImport", "Import", FAILURE, message)
         run.stop(FAILURE, "ObjectNotFound", message)
         return
-    attributes: dict[str, SourceValue] = {**cloud["attributes"], "objectId": run.subject}
+    # As text, as the evaluator takes them: a group a directory load wrote has securityEnabled: true.
+    attributes: dict[str, SourceValue] = {
+        **normalize_attributes(cloud["attributes"]),
+        "objectId": run.subject,
+    }
     display = attributes.get("displayName")
     run.display_name = display if isinstance(display, str) else run.subject
     run.source_id = run.subject
