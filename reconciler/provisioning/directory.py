@@ -19,6 +19,8 @@ sample objects. Both are written in one format (documented in ``docs/provisionin
         type: group
         members:
           - CN=Adele Vance,OU=Sales,DC=contoso,DC=com
+    cloudGroups:                           # optional: Entra ID security groups (``cloud_groups``)
+      - {id: 0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b, displayName: Finance Approvers, members: []}
 
 DNs follow RFC 4514 and compare case-insensitively. Every object gets ``distinguishedName`` (its DN),
 ``objectGUID`` (when not written: a GUID derived from the DN, so reloading gives the same one) and, for
@@ -26,12 +28,11 @@ a ``CN=`` name, ``cn``. Group membership may be written on either side; when a w
 read, every member and group must be an object of the files. Every problem is reported, with its line.
 
 I/O: ``read_directory`` and ``read_objects`` read the files they are given; ``load_into`` writes the
-objects into a ``TenantStore``. YAML is parsed by ``reconciler.config.yamlio``.
+objects and the cloud groups into a ``TenantStore``. YAML is parsed by ``reconciler.config.yamlio``.
 """
 
 from __future__ import annotations
 
-import difflib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,11 @@ from reconciler.core.model import OBJECT_TYPES, Origin
 from reconciler.errors import Diagnostic, FileReadError, LoadError
 from reconciler.provisioning.ad_schema import FIELD as SCHEMA_FIELD
 from reconciler.provisioning.ad_schema import read_schema_extensions
+from reconciler.provisioning.cloud_groups import FIELD as CLOUD_FIELD
+from reconciler.provisioning.cloud_groups import CloudGroup, duplicate_groups, read_cloud_groups
 from reconciler.provisioning.evaluate import SourceValue, dn_compare_key, normalize_attributes
+from reconciler.provisioning.wording import hint as _hint
+from reconciler.provisioning.wording import what as _what
 from reconciler.tenant.store import TenantStore
 
 __all__ = [
@@ -71,7 +76,7 @@ _CLASS_BY_FOLDED = {c.casefold(): c for c in OBJECT_CLASSES}
 _GENERAL_CLASSES = frozenset(("top", "person", "organizationalperson"))
 
 _OBJECT_KEYS = ("dn", "type", "objectClass", "attributes", "members", "memberOf")
-_TOP_KEYS = ("apiVersion", "kind", "domain", "objects", SCHEMA_FIELD)
+_TOP_KEYS = ("apiVersion", "kind", "domain", "objects", SCHEMA_FIELD, CLOUD_FIELD)
 # Objects without a written objectGUID get one derived from their DN in this namespace.
 _GUID_NAMESPACE = uuid.UUID("0d5a6f43-3c0e-4d7b-9a55-6f0b6b2f6a10")
 
@@ -90,11 +95,13 @@ class DirectoryObject:
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """On-premises objects, in the order they were written."""
+    """On-premises objects, in the order they were written, and the cloud groups."""
 
     objects: tuple[DirectoryObject, ...]
     # The AD schema extensions the agent has found (``schemaExtensions``; ``ad_schema``).
     schema_extensions: tuple[dict[str, Any], ...] = ()
+    # Entra ID security groups (``cloudGroups``; ``cloud_groups``).
+    cloud_groups: tuple[CloudGroup, ...] = ()
 
     def memberships(self) -> list[tuple[str, str]]:
         """Every (group DN, member DN) pair, from both ``members`` and ``memberOf``, without repeats.
@@ -124,19 +131,6 @@ class Directory:
 # -- parsing -----------------------------------------------------------------------------------------
 
 
-def _hint(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _what(value: object) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing" if value is None else f"'{value}'"
-
-
 class _Reader:
     """Reads the objects of one file, collecting every problem with its position."""
 
@@ -144,6 +138,7 @@ class _Reader:
         self.file = file
         self.problems: list[Diagnostic] = []
         self.schema_extensions: list[dict[str, Any]] = []
+        self.cloud_groups: list[CloudGroup] = []
         self.objects_read: list[DirectoryObject] = []
 
     def error(self, loc: Locator, message: str) -> None:
@@ -313,15 +308,14 @@ def _document_objects(reader: _Reader, doc: Document, standalone: bool) -> tuple
     if SCHEMA_FIELD in value:
         found = read_schema_extensions(value[SCHEMA_FIELD], root.find((SCHEMA_FIELD,)), reader.error)
         reader.schema_extensions.extend(found)
+    if CLOUD_FIELD in value:
+        groups = read_cloud_groups(value[CLOUD_FIELD], root.find((CLOUD_FIELD,)), reader.error, reader.file)
+        reader.cloud_groups.extend(groups)
     if "objects" not in value:
-        reader.error(root, "missing field 'objects'")
+        if CLOUD_FIELD not in value:  # a file of cloud groups only needs no on-premises objects
+            reader.error(root, "missing field 'objects'")
         return [], domain
     return reader.objects(value["objects"], root.find(("objects",))), domain
-
-
-def _parse(file: str, data: bytes | str, standalone: bool) -> tuple[list[DirectoryObject], list[Diagnostic]]:
-    reader = _parse_with(file, data, standalone)
-    return reader.objects_read, reader.problems
 
 
 def _parse_with(file: str, data: bytes | str, standalone: bool) -> _Reader:
@@ -373,12 +367,14 @@ def parse_directory(
     ``standalone`` also accepts a single object or a bare list of objects (sample objects for
     ``preview``). ``check_references`` requires every member and group to be an object of the file.
     """
-    objects, problems = _parse(file, data, standalone)
+    reader = _parse_with(file, data, standalone)
+    objects, problems = reader.objects_read, reader.problems
     # An object that failed to read would show up again as a missing member: references wait.
     problems.extend(_check_objects(objects, check_references=check_references and not problems))
+    problems.extend(duplicate_groups(reader.cloud_groups))
     if problems:
         raise LoadError(problems)
-    return Directory(tuple(objects))
+    return Directory(tuple(objects), cloud_groups=tuple(reader.cloud_groups))
 
 
 def _at(obj: DirectoryObject, message: str) -> Diagnostic:
@@ -397,22 +393,25 @@ def _read(path: str | Path) -> tuple[str, bytes]:
 
 
 def read_directory(*paths: str | Path) -> Directory:
-    """Whole directory files (``kind: Directory``), one directory together: a DN may appear once, and
-    every member and group must be an object of one of the files."""
+    """Whole directory files (``kind: Directory``), one directory together: a DN or a cloud group's id
+    may appear once, and every member and group must be an object of one of the files."""
     objects: list[DirectoryObject] = []
+    groups: list[CloudGroup] = []
     problems: list[Diagnostic] = []
     extensions: dict[str, dict[str, Any]] = {}
     for path in paths:
         file, data = _read(path)
         reader = _parse_with(file, data, False)
         objects.extend(reader.objects_read)
+        groups.extend(reader.cloud_groups)
         problems.extend(reader.problems)
         for extension in reader.schema_extensions:
             extensions[extension["name"].casefold()] = extension  # a later file's entry wins
     problems.extend(_check_objects(objects, check_references=not problems))
+    problems.extend(duplicate_groups(groups))
     if problems:
         raise LoadError(problems)
-    return Directory(tuple(objects), tuple(extensions.values()))
+    return Directory(tuple(objects), tuple(extensions.values()), tuple(groups))
 
 
 def read_objects(path: str | Path) -> Directory:
@@ -433,13 +432,19 @@ class LoadSummary:
     removed: int
     by_type: tuple[tuple[str, int], ...]
     schema_extensions: int = 0
+    cloud_groups: int = 0
+    cloud_members: int = 0  # direct-member links of those groups
+    removed_cloud_groups: int = 0
 
 
 def load_into(store: TenantStore, directory: Directory, *, replace: bool = True) -> LoadSummary:
-    """Write ``directory`` into the tenant's on-premises directory, in one transaction.
+    """Write ``directory`` into the tenant's on-premises directory and its cloud groups, in one
+    transaction.
 
-    ``replace`` makes the tenant's directory exactly the file's (objects not in it are removed);
-    otherwise objects are added or replaced, and the groups of the file get exactly its members.
+    ``replace`` makes the tenant's directory exactly the file's (objects not in it are removed, and the
+    cloud groups an earlier load wrote that it does not list); otherwise objects and cloud groups are
+    added or replaced, and the groups of the file get exactly its members. Cloud objects that on-demand
+    provisioning wrote are never removed.
     """
     pairs = directory.memberships()
     counts: dict[str, int] = {}
@@ -462,10 +467,29 @@ def load_into(store: TenantStore, directory: Directory, *, replace: bool = True)
         for group, member in pairs:
             store.add_member(group, member)
         store.set_schema_extensions(directory.schema_extensions, replace=replace)
+        removed_groups = _put_cloud_groups(store, directory.cloud_groups, replace=replace)
     return LoadSummary(
         objects=len(directory.objects),
         memberships=len(pairs),
         removed=removed,
         by_type=tuple(sorted(counts.items())),
         schema_extensions=len(directory.schema_extensions),
+        cloud_groups=len(directory.cloud_groups),
+        cloud_members=sum(len(g.members) for g in directory.cloud_groups),
+        removed_cloud_groups=removed_groups,
     )
+
+
+def _put_cloud_groups(store: TenantStore, groups: Sequence[CloudGroup], *, replace: bool) -> int:
+    """Write ``groups`` as cloud objects a directory load wrote; with ``replace``, remove the ones an
+    earlier load wrote that are not among them. Returns how many were removed."""
+    removed = 0
+    if replace:
+        keep = {g.id for g in groups}
+        for existing in store.directory_cloud_ids():
+            if existing not in keep:
+                store.delete_cloud_object(existing)
+                removed += 1
+    for group in groups:
+        store.put_cloud_object(group.id, "Group", group.attributes(), from_directory=True)
+    return removed

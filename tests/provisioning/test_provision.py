@@ -145,7 +145,7 @@ def test_out_of_scope_with_apply_scoping_is_skipped(tenant: Path, run: Run) -> N
     assert steps(log) == [("Import", "Success"), ("Scoping", "Skipped")]
     assert log["modifiedProperties"] == []
     provider = local(tenant)
-    assert provider.store.list_cloud_objects() == []
+    assert provider.store.list_cloud_objects("User") == []  # (the cloud groups are the directory's)
     provider.close()
     r = run("provision", "contoso", "--subject", PRADEEP, "--apply-scoping")
     assert r.code == 0 and "Result: Skipped: NotEffectivelyEntitled" in r.out
@@ -180,7 +180,7 @@ def test_an_error_call_fails_the_export_with_its_message(tenant: Path, run: Run)
         log["statusInfo"]["status"] == "Failure" and log["statusInfo"]["errorCode"] == "ExpressionRaisedError"
     )
     provider = local(tenant)
-    assert provider.store.list_cloud_objects() == []  # nothing written
+    assert provider.store.list_cloud_objects("User") == []  # nothing written
     provider.close()
     r = run("provision", "contoso", "--subject", CASEY)
     assert r.code == 1
@@ -236,7 +236,11 @@ def test_the_directory_commands(project: Path, run: Run) -> None:
     r = run("directory", "list", "--type", "group")
     assert r.code == 0 and "CN=Sales Team,OU=Sales,DC=contoso,DC=com  (2 members)" in r.out
     listed = json.loads(run("directory", "list", "--format", "json").out)
-    assert len(listed) == 22
+    assert len(listed) == 24  # and the two cloud groups, after them
+    assert [e["id"] for e in listed[22:]] == [
+        "0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b",
+        "5d2c9e41-7a3b-4f8e-b6c1-0e9f8a7b6c5d",
+    ]
     r = run("directory", "load", CONTOSO_DIR)
     assert "removed 9 objects that are not in the files" in r.out
     bad = project / "bad.yaml"
