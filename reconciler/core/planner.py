@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from reconciler.core.changes import create_fields, missing_objects, plan_existing, plan_moved
 from reconciler.core.diff import FieldChange, essence, flatten
 from reconciler.core.digest import fingerprints, specs_digest
+from reconciler.core.group_limits import GroupSizes, member_limit_problems
 from reconciler.core.holds import (
     exchange_precondition,
     held_direction_change,
@@ -81,6 +82,8 @@ class _Holdings:
     moved: set[str] = field(default_factory=set)  # names of the managed configurations renamed
     # The tenant's Cloud Sync extensions application and its properties (None: none, or not read).
     extensions: ExtensionsSeen | None = None
+    # Direct-member counts of the cloud groups selected groups would add (None: not looked up).
+    group_sizes: GroupSizes | None = None
 
 
 def compute_plan(
@@ -92,13 +95,15 @@ def compute_plan(
     target: str = "",
     extensions: ExtensionsSeen | None = None,
     to_ad_defaults: Sequence[Mapping] = (),
+    group_sizes: GroupSizes | None = None,
 ) -> Plan:
     """Compare the desired state with what the target holds. Pure and deterministic.
 
     ``extensions``: the tenant's Cloud Sync extensions application, when the desired state uses
     directory extensions (``ext:`` names are compared as the service spells them once it exists).
     ``defaults`` are the rows of the AD -> Entra ID job's template, ``to_ad_defaults`` those of the
-    Entra ID -> AD one (a create shows how it changes them).
+    Entra ID -> AD one (a create shows how it changes them). ``group_sizes``: the member counts of the
+    cloud groups that selected-group scopes would add (``core.group_limits``).
 
     Sort what the target holds; plan each desired configuration in view (held back, created or brought
     to the desired state); plan the deletes of what the desired state no longer names; assemble the plan.
@@ -107,6 +112,7 @@ def compute_plan(
     wanted = {d.name for d in desired.configurations}
     draft = _Draft()
     holdings = _sort_target(observed, wanted, extensions, draft)
+    holdings.group_sizes = group_sizes
     specs = {d.name: spec_for(d) for d in desired.configurations if only is None or d.name in only}
     for d in sorted(desired.configurations, key=_name):
         if d.name in specs:
@@ -209,6 +215,12 @@ def _plan_configuration(
     blocked = exchange_precondition(d, found, draft.warnings)
     if blocked is not None:
         draft.held.append(blocked)
+        return
+    too_large, notes = member_limit_problems(d, found, holdings.group_sizes)
+    draft.warnings.extend(notes)
+    if too_large:
+        action = Action.CREATE if found is None or not found.complete else Action.UPDATE
+        draft.held.append(Held(d.name, action, found.id if found is not None else None, too_large))
         return
     renamed = holdings.leaving.get(_domain_key(d.settings)) if found is None else None
     if renamed is not None and renamed.name is not None:

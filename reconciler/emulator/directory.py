@@ -1,6 +1,7 @@
 """The directory endpoints the synchronization API leans on: application templates and ``instantiate``,
 applications and service principals, app-role assignments (an Entra ID -> AD configuration's selected
-groups), the organization, and applications' extension properties (directory extensions).
+groups), the members of cloud groups, the organization, and applications' extension properties
+(directory extensions).
 
 I/O: the tenant database, through the store.
 """
@@ -95,6 +96,31 @@ class DirectoryEndpoints(Shaper):
     def _unassign(self, sp_id: str, assignment_id: str, request: Request) -> Reply:
         self.store.remove_app_role_assignment(sp_id, assignment_id)
         return Reply(204)
+
+    # -- "List group members" of a cloud group: what the member limits of Entra ID -> AD group
+    # provisioning are counted with. The store's cloud groups are those a directory load wrote and
+    # those provisioning made; a group it does not hold is not found, as in the directory.
+
+    def _list_group_members(self, group_id: str, request: Request) -> Reply:
+        members = self.store.cloud_group_members(group_id)
+        if members is None:
+            message = (
+                f"Resource '{group_id}' does not exist or one of its queried reference-property objects "
+                "are not present."
+            )
+            return graph_error(404, "Request_ResourceNotFound", message)
+        groups = {str(g["id"]).casefold() for g in self.store.list_cloud_objects("Group")}
+        items = [
+            {
+                "@odata.type": "#microsoft.graph.group"
+                if m.casefold() in groups
+                else "#microsoft.graph.user",
+                "id": m,
+                "deletedDateTime": None,
+            }
+            for m in members
+        ]
+        return self._collection(request, "directoryObject", items, "directoryObjects", directory=True)
 
     # -- applications and service principals -------------------------------------------------------
 

@@ -46,6 +46,9 @@ from reconciler.tenant.store import TenantStore
 
 __all__ = ["Emulator", "EmulatorConfig", "Recorded"]
 
+# Graph's answer to a call the caller's token has no permission for.
+_DENIED = "Insufficient privileges to complete the operation."
+
 # The versions served, by their lower-case path segment (Graph reads it case-insensitively).
 VERSIONS = {"v1.0": "v1.0", "beta": "beta"}
 _FAULT_STATUSES = (
@@ -505,8 +508,7 @@ class Emulator:
             try:
                 self.record(method, path, query, body, inner=False, version=version)
                 if self.config.lacking and permission_needed(f"{method} {path}") in self.config.lacking:
-                    denied = "Insufficient privileges to complete the operation."
-                    return graph_error(403, "Authorization_RequestDenied", denied)
+                    return graph_error(403, "Authorization_RequestDenied", _DENIED)
                 if path.rstrip("/").lower() == "/$batch":
                     if method != "POST":
                         return graph_error(405, "Request_BadRequest", "$batch takes POST")
@@ -561,6 +563,8 @@ class Emulator:
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         body = request.get("body")
         self.record(method, path, query, body, inner=True, version=version)
+        if self.config.lacking and permission_needed(f"{method} {path}") in self.config.lacking:
+            return graph_error(403, "Authorization_RequestDenied", _DENIED)
         key = f"{method} {url} {json.dumps(body, sort_keys=True)}"
         if self.faults.throttled(key, inner=True):
             self.count("throttled")

@@ -62,6 +62,7 @@ class GraphService(DirectoryEndpoints, SynchronizationEndpoints):
             (rf"/applicationTemplates/{_SEG}/instantiate", {"POST": self._instantiate}),
             (r"/organization", {"GET": self._organization}),
             (r"/auditLogs/provisioning", {"GET": self._provisioning_log}),
+            (rf"/groups/{_SEG}/members", {"GET": self._list_group_members}),
             (rf"{_SP}/appRoleAssignedTo", {"GET": self._list_assignments, "POST": self._assign}),
             (rf"{_SP}/appRoleAssignedTo/{_SEG}", {"DELETE": self._unassign}),
             (r"/servicePrincipals", {"GET": self._list_sps, "POST": self._create_sp}),

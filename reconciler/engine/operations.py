@@ -23,6 +23,7 @@ from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.collector import collector_paused
 from reconciler.core.digest import desired_digest
+from reconciler.core.group_limits import GroupSizes, groups_to_count
 from reconciler.core.model import (
     EXTENSION_REF,
     TOO_MANY_DELETES,
@@ -43,6 +44,7 @@ from reconciler.providers.base import (
     RESET_FORCE_DELETES,
     ApprovesDeletes,
     ChecksExchangeSchema,
+    CountsGroupMembers,
     LooksUpDomains,
     Provider,
     ReadsByName,
@@ -179,6 +181,26 @@ def read_extensions(provider: Provider, state: DesiredState) -> ExtensionsSeen |
     return provider.read_extensions()
 
 
+def read_group_sizes(
+    provider: Provider,
+    state: DesiredState,
+    observed: Sequence[Observed],
+    only: frozenset[str] | None = None,
+) -> GroupSizes | None:
+    """The member counts of the cloud groups the plan needs (``core.group_limits.groups_to_count``:
+    those of configurations whose selected groups the desired state adds to), each group read once;
+    None when there are none or the target cannot count."""
+    if not isinstance(provider, CountsGroupMembers):
+        return None
+    managed = {o.name: o for o in observed if o.managed}
+    wanted: dict[str, str] = {}
+    for d in state.configurations:
+        if only is None or d.name in only:
+            for group in groups_to_count(d, managed.get(d.name)):
+                wanted.setdefault(group.casefold(), group)
+    return provider.group_sizes(list(wanted.values())) if wanted else None
+
+
 def _to_ad_defaults() -> tuple[Mapping, ...]:
     """The rows of the Entra ID -> AD job's template (the embedded one: no reading of the service
     depends on it, only what a create shows it changes)."""
@@ -225,6 +247,7 @@ def plan_observed(
         target=provider.target,
         extensions=read_extensions(provider, state),
         to_ad_defaults=_to_ad_defaults(),
+        group_sizes=read_group_sizes(provider, state, observed, options.only),
     )
 
 

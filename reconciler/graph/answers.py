@@ -171,8 +171,9 @@ def permission_needed(what: str) -> str:
     schema, secrets, templates) need ``Synchronization.Read.All`` to read and
     ``Synchronization.ReadWrite.All`` to write; reading service principals and applications needs
     ``Application.Read.All``; ``instantiate`` and changing or deleting a principal or an application
-    need ``Application.ReadWrite.All``. An app-only identity may have ``Application.ReadWrite.OwnedBy``
-    instead, which covers all of these for the applications it owns.
+    need ``Application.ReadWrite.All``; listing a group's members needs ``GroupMember.Read.All``. An
+    app-only identity may have ``Application.ReadWrite.OwnedBy`` instead, which covers the application
+    calls for the applications it owns.
     """
     method, _, path = what.partition(" ")
     path = path.lower()
@@ -180,6 +181,9 @@ def permission_needed(what: str) -> str:
     if path.lstrip("/").startswith("auditlogs/"):
         # "List provisioningObjectSummary" (with Directory.Read.All beside it).
         return "AuditLog.Read.All"
+    if path.lstrip("/").startswith("groups/") and reads:
+        # "List group members" (the member limits of Entra ID -> AD group provisioning).
+        return "GroupMember.Read.All"
     if "/approleassignedto" in path and not reads:
         # Entra ID -> AD selected groups ("Grant an appRoleAssignment for a service principal").
         return "AppRoleAssignment.ReadWrite.All"

@@ -99,11 +99,13 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One request inside a ``$batch``: ``url`` is relative to the version, e.g. ``/servicePrincipals/x``."""
+    """One request inside a ``$batch``: ``url`` is relative to the version, e.g. ``/servicePrincipals/x``;
+    ``headers``: its own, e.g. ``ConsistencyLevel`` for an advanced query."""
 
     method: str
     url: str
     body: Any = None
+    headers: Mapping[str, str] | None = None
 
     @property
     def idempotent(self) -> bool:
@@ -375,9 +377,12 @@ class GraphClient:
             for i in pending:
                 item = items[i]
                 request: JSON = {"id": str(i), "method": item.method.upper(), "url": item.url}
+                headers = dict(item.headers or {})
                 if item.body is not None:
                     request["body"] = item.body
-                    request["headers"] = {"Content-Type": "application/json"}
+                    headers["Content-Type"] = "application/json"
+                if headers:
+                    request["headers"] = headers
                 requests.append(request)
             safe = all(items[i].idempotent for i in pending)
             content = self.request("POST", "/$batch", body={"requests": requests}, idempotent=safe, raw=True)

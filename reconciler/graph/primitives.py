@@ -7,13 +7,13 @@ I/O: none of its own; only through the ``Resources`` it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from reconciler.core.model import Direction, Settings
-from reconciler.errors import ConflictError, TransientProviderError
+from reconciler.errors import ConflictError, ProviderError, TransientProviderError
 from reconciler.graph.identity import (
     DEVICE_SYNC_TEMPLATE,
     EXCHANGE_WRITEBACK_TEMPLATE,
@@ -139,6 +139,11 @@ class Resources(Protocol):
     def staged_deletes(self, job_id: str, since: str | None) -> list[JSON]:
         """Provisioning-log entries (``provisioningObjectSummary``) that hold the staged deletes of job
         ``job_id`` since ``since`` (more is fine: ``provisioning_logs.count_held_deletes`` sorts them)."""
+        ...
+
+    def group_member_counts(self, ids: Sequence[str]) -> list[int | ProviderError | None]:
+        """Each cloud group's direct-member count (``groups.member_count_item``): the count, None when
+        the answer gave none, or the error the read failed with (``NotFoundError``: no such group)."""
         ...
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON: ...

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from reconciler.core.model import Direction
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_job, check_service_principal
 from reconciler.graph.client import segment
+from reconciler.graph.groups import member_count, member_count_item
 from reconciler.graph.identity import JSON, from_template
 from reconciler.graph.paths import (
     PAGE_SIZE,
@@ -229,6 +230,10 @@ class GraphResources:
         params = {"$filter": staged_delete_filter(job_id, since)}
         pages = self.client.pages("/auditLogs/provisioning", params)
         return [e for page in pages for e in page if isinstance(e, dict)]
+
+    def group_member_counts(self, ids: Sequence[str]) -> list[int | ProviderError | None]:
+        answers = self.client.batch([member_count_item(id) for id in ids])
+        return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         path = f"/applications/{segment(app_object_id)}/extensionProperties"

@@ -33,6 +33,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import TypeVar
 
+from reconciler.core.group_limits import GroupSizes
 from reconciler.core.model import (
     RESET_FORCE_DELETES,
     RESET_FULL,
@@ -52,6 +53,7 @@ from reconciler.graph.extensions import (
     with_definitions,
     without_definitions,
 )
+from reconciler.graph.groups import group_sizes_from
 from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
     JSON,
@@ -482,6 +484,16 @@ class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
         except ProviderError as exc:
             return unknown_held_deletes(since, exc)
         return count_held_deletes(entries, str(job["id"]), since)
+
+    def group_sizes(self, ids: Sequence[str]) -> GroupSizes:
+        """The direct-member count of each cloud group ``ids`` names (``graph.groups``); a read only."""
+        if not ids:
+            return GroupSizes()
+        try:
+            answers = self.resources.group_member_counts(ids)
+        except ProviderError as exc:  # the reads as a whole failed: each count is unknown, and why
+            answers = [exc] * len(ids)
+        return group_sizes_from(ids, answers)
 
     def approve_deletes(self, id: str, quarantine_since: str) -> None:
         """The documented restart with ForceDeletes, then a tag that says which quarantine's deletes were

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from reconciler.core.group_limits import GroupSizes
 from reconciler.core.model import RESET_FORCE_DELETES, RESET_FULL, ExtensionsSeen, Mapping, Scope, Settings
 from reconciler.core.observed import HeldDeletes, Observed
 from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
@@ -27,6 +28,7 @@ __all__ = [
     "RESET_FULL",
     "ApprovesDeletes",
     "ChecksExchangeSchema",
+    "CountsGroupMembers",
     "CountsHeldDeletes",
     "LooksUpDomains",
     "ParsesExpressions",
@@ -98,6 +100,17 @@ class CountsHeldDeletes(Protocol):
     def held_deletes(self, id: str, since: str | None) -> HeldDeletes:
         """The deletes held since ``since`` by configuration ``id``'s job; a read only. A failed read
         gives an unknown count with its reason, never an error."""
+        ...
+
+
+@runtime_checkable
+class CountsGroupMembers(Protocol):
+    """What a provider adds when it can count the direct members of cloud groups (the documented
+    limits of Entra ID -> AD group provisioning, ``core.group_limits``)."""
+
+    def group_sizes(self, ids: Sequence[str]) -> GroupSizes:
+        """The direct-member count of each cloud group ``ids`` names; a read only. A group the tenant
+        does not list is ``missing``; a count that cannot be read is unknown, with why, never an error."""
         ...
 
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn, TypeVar
 
+from reconciler.core.group_limits import GroupSizes
 from reconciler.core.model import Direction, Mapping
 from reconciler.core.observed import Observed
-from reconciler.errors import NotFoundError, TransientProviderError
+from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_and_read_schema_text
 from reconciler.graph.identity import JSON, direction_of, from_template, main_job, name_tag, parse_tags
 from reconciler.graph.primitives import Loaded
@@ -170,6 +171,11 @@ class _TenantResources:
     def staged_deletes(self, job_id: str, since: str | None) -> list[JSON]:
         return self.store.provisioning_log(job_id)
 
+    def group_member_counts(self, ids: Sequence[str]) -> list[int | ProviderError | None]:
+        found = [self.store.cloud_group_members(id) for id in ids]
+        pairs = zip(ids, found, strict=True)
+        return [NotFoundError(f"group {id}") if m is None else len(m) for id, m in pairs]
+
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         return self.store.create_extension_property(app_object_id, body)
 
@@ -257,6 +263,14 @@ class LocalProvider(CloudSyncWriter):
 
     def template_defaults(self) -> tuple[Mapping, ...]:
         return template_defaults()
+
+    def group_sizes(self, ids: Sequence[str]) -> GroupSizes:
+        """As on Graph, over the tenant's cloud groups; a tenant that holds none (nothing loaded with
+        ``directory load``) has no directory to check against, and says nothing of any group."""
+        with self.store.transaction(write=False):
+            if not self.store.holds_cloud_groups():
+                return GroupSizes()
+            return super().group_sizes(ids)
 
     # ----------------------------------------------------------------------------------------------
     # writing: the steps are ``CloudSyncWriter``'s, over ``_TenantResources``

@@ -204,6 +204,23 @@ class DirectoryObjects(Database):
         rows = self._q_where(sql, "object_type", object_type, "seq")
         return [_cloud_object(r) for r in rows]
 
+    def cloud_group_members(self, id: str) -> list[str] | None:
+        """The direct members (object ids, its ``members`` attribute) of cloud group ``id``, its id
+        compared without case as the directory does; None when the tenant holds no such group."""
+        row = self._one(
+            "SELECT attributes FROM cloud_objects "
+            "WHERE lower(id) = lower(?) AND lower(object_type) = 'group'",
+            (id,),
+        )
+        if row is None:
+            return None
+        members = loads(row[0]).get("members")
+        return [str(m) for m in members] if isinstance(members, list) else []
+
+    def holds_cloud_groups(self) -> bool:
+        """Whether the tenant holds any cloud group (loaded, or written by provisioning)."""
+        return self._one("SELECT 1 FROM cloud_objects WHERE lower(object_type) = 'group' LIMIT 1") is not None
+
     def delete_cloud_object(self, id: str) -> None:
         with self.transaction():
             conn = self._conn()

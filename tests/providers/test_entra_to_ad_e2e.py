@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from support.providers import Harness
+from support.providers import Harness, add_cloud_groups
 
 from reconciler.config.load import load_paths
 from reconciler.core.model import DesiredState
@@ -69,6 +69,7 @@ def assigned(h: Harness, id: str) -> set[str]:
 def test_create_change_restart_and_delete_guards(tenant: Harness, tmp_path: Path) -> None:
     store = tenant.store
     assert store is not None
+    add_cloud_groups(store, dict.fromkeys((A, B, C), 2))  # the selected groups are in the directory
     folder = tmp_path / "configs"
     state = write(folder, (A, B))
     first = plan(tenant, state)

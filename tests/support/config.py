@@ -25,3 +25,19 @@ spec:
       - {target: department, source: department}
       - {target: extensionAttribute1, constant: FTE}
 """
+
+
+def entra_to_ad(*groups: str, name: str = "contoso-groups") -> str:
+    """An Entra ID -> AD configuration for contoso.com that selects ``groups`` (object ids)."""
+    return f"""\
+apiVersion: cloudsync/v1
+kind: Configuration
+metadata:
+  name: {name}
+spec:
+  direction: entraToAd
+  domain: contoso.com
+  notificationEmail: identity-ops@contoso.com
+  scope:
+    selectedGroups: [{", ".join(groups)}]
+"""

@@ -7,7 +7,8 @@ them from ``store_harness``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from reconciler.core.model import Settings
@@ -42,6 +43,15 @@ def portal_create(store: TenantStore, domain: str, *, password_hash_sync: bool =
     settings = Settings(domain, f"admin@{domain}", password_hash_sync=password_hash_sync)
     store.put_secrets(sp["id"], settings_to_secrets(settings, []))
     return str(sp["id"])
+
+
+def add_cloud_groups(store: TenantStore, members: Mapping[str, int]) -> None:
+    """Cloud security groups in the tenant's directory, as a directory load writes them: each id with
+    that many direct members (user ids made up for it)."""
+    for id, count in members.items():
+        ids = [str(uuid.UUID(int=(int(id.replace("-", ""), 16) + n + 1) % 2**128)) for n in range(count)]
+        attributes = {"displayName": f"Group {id[:8]}", "securityEnabled": True, "mailEnabled": False}
+        store.put_cloud_object(id, "Group", {**attributes, "members": ids})
 
 
 def store_harness(provider: Provider, store: TenantStore) -> Harness:
