@@ -1,10 +1,11 @@
 """The documented member limits of Entra ID -> AD group provisioning, and what a plan makes of them.
 
-The service does not provision a cloud group of more than 50,000 members, and scoping by selected
-groups is documented up to 250,000 direct-member links (``cloud-sync-directions.md`` §1.1 and §1.3,
-from Microsoft's deployment-options page). Only the tenant knows how many members a group has: the
-engine looks them up (``GroupSizes``, one read per group, through the provider) for the configurations
-whose selected groups a plan would add to, and the planner holds such a change back when it would
+The service does not provision a cloud group of more than 50,000 members; scoping by selected groups
+is documented up to 250,000 direct-member links, and scoping all groups (by attribute filters) only
+for tenants of fewer than 200,000 users and 40,000 groups (``cloud-sync-directions.md`` §1.1 and §1.3,
+from Microsoft's deployment-options page). Only the tenant knows these numbers: the engine looks them
+up (``GroupSizes``, through the provider) for the configurations a plan would widen (selected groups
+added; all-groups scoping made or taken up), and the planner holds such a change back when it would
 break a limit. A group the tenant does not list, or a count that could not be read, is a warning: the
 count is read with ``ConsistencyLevel: eventual``, so a group made a moment ago may not be listed yet,
 and a plan is never held back on what could not be read.
@@ -23,16 +24,23 @@ from reconciler.core.observed import Observed
 __all__ = [
     "MAX_GROUP_MEMBERS",
     "MAX_SELECTED_LINKS",
+    "MAX_TENANT_GROUPS",
+    "MAX_TENANT_USERS",
     "GroupSize",
     "GroupSizes",
+    "TenantSize",
     "groups_to_count",
     "member_limit_problems",
+    "needs_tenant_size",
 ]
 
 # "Groups of more than 50,000 members are not supported" (group provisioning to AD).
 MAX_GROUP_MEMBERS = 50_000
 # Selected-groups scoping: up to 10,000 groups (checked when the file is read) and 250,000 links.
 MAX_SELECTED_LINKS = 250_000
+# All groups (attribute filters): "only for tenants with fewer than 200,000 users and 40,000 groups".
+MAX_TENANT_USERS = 200_000
+MAX_TENANT_GROUPS = 40_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +54,26 @@ class GroupSize:
 
 
 @dataclass(frozen=True, slots=True)
+class TenantSize:
+    """How many users and groups the tenant's directory holds; a count not read is None, and
+    ``unknown`` says why."""
+
+    users: int | None = None
+    groups: int | None = None
+    unknown: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GroupSizes:
-    """Sizes of cloud groups by object id (compared without case, as the directory does)."""
+    """Sizes of cloud groups by object id (compared without case, as the directory does), and of the
+    tenant when a plan needs it (None: not looked up)."""
 
     sizes: Mapping[str, GroupSize] = field(default_factory=dict)
+    tenant: TenantSize | None = None
 
     @staticmethod
-    def of(pairs: Iterable[tuple[str, GroupSize]]) -> GroupSizes:
-        return GroupSizes({id.casefold(): size for id, size in pairs})
+    def of(pairs: Iterable[tuple[str, GroupSize]], tenant: TenantSize | None = None) -> GroupSizes:
+        return GroupSizes({id.casefold(): size for id, size in pairs}, tenant)
 
     def get(self, id: str) -> GroupSize | None:
         return self.sizes.get(id.casefold())
@@ -73,6 +93,14 @@ def _added(d: Desired, found: Observed | None) -> set[str]:
     return wanted - {g.casefold() for g in found.scope.entries}
 
 
+def needs_tenant_size(d: Desired, found: Observed | None) -> bool:
+    """Whether a plan of ``d`` scopes all groups (with attribute filters, or none) where ``found`` did
+    not: a create, or a change from selected groups."""
+    if d.settings.direction is not Direction.ENTRA_TO_AD or d.scope.kind is not ScopeKind.ALL:
+        return False
+    return found is None or not found.complete or found.scope.kind is not ScopeKind.ALL
+
+
 def groups_to_count(d: Desired, found: Observed | None) -> tuple[str, ...]:
     """The groups whose members a plan of ``d`` needs counted: every selected group, when the desired
     state adds any (the link limit is over all of them); none when it adds none, so a plan that changes
@@ -87,7 +115,11 @@ def member_limit_problems(
 
     Held: a group the change adds has more than ``MAX_GROUP_MEMBERS`` members, or the selected groups
     together have more than ``MAX_SELECTED_LINKS`` (a lower bound when some counts are unknown). A group
-    already assigned that has grown too large is a warning: the change does not cause it."""
+    already assigned that has grown too large is a warning: the change does not cause it. Scoping all
+    groups where the configuration did not is held back in a tenant of ``MAX_TENANT_USERS`` users or
+    ``MAX_TENANT_GROUPS`` groups or more."""
+    if sizes is not None and sizes.tenant is not None and needs_tenant_size(d, found):
+        return _tenant_problems(d.name, sizes.tenant)
     counted = groups_to_count(d, found)
     if sizes is None or not counted:
         return (), ()
@@ -144,3 +176,26 @@ def _missing_warning(name: str, missing: Sequence[str]) -> tuple[str, ...]:
         "the service does not assign a group that does not exist (a group made moments ago may not be "
         "listed yet: counts are read eventually consistent)",
     )
+
+
+def _tenant_problems(name: str, tenant: TenantSize) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    over = [
+        f"{count:,} {what}"
+        for count, limit, what in (
+            (tenant.users, MAX_TENANT_USERS, "users"),
+            (tenant.groups, MAX_TENANT_GROUPS, "groups"),
+        )
+        if count is not None and count >= limit
+    ]
+    warnings: tuple[str, ...] = ()
+    if tenant.unknown is not None:
+        why = f"the tenant size that scoping all groups is documented for was not checked: {tenant.unknown}"
+        warnings = (f"{name}: {why}",)
+    if not over:
+        return (), warnings
+    reason = (
+        f"scoping all groups (attribute filters) is documented only for tenants of fewer than "
+        f"{MAX_TENANT_USERS:,} users and {MAX_TENANT_GROUPS:,} groups, and this tenant has "
+        f"{' and '.join(over)}: select the groups instead (spec.scope.selectedGroups)"
+    )
+    return (reason,), warnings

@@ -122,6 +122,21 @@ class DirectoryEndpoints(Shaper):
         ]
         return self._collection(request, "directoryObject", items, "directoryObjects", directory=True)
 
+    def _list_users(self, request: Request) -> Reply:
+        return self._cloud_collection("User", "users", request)
+
+    def _list_groups(self, request: Request) -> Reply:
+        return self._cloud_collection("Group", "groups", request)
+
+    def _cloud_collection(self, kind: str, fragment: str, request: Request) -> Reply:
+        """The store's cloud users or groups, as directory objects: enough for ``$count`` (the tenant's
+        size), ``$select=id`` and paging."""
+        items = [
+            {"@odata.type": f"#microsoft.graph.{kind.lower()}", "id": str(o["id"]), "deletedDateTime": None}
+            for o in self.store.list_cloud_objects(kind)
+        ]
+        return self._collection(request, "directoryObject", items, fragment, directory=True)
+
     # -- applications and service principals -------------------------------------------------------
 
     def _instantiate(self, template_id: str, request: Request) -> Reply:

@@ -63,6 +63,8 @@ class GraphService(DirectoryEndpoints, SynchronizationEndpoints):
             (r"/organization", {"GET": self._organization}),
             (r"/auditLogs/provisioning", {"GET": self._provisioning_log}),
             (rf"/groups/{_SEG}/members", {"GET": self._list_group_members}),
+            (r"/groups", {"GET": self._list_groups}),
+            (r"/users", {"GET": self._list_users}),
             (rf"{_SP}/appRoleAssignedTo", {"GET": self._list_assignments, "POST": self._assign}),
             (rf"{_SP}/appRoleAssignedTo/{_SEG}", {"DELETE": self._unassign}),
             (r"/servicePrincipals", {"GET": self._list_sps, "POST": self._create_sp}),

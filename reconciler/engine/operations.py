@@ -23,7 +23,7 @@ from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.collector import collector_paused
 from reconciler.core.digest import desired_digest
-from reconciler.core.group_limits import GroupSizes, groups_to_count
+from reconciler.core.group_limits import GroupSizes, groups_to_count, needs_tenant_size
 from reconciler.core.model import (
     EXTENSION_REF,
     TOO_MANY_DELETES,
@@ -188,17 +188,24 @@ def read_group_sizes(
     only: frozenset[str] | None = None,
 ) -> GroupSizes | None:
     """The member counts of the cloud groups the plan needs (``core.group_limits.groups_to_count``:
-    those of configurations whose selected groups the desired state adds to), each group read once;
-    None when there are none or the target cannot count."""
+    those of configurations whose selected groups the desired state adds to), each group read once,
+    and the tenant's size when a configuration takes up scoping all groups; None when the plan needs
+    neither or the target cannot count."""
     if not isinstance(provider, CountsGroupMembers):
         return None
     managed = {o.name: o for o in observed if o.managed}
     wanted: dict[str, str] = {}
+    tenant = False
     for d in state.configurations:
         if only is None or d.name in only:
-            for group in groups_to_count(d, managed.get(d.name)):
+            found = managed.get(d.name)
+            tenant = tenant or needs_tenant_size(d, found)
+            for group in groups_to_count(d, found):
                 wanted.setdefault(group.casefold(), group)
-    return provider.group_sizes(list(wanted.values())) if wanted else None
+    if not wanted and not tenant:
+        return None
+    sizes = provider.group_sizes(list(wanted.values())) if wanted else GroupSizes()
+    return replace(sizes, tenant=provider.tenant_size()) if tenant else sizes
 
 
 def _to_ad_defaults() -> tuple[Mapping, ...]:

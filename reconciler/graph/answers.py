@@ -171,9 +171,10 @@ def permission_needed(what: str) -> str:
     schema, secrets, templates) need ``Synchronization.Read.All`` to read and
     ``Synchronization.ReadWrite.All`` to write; reading service principals and applications needs
     ``Application.Read.All``; ``instantiate`` and changing or deleting a principal or an application
-    need ``Application.ReadWrite.All``; listing a group's members needs ``GroupMember.Read.All``. An
-    app-only identity may have ``Application.ReadWrite.OwnedBy`` instead, which covers the application
-    calls for the applications it owns.
+    need ``Application.ReadWrite.All``; listing groups and their members needs
+    ``GroupMember.Read.All``, listing users ``User.Read.All``. An app-only identity may have
+    ``Application.ReadWrite.OwnedBy`` instead, which covers the application calls for the
+    applications it owns.
     """
     method, _, path = what.partition(" ")
     path = path.lower()
@@ -181,9 +182,13 @@ def permission_needed(what: str) -> str:
     if path.lstrip("/").startswith("auditlogs/"):
         # "List provisioningObjectSummary" (with Directory.Read.All beside it).
         return "AuditLog.Read.All"
-    if path.lstrip("/").startswith("groups/") and reads:
-        # "List group members" (the member limits of Entra ID -> AD group provisioning).
+    first = path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+    if first == "groups" and reads:
+        # "List groups" and "List group members" (the limits of Entra ID -> AD group provisioning).
         return "GroupMember.Read.All"
+    if first == "users" and reads:
+        # "List users", application permission (the tenant's size, for scoping all groups).
+        return "User.Read.All"
     if "/approleassignedto" in path and not reads:
         # Entra ID -> AD selected groups ("Grant an appRoleAssignment for a service principal").
         return "AppRoleAssignment.ReadWrite.All"

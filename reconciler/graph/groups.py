@@ -1,11 +1,14 @@
-"""Cloud groups' direct-member counts, as Graph gives them: the request, and its answers read.
+"""Cloud groups' direct-member counts, and the tenant's numbers of users and groups, as Graph gives them:
+the requests, and their answers read.
 
 A count is one ``GET /groups/{id}/members?$count=true&$top=1&$select=id`` with the header
 ``ConsistencyLevel: eventual`` ("List group members": ``$count`` is an advanced query on directory
 objects, GroupMember.Read.All at least). The collection form is used rather than the ``/$count``
 segment because its answer is JSON inside a ``$batch`` too, and ``$top=1`` keeps the page to one
-member. Microsoft's advanced-query page says a query may drop ``@odata.count`` without an error, so
-an answer without a whole-number count is an unknown count, never zero.
+member. The tenant's users and groups are counted the same way (``GET /users`` and ``GET /groups``,
+"List users" needs User.Read.All, "List groups" GroupMember.Read.All). Microsoft's advanced-query page
+says a query may drop ``@odata.count`` without an error, so an answer without a whole-number count is
+an unknown count, never zero.
 
 I/O: none; pure values (the requests go out through ``GraphClient.batch``).
 """
@@ -15,20 +18,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.core.group_limits import GroupSize, GroupSizes
+from reconciler.core.group_limits import GroupSize, GroupSizes, TenantSize
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.graph.client import BatchItem, segment
 
-__all__ = ["MEMBER_READ_PERMISSION", "group_sizes_from", "member_count", "member_count_item"]
+__all__ = [
+    "MEMBER_READ_PERMISSION",
+    "group_sizes_from",
+    "member_count",
+    "member_count_item",
+    "tenant_count_items",
+    "tenant_size_from",
+]
 
 # The least-privileged permission of "List group members".
 MEMBER_READ_PERMISSION = "GroupMember.Read.All"
 _EVENTUAL = {"ConsistencyLevel": "eventual"}
+_COUNT = "?$count=true&$top=1&$select=id"
+# The collections counted for the tenant's size, and what a 403 on each means.
+_TENANT = (("/users", "users", "User.Read.All"), ("/groups", "groups", MEMBER_READ_PERMISSION))
 
 
 def member_count_item(id: str) -> BatchItem:
     """The request that counts group ``id``'s direct members."""
-    return BatchItem("GET", f"/groups/{segment(id)}/members?$count=true&$top=1&$select=id", headers=_EVENTUAL)
+    return BatchItem("GET", f"/groups/{segment(id)}/members{_COUNT}", headers=_EVENTUAL)
+
+
+def tenant_count_items() -> list[BatchItem]:
+    """The requests that count the tenant's users and groups, in that order."""
+    return [BatchItem("GET", path + _COUNT, headers=_EVENTUAL) for path, _, _ in _TENANT]
 
 
 def member_count(answer: Any) -> int | None:
@@ -53,3 +71,18 @@ def _size(answer: int | ProviderError | None) -> GroupSize:
 def group_sizes_from(ids: Sequence[str], answers: Sequence[int | ProviderError | None]) -> GroupSizes:
     """Each group's size from its answer: a count, None (no count given) or the error it failed with."""
     return GroupSizes.of((id, _size(answer)) for id, answer in zip(ids, answers, strict=True))
+
+
+def tenant_size_from(answers: Sequence[int | ProviderError | None]) -> TenantSize:
+    """The tenant's size from the answers of ``tenant_count_items``."""
+    counts: list[int | None] = []
+    why: list[str] = []
+    for (_, what, permission), answer in zip(_TENANT, answers, strict=True):
+        counts.append(answer if isinstance(answer, int) else None)
+        if isinstance(answer, ProviderError) and answer.status == 403:
+            why.append(f"the identity lacks {permission} to count {what} (HTTP 403)")
+        elif isinstance(answer, ProviderError):
+            why.append(f"the {what} could not be counted: {answer}")
+        elif answer is None:
+            why.append(f"the service gave no count of {what}")
+    return TenantSize(counts[0], counts[1], "; ".join(why) or None)

@@ -18,7 +18,7 @@ from reconciler.core.model import Direction
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_job, check_service_principal
 from reconciler.graph.client import segment
-from reconciler.graph.groups import member_count, member_count_item
+from reconciler.graph.groups import member_count, member_count_item, tenant_count_items
 from reconciler.graph.identity import JSON, from_template
 from reconciler.graph.paths import (
     PAGE_SIZE,
@@ -233,6 +233,10 @@ class GraphResources:
 
     def group_member_counts(self, ids: Sequence[str]) -> list[int | ProviderError | None]:
         answers = self.client.batch([member_count_item(id) for id in ids])
+        return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
+
+    def tenant_counts(self) -> list[int | ProviderError | None]:
+        answers = self.client.batch(tenant_count_items())
         return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:

@@ -33,7 +33,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import TypeVar
 
-from reconciler.core.group_limits import GroupSizes
+from reconciler.core.group_limits import GroupSizes, TenantSize
 from reconciler.core.model import (
     RESET_FORCE_DELETES,
     RESET_FULL,
@@ -53,7 +53,7 @@ from reconciler.graph.extensions import (
     with_definitions,
     without_definitions,
 )
-from reconciler.graph.groups import group_sizes_from
+from reconciler.graph.groups import group_sizes_from, tenant_size_from
 from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
     JSON,
@@ -494,6 +494,14 @@ class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
         except ProviderError as exc:  # the reads as a whole failed: each count is unknown, and why
             answers = [exc] * len(ids)
         return group_sizes_from(ids, answers)
+
+    def tenant_size(self) -> TenantSize | None:
+        """How many users and groups the tenant holds (``graph.groups``); a read only."""
+        try:
+            answers = self.resources.tenant_counts()
+        except ProviderError as exc:
+            answers = [exc, exc]
+        return tenant_size_from(answers)
 
     def approve_deletes(self, id: str, quarantine_since: str) -> None:
         """The documented restart with ForceDeletes, then a tag that says which quarantine's deletes were

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.core.group_limits import GroupSizes
+from reconciler.core.group_limits import GroupSizes, TenantSize
 from reconciler.core.model import RESET_FORCE_DELETES, RESET_FULL, ExtensionsSeen, Mapping, Scope, Settings
 from reconciler.core.observed import HeldDeletes, Observed
 from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
@@ -111,6 +111,10 @@ class CountsGroupMembers(Protocol):
     def group_sizes(self, ids: Sequence[str]) -> GroupSizes:
         """The direct-member count of each cloud group ``ids`` names; a read only. A group the tenant
         does not list is ``missing``; a count that cannot be read is unknown, with why, never an error."""
+        ...
+
+    def tenant_size(self) -> TenantSize | None:
+        """How many users and groups the tenant holds (None: the target cannot tell); a read only."""
         ...
 
 

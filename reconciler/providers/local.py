@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn, TypeVar
 
-from reconciler.core.group_limits import GroupSizes
+from reconciler.core.group_limits import GroupSizes, TenantSize
 from reconciler.core.model import Direction, Mapping
 from reconciler.core.observed import Observed
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
@@ -176,6 +176,9 @@ class _TenantResources:
         pairs = zip(ids, found, strict=True)
         return [NotFoundError(f"group {id}") if m is None else len(m) for id, m in pairs]
 
+    def tenant_counts(self) -> list[int | ProviderError | None]:
+        return [len(self.store.list_cloud_objects(kind)) for kind in ("User", "Group")]
+
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         return self.store.create_extension_property(app_object_id, body)
 
@@ -271,6 +274,10 @@ class LocalProvider(CloudSyncWriter):
             if not self.store.holds_cloud_groups():
                 return GroupSizes()
             return super().group_sizes(ids)
+
+    def tenant_size(self) -> TenantSize | None:
+        with self.store.transaction(write=False):
+            return super().tenant_size() if self.store.holds_cloud_groups() else None
 
     # ----------------------------------------------------------------------------------------------
     # writing: the steps are ``CloudSyncWriter``'s, over ``_TenantResources``

@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 from reconciler.core.group_limits import (
     MAX_GROUP_MEMBERS,
     MAX_SELECTED_LINKS,
+    MAX_TENANT_GROUPS,
+    MAX_TENANT_USERS,
     GroupSize,
     GroupSizes,
+    TenantSize,
     groups_to_count,
     member_limit_problems,
+    needs_tenant_size,
 )
 from reconciler.core.model import Desired, DesiredState, Direction, FilterClause, Scope, ScopeKind, Settings
 from reconciler.core.observed import Observed
@@ -152,3 +156,42 @@ def test_the_planner_holds_a_create_and_an_update_back_and_plans_the_rest() -> N
     fine = sizes(g1=5, g2=7)
     plan = compute_plan(DesiredState((want(G1, G2),)), (have(G1),), (), group_sizes=fine)
     assert plan.held == () and [c.action for c in plan.changes] == [Action.UPDATE, Action.RESTART]
+
+
+FILTERS = Scope(ScopeKind.ALL, filters=((FilterClause("displayName", "REGEX_MATCH", "^sec-"),),))
+
+
+def test_the_tenant_size_is_needed_when_a_configuration_takes_up_scoping_all_groups() -> None:
+    every = replace(want(), scope=FILTERS)
+    assert needs_tenant_size(every, None)
+    assert needs_tenant_size(every, have(G1))  # from selected groups to filters
+    assert not needs_tenant_size(every, replace(have(), scope=Scope(ScopeKind.ALL)))  # already all groups
+    assert not needs_tenant_size(want(G1), None)
+
+
+def test_a_tenant_too_large_for_scoping_all_groups_holds_it_back() -> None:
+    every = replace(want(), scope=FILTERS)
+    large = GroupSizes(tenant=TenantSize(users=MAX_TENANT_USERS, groups=12))
+    held, warnings = member_limit_problems(every, None, large)
+    assert held == (
+        "scoping all groups (attribute filters) is documented only for tenants of fewer than 200,000 users "
+        "and 40,000 groups, and this tenant has 200,000 users: select the groups instead "
+        "(spec.scope.selectedGroups)",
+    )
+    assert warnings == ()
+    both = GroupSizes(tenant=TenantSize(users=250_000, groups=MAX_TENANT_GROUPS + 5))
+    assert "has 250,000 users and 40,005 groups:" in member_limit_problems(every, have(G1), both)[0][0]
+    small = GroupSizes(tenant=TenantSize(users=MAX_TENANT_USERS - 1, groups=MAX_TENANT_GROUPS - 1))
+    assert member_limit_problems(every, None, small) == ((), ())
+
+
+def test_a_tenant_size_not_read_is_a_warning() -> None:
+    every = replace(want(), scope=FILTERS)
+    partly = GroupSizes(tenant=TenantSize(users=None, groups=7, unknown="the identity lacks User.Read.All"))
+    assert member_limit_problems(every, None, partly) == (
+        (),
+        (
+            "groups: the tenant size that scoping all groups is documented for was not checked: the "
+            "identity lacks User.Read.All",
+        ),
+    )

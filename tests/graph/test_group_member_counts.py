@@ -1,13 +1,14 @@
-"""Counting cloud groups' direct members over real HTTP (the emulator on 127.0.0.1): ``$count`` as an
-advanced query inside ``$batch``, groups the directory does not hold, an identity without
-GroupMember.Read.All, and answers that leave the count out."""
+"""Counting cloud groups' direct members, and the tenant's users and groups, over real HTTP (the
+emulator on 127.0.0.1): ``$count`` as an advanced query inside ``$batch``, groups the directory does
+not hold, an identity without GroupMember.Read.All or User.Read.All, and answers that leave the count
+out."""
 
 from __future__ import annotations
 
 from support.graph import TOKEN, provider_for
 from support.providers import add_cloud_groups
 
-from reconciler.core.group_limits import GroupSize
+from reconciler.core.group_limits import GroupSize, TenantSize
 from reconciler.emulator import Emulator
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.graph.groups import group_sizes_from, member_count, member_count_item
@@ -73,3 +74,23 @@ def test_the_request_is_the_documented_advanced_query() -> None:
     assert item.headers == {"ConsistencyLevel": "eventual"}
     # An id is one path segment, whatever it holds.
     assert member_count_item("a/../b?x").url.startswith("/groups/a%2F..%2Fb%3Fx/members?")
+
+
+def test_the_tenants_users_and_groups_are_counted_in_one_batch(emulator: Emulator) -> None:
+    add_cloud_groups(emulator.store, dict.fromkeys(ids(4, "6666"), 0))
+    for user in ids(3, "7777"):
+        emulator.store.put_cloud_object(user, "User", {"displayName": "someone"})
+    assert provider_for(emulator, TOKEN).tenant_size() == TenantSize(users=3, groups=4)
+    assert [(r.path.split("?")[0], r.inner) for r in emulator.recorded] == [
+        ("/$batch", False),
+        ("/users", True),
+        ("/groups", True),
+    ]
+
+
+def test_without_user_read_the_users_are_unknown_and_the_groups_counted(start_emulator: object) -> None:
+    emulator = start_emulator(token=TOKEN, lacking=frozenset({"User.Read.All"}))  # type: ignore[operator]
+    add_cloud_groups(emulator.store, dict.fromkeys(ids(2, "8888"), 0))
+    assert provider_for(emulator, TOKEN).tenant_size() == TenantSize(
+        users=None, groups=2, unknown="the identity lacks User.Read.All to count users (HTTP 403)"
+    )

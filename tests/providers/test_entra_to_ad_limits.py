@@ -1,16 +1,18 @@
 """The member limits of Entra ID -> AD group provisioning, on the local tenant and over real HTTP to the
 emulator: a selected group of more than 50,000 members, or more than 250,000 links together, holds the
 change back and nothing is written; groups the directory does not hold are a warning; a plan that
-adds no group reads no count."""
+adds no group reads no count; scoping all groups in a tenant larger than documented for it is held."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support.config import entra_to_ad
 from support.providers import Harness, add_cloud_groups
 
 from reconciler.config.load import load_paths
+from reconciler.core import group_limits
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Action, Plan, PlanOptions, Provenance
 from reconciler.engine.operations import make_plan, plan_and_apply
@@ -112,3 +114,34 @@ def test_a_local_tenant_without_cloud_groups_checks_nothing(tmp_path: Path) -> N
         assert result.held == () and result.warnings == ()
     finally:
         provider.close()
+
+
+FILTERS = """\
+    filters:
+      - [{attribute: displayName, operator: REGEX_MATCH, value: "^sec-"}]
+"""
+
+
+def test_scoping_all_groups_in_a_tenant_too_large_for_it_is_held_back(
+    tenant: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tenant.store is not None
+    # The documented 40,000 groups, scaled down: the exact figures are tested in tests/core.
+    monkeypatch.setattr(group_limits, "MAX_TENANT_GROUPS", 3)
+    add_cloud_groups(tenant.store, {SMALL: 1, LARGE: 1, OTHER: 1})
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    text = entra_to_ad(SMALL).replace(f"    selectedGroups: [{SMALL}]\n", FILTERS)
+    (folder / "groups.yaml").write_text(text)
+    (held,) = plan(tenant, load_paths([str(folder)]).state).held
+    assert held.action is Action.CREATE
+    assert held.reasons[0].endswith(
+        "and this tenant has 3 groups: select the groups instead (spec.scope.selectedGroups)"
+    )
+    # Selected groups in the same tenant are fine; taking up filters later is held back too.
+    state = write(folder, SMALL)
+    assert plan_and_apply(state, tenant.provider, PlanOptions(), Provenance()).result.ok
+    (folder / "groups.yaml").write_text(text)
+    (held,) = plan(tenant, load_paths([str(folder)]).state).held
+    assert held.action is Action.UPDATE and "this tenant has 3 groups" in held.reasons[0]
+    assert assigned(tenant) == {SMALL}
