@@ -18,29 +18,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reconciler.core.model import Desired, Direction, ScopeKind
+from reconciler.core.model import Desired, Direction, FilterClause, ScopeKind
 from reconciler.core.observed import Observed
 
 __all__ = [
+    "MAX_FILTER_GROUPS",
+    "MAX_FILTER_LINKS",
     "MAX_GROUP_MEMBERS",
     "MAX_SELECTED_LINKS",
     "MAX_TENANT_GROUPS",
     "MAX_TENANT_USERS",
+    "FilterSelection",
+    "Filters",
     "GroupSize",
     "GroupSizes",
     "TenantSize",
     "groups_to_count",
     "member_limit_problems",
+    "needs_filter_selection",
     "needs_tenant_size",
 ]
 
 # "Groups of more than 50,000 members are not supported" (group provisioning to AD).
 MAX_GROUP_MEMBERS = 50_000
+_TOO_LARGE = f"Entra ID -> AD provisioning does not support groups of more than {MAX_GROUP_MEMBERS:,} members"
 # Selected-groups scoping: up to 10,000 groups (checked when the file is read) and 250,000 links.
 MAX_SELECTED_LINKS = 250_000
 # All groups (attribute filters): "only for tenants with fewer than 200,000 users and 40,000 groups".
 MAX_TENANT_USERS = 200_000
 MAX_TENANT_GROUPS = 40_000
+# ... and up to 20,000 groups and 500,000 membership links selected.
+MAX_FILTER_GROUPS = 20_000
+MAX_FILTER_LINKS = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +72,28 @@ class TenantSize:
     unknown: str | None = None
 
 
+# A scope's attribute filters: clauses ANDed in a filter, filters ORed.
+Filters = Sequence[Sequence[FilterClause]]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSelection:
+    """The ids of the groups a configuration that scopes all groups selects; None with ``unknown`` when
+    they could not be told (a filter on an attribute not read, a listing that failed), and why."""
+
+    groups: tuple[str, ...] | None
+    unknown: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class GroupSizes:
-    """Sizes of cloud groups by object id (compared without case, as the directory does), and of the
-    tenant when a plan needs it (None: not looked up)."""
+    """Sizes of cloud groups by object id (compared without case, as the directory does); the tenant's
+    size and, by configuration name, the groups all-groups scoping selects, when a plan needs them
+    (None / absent: not looked up)."""
 
     sizes: Mapping[str, GroupSize] = field(default_factory=dict)
     tenant: TenantSize | None = None
+    selections: Mapping[str, FilterSelection] = field(default_factory=dict)
 
     @staticmethod
     def of(pairs: Iterable[tuple[str, GroupSize]], tenant: TenantSize | None = None) -> GroupSizes:
@@ -101,6 +125,16 @@ def needs_tenant_size(d: Desired, found: Observed | None) -> bool:
     return found is None or not found.complete or found.scope.kind is not ScopeKind.ALL
 
 
+def needs_filter_selection(d: Desired, found: Observed | None) -> bool:
+    """Whether a plan of ``d`` scopes all groups with other filters than ``found`` (or where it did not
+    scope all groups): what the filters select is then counted."""
+    if d.settings.direction is not Direction.ENTRA_TO_AD or d.scope.kind is not ScopeKind.ALL:
+        return False
+    if found is None or not found.complete or found.scope.kind is not ScopeKind.ALL:
+        return True
+    return found.scope.filters_as_list() != d.scope.filters_as_list()
+
+
 def groups_to_count(d: Desired, found: Observed | None) -> tuple[str, ...]:
     """The groups whose members a plan of ``d`` needs counted: every selected group, when the desired
     state adds any (the link limit is over all of them); none when it adds none, so a plan that changes
@@ -111,21 +145,37 @@ def groups_to_count(d: Desired, found: Observed | None) -> tuple[str, ...]:
 def member_limit_problems(
     d: Desired, found: Observed | None, sizes: GroupSizes | None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(why the change is held back, warnings) for the selected groups of ``d``, given their ``sizes``.
+    """(why the change is held back, warnings) for the scope of ``d``, given what ``sizes`` read.
 
     Held: a group the change adds has more than ``MAX_GROUP_MEMBERS`` members, or the selected groups
-    together have more than ``MAX_SELECTED_LINKS`` (a lower bound when some counts are unknown). A group
-    already assigned that has grown too large is a warning: the change does not cause it. Scoping all
+    together have more than ``MAX_SELECTED_LINKS`` (a lower bound when some counts are unknown); a group
+    already assigned that has grown too large is a warning, the change does not cause it. Scoping all
     groups where the configuration did not is held back in a tenant of ``MAX_TENANT_USERS`` users or
-    ``MAX_TENANT_GROUPS`` groups or more."""
-    if sizes is not None and sizes.tenant is not None and needs_tenant_size(d, found):
-        return _tenant_problems(d.name, sizes.tenant)
-    counted = groups_to_count(d, found)
-    if sizes is None or not counted:
+    ``MAX_TENANT_GROUPS`` groups or more; new filters, when they select more than ``MAX_FILTER_GROUPS``
+    groups, ``MAX_FILTER_LINKS`` links, or a group over ``MAX_GROUP_MEMBERS``."""
+    if sizes is None:
         return (), ()
-    added = _added(d, found)
     reasons: list[str] = []
     warnings: list[str] = []
+    if sizes.tenant is not None and needs_tenant_size(d, found):
+        _tenant_problems(d.name, sizes.tenant, reasons, warnings)
+    selection = sizes.selections.get(d.name)
+    if selection is not None and needs_filter_selection(d, found):
+        _filter_problems(d.name, selection, sizes, reasons, warnings)
+    counted = groups_to_count(d, found)
+    if counted:
+        _selected_problems(d, _added(d, found), counted, sizes, reasons, warnings)
+    return tuple(reasons), tuple(warnings)
+
+
+def _selected_problems(
+    d: Desired,
+    added: set[str],
+    counted: Sequence[str],
+    sizes: GroupSizes,
+    reasons: list[str],
+    warnings: list[str],
+) -> None:
     missing: list[str] = []
     unknown: dict[str, list[str]] = {}
     total = 0
@@ -141,10 +191,7 @@ def member_limit_problems(
             continue
         total += size.members
         if size.members > MAX_GROUP_MEMBERS:
-            text = (
-                f"selected group {group} has {size.members:,} direct members; Entra ID -> AD provisioning "
-                f"does not support groups of more than {MAX_GROUP_MEMBERS:,} members"
-            )
+            text = f"selected group {group} has {size.members:,} direct members; {_TOO_LARGE}"
             if group.casefold() in added:
                 reasons.append(text + ": remove it from spec.scope.selectedGroups")
             else:
@@ -156,11 +203,51 @@ def member_limit_problems(
             "smaller groups"
         )
     warnings.extend(_missing_warning(d.name, missing))
-    warnings.extend(
-        f"{d.name}: the member limits of {_groups(groups)} were not checked: {why}"
+    warnings.extend(_unknown_warnings(d.name, unknown))
+
+
+def _filter_problems(
+    name: str, selection: FilterSelection, sizes: GroupSizes, reasons: list[str], warnings: list[str]
+) -> None:
+    if selection.groups is None:
+        warnings.append(f"{name}: the groups its filters select were not counted: {selection.unknown}")
+        return
+    chosen = selection.groups
+    if len(chosen) > MAX_FILTER_GROUPS:
+        reasons.append(
+            f"the filters select {len(chosen):,} groups; scoping by attribute filters is documented up to "
+            f"{MAX_FILTER_GROUPS:,} groups: narrow the filters, or select the groups"
+        )
+        return
+    unknown: dict[str, list[str]] = {}
+    total = 0
+    for group in chosen:
+        size = sizes.get(group)
+        if size is None or size.missing:
+            continue  # not looked up, or gone since it was listed
+        if size.members is None:
+            unknown.setdefault(size.unknown or "the count could not be read", []).append(group)
+            continue
+        total += size.members
+        if size.members > MAX_GROUP_MEMBERS:
+            reasons.append(
+                f"group {group}, which the filters select, has {size.members:,} direct members; "
+                f"{_TOO_LARGE}: narrow the filters so that they leave it out"
+            )
+    if total > MAX_FILTER_LINKS:
+        reasons.append(
+            f"the {len(chosen):,} groups the filters select have {total:,} direct members together; scoping "
+            f"by attribute filters is documented up to {MAX_FILTER_LINKS:,} membership links: narrow the "
+            "filters"
+        )
+    warnings.extend(_unknown_warnings(name, unknown))
+
+
+def _unknown_warnings(name: str, unknown: Mapping[str, Sequence[str]]) -> list[str]:
+    return [
+        f"{name}: the member limits of {_groups(groups)} were not checked: {why}"
         for why, groups in unknown.items()
-    )
-    return tuple(reasons), tuple(warnings)
+    ]
 
 
 def _groups(ids: Sequence[str]) -> str:
@@ -178,7 +265,7 @@ def _missing_warning(name: str, missing: Sequence[str]) -> tuple[str, ...]:
     )
 
 
-def _tenant_problems(name: str, tenant: TenantSize) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _tenant_problems(name: str, tenant: TenantSize, reasons: list[str], warnings: list[str]) -> None:
     over = [
         f"{count:,} {what}"
         for count, limit, what in (
@@ -187,15 +274,13 @@ def _tenant_problems(name: str, tenant: TenantSize) -> tuple[tuple[str, ...], tu
         )
         if count is not None and count >= limit
     ]
-    warnings: tuple[str, ...] = ()
     if tenant.unknown is not None:
         why = f"the tenant size that scoping all groups is documented for was not checked: {tenant.unknown}"
-        warnings = (f"{name}: {why}",)
+        warnings.append(f"{name}: {why}")
     if not over:
-        return (), warnings
-    reason = (
+        return
+    reasons.append(
         f"scoping all groups (attribute filters) is documented only for tenants of fewer than "
         f"{MAX_TENANT_USERS:,} users and {MAX_TENANT_GROUPS:,} groups, and this tenant has "
         f"{' and '.join(over)}: select the groups instead (spec.scope.selectedGroups)"
     )
-    return (reason,), warnings

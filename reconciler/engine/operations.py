@@ -23,7 +23,14 @@ from reconciler.config.files import read_bounded
 from reconciler.config.load import LoadResult, load_paths
 from reconciler.core.collector import collector_paused
 from reconciler.core.digest import desired_digest
-from reconciler.core.group_limits import GroupSizes, groups_to_count, needs_tenant_size
+from reconciler.core.group_limits import (
+    MAX_FILTER_GROUPS,
+    Filters,
+    GroupSizes,
+    groups_to_count,
+    needs_filter_selection,
+    needs_tenant_size,
+)
 from reconciler.core.model import (
     EXTENSION_REF,
     TOO_MANY_DELETES,
@@ -188,24 +195,33 @@ def read_group_sizes(
     only: frozenset[str] | None = None,
 ) -> GroupSizes | None:
     """The member counts of the cloud groups the plan needs (``core.group_limits.groups_to_count``:
-    those of configurations whose selected groups the desired state adds to), each group read once,
-    and the tenant's size when a configuration takes up scoping all groups; None when the plan needs
-    neither or the target cannot count."""
+    those of configurations whose selected groups the desired state adds to, and those new attribute
+    filters select), each group read once, and the tenant's size when a configuration takes up scoping
+    all groups; None when the plan needs none of it or the target cannot count."""
     if not isinstance(provider, CountsGroupMembers):
         return None
     managed = {o.name: o for o in observed if o.managed}
     wanted: dict[str, str] = {}
     tenant = False
+    filters: dict[str, Filters] = {}
     for d in state.configurations:
         if only is None or d.name in only:
             found = managed.get(d.name)
             tenant = tenant or needs_tenant_size(d, found)
+            if needs_filter_selection(d, found):
+                filters[d.name] = d.scope.filters
             for group in groups_to_count(d, found):
                 wanted.setdefault(group.casefold(), group)
-    if not wanted and not tenant:
+    if not wanted and not tenant and not filters:
         return None
+    selections = provider.filter_selections(filters) if filters else {}
+    for selection in selections.values():
+        # More groups than documented hold the change back uncounted: their members are not read.
+        if selection.groups is not None and len(selection.groups) <= MAX_FILTER_GROUPS:
+            for group in selection.groups:
+                wanted.setdefault(group.casefold(), group)
     sizes = provider.group_sizes(list(wanted.values())) if wanted else GroupSizes()
-    return replace(sizes, tenant=provider.tenant_size()) if tenant else sizes
+    return replace(sizes, tenant=provider.tenant_size() if tenant else None, selections=selections)
 
 
 def _to_ad_defaults() -> tuple[Mapping, ...]:

@@ -146,6 +146,11 @@ class Resources(Protocol):
         the answer gave none, or the error the read failed with (``NotFoundError``: no such group)."""
         ...
 
+    def security_groups(self) -> list[JSON]:
+        """The tenant's cloud security groups that are not mail-enabled, as Graph's group objects with the
+        properties ``group_scope.GROUP_SELECT`` names (``GET /groups``, every page)."""
+        ...
+
     def tenant_counts(self) -> list[int | ProviderError | None]:
         """The tenant's number of users and of groups (``groups.tenant_count_items``), each as
         ``group_member_counts`` gives a count."""

@@ -18,6 +18,7 @@ from reconciler.core.model import Direction
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_job, check_service_principal
 from reconciler.graph.client import segment
+from reconciler.graph.group_scope import GROUP_FILTER, GROUP_SELECT
 from reconciler.graph.groups import member_count, member_count_item, tenant_count_items
 from reconciler.graph.identity import JSON, from_template
 from reconciler.graph.paths import (
@@ -234,6 +235,10 @@ class GraphResources:
     def group_member_counts(self, ids: Sequence[str]) -> list[int | ProviderError | None]:
         answers = self.client.batch([member_count_item(id) for id in ids])
         return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
+
+    def security_groups(self) -> list[JSON]:
+        params = {"$filter": GROUP_FILTER, "$select": GROUP_SELECT, "$top": PAGE_SIZE}
+        return [g for page in self.client.pages("/groups", params) for g in page if isinstance(g, dict)]
 
     def tenant_counts(self) -> list[int | ProviderError | None]:
         answers = self.client.batch(tenant_count_items())

@@ -30,10 +30,11 @@ I/O: none of its own; only through the ``Resources`` it is given.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
 from typing import TypeVar
 
-from reconciler.core.group_limits import GroupSizes, TenantSize
+from reconciler.core.group_limits import Filters, FilterSelection, GroupSizes, TenantSize
 from reconciler.core.model import (
     RESET_FORCE_DELETES,
     RESET_FULL,
@@ -53,7 +54,8 @@ from reconciler.graph.extensions import (
     with_definitions,
     without_definitions,
 )
-from reconciler.graph.groups import group_sizes_from, tenant_size_from
+from reconciler.graph.group_scope import select_groups
+from reconciler.graph.groups import MEMBER_READ_PERMISSION, group_sizes_from, tenant_size_from
 from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
     JSON,
@@ -494,6 +496,22 @@ class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
         except ProviderError as exc:  # the reads as a whole failed: each count is unknown, and why
             answers = [exc] * len(ids)
         return group_sizes_from(ids, answers)
+
+    def filter_selections(self, filters: AbcMapping[str, Filters]) -> dict[str, FilterSelection]:
+        """The groups each configuration's all-groups scope selects (``graph.group_scope``), from one
+        listing of the tenant's security groups; a read only."""
+        if not filters:
+            return {}
+        try:
+            groups = self.resources.security_groups()
+        except ProviderError as exc:
+            why = (
+                f"the identity lacks {MEMBER_READ_PERMISSION} to list groups (HTTP 403)"
+                if exc.status == 403
+                else f"the groups could not be listed: {exc}"
+            )
+            return {name: FilterSelection(None, why) for name in filters}
+        return {name: select_groups(f, groups) for name, f in filters.items()}
 
     def tenant_size(self) -> TenantSize | None:
         """How many users and groups the tenant holds (``graph.groups``); a read only."""

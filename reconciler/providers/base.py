@@ -16,9 +16,10 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as AbcMapping
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.core.group_limits import GroupSizes, TenantSize
+from reconciler.core.group_limits import Filters, FilterSelection, GroupSizes, TenantSize
 from reconciler.core.model import RESET_FORCE_DELETES, RESET_FULL, ExtensionsSeen, Mapping, Scope, Settings
 from reconciler.core.observed import HeldDeletes, Observed
 from reconciler.core.onprem import OnPremisesAttribute, OnPremisesAttributesSeen
@@ -115,6 +116,11 @@ class CountsGroupMembers(Protocol):
 
     def tenant_size(self) -> TenantSize | None:
         """How many users and groups the tenant holds (None: the target cannot tell); a read only."""
+        ...
+
+    def filter_selections(self, filters: AbcMapping[str, Filters]) -> dict[str, FilterSelection]:
+        """By configuration name, the groups its all-groups scope with these filters selects (absent:
+        the target cannot tell); a read only, a failure is an unknown selection with why."""
         ...
 
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from collections.abc import Mapping as AbcMapping
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn, TypeVar
 
-from reconciler.core.group_limits import GroupSizes, TenantSize
+from reconciler.core.group_limits import Filters, FilterSelection, GroupSizes, TenantSize
 from reconciler.core.model import Direction, Mapping
 from reconciler.core.observed import Observed
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_and_read_schema_text
+from reconciler.graph.group_scope import GROUP_SELECT
 from reconciler.graph.identity import JSON, direction_of, from_template, main_job, name_tag, parse_tags
 from reconciler.graph.primitives import Loaded
 from reconciler.graph.reading import observe, template_defaults
@@ -176,6 +178,20 @@ class _TenantResources:
         pairs = zip(ids, found, strict=True)
         return [NotFoundError(f"group {id}") if m is None else len(m) for id, m in pairs]
 
+    def security_groups(self) -> list[JSON]:
+        # A cloud group a directory load did not write was written by provisioning from AD: synced.
+        loaded = {i.casefold() for i in self.store.directory_cloud_ids()}
+        found = []
+        for o in self.store.list_cloud_objects("Group"):
+            held = o["attributes"]
+            group = {name: held.get(name) for name in GROUP_SELECT.split(",")}
+            group["id"] = str(o["id"])
+            if group["onPremisesSyncEnabled"] is None and group["id"].casefold() not in loaded:
+                group["onPremisesSyncEnabled"] = True
+            if group["securityEnabled"] is True and group["mailEnabled"] is not True:
+                found.append(group)
+        return found
+
     def tenant_counts(self) -> list[int | ProviderError | None]:
         return [len(self.store.list_cloud_objects(kind)) for kind in ("User", "Group")]
 
@@ -278,6 +294,10 @@ class LocalProvider(CloudSyncWriter):
     def tenant_size(self) -> TenantSize | None:
         with self.store.transaction(write=False):
             return super().tenant_size() if self.store.holds_cloud_groups() else None
+
+    def filter_selections(self, filters: AbcMapping[str, Filters]) -> dict[str, FilterSelection]:
+        with self.store.transaction(write=False):
+            return super().filter_selections(filters) if self.store.holds_cloud_groups() else {}
 
     # ----------------------------------------------------------------------------------------------
     # writing: the steps are ``CloudSyncWriter``'s, over ``_TenantResources``

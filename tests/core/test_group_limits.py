@@ -9,15 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.core.group_limits import (
+    MAX_FILTER_GROUPS,
     MAX_GROUP_MEMBERS,
     MAX_SELECTED_LINKS,
     MAX_TENANT_GROUPS,
     MAX_TENANT_USERS,
+    FilterSelection,
     GroupSize,
     GroupSizes,
     TenantSize,
     groups_to_count,
     member_limit_problems,
+    needs_filter_selection,
     needs_tenant_size,
 )
 from reconciler.core.model import Desired, DesiredState, Direction, FilterClause, Scope, ScopeKind, Settings
@@ -195,3 +198,55 @@ def test_a_tenant_size_not_read_is_a_warning() -> None:
             "identity lacks User.Read.All",
         ),
     )
+
+
+def test_new_filters_are_counted_and_unchanged_ones_are_not() -> None:
+    every = replace(want(), scope=FILTERS)
+    assert needs_filter_selection(every, None)
+    assert needs_filter_selection(every, have(G1))
+    assert needs_filter_selection(every, replace(have(), scope=Scope(ScopeKind.ALL)))  # filters added
+    assert not needs_filter_selection(every, replace(have(), scope=FILTERS))
+    assert not needs_filter_selection(want(G1), None)
+
+
+def selected_by_filters(groups: dict[str, int], picked: tuple[str, ...] | None = None) -> GroupSizes:
+    chosen = tuple(groups) if picked is None else picked
+    counts = GroupSizes.of((g, GroupSize(members=n)) for g, n in groups.items())
+    return replace(counts, selections={"groups": FilterSelection(chosen)})
+
+
+def test_filters_that_select_too_much_hold_the_change_back() -> None:
+    every = replace(want(), scope=FILTERS)
+    fine = selected_by_filters({G1: 10, G2: 20})
+    assert member_limit_problems(every, None, fine) == ((), ())
+
+    big = selected_by_filters({G1: 10, G2: MAX_GROUP_MEMBERS + 1})
+    assert member_limit_problems(every, None, big)[0] == (
+        f"group {G2}, which the filters select, has 50,001 direct members; Entra ID -> AD provisioning does "
+        "not support groups of more than 50,000 members: narrow the filters so that they leave it out",
+    )
+    many = [f"{i:08x}-9999-4000-8000-000000000000" for i in range(11)]
+    links = selected_by_filters(dict.fromkeys(many, 46_000))
+    assert member_limit_problems(every, None, links)[0] == (
+        "the 11 groups the filters select have 506,000 direct members together; scoping by attribute "
+        "filters is documented up to 500,000 membership links: narrow the filters",
+    )
+    ids = tuple(f"{i:08x}-aaaa-4000-8000-000000000000" for i in range(MAX_FILTER_GROUPS + 1))
+    too_many = replace(GroupSizes(), selections={"groups": FilterSelection(ids)})
+    assert member_limit_problems(every, None, too_many)[0] == (
+        "the filters select 20,001 groups; scoping by attribute filters is documented up to 20,000 groups: "
+        "narrow the filters, or select the groups",
+    )
+
+
+def test_a_selection_that_could_not_be_told_is_a_warning() -> None:
+    every = replace(want(), scope=FILTERS)
+    unknown = replace(
+        GroupSizes(), selections={"groups": FilterSelection(None, "the filters test extensionAttribute1")}
+    )
+    assert member_limit_problems(every, None, unknown) == (
+        (),
+        ("groups: the groups its filters select were not counted: the filters test extensionAttribute1",),
+    )
+    # Unchanged filters are not checked again, whatever was read.
+    assert member_limit_problems(every, replace(have(), scope=FILTERS), unknown) == ((), ())

@@ -122,6 +122,14 @@ FILTERS = """\
 """
 
 
+def filtered(folder: Path, pattern: str = "^sec-") -> DesiredState:
+    """The configuration scoping all groups whose displayName matches ``pattern``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = entra_to_ad(SMALL).replace(f"    selectedGroups: [{SMALL}]\n", FILTERS.replace("^sec-", pattern))
+    (folder / "groups.yaml").write_text(text)
+    return load_paths([str(folder)]).state
+
+
 def test_scoping_all_groups_in_a_tenant_too_large_for_it_is_held_back(
     tenant: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,10 +138,7 @@ def test_scoping_all_groups_in_a_tenant_too_large_for_it_is_held_back(
     monkeypatch.setattr(group_limits, "MAX_TENANT_GROUPS", 3)
     add_cloud_groups(tenant.store, {SMALL: 1, LARGE: 1, OTHER: 1})
     folder = tmp_path / "configs"
-    folder.mkdir()
-    text = entra_to_ad(SMALL).replace(f"    selectedGroups: [{SMALL}]\n", FILTERS)
-    (folder / "groups.yaml").write_text(text)
-    (held,) = plan(tenant, load_paths([str(folder)]).state).held
+    (held,) = plan(tenant, filtered(folder)).held
     assert held.action is Action.CREATE
     assert held.reasons[0].endswith(
         "and this tenant has 3 groups: select the groups instead (spec.scope.selectedGroups)"
@@ -141,7 +146,27 @@ def test_scoping_all_groups_in_a_tenant_too_large_for_it_is_held_back(
     # Selected groups in the same tenant are fine; taking up filters later is held back too.
     state = write(folder, SMALL)
     assert plan_and_apply(state, tenant.provider, PlanOptions(), Provenance()).result.ok
-    (folder / "groups.yaml").write_text(text)
-    (held,) = plan(tenant, load_paths([str(folder)]).state).held
+    (held,) = plan(tenant, filtered(folder)).held
     assert held.action is Action.UPDATE and "this tenant has 3 groups" in held.reasons[0]
     assert assigned(tenant) == {SMALL}
+
+
+def test_filters_that_select_too_many_links_are_held_back(
+    tenant: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The documented 500,000 links, scaled down: the exact figures are tested in tests/core.
+    monkeypatch.setattr(group_limits, "MAX_FILTER_LINKS", 10)
+    assert tenant.store is not None
+    names = {SMALL: "sec-Finance", LARGE: "sec-Research", OTHER: "Marketing"}
+    add_cloud_groups(tenant.store, {SMALL: 4, LARGE: 8, OTHER: 30}, names)
+    folder = tmp_path / "configs"
+    result = plan(tenant, filtered(folder))
+    assert result.warnings == ()
+    (held,) = result.held
+    assert held.reasons == (
+        "the 2 groups the filters select have 12 direct members together; scoping by attribute filters is "
+        "documented up to 10 membership links: narrow the filters",
+    )
+    # Narrower filters pass; Marketing's 30 members are not theirs.
+    narrow = plan(tenant, filtered(folder, "^sec-F"))
+    assert narrow.held == () and narrow.warnings == ()

@@ -45,13 +45,16 @@ def portal_create(store: TenantStore, domain: str, *, password_hash_sync: bool =
     return str(sp["id"])
 
 
-def add_cloud_groups(store: TenantStore, members: Mapping[str, int]) -> None:
+def add_cloud_groups(
+    store: TenantStore, members: Mapping[str, int], names: Mapping[str, str] | None = None
+) -> None:
     """Cloud security groups in the tenant's directory, as a directory load writes them: each id with
-    that many direct members (user ids made up for it)."""
+    that many direct members (user ids made up for it), and its name in ``names`` when given."""
     for id, count in members.items():
         ids = [str(uuid.UUID(int=(int(id.replace("-", ""), 16) + n + 1) % 2**128)) for n in range(count)]
-        attributes = {"displayName": f"Group {id[:8]}", "securityEnabled": True, "mailEnabled": False}
-        store.put_cloud_object(id, "Group", {**attributes, "members": ids})
+        name = (names or {}).get(id, f"Group {id[:8]}")
+        attributes = {"displayName": name, "securityEnabled": True, "mailEnabled": False}
+        store.put_cloud_object(id, "Group", {**attributes, "members": ids}, from_directory=True)
 
 
 def store_harness(provider: Provider, store: TenantStore) -> Harness:
