@@ -5,11 +5,17 @@ out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from support.config import entra_to_ad
 from support.graph import TOKEN, provider_for
 from support.providers import add_cloud_groups
 
+from reconciler.config.load import load_paths
 from reconciler.core.group_limits import GroupSize, TenantSize
+from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
+from reconciler.engine.operations import make_plan, plan_and_apply
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.graph.groups import group_sizes_from, member_count, member_count_item
 
@@ -94,3 +100,22 @@ def test_without_user_read_the_users_are_unknown_and_the_groups_counted(start_em
     assert provider_for(emulator, TOKEN).tenant_size() == TenantSize(
         users=None, groups=2, unknown="the identity lacks User.Read.All to count users (HTTP 403)"
     )
+
+
+def test_a_plan_that_adds_no_group_sends_no_count(emulator: Emulator, tmp_path: Path) -> None:
+    groups = ids(25, "bbbb")
+    add_cloud_groups(emulator.store, dict.fromkeys(groups, 3))
+    provider = provider_for(emulator, TOKEN)
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "groups.yaml").write_text(entra_to_ad(*groups))
+    state = load_paths([str(folder)]).state
+    first = make_plan(state, provider, PlanOptions(), Provenance())
+    assert first.held == () and first.warnings == ()
+    counted = [r for r in emulator.recorded if r.inner and r.path.startswith("/groups/")]
+    assert len(counted) == 25  # every selected group once, in two $batch requests
+    assert plan_and_apply(state, provider, PlanOptions(), Provenance()).result.ok
+    emulator.recorded.clear()
+    again = make_plan(state, provider, PlanOptions(), Provenance())
+    assert again.changes == ()
+    assert not [r for r in emulator.recorded if r.path.startswith(("/groups", "/users"))]
