@@ -65,9 +65,24 @@ def _format_mapping(m: dict[str, Any]) -> str:
     return text
 
 
+def _format_clause(c: Any) -> str:
+    if not isinstance(c, dict):
+        return _json(c)
+    text = f"{c.get('attribute')} {c.get('operator')}"
+    return text if c.get("value") is None else f"{text} {_json(c.get('value'))}"
+
+
 def _format_scope(s: dict[str, Any]) -> str:
+    """``all``; ``all where A OP "v" and ... or ...`` (Entra ID -> AD attribute filters: clauses ANDed in
+    a filter, filters ORed); or the kind and its entries."""
     if s.get("kind") == "all":
-        return "all"
+        filters = [f for f in s.get("filters") or () if isinstance(f, list)]
+        if not filters:
+            return "all"
+        parts = [" and ".join(_format_clause(c) for c in f) for f in filters]
+        if len(parts) > 1:
+            parts = [f"({p})" if len(f) > 1 else p for p, f in zip(parts, filters, strict=True)]
+        return "all where " + " or ".join(parts)
     return f"{s.get('kind')} {_json(list(s.get('entries') or ()))}"
 
 

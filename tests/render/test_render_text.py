@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler.core.plan import Plan
+from reconciler.core.diff import FieldChange
+from reconciler.core.plan import Action, Change, Plan
 from reconciler.render import text
+from reconciler.render._format import format_value
 
 Plans = dict[str, Callable[[], Plan]]
 
@@ -157,3 +159,21 @@ def test_a_partial_plan_says_so_and_names_what_it_covers() -> None:
     doc = json.loads(json_format.render(plan))
     assert doc["partial"] is True and doc["options"]["only"] == ["a", "b"]
     assert "Partial" not in text.render(Plan(target="t"), color=False)
+
+
+def test_attribute_filters_are_shown_and_a_change_of_them_is_visible() -> None:
+    sec = [{"attribute": "displayName", "operator": "REGEX_MATCH", "value": "^sec-"}]
+    both = [*sec, {"attribute": "description", "operator": "IS_NOT_NULL", "value": None}]
+    before = {"kind": "all", "entries": [], "filters": [sec]}
+    after = {"kind": "all", "entries": [], "filters": [both, [{"attribute": "mail", "operator": "IS_NULL"}]]}
+    assert format_value("scope", {"kind": "all", "entries": []}) == "all"
+    assert format_value("scope", before) == 'all where displayName REGEX_MATCH "^sec-"'
+    assert format_value("scope", after) == (
+        'all where (displayName REGEX_MATCH "^sec-" and description IS_NOT_NULL) or mail IS_NULL'
+    )
+    change = Change("groups", Action.UPDATE, "sp-1", fields=(FieldChange("scope", before, after),))
+    shown = text.render(Plan(target="t", changes=(change,)), color=False)
+    assert (
+        '~ scope: all where displayName REGEX_MATCH "^sec-" -> all where (displayName REGEX_MATCH "^sec-" '
+        "and description IS_NOT_NULL) or mail IS_NULL"
+    ) in shown
