@@ -109,7 +109,7 @@ class DirectoryEndpoints(Shaper):
                 "are not present."
             )
             return graph_error(404, "Request_ResourceNotFound", message)
-        groups = {str(g["id"]).casefold() for g in self.store.list_cloud_objects("Group")}
+        groups = {g.casefold() for g in self.store.cloud_object_ids("Group")}
         items = [
             {
                 "@odata.type": "#microsoft.graph.group"

@@ -15,17 +15,20 @@ is ``id``, ``dirSyncEnabled`` is ``onPremisesSyncEnabled``). Only the attributes
 ``GROUP_ATTRIBUTES`` are read from Graph: a filter on any other leaves the selection unknown, never
 guessed.
 
-I/O: none; pure values. Regular expressions run with a time limit (``expressions.netregex``).
+I/O: none; pure values. Regular expressions run with a time limit (``expressions.netregex``, imported
+only when a filter needs it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core.group_limits import FilterSelection
 from reconciler.core.model import FilterClause
-from reconciler.expressions.netregex import Compiled, RegexError, compile_net
+
+if TYPE_CHECKING:
+    from reconciler.expressions.netregex import Compiled
 
 __all__ = ["GROUP_ATTRIBUTES", "GROUP_FILTER", "GROUP_SELECT", "select_groups"]
 
@@ -76,6 +79,9 @@ def _integer(value: Any) -> int | None:
 
 
 def _regex(pattern: str, cache: dict[str, Compiled]) -> Compiled:
+    # Loaded by the plans that evaluate filters, not by every command that imports the writer.
+    from reconciler.expressions.netregex import RegexError, compile_net
+
     if pattern not in cache:
         try:
             cache[pattern] = compile_net(pattern)

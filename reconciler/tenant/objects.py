@@ -217,6 +217,12 @@ class DirectoryObjects(Database):
         members = loads(row[0]).get("members")
         return [str(m) for m in members] if isinstance(members, list) else []
 
+    def cloud_object_ids(self, object_type: str) -> list[str]:
+        """The ids of the cloud objects of one type (``User``, ``Group``), without reading their
+        attributes."""
+        rows = self._q("SELECT id FROM cloud_objects WHERE lower(object_type) = lower(?)", (object_type,))
+        return [str(r[0]) for r in rows]
+
     def holds_cloud_groups(self) -> bool:
         """Whether the tenant holds any cloud group (loaded, or written by provisioning)."""
         return self._one("SELECT 1 FROM cloud_objects WHERE lower(object_type) = 'group' LIMIT 1") is not None
