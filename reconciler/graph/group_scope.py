@@ -11,9 +11,10 @@ false for an empty value; GREATER_THAN and GREATER_THAN_OR_EQUALS compare intege
 
 Attribute names are those of the job schema's Azure Active Directory ``Group`` object, which the docs
 write in Azure AD's spelling (``dirSyncEnabled``); Graph's group calls two of them otherwise (``objectId``
-is ``id``, ``dirSyncEnabled`` is ``onPremisesSyncEnabled``). Only the attributes of
-``GROUP_ATTRIBUTES`` are read from Graph: a filter on any other leaves the selection unknown, never
-guessed.
+is ``id``, ``dirSyncEnabled`` is ``onPremisesSyncEnabled``). A directory extension
+(``extension_<appId without hyphens>_<name>``, the documented "WritebackEnabled" recipe) has the same
+name in both and is selected by it. Only those attributes are read from Graph: a filter on any other
+leaves the selection unknown, never guessed.
 
 I/O: none; pure values. Regular expressions run with a time limit (``expressions.netregex``, imported
 only when a filter needs it).
@@ -21,6 +22,7 @@ only when a filter needs it).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,14 @@ from reconciler.core.model import FilterClause
 if TYPE_CHECKING:
     from reconciler.expressions.netregex import Compiled
 
-__all__ = ["GROUP_ATTRIBUTES", "GROUP_FILTER", "GROUP_SELECT", "select_groups"]
+__all__ = [
+    "GROUP_ATTRIBUTES",
+    "GROUP_FILTER",
+    "GROUP_SELECT",
+    "extension_names",
+    "group_select",
+    "select_groups",
+]
 
 # Attribute name (without case) -> the property of Graph's group that holds it.
 GROUP_ATTRIBUTES: dict[str, str] = {
@@ -47,6 +56,8 @@ GROUP_ATTRIBUTES: dict[str, str] = {
     "dirsyncenabled": "onPremisesSyncEnabled",
 }
 GROUP_SELECT = ",".join(sorted(set(GROUP_ATTRIBUTES.values())))
+# A directory extension property's name, as Graph and the job schema both write it.
+_EXTENSION = re.compile(r"extension_[0-9a-f]{32}_[A-Za-z0-9_]+", re.IGNORECASE)
 # The part of the default clause Graph filters on by default (onPremisesSyncEnabled needs an advanced
 # query, so it is tested here).
 GROUP_FILTER = "securityEnabled eq true and mailEnabled eq false"
@@ -97,8 +108,31 @@ def _matches(pattern: Compiled, text: str) -> bool:
         raise _Unknown("a regular expression of the filters ran too long on a group's value") from None
 
 
+def extension_names(filters: Iterable[Sequence[FilterClause]]) -> list[str]:
+    """The directory extensions ``filters`` test, each once, as written."""
+    seen: dict[str, str] = {}
+    for clause in (c for f in filters for c in f):
+        if _EXTENSION.fullmatch(clause.attribute):
+            seen.setdefault(clause.attribute.casefold(), clause.attribute)
+    return list(seen.values())
+
+
+def group_select(extensions: Iterable[str] = ()) -> str:
+    """The ``$select`` of a listing that filters can be evaluated on: ``GROUP_SELECT`` and ``extensions``."""
+    return ",".join([GROUP_SELECT, *extensions])
+
+
+def _value(group: Mapping[str, Any], attribute: str) -> Any:
+    name = GROUP_ATTRIBUTES.get(attribute.casefold())
+    if name is not None:
+        return group.get(name)
+    # A directory extension: Graph names it as it was registered; compared without case.
+    folded = attribute.casefold()
+    return next((v for k, v in group.items() if k.casefold() == folded), None)
+
+
 def _holds(clause: FilterClause, group: Mapping[str, Any], cache: dict[str, Compiled]) -> bool:
-    value = group.get(GROUP_ATTRIBUTES[clause.attribute.casefold()])
+    value = _value(group, clause.attribute)
     wanted = clause.value or ""
     operator = clause.operator
     if operator in ("IS_NULL", "IS_NOT_NULL"):
@@ -123,7 +157,7 @@ def _holds(clause: FilterClause, group: Mapping[str, Any], cache: dict[str, Comp
 
 def _unreadable(filters: Sequence[Sequence[FilterClause]]) -> str | None:
     for clause in (c for f in filters for c in f):
-        if clause.attribute.casefold() not in GROUP_ATTRIBUTES:
+        if clause.attribute.casefold() not in GROUP_ATTRIBUTES and not _EXTENSION.fullmatch(clause.attribute):
             return (
                 f"the filters test {clause.attribute}, which is not among the group attributes read from "
                 f"Graph ({', '.join(sorted(set(GROUP_ATTRIBUTES.values())))})"

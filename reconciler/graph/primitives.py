@@ -146,9 +146,10 @@ class Resources(Protocol):
         the answer gave none, or the error the read failed with (``NotFoundError``: no such group)."""
         ...
 
-    def security_groups(self) -> list[JSON]:
+    def security_groups(self, extensions: Sequence[str] = ()) -> list[JSON]:
         """The tenant's cloud security groups that are not mail-enabled, as Graph's group objects with the
-        properties ``group_scope.GROUP_SELECT`` names (``GET /groups``, every page)."""
+        properties ``group_scope.GROUP_SELECT`` names and the directory extensions ``extensions``
+        (``GET /groups``, every page)."""
         ...
 
     def tenant_counts(self) -> list[int | ProviderError | None]:

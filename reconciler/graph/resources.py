@@ -18,7 +18,7 @@ from reconciler.core.model import Direction
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_job, check_service_principal
 from reconciler.graph.client import segment
-from reconciler.graph.group_scope import GROUP_FILTER, GROUP_SELECT
+from reconciler.graph.group_scope import GROUP_FILTER, group_select
 from reconciler.graph.groups import member_count, member_count_item, tenant_count_items
 from reconciler.graph.identity import JSON, from_template
 from reconciler.graph.paths import (
@@ -236,8 +236,8 @@ class GraphResources:
         answers = self.client.batch([member_count_item(id) for id in ids])
         return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
 
-    def security_groups(self) -> list[JSON]:
-        params = {"$filter": GROUP_FILTER, "$select": GROUP_SELECT, "$top": PAGE_SIZE}
+    def security_groups(self, extensions: Sequence[str] = ()) -> list[JSON]:
+        params = {"$filter": GROUP_FILTER, "$select": group_select(extensions), "$top": PAGE_SIZE}
         return [g for page in self.client.pages("/groups", params) for g in page if isinstance(g, dict)]
 
     def tenant_counts(self) -> list[int | ProviderError | None]:

@@ -54,7 +54,7 @@ from reconciler.graph.extensions import (
     with_definitions,
     without_definitions,
 )
-from reconciler.graph.group_scope import select_groups
+from reconciler.graph.group_scope import extension_names, select_groups
 from reconciler.graph.groups import MEMBER_READ_PERMISSION, group_sizes_from, tenant_size_from
 from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
@@ -503,7 +503,7 @@ class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
         if not filters:
             return {}
         try:
-            groups = self.resources.security_groups()
+            groups = self.resources.security_groups(extension_names(f for fs in filters.values() for f in fs))
         except ProviderError as exc:
             why = (
                 f"the identity lacks {MEMBER_READ_PERMISSION} to list groups (HTTP 403)"

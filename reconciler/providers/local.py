@@ -26,7 +26,7 @@ from reconciler.core.model import Direction, Mapping
 from reconciler.core.observed import Observed
 from reconciler.errors import NotFoundError, ProviderError, TransientProviderError
 from reconciler.graph.checks import check_and_read_schema_text
-from reconciler.graph.group_scope import GROUP_SELECT
+from reconciler.graph.group_scope import group_select
 from reconciler.graph.identity import JSON, direction_of, from_template, main_job, name_tag, parse_tags
 from reconciler.graph.primitives import Loaded
 from reconciler.graph.reading import observe, template_defaults
@@ -178,15 +178,16 @@ class _TenantResources:
         pairs = zip(ids, found, strict=True)
         return [NotFoundError(f"group {id}") if m is None else len(m) for id, m in pairs]
 
-    def security_groups(self) -> list[JSON]:
+    def security_groups(self, extensions: Sequence[str] = ()) -> list[JSON]:
         # A cloud group a directory load did not write was written by provisioning from AD: synced.
         loaded = {i.casefold() for i in self.store.directory_cloud_ids()}
         found = []
         for o in self.store.list_cloud_objects("Group"):
-            held = o["attributes"]
-            group = {name: held.get(name) for name in GROUP_SELECT.split(",")}
-            group["id"] = str(o["id"])
-            if group["onPremisesSyncEnabled"] is None and group["id"].casefold() not in loaded:
+            held = {name.casefold(): value for name, value in o["attributes"].items()}
+            group = {name: held.get(name.casefold()) for name in group_select(extensions).split(",")}
+            id = str(o["id"])
+            group["id"] = id
+            if group["onPremisesSyncEnabled"] is None and id.casefold() not in loaded:
                 group["onPremisesSyncEnabled"] = True
             if group["securityEnabled"] is True and group["mailEnabled"] is not True:
                 found.append(group)

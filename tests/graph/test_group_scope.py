@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reconciler.core.group_limits import FilterSelection
 from reconciler.core.model import FilterClause
-from reconciler.graph.group_scope import GROUP_SELECT, select_groups
+from reconciler.graph.group_scope import GROUP_SELECT, extension_names, group_select, select_groups
 
 
 def group(id: str, **properties: Any) -> dict[str, Any]:
@@ -95,3 +95,21 @@ def test_equals_and_not_equals_split_the_groups_with_a_value(names: list[str], w
     other = select_groups([[c("displayName", "NOT_EQUALS", wanted)]], groups).groups
     assert equal is not None and other is not None
     assert set(equal).isdisjoint(other) and set(equal) | set(other) == {g["id"] for g in groups}
+
+
+WRITEBACK = "extension_9d2f1c0b7e3a4b5c8d6e7f8091a2b3c4_WritebackEnabled"
+
+
+def test_a_directory_extension_is_selected_by_its_name_and_tested() -> None:
+    tagged = [
+        group("x", displayName="one", **{WRITEBACK: True}),
+        group("y", displayName="two", **{WRITEBACK.lower(): False}),
+        group("z", displayName="three"),
+    ]
+    filters = [[c(WRITEBACK, "IS_TRUE")]]
+    assert select_groups(filters, tagged) == FilterSelection(("x",))
+    assert select_groups([[c(WRITEBACK.upper(), "IS_FALSE")]], tagged) == FilterSelection(("y",))
+    assert extension_names([[c(WRITEBACK, "IS_TRUE")], [c(WRITEBACK.upper(), "IS_NULL")]]) == [WRITEBACK]
+    assert group_select(extension_names(filters)) == f"{GROUP_SELECT},{WRITEBACK}"
+    # A name of that shape but not an extension property's is not read.
+    assert select_groups([[c("extension_nothex_x", "IS_TRUE")]], tagged).groups is None
