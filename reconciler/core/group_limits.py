@@ -37,6 +37,7 @@ __all__ = [
     "member_limit_problems",
     "needs_filter_selection",
     "needs_tenant_size",
+    "tenant_too_large",
 ]
 
 # "Groups of more than 50,000 members are not supported" (group provisioning to AD).
@@ -117,22 +118,43 @@ def _added(d: Desired, found: Observed | None) -> set[str]:
     return wanted - {g.casefold() for g in found.scope.entries}
 
 
+def _takes_up_all_groups(d: Desired, found: Observed | None) -> bool | None:
+    """None when ``d`` does not scope all groups (Entra ID -> AD); else whether ``found`` did not."""
+    if d.settings.direction is not Direction.ENTRA_TO_AD or d.scope.kind is not ScopeKind.ALL:
+        return None
+    return found is None or not found.complete or found.scope.kind is not ScopeKind.ALL
+
+
 def needs_tenant_size(d: Desired, found: Observed | None) -> bool:
     """Whether a plan of ``d`` scopes all groups (with attribute filters, or none) where ``found`` did
     not: a create, or a change from selected groups."""
-    if d.settings.direction is not Direction.ENTRA_TO_AD or d.scope.kind is not ScopeKind.ALL:
-        return False
-    return found is None or not found.complete or found.scope.kind is not ScopeKind.ALL
+    return _takes_up_all_groups(d, found) is True
 
 
 def needs_filter_selection(d: Desired, found: Observed | None) -> bool:
     """Whether a plan of ``d`` scopes all groups with other filters than ``found`` (or where it did not
     scope all groups): what the filters select is then counted."""
-    if d.settings.direction is not Direction.ENTRA_TO_AD or d.scope.kind is not ScopeKind.ALL:
-        return False
-    if found is None or not found.complete or found.scope.kind is not ScopeKind.ALL:
-        return True
+    new = _takes_up_all_groups(d, found)
+    if new is None or new:
+        return bool(new)
+    assert found is not None
     return found.scope.filters_as_list() != d.scope.filters_as_list()
+
+
+def tenant_too_large(tenant: TenantSize) -> bool:
+    """Whether the tenant holds as many users or groups as scoping all groups is documented against."""
+    return bool(_over(tenant))
+
+
+def _over(tenant: TenantSize) -> list[str]:
+    return [
+        f"{count:,} {what}"
+        for count, limit, what in (
+            (tenant.users, MAX_TENANT_USERS, "users"),
+            (tenant.groups, MAX_TENANT_GROUPS, "groups"),
+        )
+        if count is not None and count >= limit
+    ]
 
 
 def groups_to_count(d: Desired, found: Observed | None) -> tuple[str, ...]:
@@ -240,19 +262,20 @@ def _filter_problems(
             f"by attribute filters is documented up to {MAX_FILTER_LINKS:,} membership links: narrow the "
             "filters"
         )
-    warnings.extend(_unknown_warnings(name, unknown))
+    warnings.extend(_unknown_warnings(name, unknown, "filter-selected"))
 
 
-def _unknown_warnings(name: str, unknown: Mapping[str, Sequence[str]]) -> list[str]:
+def _unknown_warnings(name: str, unknown: Mapping[str, Sequence[str]], chosen: str = "selected") -> list[str]:
+    """``chosen``: how the groups came into scope (``selected``, or chosen by the filters)."""
     return [
-        f"{name}: the member limits of {_groups(groups)} were not checked: {why}"
+        f"{name}: the member limits of {_groups(groups, chosen)} were not checked: {why}"
         for why, groups in unknown.items()
     ]
 
 
-def _groups(ids: Sequence[str]) -> str:
+def _groups(ids: Sequence[str], chosen: str = "selected") -> str:
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5:,} more" if len(ids) > 5 else "")
-    return f"selected group {shown}" if len(ids) == 1 else f"{len(ids):,} selected groups ({shown})"
+    return f"{chosen} group {shown}" if len(ids) == 1 else f"{len(ids):,} {chosen} groups ({shown})"
 
 
 def _missing_warning(name: str, missing: Sequence[str]) -> tuple[str, ...]:
@@ -266,14 +289,7 @@ def _missing_warning(name: str, missing: Sequence[str]) -> tuple[str, ...]:
 
 
 def _tenant_problems(name: str, tenant: TenantSize, reasons: list[str], warnings: list[str]) -> None:
-    over = [
-        f"{count:,} {what}"
-        for count, limit, what in (
-            (tenant.users, MAX_TENANT_USERS, "users"),
-            (tenant.groups, MAX_TENANT_GROUPS, "groups"),
-        )
-        if count is not None and count >= limit
-    ]
+    over = _over(tenant)
     if tenant.unknown is not None:
         why = f"the tenant size that scoping all groups is documented for was not checked: {tenant.unknown}"
         warnings.append(f"{name}: {why}")

@@ -53,7 +53,7 @@ from reconciler.core.plan import (
     spec_for,
 )
 
-__all__ = ["compute_plan"]
+__all__ = ["compared_with", "compute_plan"]
 
 
 _DEFAULTS = PlanOptions()
@@ -82,7 +82,8 @@ class _Holdings:
     moved: set[str] = field(default_factory=set)  # names of the managed configurations renamed
     # The tenant's Cloud Sync extensions application and its properties (None: none, or not read).
     extensions: ExtensionsSeen | None = None
-    # Direct-member counts of the cloud groups selected groups would add (None: not looked up).
+    # What the tenant was found to hold for the documented scope limits: member counts, its size, and
+    # the groups new attribute filters select (``core.group_limits``; None: not looked up).
     group_sizes: GroupSizes | None = None
 
 
@@ -102,8 +103,8 @@ def compute_plan(
     ``extensions``: the tenant's Cloud Sync extensions application, when the desired state uses
     directory extensions (``ext:`` names are compared as the service spells them once it exists).
     ``defaults`` are the rows of the AD -> Entra ID job's template, ``to_ad_defaults`` those of the
-    Entra ID -> AD one (a create shows how it changes them). ``group_sizes``: the member counts of the
-    cloud groups that selected-group scopes would add (``core.group_limits``).
+    Entra ID -> AD one (a create shows how it changes them). ``group_sizes``: what the tenant holds
+    for the documented scope limits of Entra ID -> AD configurations (``core.group_limits``).
 
     Sort what the target holds; plan each desired configuration in view (held back, created or brought
     to the desired state); plan the deletes of what the desired state no longer names; assemble the plan.
@@ -157,6 +158,20 @@ def _assemble(
         desired_digest=specs_digest(specs),
         options=options,
     )
+
+
+def compared_with(desired: DesiredState, observed: Sequence[Observed]) -> dict[str, Observed]:
+    """What ``compute_plan`` compares each desired configuration with, by name: the managed
+    configuration of that name, or the one it renames (same domain and direction, its own name no
+    longer desired). For the reads a plan needs beforehand (``engine.operations.read_group_sizes``)."""
+    draft = _Draft()
+    holdings = _sort_target(observed, {d.name for d in desired.configurations}, None, draft)
+    out: dict[str, Observed] = {}
+    for d in desired.configurations:
+        found = holdings.managed.get(d.name) or holdings.leaving.get(_domain_key(d.settings))
+        if found is not None:
+            out[d.name] = found
+    return out
 
 
 def _domain_key(settings: Settings) -> tuple[str, Direction]:
@@ -216,16 +231,18 @@ def _plan_configuration(
     if blocked is not None:
         draft.held.append(blocked)
         return
+    renamed = holdings.leaving.get(_domain_key(d.settings)) if found is None else None
+    if renamed is not None and renamed.name is not None:
+        # Moved even when held back below: the configuration renamed is then left as it is, never
+        # deleted in favour of one that is not made.
+        holdings.moved.add(renamed.name)
+        found = renamed
     too_large, notes = member_limit_problems(d, found, holdings.group_sizes)
     draft.warnings.extend(notes)
     if too_large:
         action = Action.CREATE if found is None or not found.complete else Action.UPDATE
         draft.held.append(Held(d.name, action, found.id if found is not None else None, too_large))
         return
-    renamed = holdings.leaving.get(_domain_key(d.settings)) if found is None else None
-    if renamed is not None and renamed.name is not None:
-        holdings.moved.add(renamed.name)
-        found = renamed
     with_extensions = _plan_extensions(d, spec, found, holdings.extensions, options, draft)
     if with_extensions is None:
         return

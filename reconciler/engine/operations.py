@@ -30,6 +30,7 @@ from reconciler.core.group_limits import (
     groups_to_count,
     needs_filter_selection,
     needs_tenant_size,
+    tenant_too_large,
 )
 from reconciler.core.model import (
     EXTENSION_REF,
@@ -41,7 +42,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.observed import HeldDeletes, JobStatus, Observed
 from reconciler.core.plan import Plan, PlanOptions, Provenance
-from reconciler.core.planner import compute_plan
+from reconciler.core.planner import compared_with, compute_plan
 from reconciler.core.serialize import from_document, to_document
 from reconciler.errors import ConflictError, FileReadError, NotFoundError, PlanFileError, StalePlanError
 from reconciler.git.repo import WorktreeInfo, check_merged, describe_worktree
@@ -200,20 +201,25 @@ def read_group_sizes(
     all groups; None when the plan needs none of it or the target cannot count."""
     if not isinstance(provider, CountsGroupMembers):
         return None
-    managed = {o.name: o for o in observed if o.managed}
+    compared = compared_with(state, observed)
     wanted: dict[str, str] = {}
-    tenant = False
+    sized: list[str] = []  # configurations that take up scoping all groups
     filters: dict[str, Filters] = {}
     for d in state.configurations:
         if only is None or d.name in only:
-            found = managed.get(d.name)
-            tenant = tenant or needs_tenant_size(d, found)
+            found = compared.get(d.name)
+            if needs_tenant_size(d, found):
+                sized.append(d.name)
             if needs_filter_selection(d, found):
                 filters[d.name] = d.scope.filters
             for group in groups_to_count(d, found):
                 wanted.setdefault(group.casefold(), group)
-    if not wanted and not tenant and not filters:
+    if not wanted and not sized and not filters:
         return None
+    tenant = provider.tenant_size() if sized else None
+    if tenant is not None and tenant_too_large(tenant):
+        # Held back for the tenant's size whatever they select: the tenant's groups are not listed.
+        filters = {name: f for name, f in filters.items() if name not in sized}
     selections = provider.filter_selections(filters) if filters else {}
     for selection in selections.values():
         # More groups than documented hold the change back uncounted: their members are not read.
@@ -221,7 +227,7 @@ def read_group_sizes(
             for group in selection.groups:
                 wanted.setdefault(group.casefold(), group)
     sizes = provider.group_sizes(list(wanted.values())) if wanted else GroupSizes()
-    return replace(sizes, tenant=provider.tenant_size() if tenant else None, selections=selections)
+    return replace(sizes, tenant=tenant, selections=selections)
 
 
 def _to_ad_defaults() -> tuple[Mapping, ...]:

@@ -23,6 +23,7 @@ only when a filter needs it).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from reconciler.expressions.netregex import Compiled
 
 __all__ = [
+    "EVALUATION_SECONDS",
     "GROUP_ATTRIBUTES",
     "GROUP_FILTER",
     "GROUP_SELECT",
@@ -61,12 +63,27 @@ _EXTENSION = re.compile(r"extension_[0-9a-f]{32}_[A-Za-z0-9_]+", re.IGNORECASE)
 # The part of the default clause Graph filters on by default (onPremisesSyncEnabled needs an advanced
 # query, so it is tested here).
 GROUP_FILTER = "securityEnabled eq true and mailEnabled eq false"
-# How long one regular expression may run on one value.
+# How long one regular expression may run on one value, and the filters on all the tenant's groups.
 _REGEX_SECONDS = 0.25
+EVALUATION_SECONDS = 10.0
 
 
 class _Unknown(Exception):
     pass
+
+
+class _Budget:
+    """The time left for evaluating the filters (regular expressions above all) on every group."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+
+    def left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _Unknown(f"evaluating the filters on the tenant's groups took more than {self.seconds:g} s")
+        return min(left, _REGEX_SECONDS)
 
 
 def _text(value: Any) -> str:
@@ -79,12 +96,16 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value) <= 40:
         return int(value)
     return None
 
@@ -101,9 +122,9 @@ def _regex(pattern: str, cache: dict[str, Compiled]) -> Compiled:
     return cache[pattern]
 
 
-def _matches(pattern: Compiled, text: str) -> bool:
+def _matches(pattern: Compiled, text: str, budget: _Budget) -> bool:
     try:
-        return pattern.timed.search(text, timeout=_REGEX_SECONDS) is not None
+        return pattern.timed.search(text, timeout=budget.left()) is not None
     except TimeoutError:
         raise _Unknown("a regular expression of the filters ran too long on a group's value") from None
 
@@ -124,6 +145,10 @@ def group_select(extensions: Iterable[str] = ()) -> str:
 
 def _value(group: Mapping[str, Any], attribute: str) -> Any:
     name = GROUP_ATTRIBUTES.get(attribute.casefold())
+    if name == "onPremisesSyncEnabled":
+        # Graph leaves it null on a cloud group, where the service's dirSyncEnabled is false (its own
+        # default clause, dirSyncEnabled IS FALSE, lets cloud groups through).
+        return group.get(name) is True
     if name is not None:
         return group.get(name)
     # A directory extension: Graph names it as it was registered; compared without case.
@@ -131,7 +156,9 @@ def _value(group: Mapping[str, Any], attribute: str) -> Any:
     return next((v for k, v in group.items() if k.casefold() == folded), None)
 
 
-def _holds(clause: FilterClause, group: Mapping[str, Any], cache: dict[str, Compiled]) -> bool:
+def _holds(
+    clause: FilterClause, group: Mapping[str, Any], cache: dict[str, Compiled], budget: _Budget
+) -> bool:
     value = _value(group, clause.attribute)
     wanted = clause.value or ""
     operator = clause.operator
@@ -145,7 +172,7 @@ def _holds(clause: FilterClause, group: Mapping[str, Any], cache: dict[str, Comp
     if operator in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
         if _empty(value):
             return False
-        found = _matches(_regex(wanted, cache), _text(value))
+        found = _matches(_regex(wanted, cache), _text(value), budget)
         return found is (operator == "REGEX_MATCH")
     if operator in ("GREATER_THAN", "GREATER_THAN_OR_EQUALS"):
         have, limit = _integer(value), _integer(wanted)
@@ -174,21 +201,25 @@ def _in_default_scope(group: Mapping[str, Any]) -> bool:
 
 
 def select_groups(
-    filters: Sequence[Sequence[FilterClause]], groups: Iterable[Mapping[str, Any]]
+    filters: Sequence[Sequence[FilterClause]],
+    groups: Iterable[Mapping[str, Any]],
+    seconds: float = EVALUATION_SECONDS,
 ) -> FilterSelection:
     """The groups of ``groups`` (Graph's group objects) that the default clause and ``filters`` select
-    (no filters: every group the default clause lets through)."""
+    (no filters: every group the default clause lets through), evaluated within ``seconds`` in all."""
     why = _unreadable(filters)
     if why is not None:
         return FilterSelection(None, why)
     cache: dict[str, Compiled] = {}
+    budget = _Budget(seconds)
     chosen: list[str] = []
     try:
         for group in groups:
-            if not _in_default_scope(group):
-                continue
-            if not filters or any(all(_holds(c, group, cache) for c in f) for f in filters):
-                chosen.append(str(group.get("id")))
+            id = group.get("id")
+            if not isinstance(id, str) or not _in_default_scope(group):
+                continue  # a group without an id cannot be counted, nor provisioned
+            if not filters or any(all(_holds(c, group, cache, budget) for c in f) for f in filters):
+                chosen.append(id)
     except _Unknown as exc:
         return FilterSelection(None, str(exc))
     return FilterSelection(tuple(chosen))

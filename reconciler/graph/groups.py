@@ -20,23 +20,30 @@ from typing import Any
 
 from reconciler.core.group_limits import GroupSize, GroupSizes, TenantSize
 from reconciler.errors import NotFoundError, ProviderError
+from reconciler.graph.answers import permission_needed
 from reconciler.graph.client import BatchItem, segment
 
 __all__ = [
-    "MEMBER_READ_PERMISSION",
     "group_sizes_from",
     "member_count",
     "member_count_item",
+    "read_failed",
     "tenant_count_items",
     "tenant_size_from",
 ]
 
-# The least-privileged permission of "List group members".
-MEMBER_READ_PERMISSION = "GroupMember.Read.All"
 _EVENTUAL = {"ConsistencyLevel": "eventual"}
 _COUNT = "?$count=true&$top=1&$select=id"
-# The collections counted for the tenant's size, and what a 403 on each means.
-_TENANT = (("/users", "users", "User.Read.All"), ("/groups", "groups", MEMBER_READ_PERMISSION))
+# The collections counted for the tenant's size, and what is counted in each.
+_TENANT = (("/users", "users"), ("/groups", "groups"))
+
+
+def read_failed(exc: ProviderError, path: str, what: str) -> str:
+    """Why a read (``GET path``) of the limits failed, for a warning: a 403 names the permission it
+    needs (``answers.permission_needed``)."""
+    if exc.status == 403:
+        return f"the identity lacks {permission_needed(f'GET {path}')} to {what} (HTTP 403)"
+    return f"could not {what}: {exc}"
 
 
 def member_count_item(id: str) -> BatchItem:
@@ -46,7 +53,7 @@ def member_count_item(id: str) -> BatchItem:
 
 def tenant_count_items() -> list[BatchItem]:
     """The requests that count the tenant's users and groups, in that order."""
-    return [BatchItem("GET", path + _COUNT, headers=_EVENTUAL) for path, _, _ in _TENANT]
+    return [BatchItem("GET", path + _COUNT, headers=_EVENTUAL) for path, _ in _TENANT]
 
 
 def member_count(answer: Any) -> int | None:
@@ -59,10 +66,7 @@ def _size(answer: int | ProviderError | None) -> GroupSize:
     if isinstance(answer, NotFoundError):
         return GroupSize(missing=True)
     if isinstance(answer, ProviderError):
-        if answer.status == 403:
-            why = f"the identity lacks {MEMBER_READ_PERMISSION} to read group members (HTTP 403)"
-            return GroupSize(unknown=why)
-        return GroupSize(unknown=f"the members could not be counted: {answer}")
+        return GroupSize(unknown=read_failed(answer, "/groups/{id}/members", "read group members"))
     if answer is None:
         return GroupSize(unknown="the service gave no member count")
     return GroupSize(members=answer)
@@ -77,12 +81,10 @@ def tenant_size_from(answers: Sequence[int | ProviderError | None]) -> TenantSiz
     """The tenant's size from the answers of ``tenant_count_items``."""
     counts: list[int | None] = []
     why: list[str] = []
-    for (_, what, permission), answer in zip(_TENANT, answers, strict=True):
+    for (path, what), answer in zip(_TENANT, answers, strict=True):
         counts.append(answer if isinstance(answer, int) else None)
-        if isinstance(answer, ProviderError) and answer.status == 403:
-            why.append(f"the identity lacks {permission} to count {what} (HTTP 403)")
-        elif isinstance(answer, ProviderError):
-            why.append(f"the {what} could not be counted: {answer}")
+        if isinstance(answer, ProviderError):
+            why.append(read_failed(answer, path, f"count {what}"))
         elif answer is None:
             why.append(f"the service gave no count of {what}")
     return TenantSize(counts[0], counts[1], "; ".join(why) or None)

@@ -55,7 +55,7 @@ from reconciler.graph.extensions import (
     without_definitions,
 )
 from reconciler.graph.group_scope import extension_names, select_groups
-from reconciler.graph.groups import MEMBER_READ_PERMISSION, group_sizes_from, tenant_size_from
+from reconciler.graph.groups import group_sizes_from, read_failed, tenant_size_from
 from reconciler.graph.identity import (
     GROUP_PROVISIONING_TEMPLATE,
     JSON,
@@ -505,11 +505,7 @@ class CloudSyncWriter(OnPremisesAttributeSteps, ExtensionWrites):
         try:
             groups = self.resources.security_groups(extension_names(f for fs in filters.values() for f in fs))
         except ProviderError as exc:
-            why = (
-                f"the identity lacks {MEMBER_READ_PERMISSION} to list groups (HTTP 403)"
-                if exc.status == 403
-                else f"the groups could not be listed: {exc}"
-            )
+            why = read_failed(exc, "/groups", "list groups")
             return {name: FilterSelection(None, why) for name in filters}
         return {name: select_groups(f, groups) for name, f in filters.items()}
 

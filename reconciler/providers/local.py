@@ -194,7 +194,7 @@ class _TenantResources:
         return found
 
     def tenant_counts(self) -> list[int | ProviderError | None]:
-        return [len(self.store.list_cloud_objects(kind)) for kind in ("User", "Group")]
+        return [len(self.store.cloud_object_ids(kind)) for kind in ("User", "Group")]
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         return self.store.create_extension_property(app_object_id, body)

@@ -25,8 +25,8 @@ from reconciler.core.group_limits import (
 )
 from reconciler.core.model import Desired, DesiredState, Direction, FilterClause, Scope, ScopeKind, Settings
 from reconciler.core.observed import Observed
-from reconciler.core.plan import Action
-from reconciler.core.planner import compute_plan
+from reconciler.core.plan import Action, PlanOptions
+from reconciler.core.planner import compared_with, compute_plan
 
 G1, G2, G3 = (
     "0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b",
@@ -250,3 +250,23 @@ def test_a_selection_that_could_not_be_told_is_a_warning() -> None:
     )
     # Unchanged filters are not checked again, whatever was read.
     assert member_limit_problems(every, replace(have(), scope=FILTERS), unknown) == ((), ())
+
+
+def test_a_renamed_configuration_is_compared_with_the_one_it_renames() -> None:
+    old = replace(have(G1), name="groups-old")
+    grown = sizes(g1=60_000, g2=5)
+    # The group that grew was selected under the old name: a warning, and the rename goes ahead.
+    plan = compute_plan(DesiredState((want(G1),)), (old,), (), group_sizes=grown)
+    assert plan.held == () and [c.action for c in plan.changes] == [Action.UPDATE]
+    assert compared_with(DesiredState((want(G1),)), (old,)) == {"groups": old}
+    # Held back while renamed: the old configuration is left as it is, not deleted.
+    plan = compute_plan(
+        DesiredState((want(G1, G2),)),
+        (old,),
+        (),
+        PlanOptions(allow_delete=True),
+        group_sizes=sizes(g1=1, g2=60_000),
+    )
+    (held,) = plan.held
+    assert (held.action, held.target_id) == (Action.UPDATE, "sp-1")
+    assert plan.changes == ()

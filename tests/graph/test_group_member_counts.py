@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support.config import entra_to_ad
 from support.graph import TOKEN, provider_for
 from support.providers import add_cloud_groups
 
 from reconciler.config.load import load_paths
+from reconciler.core import group_limits
 from reconciler.core.group_limits import GroupSize, TenantSize
+from reconciler.core.model import DesiredState
 from reconciler.core.plan import PlanOptions, Provenance
 from reconciler.emulator import Emulator
 from reconciler.engine.operations import make_plan, plan_and_apply
@@ -69,7 +72,11 @@ def test_an_answer_without_a_whole_count_is_unknown_never_zero() -> None:
     assert sizes.get("A") == GroupSize(unknown="the service gave no member count")
     assert sizes.get("b") == GroupSize(missing=True)
     unknown = sizes.get("c")
-    assert unknown is not None and unknown.members is None and "could not be counted" in str(unknown.unknown)
+    assert (
+        unknown is not None
+        and unknown.members is None
+        and "could not read group members" in str(unknown.unknown)
+    )
     assert sizes.get("d") == GroupSize(members=0)
 
 
@@ -119,3 +126,46 @@ def test_a_plan_that_adds_no_group_sends_no_count(emulator: Emulator, tmp_path: 
     again = make_plan(state, provider, PlanOptions(), Provenance())
     assert again.changes == ()
     assert not [r for r in emulator.recorded if r.path.startswith(("/groups", "/users"))]
+
+
+FILTERED = """\
+    filters:
+      - [{attribute: displayName, operator: REGEX_MATCH, value: "^sec-"}]
+"""
+
+
+def _filtered_state(folder: Path) -> DesiredState:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "groups.yaml").write_text(entra_to_ad("x").replace("    selectedGroups: [x]\n", FILTERED))
+    return load_paths([str(folder)]).state
+
+
+def test_a_tenant_too_large_for_all_groups_is_not_listed(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_limits, "MAX_TENANT_GROUPS", 2)
+    add_cloud_groups(emulator.store, dict.fromkeys(ids(3, "dddd"), 1))
+    result = make_plan(
+        _filtered_state(tmp_path / "configs"), provider_for(emulator, TOKEN), PlanOptions(), Provenance()
+    )
+    (held,) = result.held
+    assert "this tenant has 3 groups" in held.reasons[0]
+    listed = [r for r in emulator.recorded if not r.inner and r.path.startswith("/groups")]
+    assert listed == []
+
+
+def test_without_group_member_read_the_filters_plan_says_what_was_not_checked(
+    start_emulator: object, tmp_path: Path
+) -> None:
+    emulator = start_emulator(token=TOKEN, lacking=frozenset({"GroupMember.Read.All"}))  # type: ignore[operator]
+    add_cloud_groups(emulator.store, dict.fromkeys(ids(2, "eeee"), 1))
+    result = make_plan(
+        _filtered_state(tmp_path / "configs"), provider_for(emulator, TOKEN), PlanOptions(), Provenance()
+    )
+    assert result.held == ()
+    assert result.warnings == (
+        "contoso-groups: the tenant size that scoping all groups is documented for was not checked: the "
+        "identity lacks GroupMember.Read.All to count groups (HTTP 403)",
+        "contoso-groups: the groups its filters select were not counted: the identity lacks "
+        "GroupMember.Read.All to list groups (HTTP 403)",
+    )

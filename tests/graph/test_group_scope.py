@@ -113,3 +113,32 @@ def test_a_directory_extension_is_selected_by_its_name_and_tested() -> None:
     assert group_select(extension_names(filters)) == f"{GROUP_SELECT},{WRITEBACK}"
     # A name of that shape but not an extension property's is not read.
     assert select_groups([[c("extension_nothex_x", "IS_TRUE")]], tagged).groups is None
+
+
+def test_integers_are_whole_ascii_numbers_and_anything_else_is_not_greater() -> None:
+    odd = [
+        group(str(i), classification=v)
+        for i, v in enumerate(["--1", "+-5", "²", "1e3", " 12 ", "-3", "9" * 60])
+    ]
+    assert select_groups([[c("classification", "GREATER_THAN", "5")]], odd).groups == ("4",)
+    assert select_groups([[c("classification", "GREATER_THAN", "-4")]], odd).groups == ("4", "5")
+    # A filter value that is no integer selects nothing, and never fails.
+    assert select_groups([[c("classification", "GREATER_THAN", "+-5")]], odd).groups == ()
+
+
+def test_dir_sync_enabled_of_a_cloud_group_is_false_as_the_default_clause_reads_it() -> None:
+    assert chosen([c("dirSyncEnabled", "IS_FALSE")]) == ("a", "b", "f")
+    assert chosen([c("dirSyncEnabled", "IS_NULL")]) == ()
+    assert chosen([c("dirSyncEnabled", "IS_TRUE")]) == ()  # synced groups never pass the default clause
+
+
+def test_all_the_evaluation_has_one_time_limit() -> None:
+    # Each value has its own limit (above); the whole evaluation has one too, spent here at once.
+    spent = select_groups([[c("displayName", "REGEX_MATCH", "^sec-")]], GROUPS, seconds=0.0)
+    assert spent == FilterSelection(None, "evaluating the filters on the tenant's groups took more than 0 s")
+    # Filters without a pattern need no time limit.
+    assert select_groups([[c("displayName", "IS_NOT_NULL")]], GROUPS, seconds=0.0).groups == ("a", "b", "f")
+
+
+def test_a_group_without_an_id_is_left_out() -> None:
+    assert select_groups([], [{"securityEnabled": True}, group("k")]).groups == ("k",)
