@@ -134,6 +134,13 @@ def check_plan_proved(saved: Plan, derived: Plan) -> None:
         b = now[i] if i < len(now) else None
         if a == b:
             continue
+        held = next((h for h in derived.held if a is not None and h.name == a["name"]), None)
+        if held is not None and (b is None or b["name"] != held.name):
+            # Not edited input: the target changed so that the planner holds this change back now.
+            raise PlanFileError(
+                f"the saved plan's change {i + 1} ({_title(a)}) is held back when planned again now: "
+                f"{'; '.join(held.reasons)}; nothing was applied, make a new plan"
+            )
         if a is not None and b is not None and (a["name"], a["action"]) == (b["name"], b["action"]):
             keys = [k for k in a if a.get(k) != b.get(k)]
             what = f"change {i + 1} ({_title(a)}) differs in {', '.join(keys)}"

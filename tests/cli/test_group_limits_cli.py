@@ -43,3 +43,22 @@ def test_a_group_over_the_limit_is_held_back_and_the_rest_applied(
     names = {sp["displayName"] for sp in store.list_service_principals()}
     assert names == {"contoso.com"}  # the held configuration was not made
     store.close()
+
+
+def test_a_saved_plan_whose_group_grew_past_the_limit_is_refused(
+    project: Path, run: Run, target: str
+) -> None:
+    store = TenantStore(project / ".reconciler" / "tenant.db")
+    add_cloud_groups(store, {SMALL: 3, LARGE: 10})
+    (project / "configs" / "contoso.yaml").unlink()
+    (project / "configs" / "groups.yaml").write_text(entra_to_ad(SMALL, LARGE))
+    assert run("plan", "configs", "--out", "plan.json", "--target", target).code == 0
+    add_cloud_groups(store, {LARGE: 50_001})  # grows between the review and the apply
+    r = run("apply", "plan.json", "--target", target)
+    assert r.code != 0
+    assert (
+        "the saved plan's change 1 (create configuration.contoso-groups) is held back when planned again "
+        f"now: selected group {LARGE} has 50,001 direct members;"
+    ) in r.err
+    assert store.list_service_principals() == []
+    store.close()
