@@ -55,6 +55,7 @@ ROOTS = (
     "entity",
     "directoryObject",
     "provisioningObjectSummary",
+    "group",
 )
 # Entity types whose navigation properties are followed: the synchronization API's own. Others (the
 # owners of a service principal, its sign-in policies...) keep the property, but its type is left out.
