@@ -7,8 +7,14 @@ their member lists, come from the directory file::
       - id: 0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b      # the group's object id
         displayName: Finance Approvers
         description: Approve invoices above the limit  # optional
+        mailNickname: finance-approvers                 # optional, as are mail, classification,
+        isAssignableToRole: false                       # visibility and onPremisesSyncEnabled
         members:                                        # optional: object ids of users or groups
           - 9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f
+
+The optional group properties are those a scoping filter of the "all groups" scope can test; a group
+with ``onPremisesSyncEnabled: true`` is one synced from AD (Graph's ``group`` properties of those
+names, stored with the group as they are written).
 
 Ids are GUIDs, compared without case and kept in lowercase, as Microsoft Graph writes object ids. A
 member need not be an object of the file (a cloud user has no place in it), and the member list has no
@@ -36,7 +42,11 @@ from reconciler.provisioning.wording import hint, what
 __all__ = ["FIELD", "CloudGroup", "duplicate_groups", "read_cloud_groups"]
 
 FIELD = "cloudGroups"
-_KEYS = ("id", "displayName", "description", "members")
+# Optional group properties (Graph's names): text, and true or false.
+_TEXTS = ("mailNickname", "mail", "classification", "visibility")
+_FLAGS = ("isAssignableToRole", "onPremisesSyncEnabled")
+_KEYS = ("id", "displayName", "description", *_TEXTS, *_FLAGS, "members")
+Property = tuple[str, str | bool]  # an optional group property: (Graph's name, value)
 # An object id as Graph writes it (any case accepted here): 8-4-4-4-12 hexadecimal digits.
 _GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 
@@ -50,12 +60,14 @@ class CloudGroup:
     description: str | None = None
     members: tuple[str, ...] = ()
     origin: Origin | None = field(default=None, compare=False)
+    properties: tuple[Property, ...] = ()  # the optional group properties written
 
     def attributes(self) -> dict[str, Any]:
         """The group as the tenant store keeps a cloud ``Group``."""
         found: dict[str, Any] = {"displayName": self.display_name}
         if self.description is not None:
             found["description"] = self.description
+        found.update(self.properties)
         found.update(securityEnabled=True, mailEnabled=False, members=list(self.members))
         return found
 
@@ -116,11 +128,31 @@ def _group(item: object, loc: Locator, error: Report, file: str) -> CloudGroup |
     if description is not None and not isinstance(description, str):
         error(loc.find(("description",)), f"{FIELD}: description must be a text, not {what(description)}")
         ok = False
+    properties = _properties(item, loc, error)
     members = _members(item.get("members"), loc.find(("members",)), error)
-    if not ok or members is None:
+    if not ok or members is None or properties is None:
         return None
     assert group_id is not None and isinstance(name, str)
-    return CloudGroup(group_id, name, description, members, loc.origin(file))
+    return CloudGroup(group_id, name, description, members, loc.origin(file), properties)
+
+
+def _properties(item: dict[Any, Any], loc: Locator, error: Report) -> tuple[Property, ...] | None:
+    """The optional group properties ``item`` writes, in ``_KEYS`` order; None after a problem."""
+    found: list[Property] = []
+    ok = True
+    for key in (*_TEXTS, *_FLAGS):
+        if key not in item:
+            continue
+        value = item[key]
+        if key in _TEXTS and not isinstance(value, str):
+            error(loc.find((key,)), f"{FIELD}: {key} must be a text, not {what(value)}")
+            ok = False
+        elif key in _FLAGS and not isinstance(value, bool):
+            error(loc.find((key,)), f"{FIELD}: {key} must be true or false, not {what(value)}")
+            ok = False
+        else:
+            found.append((key, value))
+    return tuple(found) if ok else None
 
 
 def read_cloud_groups(value: object, loc: Locator, error: Report, file: str) -> list[CloudGroup]:

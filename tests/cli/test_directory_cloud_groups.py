@@ -90,10 +90,13 @@ def test_a_bad_cloud_group_is_an_error_with_file_and_line_and_nothing_is_loaded(
     assert _run(tmp_path, "directory", "load", "directory.yaml").code == 0
     (tmp_path / "bad.yaml").write_text(
         f"kind: Directory\ncloudGroups:\n  - id: {ATLAS}\n    displayName: B\n    member: [{U1}]\n"
+        "    onPremisesSyncEnabled: yes please\n"
     )
     r = _run(tmp_path, "directory", "load", "bad.yaml")
     assert r.code == 1, r.out + r.err
     assert "bad.yaml:5:5: unknown field 'member' of a cloud group; did you mean 'members'?" in r.err
+    assert "bad.yaml:6:28: cloudGroups: onPremisesSyncEnabled must be true or false" in r.err
+    assert "Traceback" not in r.err
     store = TenantStore(tmp_path / "tenant.db")
     try:
         assert store.directory_cloud_ids() == [FINANCE, ATLAS]  # as the good load left them

@@ -67,6 +67,69 @@ cloudGroups:
     assert str(finance.origin) == "d.yaml:3:5"
 
 
+def test_optional_group_properties_are_stored_with_the_group(tmp_path: Path) -> None:
+    text = f"""\
+kind: Directory
+cloudGroups:
+  - id: {FINANCE}
+    displayName: Finance Approvers
+    onPremisesSyncEnabled: true
+    mailNickname: finance-approvers
+    mail: finance-approvers@contoso.com
+    classification: High
+    visibility: Private
+    isAssignableToRole: false
+  - {{id: {ATLAS}, displayName: Project Atlas}}
+"""
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    store = TenantStore(tmp_path / "t.db")
+    try:
+        load_into(store, read_directory(path))
+        finance, atlas = (store.get_cloud_object(g) for g in (FINANCE, ATLAS))
+        assert finance is not None and atlas is not None
+        assert finance["attributes"] == {
+            "displayName": "Finance Approvers",
+            "mailNickname": "finance-approvers",
+            "mail": "finance-approvers@contoso.com",
+            "classification": "High",
+            "visibility": "Private",
+            "isAssignableToRole": False,
+            "onPremisesSyncEnabled": True,
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "members": [],
+        }
+        assert set(atlas["attributes"]) == {"displayName", "securityEnabled", "mailEnabled", "members"}
+    finally:
+        store.close()
+
+
+def test_an_optional_group_property_of_the_wrong_type_is_an_error_with_its_line() -> None:
+    text = f"""\
+kind: Directory
+cloudGroups:
+  - id: {FINANCE}
+    displayName: A
+    mailNickname: 42
+    mail: [a]
+    classification: true
+    visibility: {{x: 1}}
+    isAssignableToRole: "yes"
+    onPremisesSyncEnabled: 1
+    visibilty: Private
+"""
+    assert problems(text) == [
+        "d.yaml:5:19: cloudGroups: mailNickname must be a text, not '42'",
+        "d.yaml:6:11: cloudGroups: mail must be a text, not a list",
+        "d.yaml:7:21: cloudGroups: classification must be a text, not 'True'",
+        "d.yaml:8:17: cloudGroups: visibility must be a text, not a mapping",
+        "d.yaml:9:25: cloudGroups: isAssignableToRole must be true or false, not 'yes'",
+        "d.yaml:10:28: cloudGroups: onPremisesSyncEnabled must be true or false, not '1'",
+        "d.yaml:11:5: unknown field 'visibilty' of a cloud group; did you mean 'visibility'?",
+    ]
+
+
 def test_every_problem_is_reported_with_its_line() -> None:
     text = f"""\
 kind: Directory
