@@ -1,6 +1,6 @@
 """The directory endpoints the synchronization API leans on: application templates and ``instantiate``,
 applications and service principals, app-role assignments (an Entra ID -> AD configuration's selected
-groups), the members of cloud groups, the organization, and applications' extension properties
+groups), cloud groups and their members, the organization, and applications' extension properties
 (directory extensions).
 
 I/O: the tenant database, through the store.
@@ -20,6 +20,8 @@ from reconciler.graph.template import APPLICATION_TEMPLATES, application_templat
 
 __all__ = ["DirectoryEndpoints"]
 
+# Group properties "List groups" never returns, not even when $select names them (its reference page).
+_NEVER_RETURNED = ("hasMembersWithLicenseErrors", "isArchived")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -126,11 +128,34 @@ class DirectoryEndpoints(Shaper):
         return self._cloud_collection("User", "users", request)
 
     def _list_groups(self, request: Request) -> Reply:
-        return self._cloud_collection("Group", "groups", request)
+        """ "List groups": the store's cloud groups in the version's ``group`` shape, with the $filter
+        operators the group reference page documents (``odata.FILTERABLE["group"]``), $select, $count
+        and paging."""
+        items = [self._group(g, request.version) for g in self.store.list_cloud_objects("Group")]
+        return self._collection(request, "group", items, "groups", directory=True)
+
+    def _group(self, stored: Mapping[str, Any], version: str) -> JSON:
+        """A cloud group as Graph returns it: every documented property of the version's ``group``, the
+        store's attribute where it holds one of the property's type, Graph's default otherwise (null
+        ``onPremisesSyncEnabled``: never synced from AD). The creation time is the store's."""
+        properties = metadata(version).properties("graph.group") or {}
+        held: JSON = {}
+        for name, value in (stored.get("attributes") or {}).items():
+            prop = properties.get(name)
+            if prop is None or prop.get("navigation") or name in _NEVER_RETURNED:
+                continue  # members are read through /members; other attributes are not group properties
+            if not metadata(version).check_value(value, prop["type"], True, name):
+                held[name] = value
+        held["id"] = str(stored["id"])
+        held["createdDateTime"] = stored.get("createdDateTime")
+        shaped = self._documented("group", held, version)
+        for name in _NEVER_RETURNED:
+            shaped.pop(name, None)
+        return shaped
 
     def _cloud_collection(self, kind: str, fragment: str, request: Request) -> Reply:
-        """The store's cloud users or groups, as directory objects: enough for ``$count`` (the tenant's
-        size), ``$select=id`` and paging."""
+        """The store's cloud users, as directory objects: enough for ``$count`` (the tenant's size),
+        ``$select=id`` and paging."""
         items = [
             {"@odata.type": f"#microsoft.graph.{kind.lower()}", "id": str(o["id"]), "deletedDateTime": None}
             for o in self.store.list_cloud_objects(kind)

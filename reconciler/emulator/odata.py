@@ -94,10 +94,16 @@ class Filterable:
 
     operators: frozenset[str]
     advanced: frozenset[str] = frozenset()
+    nulls: bool = True  # whether eq/ne null may be asked (as an advanced query)
 
 
-def _ops(basic: str, advanced: str = "") -> Filterable:
-    return Filterable(frozenset(basic.split()), frozenset(advanced.split()))
+def _ops(basic: str, advanced: str = "", *, nulls: bool = True) -> Filterable:
+    return Filterable(frozenset(basic.split()), frozenset(advanced.split()), nulls)
+
+
+def _group_ops(basic: str, advanced: str = "", *, nulls: bool = False) -> Filterable:
+    """A group property's operators: null comparisons only where the reference page lists them."""
+    return _ops(basic, advanced, nulls=nulls)
 
 
 # From the properties tables of the servicePrincipal and application resources, and the advanced query
@@ -118,9 +124,35 @@ _DIRECTORY_OBJECT = {
     "alternativeNames": _ops("any", "not"),
     "identifierUris": _ops("any", "not"),
 }
+# From the properties table of the group resource page (v1.0; the beta page lists the same operators on
+# these properties) and the advanced-queries page: ne, not, endsWith and null comparisons need
+# ConsistencyLevel: eventual and $count=true, and so does every operator on description. A property the
+# page gives no $filter (visibility, theme, ...) is refused.
+_GROUP = {
+    "id": _group_ops("eq in", "ne not"),
+    "displayName": _group_ops("eq in startswith ge le", "ne not", nulls=True),
+    "description": _group_ops("", "eq ne not ge le startswith"),
+    "mail": _group_ops("eq in startswith ge le", "ne not endswith", nulls=True),
+    "mailNickname": _group_ops("eq in startswith ge le", "ne not", nulls=True),
+    "securityEnabled": _group_ops("eq in", "ne not"),
+    "mailEnabled": _group_ops("eq", "ne not"),
+    "onPremisesSyncEnabled": _group_ops("eq in", "ne not", nulls=True),
+    "classification": _group_ops("eq startswith ge le", "ne not"),
+    "isAssignableToRole": _group_ops("eq", "ne not"),
+    "createdDateTime": _group_ops("eq ge le", "ne not in"),
+    "expirationDateTime": _group_ops("eq ge le", "ne not in"),
+    "renewedDateTime": _group_ops("eq ge le", "ne not in"),
+    "onPremisesLastSyncDateTime": _group_ops("eq ge le", "ne not in"),
+    "onPremisesSamAccountName": _group_ops("eq in startswith ge le", "ne not"),
+    "preferredLanguage": _group_ops("eq in startswith ge le", "ne not", nulls=True),
+    "membershipRuleProcessingState": _group_ops("eq in", "ne not"),
+    "groupTypes": _group_ops("any", "not"),
+    "proxyAddresses": _group_ops("any", "not endswith"),
+}
 FILTERABLE: dict[str, dict[str, Filterable]] = {
     "servicePrincipal": _DIRECTORY_OBJECT,
     "application": _DIRECTORY_OBJECT,
+    "group": _GROUP,
     "synchronizationJob": {"id": _ops("eq ne in"), "templateId": _ops("eq ne in startswith")},
     "synchronizationTemplate": {"id": _ops("eq ne in"), "factoryTag": _ops("eq ne in startswith")},
     # The provisioning logs (provisioningObjectSummary's properties table, v1.0).
@@ -203,15 +235,18 @@ class _Parser:
 
     # -- rules --
 
+    def unsupported(self, prop: str) -> QueryError:
+        return QueryError(
+            f"Unsupported or invalid query filter clause specified for property '{prop[:60]}' of "
+            f"resource '{self.type_name[0].upper() + self.type_name[1:]}'.",
+            "Request_UnsupportedQuery",
+        )
+
     def use(self, prop: str, operator: str) -> str:
         canonical = self.canonical.get(prop.lower())
         rules = self.props.get(canonical or "")
         if canonical is None or rules is None:
-            raise QueryError(
-                f"Unsupported or invalid query filter clause specified for property '{prop[:60]}' of "
-                f"resource '{self.type_name[0].upper() + self.type_name[1:]}'.",
-                "Request_UnsupportedQuery",
-            )
+            raise self.unsupported(prop)
         if operator in rules.operators or (operator in rules.advanced and self.advanced):
             return canonical
         if operator in rules.advanced:
@@ -324,6 +359,9 @@ class _Parser:
                 "and $count=true.",
                 "Request_UnsupportedQuery",
             )
+        rules = self.props.get(self.canonical.get(name.lower(), ""))
+        if expected is None and rules is not None and not rules.nulls:
+            raise self.unsupported(name)
         return lambda item: any(_compare(v, operator, expected) for v in getter(item) or [None])
 
     def use_operand(self, name: str, operator: str) -> None:

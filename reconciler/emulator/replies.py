@@ -67,12 +67,31 @@ def error_from(exc: ProviderError) -> Reply:
 
 # Options Graph takes on a single resource; the others are refused there.
 _ENTITY_OPTIONS = frozenset({"select", "expand", "format"})
-# Properties Graph leaves out of a service principal unless they are named in $select.
-_ONLY_ON_SELECT = ("customSecurityAttributes",)
-# The documented value of a property the store does not hold, where it is not null or empty.
+# Properties Graph leaves out unless they are named in $select: a service principal's custom security
+# attributes, and the group properties its reference page marks "Returned only on $select".
+_ONLY_ON_SELECT: dict[str, tuple[str, ...]] = {
+    "servicePrincipal": ("customSecurityAttributes",),
+    "group": (
+        "allowExternalSenders",
+        "assignedLabels",
+        "assignedLicenses",
+        "autoSubscribeNewMembers",
+        "hideFromAddressLists",
+        "hideFromOutlookClients",
+        "isSubscribedByMail",
+        "licenseProcessingState",
+        "membershipRuleProcessingStatus",
+        "unseenConversationsCount",
+        "unseenCount",
+        "unseenMessagesCount",
+    ),
+}
+# The documented value of a property the store does not hold, where it is not null or empty. The
+# store's cloud groups are security groups (directory files and Cloud Sync make no other kind).
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "servicePrincipal": {"accountEnabled": True, "servicePrincipalType": "Application"},
     "application": {"signInAudience": "AzureADMyOrg"},
+    "group": {"securityEnabled": True, "mailEnabled": False},
 }
 
 
@@ -131,7 +150,8 @@ class Shaper:
         if request.options.get("select"):
             selected = odata.select_names(request.options["select"], properties, type_name)
         shaped = self._expand(request, type_name, properties, dict(item))
-        body = odata.project(shaped, self._with_expanded(request, properties, selected), _ONLY_ON_SELECT)
+        kept = self._with_expanded(request, properties, selected)
+        body = odata.project(shaped, kept, _ONLY_ON_SELECT.get(type_name, ()))
         if selected is not None:
             fragment = fragment.replace("/$entity", f"({','.join(selected)})/$entity")
         return Reply(200, {"@odata.context": self._context(request, fragment), **body})
@@ -180,9 +200,9 @@ class Shaper:
         )
         page, count, next_link, selected = view.apply(items, request.options, request.url)
         kept = self._with_expanded(request, properties, selected)
+        hidden = _ONLY_ON_SELECT.get(type_name, ())
         value = [
-            odata.project(self._expand(request, type_name, properties, dict(i)), kept, _ONLY_ON_SELECT)
-            for i in page
+            odata.project(self._expand(request, type_name, properties, dict(i)), kept, hidden) for i in page
         ]
         if selected is not None:
             fragment = f"{fragment}({','.join(selected)})"
