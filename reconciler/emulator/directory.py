@@ -128,16 +128,22 @@ class DirectoryEndpoints(Shaper):
         return self._cloud_collection("User", "users", request)
 
     def _list_groups(self, request: Request) -> Reply:
-        """ "List groups": the store's cloud groups in the version's ``group`` shape, with the $filter
-        operators the group reference page documents (``odata.FILTERABLE["group"]``), $select, $count
-        and paging."""
-        items = [self._group(g, request.version) for g in self.store.list_cloud_objects("Group")]
+        """The answer to "List groups": the store's cloud groups in the version's ``group`` shape, with
+        the $filter operators the group reference page documents (``odata.FILTERABLE["group"]``),
+        $select, $count and paging."""
+        loaded = {i.casefold() for i in self.store.directory_cloud_ids()}
+        items = [
+            self._group(g, request.version, str(g["id"]).casefold() in loaded)
+            for g in self.store.list_cloud_objects("Group")
+        ]
         return self._collection(request, "group", items, "groups", directory=True)
 
-    def _group(self, stored: Mapping[str, Any], version: str) -> JSON:
+    def _group(self, stored: Mapping[str, Any], version: str, loaded: bool) -> JSON:
         """A cloud group as Graph returns it: every documented property of the version's ``group``, the
-        store's attribute where it holds one of the property's type, Graph's default otherwise (null
-        ``onPremisesSyncEnabled``: never synced from AD). The creation time is the store's."""
+        store's attribute where it holds one of the property's type, Graph's default otherwise. A group
+        a directory load wrote (``loaded``) is cloud-only unless its file says otherwise (null
+        ``onPremisesSyncEnabled``); any other was written by provisioning from AD, so it is synced
+        (true), as the local tenant reads it. The creation time is the store's."""
         properties = metadata(version).properties("graph.group") or {}
         held: JSON = {}
         for name, value in (stored.get("attributes") or {}).items():
@@ -148,6 +154,8 @@ class DirectoryEndpoints(Shaper):
                 held[name] = value
         held["id"] = str(stored["id"])
         held["createdDateTime"] = stored.get("createdDateTime")
+        if not loaded and held.get("onPremisesSyncEnabled") is None:
+            held["onPremisesSyncEnabled"] = True
         shaped = self._documented("group", held, version)
         for name in _NEVER_RETURNED:
             shaped.pop(name, None)

@@ -31,7 +31,7 @@ ATLAS = "5d2c9e41-7a3b-4f8e-b6c1-0e9f8a7b6c5d"
 SYNCED = "6e3d0f52-8b4c-4a9f-87d2-1fa09b8c7d6e"
 ADMINS = "7f4e1a63-9c5d-4b0a-98e3-2ab1ac9d8e7f"
 PLAIN = "8a5f2b74-ad6e-4c1b-a9f4-3bc2bdae9f80"
-MAIL_GROUP = "9b6a3c85-be7f-4d2c-baa5-4cd3cebfa091"  # written as the mail-enabled group it is
+MAIL_GROUP = "9b6a3c85-be7f-4d2c-baa5-4cd3cebfa091"  # mail-enabled, written by provisioning from AD
 DIRECTORY = f"""\
 kind: Directory
 cloudGroups:
@@ -54,7 +54,7 @@ LOADED = [FINANCE, ATLAS, SYNCED, ADMINS, PLAIN]
 @pytest.fixture
 def client(start_emulator: StartEmulator, tmp_path: Path) -> Iterator[httpx.Client]:
     """A client of an emulator (pages of 2) whose tenant holds the file's five groups and one
-    mail-enabled group."""
+    mail-enabled group provisioning wrote."""
     emulator = start_emulator(token=TOKEN, page_size=2)
     path = tmp_path / "directory.yaml"
     path.write_text(DIRECTORY)
@@ -171,13 +171,14 @@ def test_the_filters_of_the_reference_page_select_groups(client: httpx.Client, v
     assert ids("mailNickname eq 'finance-approvers'") == [FINANCE]
     assert ids("startswith(displayName, 'project')") == [ATLAS]  # without case, as Graph compares
     assert ids("classification eq 'High' or classification eq 'Low'") == [FINANCE, ATLAS]
-    assert ids("onPremisesSyncEnabled eq true") == [SYNCED]
+    # A group provisioning wrote (no directory load) came from AD: synced.
+    assert ids("onPremisesSyncEnabled eq true") == [SYNCED, MAIL_GROUP]
     assert ids("isAssignableToRole eq true") == [ADMINS]
     assert ids(f"id in ('{PLAIN}', '{ATLAS}')") == [ATLAS, PLAIN]
     assert ids("mailEnabled eq true") == [MAIL_GROUP]
     # Advanced queries: ConsistencyLevel: eventual and $count=true.
-    assert ids("onPremisesSyncEnabled ne true", advanced=True) == [FINANCE, ATLAS, ADMINS, PLAIN, MAIL_GROUP]
-    assert ids("onPremisesSyncEnabled eq null", advanced=True) == [FINANCE, ATLAS, ADMINS, PLAIN, MAIL_GROUP]
+    assert ids("onPremisesSyncEnabled ne true", advanced=True) == [FINANCE, ATLAS, ADMINS, PLAIN]
+    assert ids("onPremisesSyncEnabled eq null", advanced=True) == [FINANCE, ATLAS, ADMINS, PLAIN]
     assert ids("not(securityEnabled eq true and mailEnabled eq false)", advanced=True) == [MAIL_GROUP]
     assert ids("endswith(mail, '@contoso.com')", advanced=True) == [FINANCE]
     assert ids("description eq 'Approve invoices'", advanced=True) == [FINANCE]
@@ -220,22 +221,23 @@ def test_what_the_reference_page_does_not_document_is_graphs_400(client: httpx.C
     assert refusal(client, version, {"$select": "id,nosuch"}) == "BadRequest"
 
 
+# (securityEnabled, mailEnabled, onPremisesSyncEnabled as stored, written by a directory load)
 group_rows = st.lists(
-    st.tuples(st.booleans(), st.booleans(), st.sampled_from([None, True, False])), max_size=7
+    st.tuples(st.booleans(), st.booleans(), st.sampled_from([None, True, False]), st.booleans()), max_size=7
 )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=group_rows, top=st.integers(min_value=1, max_value=4))
 def test_the_listing_holds_exactly_the_matching_groups_whatever_the_page_size(
-    emulator: Emulator, rows: list[tuple[bool, bool, bool | None]], top: int
+    emulator: Emulator, rows: list[tuple[bool, bool, bool | None, bool]], top: int
 ) -> None:
     # One emulator for every example (a test's fixtures are made once, not per example).
     store = emulator.store
     for old in store.list_cloud_objects("Group"):
         store.delete_cloud_object(str(old["id"]))
-    made = []
-    for i, (security, mail, synced) in enumerate(rows):
+    wanted = []
+    for i, (security, mail, synced, loaded) in enumerate(rows):
         id = f"{i:08x}-0000-4000-8000-000000000000"
         attributes: dict[str, Any] = {
             "displayName": f"G{i}",
@@ -244,11 +246,12 @@ def test_the_listing_holds_exactly_the_matching_groups_whatever_the_page_size(
         }
         if synced is not None:
             attributes["onPremisesSyncEnabled"] = synced
-        store.put_cloud_object(id, "Group", {**attributes, "members": []})
-        made.append((id, security, mail, synced))
+        store.put_cloud_object(id, "Group", {**attributes, "members": []}, from_directory=loaded)
+        if security and not mail:
+            # What the store holds, else: cloud-only when a load wrote it, synced from AD when not.
+            wanted.append((id, synced if synced is not None else (None if loaded else True)))
     with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
         params = {"$filter": SECURITY_GROUPS, "$select": SELECTED, "$top": str(top)}
         items, pages = every_page(c, "/v1.0/groups", params)
-    wanted = [(id, synced) for id, security, mail, synced in made if security and not mail]
     assert [(g["id"], g["onPremisesSyncEnabled"]) for g in items] == wanted
     assert pages == max(1, -(-len(wanted) // top))
