@@ -132,21 +132,40 @@ class DirectoryEndpoints(Shaper):
         the $filter operators the group reference page documents (``odata.FILTERABLE["group"]``),
         $select, $count and paging."""
         loaded = {i.casefold() for i in self.store.directory_cloud_ids()}
+        extensions = self._extensions_of("Group")
         items = [
-            self._group(g, request.version, str(g["id"]).casefold() in loaded)
+            self._group(g, request.version, str(g["id"]).casefold() in loaded, extensions)
             for g in self.store.list_cloud_objects("Group")
         ]
-        return self._collection(request, "group", items, "groups", directory=True)
+        named = tuple(extensions.values())
+        return self._collection(request, "group", items, "groups", directory=True, extensions=named)
 
-    def _group(self, stored: Mapping[str, Any], version: str, loaded: bool) -> JSON:
+    def _extensions_of(self, target: str) -> dict[str, str]:
+        """The directory extension properties the tenant's applications register for ``target``
+        objects (``Group``, ``User``): their names by the casefolded name."""
+        found: dict[str, str] = {}
+        for app in self.store.list_applications():
+            for prop in self.store.list_extension_properties(str(app["id"])):
+                if target in (prop.get("targetObjects") or ()):
+                    found[str(prop["name"]).casefold()] = str(prop["name"])
+        return found
+
+    def _group(
+        self, stored: Mapping[str, Any], version: str, loaded: bool, extensions: Mapping[str, str]
+    ) -> JSON:
         """A cloud group as Graph returns it: every documented property of the version's ``group``, the
-        store's attribute where it holds one of the property's type, Graph's default otherwise. A group
-        a directory load wrote (``loaded``) is cloud-only unless its file says otherwise (null
-        ``onPremisesSyncEnabled``); any other was written by provisioning from AD, so it is synced
+        store's attribute where it holds one of the property's type, Graph's default otherwise, and the
+        values it holds of the registered directory ``extensions`` (Graph leaves out one without a
+        value). A group a directory load wrote (``loaded``) is cloud-only unless its file says otherwise
+        (null ``onPremisesSyncEnabled``); any other was written by provisioning from AD, so it is synced
         (true), as the local tenant reads it. The creation time is the store's."""
         properties = metadata(version).properties("graph.group") or {}
         held: JSON = {}
         for name, value in (stored.get("attributes") or {}).items():
+            extension = extensions.get(name.casefold())
+            if extension is not None and value is not None:
+                held[extension] = value
+                continue
             prop = properties.get(name)
             if prop is None or prop.get("navigation") or name in _NEVER_RETURNED:
                 continue  # members are read through /members; other attributes are not group properties

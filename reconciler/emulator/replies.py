@@ -86,6 +86,8 @@ _ONLY_ON_SELECT: dict[str, tuple[str, ...]] = {
         "unseenMessagesCount",
     ),
 }
+# A directory extension property, as $select sees it (its type is the registration's, not checked here).
+_EXTENSION_PROPERTY: dict[str, Any] = {"type": "Edm.Untyped", "nullable": True, "navigation": False}
 # The documented value of a property the store does not hold, where it is not null or empty. The
 # store's cloud groups are security groups (directory files and Cloud Sync make no other kind).
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -192,15 +194,27 @@ class Shaper:
         return item
 
     def _collection(
-        self, request: Request, type_name: str, items: list[JSON], fragment: str, *, directory: bool
+        self,
+        request: Request,
+        type_name: str,
+        items: list[JSON],
+        fragment: str,
+        *,
+        directory: bool,
+        extensions: tuple[str, ...] = (),
     ) -> Reply:
+        """A collection with the query options applied. ``extensions``: the directory extension
+        properties registered for this open type, which $select may name and which are returned only
+        when it does."""
         properties = metadata(request.version).properties(f"graph.{type_name}") or {}
+        if extensions:
+            properties = {**properties, **dict.fromkeys(extensions, _EXTENSION_PROPERTY)}
         view = odata.Collection(
             type_name, properties, directory, request.eventual, self.page_size, MAX_PAGE_SIZE
         )
         page, count, next_link, selected = view.apply(items, request.options, request.url)
         kept = self._with_expanded(request, properties, selected)
-        hidden = _ONLY_ON_SELECT.get(type_name, ())
+        hidden = (*_ONLY_ON_SELECT.get(type_name, ()), *extensions)
         value = [
             odata.project(self._expand(request, type_name, properties, dict(i)), kept, hidden) for i in page
         ]

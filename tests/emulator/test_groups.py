@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from support.graph import TOKEN, StartEmulator
 
 from reconciler.emulator import Emulator
+from reconciler.graph.group_scope import GROUP_SELECT, group_select
 from reconciler.graph.metadata import metadata
 from reconciler.provisioning.directory import load_into, read_directory
 
@@ -219,6 +220,38 @@ def test_what_the_reference_page_does_not_document_is_graphs_400(client: httpx.C
         assert code == "Request_UnsupportedQuery", clause
     assert refusal(client, version, {"$count": "true"}) == "Request_BadRequest"  # no ConsistencyLevel
     assert refusal(client, version, {"$select": "id,nosuch"}) == "BadRequest"
+
+
+def test_the_selected_properties_are_those_the_graph_provider_reads() -> None:
+    assert set(GROUP_SELECT.split(",")) == set(SELECTED.split(","))
+
+
+def test_a_directory_extension_registered_for_groups_can_be_selected(
+    start_emulator: StartEmulator,
+) -> None:
+    emulator = start_emulator(token=TOKEN)
+    store = emulator.store
+    app = store.create_application("CloudSyncCustomExtensionsApp", [])
+    writeback = store.create_extension_property(
+        app["id"], {"name": "WritebackEnabled", "dataType": "Boolean", "targetObjects": ["Group"]}
+    )["name"]
+    for_users = store.create_extension_property(
+        app["id"], {"name": "CostCenter", "dataType": "String", "targetObjects": ["User"]}
+    )["name"]
+    group = {"securityEnabled": True, "mailEnabled": False, "members": []}
+    # The store keeps what provisioning or a test wrote, in any case of the name.
+    store.put_cloud_object(FINANCE, "Group", {**group, "displayName": "A", writeback.upper(): True})
+    store.put_cloud_object(ATLAS, "Group", {**group, "displayName": "B"})
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
+        params = {"$filter": SECURITY_GROUPS, "$select": group_select([writeback]), "$top": "999"}
+        items, _ = every_page(c, "/v1.0/groups", params)
+        assert [(g["id"], g.get(writeback)) for g in items] == [(FINANCE, True), (ATLAS, None)]
+        assert writeback not in items[1]  # Graph leaves out an extension without a value
+        unselected, _ = every_page(c, "/v1.0/groups", {})
+        assert all(writeback not in g for g in unselected)  # returned only when selected
+        for name in (for_users, "extension_00000000000000000000000000000000_Nothing"):
+            answer = c.get("/v1.0/groups", params={"$select": f"id,{name}"})
+            assert answer.status_code == 400 and name in answer.json()["error"]["message"]
 
 
 # (securityEnabled, mailEnabled, onPremisesSyncEnabled as stored, written by a directory load)
