@@ -14,7 +14,9 @@ their member lists, come from the directory file::
 
 The optional group properties are those a scoping filter of the "all groups" scope can test; a group
 with ``onPremisesSyncEnabled: true`` is one synced from AD (Graph's ``group`` properties of those
-names, stored with the group as they are written).
+names, stored with the group as they are written). A key ``extension_<appId without hyphens>_<name>``
+gives the group a directory extension's value (text, number, true or false, or a list of texts or
+numbers), which such a filter may test too.
 
 Ids are GUIDs, compared without case and kept in lowercase, as Microsoft Graph writes object ids. A
 member need not be an object of the file (a cloud user has no place in it), and the member list has no
@@ -46,7 +48,10 @@ FIELD = "cloudGroups"
 _TEXTS = ("mailNickname", "mail", "classification", "visibility")
 _FLAGS = ("isAssignableToRole", "onPremisesSyncEnabled")
 _KEYS = ("id", "displayName", "description", *_TEXTS, *_FLAGS, "members")
-Property = tuple[str, str | bool]  # an optional group property: (Graph's name, value)
+# A directory extension property, as Graph and the job schema name it: extension_<appId>_<name>.
+_EXTENSION = re.compile(r"extension_[0-9A-Fa-f]{32}_[A-Za-z0-9_]+")
+# An optional group property or directory extension: (Graph's name, value; bool is an int here).
+Property = tuple[str, str | int | list[str | int]]
 # An object id as Graph writes it (any case accepted here): 8-4-4-4-12 hexadecimal digits.
 _GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 
@@ -111,7 +116,7 @@ def _group(item: object, loc: Locator, error: Report, file: str) -> CloudGroup |
         return None
     ok = True
     for key in item:
-        if key not in _KEYS:
+        if key not in _KEYS and not _is_extension(key):
             error(loc.find((key,), key=True), f"unknown field '{key}' of a cloud group{hint(key, _KEYS)}")
             ok = False
     group_id = _guid(item.get("id"))
@@ -136,8 +141,21 @@ def _group(item: object, loc: Locator, error: Report, file: str) -> CloudGroup |
     return CloudGroup(group_id, name, description, members, loc.origin(file), properties)
 
 
+def _is_extension(key: object) -> bool:
+    return isinstance(key, str) and _EXTENSION.fullmatch(key) is not None
+
+
+def _extension_value(value: object) -> bool:
+    """Whether ``value`` is one a directory extension holds: text, a number, true or false, or a list
+    of texts or numbers (a multi-valued extension)."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)
+    return isinstance(value, (str, int))
+
+
 def _properties(item: dict[Any, Any], loc: Locator, error: Report) -> tuple[Property, ...] | None:
-    """The optional group properties ``item`` writes, in ``_KEYS`` order; None after a problem."""
+    """The optional group properties ``item`` writes, in ``_KEYS`` order, then its directory
+    extensions in file order; None after a problem."""
     found: list[Property] = []
     ok = True
     for key in (*_TEXTS, *_FLAGS):
@@ -149,6 +167,15 @@ def _properties(item: dict[Any, Any], loc: Locator, error: Report) -> tuple[Prop
             ok = False
         elif key in _FLAGS and not isinstance(value, bool):
             error(loc.find((key,)), f"{FIELD}: {key} must be true or false, not {what(value)}")
+            ok = False
+        else:
+            found.append((key, value))
+    for key, value in item.items():
+        if not _is_extension(key):
+            continue
+        if not _extension_value(value):
+            what_is = "a text, a number, true or false, or a list of texts or numbers"
+            error(loc.find((key,)), f"{FIELD}: {key} must be {what_is}, not {what(value)}")
             ok = False
         else:
             found.append((key, value))

@@ -19,6 +19,8 @@ from reconciler.tenant.store import TenantStore
 FINANCE = "0b7e1a52-3c6e-4d7f-9a1b-2c3d4e5f6a7b"
 ATLAS = "5d2c9e41-7a3b-4f8e-b6c1-0e9f8a7b6c5d"
 U1, U2, U3 = (f"3f8a1c2e-5b7d-4e9f-a1c3-5e7f9b1d3a0{i}" for i in (1, 2, 3))
+WRITEBACK = "extension_9d2f1c0b7e3a4b5c8d6e7f8091a2b3c4_WritebackEnabled"  # a directory extension
+CODES = "extension_9d2f1c0b7e3a4b5c8d6e7f8091a2b3c4_Codes"  # a multi-valued one
 
 
 def problems(text: str) -> list[str]:
@@ -79,6 +81,8 @@ cloudGroups:
     classification: High
     visibility: Private
     isAssignableToRole: false
+    {WRITEBACK}: true
+    {CODES}: [a, 7]
   - {{id: {ATLAS}, displayName: Project Atlas}}
 """
     path = tmp_path / "d.yaml"
@@ -96,6 +100,8 @@ cloudGroups:
             "visibility": "Private",
             "isAssignableToRole": False,
             "onPremisesSyncEnabled": True,
+            WRITEBACK: True,
+            CODES: ["a", 7],
             "securityEnabled": True,
             "mailEnabled": False,
             "members": [],
@@ -118,6 +124,9 @@ cloudGroups:
     isAssignableToRole: "yes"
     onPremisesSyncEnabled: 1
     visibilty: Private
+    {WRITEBACK}: {{x: 1}}
+    {CODES}: []
+    extension_nothex_x: 1
 """
     assert problems(text) == [
         "d.yaml:5:19: cloudGroups: mailNickname must be a text, not '42'",
@@ -127,6 +136,11 @@ cloudGroups:
         "d.yaml:9:25: cloudGroups: isAssignableToRole must be true or false, not 'yes'",
         "d.yaml:10:28: cloudGroups: onPremisesSyncEnabled must be true or false, not '1'",
         "d.yaml:11:5: unknown field 'visibilty' of a cloud group; did you mean 'visibility'?",
+        f"d.yaml:12:{len(WRITEBACK) + 7}: cloudGroups: {WRITEBACK} must be a text, a number, true or false, "
+        "or a list of texts or numbers, not a mapping",
+        f"d.yaml:13:{len(CODES) + 7}: cloudGroups: {CODES} must be a text, a number, true or false, "
+        "or a list of texts or numbers, not a list",
+        "d.yaml:14:5: unknown field 'extension_nothex_x' of a cloud group",
     ]
 
 
