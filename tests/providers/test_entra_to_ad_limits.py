@@ -170,3 +170,29 @@ def test_filters_that_select_too_many_links_are_held_back(
     # Narrower filters pass; Marketing's 30 members are not theirs.
     narrow = plan(tenant, filtered(folder, "^sec-F"))
     assert narrow.held == () and narrow.warnings == ()
+
+
+def test_filters_on_a_directory_extension_are_evaluated(
+    tenant: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Microsoft's tutorial: provision the groups whose WritebackEnabled extension is true.
+    monkeypatch.setattr(group_limits, "MAX_FILTER_LINKS", 10)
+    store = tenant.store
+    assert store is not None
+    app = store.create_application("CloudSyncCustomExtensionsApp", [])
+    definition = {"name": "WritebackEnabled", "dataType": "Boolean", "targetObjects": ["Group"]}
+    writeback = str(store.create_extension_property(app["id"], definition)["name"])
+    add_cloud_groups(store, {SMALL: 6, LARGE: 6, OTHER: 50})
+    for id in (SMALL, LARGE):
+        held = store.get_cloud_object(id)
+        assert held is not None
+        store.put_cloud_object(id, "Group", {**held["attributes"], writeback: True}, from_directory=True)
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    clause = f"      - [{{attribute: {writeback}, operator: IS_TRUE}}]\n"
+    text = entra_to_ad(SMALL).replace(f"    selectedGroups: [{SMALL}]\n", "    filters:\n" + clause)
+    (folder / "groups.yaml").write_text(text)
+    result = plan(tenant, load_paths([str(folder)]).state)
+    assert result.warnings == ()
+    (held,) = result.held
+    assert held.reasons[0].startswith("the 2 groups the filters select have 12 direct members together;")
