@@ -111,7 +111,7 @@ class DirectoryEndpoints(Shaper):
                 "are not present."
             )
             return graph_error(404, "Request_ResourceNotFound", message)
-        groups = {g.casefold() for g in self.store.cloud_object_ids("Group")}
+        groups = self.store.groups_among(members)
         items = [
             {
                 "@odata.type": "#microsoft.graph.group"

@@ -207,15 +207,33 @@ class DirectoryObjects(Database):
     def cloud_group_members(self, id: str) -> list[str] | None:
         """The direct members (object ids, its ``members`` attribute) of cloud group ``id``, its id
         compared without case as the directory does; None when the tenant holds no such group."""
+        # The id as given, then as written in lowercase (as loads store them): two index lookups,
+        # where lower(id) would read the whole table.
         row = self._one(
-            "SELECT attributes FROM cloud_objects "
-            "WHERE lower(id) = lower(?) AND lower(object_type) = 'group'",
-            (id,),
+            "SELECT attributes FROM cloud_objects WHERE id IN (?, ?) AND lower(object_type) = 'group'",
+            (id, id.lower()),
         )
+        if row is None:  # written in another case (by provisioning): the slow way
+            row = self._one(
+                "SELECT attributes FROM cloud_objects "
+                "WHERE lower(id) = lower(?) AND lower(object_type) = 'group'",
+                (id,),
+            )
         if row is None:
             return None
         members = loads(row[0]).get("members")
         return [str(m) for m in members] if isinstance(members, list) else []
+
+    def groups_among(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` (compared without case) are cloud groups the tenant holds, folded."""
+        found: set[str] = set()
+        wanted = sorted({i.lower() for i in ids} | set(ids))
+        for start in range(0, len(wanted), 500):  # SQLite's bound on parameters is 999 or more
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id FROM cloud_objects WHERE id IN ({marks}) AND lower(object_type) = 'group'"
+            found.update(str(r[0]).casefold() for r in self._q(sql, chunk))
+        return found
 
     def cloud_object_ids(self, object_type: str) -> list[str]:
         """The ids of the cloud objects of one type (``User``, ``Group``), without reading their
