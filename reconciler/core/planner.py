@@ -163,7 +163,7 @@ def _assemble(
 def compared_with(desired: DesiredState, observed: Sequence[Observed]) -> dict[str, Observed]:
     """What ``compute_plan`` compares each desired configuration with, by name: the managed
     configuration of that name, or the one it renames (same domain and direction, its own name no
-    longer desired). For the reads a plan needs beforehand (``engine.operations.read_group_sizes``)."""
+    longer desired). For the reads a plan needs beforehand (``engine.plan_inputs.read_group_sizes``)."""
     draft = _Draft()
     holdings = _sort_target(observed, {d.name for d in desired.configurations}, None, draft)
     out: dict[str, Observed] = {}

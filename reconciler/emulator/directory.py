@@ -129,7 +129,7 @@ class DirectoryEndpoints(Shaper):
 
     def _list_groups(self, request: Request) -> Reply:
         """The answer to "List groups": the store's cloud groups in the version's ``group`` shape, with
-        the $filter operators the group reference page documents (``odata.FILTERABLE["group"]``),
+        the $filter operators the group reference page documents (``queryable.FILTERABLE["group"]``),
         $select, $count and paging."""
         loaded = {i.casefold() for i in self.store.directory_cloud_ids()}
         extensions = self._extensions_of("Group")
