@@ -42,10 +42,13 @@ _CHANGED_ROW = "{target: extensionAttribute1, constant: changed}"
 
 
 @contextlib.contextmanager
-def _emulator(db: Path, latency_ms: float) -> Iterator[str]:
-    """A child ``reconciler emulator`` over ``db``; yields its base URL (http://127.0.0.1:PORT)."""
+def _emulator(db: Path, latency_ms: float, token: str | None = None) -> Iterator[str]:
+    """A child ``reconciler emulator`` over ``db`` (asking for ``token`` when given); yields its base URL
+    (http://127.0.0.1:PORT)."""
     command = [sys.executable, "-m", "reconciler", "emulator", "--store", str(db), "--host", "127.0.0.1"]
     command += ["--port", "0", "--latency-ms", str(latency_ms)]
+    if token is not None:
+        command += ["--token", token]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
