@@ -1,11 +1,12 @@
-"""The documented member limits of Entra ID -> AD group provisioning, and what a plan makes of them.
+"""The documented scope limits of Entra ID -> AD group provisioning, and what a plan makes of them.
 
 The service does not provision a cloud group of more than 50,000 members; scoping by selected groups
 is documented up to 250,000 direct-member links, and scoping all groups (by attribute filters) only
-for tenants of fewer than 200,000 users and 40,000 groups (``cloud-sync-directions.md`` §1.1 and §1.3,
-from Microsoft's deployment-options page). Only the tenant knows these numbers: the engine looks them
-up (``GroupSizes``, through the provider) for the configurations a plan would widen (selected groups
-added; all-groups scoping made or taken up), and the planner holds such a change back when it would
+for tenants of fewer than 200,000 users and 40,000 groups, and up to 20,000 groups and 500,000 links
+selected (``cloud-sync-directions.md`` §1.1 and §1.3, from Microsoft's deployment-options page). Only
+the tenant knows these numbers: the engine looks them up (``GroupSizes``, through the provider) for
+the configurations a plan would widen (selected groups added; all-groups scoping made or taken up; new
+filters, which ``graph.group_scope`` evaluates), and the planner holds such a change back when it would
 break a limit. A group the tenant does not list, or a count that could not be read, is a warning: the
 count is read with ``ConsistencyLevel: eventual``, so a group made a moment ago may not be listed yet,
 and a plan is never held back on what could not be read.
