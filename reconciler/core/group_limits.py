@@ -85,6 +85,8 @@ class FilterSelection:
 
     groups: tuple[str, ...] | None
     unknown: str | None = None
+    # The display names of the groups selected, by id, as the listing gave them (for the messages).
+    names: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +256,8 @@ def _filter_problems(
         total += size.members
         if size.members > MAX_GROUP_MEMBERS:
             reasons.append(
-                f"group {group}, which the filters select, has {size.members:,} direct members; "
+                f"group {group}{_named(selection, group)}, which the filters select, has "
+                f"{size.members:,} direct members; "
                 f"{_TOO_LARGE}: narrow the filters so that they leave it out"
             )
     if total > MAX_FILTER_LINKS:
@@ -264,6 +267,11 @@ def _filter_problems(
             "filters"
         )
     warnings.extend(_unknown_warnings(name, unknown, "filter-selected"))
+
+
+def _named(selection: FilterSelection, group: str) -> str:
+    name = selection.names.get(group)
+    return f" ({name})" if name else ""
 
 
 def _unknown_warnings(name: str, unknown: Mapping[str, Sequence[str]], chosen: str = "selected") -> list[str]:

@@ -213,6 +213,7 @@ def select_groups(
     cache: dict[str, Compiled] = {}
     budget = _Budget(seconds)
     chosen: list[str] = []
+    names: dict[str, str] = {}
     try:
         for group in groups:
             id = group.get("id")
@@ -220,6 +221,8 @@ def select_groups(
                 continue  # a group without an id cannot be counted, nor provisioned
             if not filters or any(all(_holds(c, group, cache, budget) for c in f) for f in filters):
                 chosen.append(id)
+                if isinstance(group.get("displayName"), str):
+                    names[id] = group["displayName"]
     except _Unknown as exc:
         return FilterSelection(None, str(exc))
-    return FilterSelection(tuple(chosen))
+    return FilterSelection(tuple(chosen), names=names)

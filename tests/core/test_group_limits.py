@@ -270,3 +270,13 @@ def test_a_renamed_configuration_is_compared_with_the_one_it_renames() -> None:
     (held,) = plan.held
     assert (held.action, held.target_id) == (Action.UPDATE, "sp-1")
     assert plan.changes == ()
+
+
+def test_a_filter_selected_group_is_named_when_the_listing_named_it() -> None:
+    every = replace(want(), scope=FILTERS)
+    counts = GroupSizes.of([(G1, GroupSize(members=1)), (G2, GroupSize(members=MAX_GROUP_MEMBERS + 1))])
+    named = replace(counts, selections={"groups": FilterSelection((G1, G2), names={G2: "sec-Everyone"})})
+    (reason,) = member_limit_problems(every, None, named)[0]
+    assert reason.startswith(
+        f"group {G2} (sec-Everyone), which the filters select, has 50,001 direct members"
+    )

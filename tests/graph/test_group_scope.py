@@ -142,3 +142,8 @@ def test_all_the_evaluation_has_one_time_limit() -> None:
 
 def test_a_group_without_an_id_is_left_out() -> None:
     assert select_groups([], [{"securityEnabled": True}, group("k")]).groups == ("k",)
+
+
+def test_the_selection_keeps_the_names_the_listing_gave() -> None:
+    selection = select_groups([[c("displayName", "EQUALS", "Marketing")]], GROUPS)
+    assert selection.groups == ("f",) and dict(selection.names) == {"f": "Marketing"}
