@@ -193,6 +193,35 @@ def member_limit_problems(
     return tuple(reasons), tuple(warnings)
 
 
+@dataclass
+class _Tally:
+    """What the counts say of some groups, in their order: the members in all, the groups over
+    ``MAX_GROUP_MEMBERS`` with their count, those the directory does not list, and those not counted
+    (by why). A group not looked up (a target that cannot count) is in none of them."""
+
+    total: int = 0
+    over: list[tuple[str, int]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unknown: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _tally(groups: Sequence[str], sizes: GroupSizes) -> _Tally:
+    tally = _Tally()
+    for group in groups:
+        size = sizes.get(group)
+        if size is None:
+            continue
+        if size.missing:
+            tally.missing.append(group)
+        elif size.members is None:
+            tally.unknown.setdefault(size.unknown or "the count could not be read", []).append(group)
+        else:
+            tally.total += size.members
+            if size.members > MAX_GROUP_MEMBERS:
+                tally.over.append((group, size.members))
+    return tally
+
+
 def _selected_problems(
     d: Desired,
     added: set[str],
@@ -201,34 +230,21 @@ def _selected_problems(
     reasons: list[str],
     warnings: list[str],
 ) -> None:
-    missing: list[str] = []
-    unknown: dict[str, list[str]] = {}
-    total = 0
-    for group in counted:
-        size = sizes.get(group)
-        if size is None:
-            continue  # not looked up (a target that cannot count)
-        if size.missing:
-            missing.append(group)
-            continue
-        if size.members is None:
-            unknown.setdefault(size.unknown or "the count could not be read", []).append(group)
-            continue
-        total += size.members
-        if size.members > MAX_GROUP_MEMBERS:
-            text = f"selected group {group} has {size.members:,} direct members; {_TOO_LARGE}"
-            if group.casefold() in added:
-                reasons.append(text + ": remove it from spec.scope.selectedGroups")
-            else:
-                warnings.append(f"{d.name}: {text} (it was selected before this change)")
-    if total > MAX_SELECTED_LINKS:
+    tally = _tally(counted, sizes)
+    for group, members in tally.over:
+        text = f"selected group {group} has {members:,} direct members; {_TOO_LARGE}"
+        if group.casefold() in added:
+            reasons.append(text + ": remove it from spec.scope.selectedGroups")
+        else:
+            warnings.append(f"{d.name}: {text} (it was selected before this change)")
+    if tally.total > MAX_SELECTED_LINKS:
         reasons.append(
-            f"the {len(counted):,} selected groups have {total:,} direct members together; selected-group "
-            f"scoping is documented up to {MAX_SELECTED_LINKS:,} membership links: select fewer or "
-            "smaller groups"
+            f"the {len(counted):,} selected groups have {tally.total:,} direct members together; "
+            f"selected-group scoping is documented up to {MAX_SELECTED_LINKS:,} membership links: select "
+            "fewer or smaller groups"
         )
-    warnings.extend(_missing_warning(d.name, missing))
-    warnings.extend(_unknown_warnings(d.name, unknown))
+    warnings.extend(_missing_warning(d.name, tally.missing))
+    warnings.extend(_unknown_warnings(d.name, tally.unknown))
 
 
 def _filter_problems(
@@ -244,29 +260,20 @@ def _filter_problems(
             f"{MAX_FILTER_GROUPS:,} groups: narrow the filters, or select the groups"
         )
         return
-    unknown: dict[str, list[str]] = {}
-    total = 0
-    for group in chosen:
-        size = sizes.get(group)
-        if size is None or size.missing:
-            continue  # not looked up, or gone since it was listed
-        if size.members is None:
-            unknown.setdefault(size.unknown or "the count could not be read", []).append(group)
-            continue
-        total += size.members
-        if size.members > MAX_GROUP_MEMBERS:
-            reasons.append(
-                f"group {group}{_named(selection, group)}, which the filters select, has "
-                f"{size.members:,} direct members; "
-                f"{_TOO_LARGE}: narrow the filters so that they leave it out"
-            )
-    if total > MAX_FILTER_LINKS:
+    # A group the directory no longer lists has gone since the listing: nothing to say of it.
+    tally = _tally(chosen, sizes)
+    reasons.extend(
+        f"group {group}{_named(selection, group)}, which the filters select, has {members:,} direct "
+        f"members; {_TOO_LARGE}: narrow the filters so that they leave it out"
+        for group, members in tally.over
+    )
+    if tally.total > MAX_FILTER_LINKS:
         reasons.append(
-            f"the {len(chosen):,} groups the filters select have {total:,} direct members together; scoping "
-            f"by attribute filters is documented up to {MAX_FILTER_LINKS:,} membership links: narrow the "
-            "filters"
+            f"the {len(chosen):,} groups the filters select have {tally.total:,} direct members together; "
+            f"scoping by attribute filters is documented up to {MAX_FILTER_LINKS:,} membership links: "
+            "narrow the filters"
         )
-    warnings.extend(_unknown_warnings(name, unknown, "filter-selected"))
+    warnings.extend(_unknown_warnings(name, tally.unknown, "filter-selected"))
 
 
 def _named(selection: FilterSelection, group: str) -> str:

@@ -122,8 +122,10 @@ def read_group_sizes(
     those of configurations whose selected groups the desired state adds to, and those new attribute
     filters select), each group read once, and the tenant's size when a configuration takes up scoping
     all groups; None when the plan needs none of it or the target cannot count."""
-    if not isinstance(provider, CountsGroupMembers):
-        return None
+    if not isinstance(provider, CountsGroupMembers) or not any(
+        d.settings.direction is Direction.ENTRA_TO_AD for d in state.configurations
+    ):
+        return None  # no limit to check: spare a no-op plan even the pairing below
     compared = compared_with(state, observed)
     wanted: dict[str, str] = {}
     sized: list[str] = []  # configurations that take up scoping all groups

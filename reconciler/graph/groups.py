@@ -24,6 +24,7 @@ from reconciler.graph.answers import permission_needed
 from reconciler.graph.client import BatchItem, segment
 
 __all__ = [
+    "counts_of",
     "group_sizes_from",
     "member_count",
     "member_count_item",
@@ -54,6 +55,12 @@ def member_count_item(id: str) -> BatchItem:
 def tenant_count_items() -> list[BatchItem]:
     """The requests that count the tenant's users and groups, in that order."""
     return [BatchItem("GET", path + _COUNT, headers=_EVENTUAL) for path, _ in _TENANT]
+
+
+def counts_of(answers: Sequence[Any]) -> list[int | ProviderError | None]:
+    """The count of each ``$batch`` answer of ``member_count_item`` or ``tenant_count_items``, or the
+    error it failed with."""
+    return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
 
 
 def member_count(answer: Any) -> int | None:

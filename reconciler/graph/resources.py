@@ -19,7 +19,7 @@ from reconciler.errors import NotFoundError, ProviderError, TransientProviderErr
 from reconciler.graph.checks import check_job, check_service_principal
 from reconciler.graph.client import segment
 from reconciler.graph.group_scope import GROUP_FILTER, group_select
-from reconciler.graph.groups import member_count, member_count_item, tenant_count_items
+from reconciler.graph.groups import counts_of, member_count_item, tenant_count_items
 from reconciler.graph.identity import JSON, from_template
 from reconciler.graph.paths import (
     PAGE_SIZE,
@@ -233,16 +233,14 @@ class GraphResources:
         return [e for page in pages for e in page if isinstance(e, dict)]
 
     def group_member_counts(self, ids: Sequence[str]) -> list[int | ProviderError | None]:
-        answers = self.client.batch([member_count_item(id) for id in ids])
-        return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
+        return counts_of(self.client.batch([member_count_item(id) for id in ids]))
 
     def security_groups(self, extensions: Sequence[str] = ()) -> list[JSON]:
         params = {"$filter": GROUP_FILTER, "$select": group_select(extensions), "$top": PAGE_SIZE}
         return [g for page in self.client.pages("/groups", params) for g in page if isinstance(g, dict)]
 
     def tenant_counts(self) -> list[int | ProviderError | None]:
-        answers = self.client.batch(tenant_count_items())
-        return [a if isinstance(a, ProviderError) else member_count(a) for a in answers]
+        return counts_of(self.client.batch(tenant_count_items()))
 
     def create_extension_property(self, app_object_id: str, body: JSON) -> JSON:
         path = f"/applications/{segment(app_object_id)}/extensionProperties"
